@@ -1,0 +1,221 @@
+"""The `ndogo` command line. Each command is a thin layer over the Python API.
+
+Errors a user can fix (a bad data line, a missing model, misaligned files) are
+printed as one line naming the file and line, with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+app = typer.Typer(
+    help="ndogo: make small-data African NER models smaller and faster, and measure what it costs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+data_app = typer.Typer(help="Inspect corpora.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def quiet_libraries() -> None:
+    """Keep transformers' load reports and warnings off the user's terminal."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", module="seqeval")
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+def user_errors(fn: Any) -> Any:
+    """Turn the errors a user can fix into one clear line and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ndogo.data.conll import DataError
+        from ndogo.metrics.entity import AlignmentError
+        from ndogo.models.loading import ModelError
+
+        try:
+            return fn(*args, **kwargs)
+        except (DataError, AlignmentError, ModelError, FileNotFoundError, ValueError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def emit(result: dict[str, Any], as_json: bool, table: Any = None) -> None:
+    """Print JSON on stdout, or a rich table for people."""
+    if as_json or table is None:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        from rich.console import Console
+
+        Console().print(table)
+
+
+def split_langs(lang: str) -> list[str]:
+    return [x.strip() for x in lang.split(",") if x.strip()]
+
+
+@data_app.command("stats")
+@user_errors
+def data_stats(
+    directory: Annotated[Path, typer.Argument(help="A corpus root (<root>/<lang>/{train,dev,test}.txt) or one language folder.")],
+    lang: Annotated[str | None, typer.Option(help="Only these languages, comma-separated.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Sentences, tokens and entities by type per language and split, and every problem found.
+
+    Example: ndogo data stats ../shared/data/masakhaner --lang hau,yor
+    """
+    from rich.table import Table
+
+    from ndogo.data.stats import directory_stats
+
+    directory = directory.expanduser()
+    langs = split_langs(lang) if lang else None
+    if langs is None and any((directory / f"{s}.txt").is_file() for s in ("train", "dev", "test")):
+        directory, langs = directory.parent, [directory.name]
+    stats = directory_stats(directory, langs)
+    table = Table(title=f"{directory}")
+    for col in ("lang", "split", "sentences", "tokens", "entities", "by type"):
+        table.add_column(col, justify="right" if col in ("sentences", "tokens", "entities") else "left")
+    for lg, entry in stats.items():
+        for split, st in entry["splits"].items():
+            by_type = " ".join(f"{k}:{v}" for k, v in st["by_type"].items())
+            table.add_row(lg, split, str(st["sentences"]), str(st["tokens"]), str(st["entities"]), by_type)
+    emit(stats, as_json, table)
+    if not as_json:
+        problems = [p for entry in stats.values() for p in entry["problems"]]
+        schemes = {f"{lg}/{s}": sc for lg, e in stats.items() for s, sc in e["schemes"].items() if sc != "IOB2"}
+        for name, sc in schemes.items():
+            typer.echo(f"note: {name} is {sc}; read as IOB2")
+        typer.echo(f"{len(problems)} problem(s)" + (":" if problems else ""))
+        for p in problems:
+            typer.echo(f"  {p}")
+
+
+@app.command()
+@user_errors
+def score(
+    gold: Annotated[Path, typer.Argument(help="Gold CoNLL file (`token TAG` per line).")],
+    pred: Annotated[Path, typer.Argument(help="Predictions, `token predicted_tag` per line, same sentences.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Entity-level precision, recall and F1 (seqeval default mode, as MasakhaNER reports).
+
+    Example: ndogo score ../shared/data/masakhaner/hau/test.txt test_predictions.txt --json
+    """
+    from rich.table import Table
+
+    from ndogo.data.conll import read_conll, read_predictions
+    from ndogo.metrics.entity import score_sentences
+
+    result = score_sentences(read_conll(gold).sentences, read_predictions(pred))
+    table = Table(title=f"{pred} against {gold}")
+    for col in ("type", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="left" if col == "type" else "right")
+    for name, v in result["per_type"].items():
+        table.add_row(name, f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", str(v["support"]))
+    table.add_row("[b]all[/b]", f"{result['precision']:.4f}", f"{result['recall']:.4f}", f"{result['f1']:.4f}", "")
+    emit(result, as_json, table)
+
+
+@app.command()
+@user_errors
+def finetune(
+    model: Annotated[str, typer.Option(help="Hub id (castorini/afriberta_large), local directory, or `minilm`.")],
+    lang: Annotated[str, typer.Option(help="Language code(s), comma-separated: one model trained on all.")],
+    out: Annotated[Path, typer.Option(help="Run directory: the best model, metrics.json and a checkpoint.")],
+    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs (the best one on dev F1 is kept).")] = 10,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many optimizer steps (overrides --epochs).")] = None,
+    lr: Annotated[float, typer.Option(help="Peak AdamW learning rate (10% warm-up, then linear decay).")] = 5e-5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    seed: Annotated[int, typer.Option()] = 42,
+    max_length: Annotated[int | None, typer.Option(help="Window length in sub-words; default: the model's.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Stop after this many epochs without dev F1 gain.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+) -> None:
+    """Fine-tune an encoder for NER; resumes from <out>/checkpoint if a run was interrupted.
+
+    Example: ndogo finetune --model minilm --data ../shared/data/masakhaner --lang hau --out runs/hau
+    """
+    quiet_libraries()
+    from ndogo.train.finetune import FinetuneConfig
+    from ndogo.train.finetune import finetune as run_finetune
+
+    cfg = FinetuneConfig(model=model, data=data, langs=split_langs(lang), out=str(out), epochs=epochs,
+                         max_steps=max_steps, lr=lr, batch_size=batch_size, seed=seed, max_length=max_length,
+                         patience=patience, threads=threads)
+    metrics = run_finetune(cfg)
+    typer.echo(f"best dev F1 {metrics['best_dev_f1']:.4f} at epoch {metrics['best_epoch']}; "
+               f"model saved in {out} ({metrics['train_seconds']:.0f}s training)")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A saved model directory (any kind ndogo saves).")],
+    lang: Annotated[str, typer.Option(help="Language code to evaluate on (zero-shot if the model saw another).")],
+    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+    split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size for scoring.")] = 32,
+    speed: Annotated[bool, typer.Option(help="Measure latency and throughput (--no-speed to skip).")] = True,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """F1 (overall and per type), parameters, size on disk, peak memory, latency and throughput.
+
+    latency_ms_b1 is the median forward time per sentence at batch 1 over the first 200
+    sentences (after warm-up, 3 repeats); throughput_b32 is sentences/s at batch 32.
+    The row is also saved as <run>/evals/<lang>-<split>.json.
+
+    Example: ndogo evaluate runs/minilm-hau --data ../shared/data/masakhaner --lang hau --json
+    """
+    quiet_libraries()
+    from rich.table import Table
+
+    from ndogo.evaluate import evaluate as run_evaluate
+    from ndogo.evaluate import save_eval
+
+    result = run_evaluate(run, data, lang, split, batch_size, speed, threads, show_progress=not as_json)
+    save_eval(run, result)
+    table = Table(title=f"{run} on {lang}/{split}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key != "per_type":
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    for name, v in result["per_type"].items():
+        table.add_row(f"f1 {name}", f"{v['f1']:.4f}")
+    emit(result, as_json, table)
+
+
+from ndogo.commands import register_all  # noqa: E402  (the stages' commands need `app`)
+
+register_all(app)
+
+
+def main() -> None:
+    """Entry point for `python -m ndogo`."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

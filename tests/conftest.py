@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny models built from configs (no download) and real data samples."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+MASAKHANER = SHARED / "masakhaner"
+LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-DATE", "I-DATE"]
+
+
+def need_shared() -> Path:
+    """Skip (with the reason) where ../shared/data is absent."""
+    if not MASAKHANER.is_dir():
+        pytest.skip(f"real data not available: {MASAKHANER} is absent (it lies beside the project in CI)")
+    return SHARED
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return need_shared()
+
+
+def make_tiny_model(path: Path, layers: int = 2, hidden: int = 32, heads: int = 2, seed: int = 0,
+                    labels: list[str] | None = None) -> Path:
+    """A BERT token classifier with minilm's real tokenizer and tiny random weights."""
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    from ndogo.models.loading import resolve_model
+
+    labels = labels or LABELS
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=hidden * 2, max_position_embeddings=64, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
+    model = BertForTokenClassification(config).eval()
+    model.save_pretrained(path, safe_serialization=True)
+    AutoTokenizer.from_pretrained(resolve_model("minilm")).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny token-classification model (2 layers, hidden 32, window 64)."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MasakhaNER-layout corpus: real hau sentences where ../shared exists, else synthetic."""
+    root = tmp_path_factory.mktemp("corpus")
+    lang = root / "hau"
+    lang.mkdir()
+    if (MASAKHANER / "hau").is_dir():
+        from ndogo.data.conll import read_conll, write_conll
+
+        for split, n in (("train", 48), ("dev", 16), ("test", 16)):
+            sents = read_conll(MASAKHANER / "hau" / f"{split}.txt").sentences[:n]
+            write_conll(lang / f"{split}.txt", [(s.tokens, s.tags) for s in sents])
+    else:
+        text = "Musa B-PER\nya O\nje O\nKano B-LOC\nranar B-DATE\nLitinin I-DATE\n. O\n\n"
+        for split, n in (("train", 24), ("dev", 8), ("test", 8)):
+            (lang / f"{split}.txt").write_text(text * n)
+    return root
