@@ -105,19 +105,30 @@ def parse_line(path: str | Path, lineno: int, line: str, problems: list[Problem]
     return token, tag
 
 
-def detect_scheme(sentences: Iterable[list[str]]) -> str:
-    """IOB1 if some entity starts with I- (after O or another type) and none needed B-.
+def opening_inside_tags(tags: list[str]) -> list[int]:
+    """Positions where an entity opens with I- (after O or after another type)."""
+    out = []
+    prev = "O"
+    for i, tag in enumerate(tags):
+        if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
+            out.append(i)
+        prev = tag
+    return out
 
-    In IOB2 every entity starts with B-. A file where entities open with I- is
-    IOB1 (B- then only separates two adjacent entities of one type).
+
+def detect_scheme(sentences: Iterable[list[str]]) -> str:
+    """IOB1 if entities mostly open with I-, else IOB2.
+
+    In IOB2 every entity opens with B-; in IOB1 entities open with I- and B- only
+    separates two adjacent entities of one type. Real IOB2 files have the odd
+    annotation slip (MasakhaNER hau/train.txt has one `O, I-ORG`), so one stray
+    I- does not make a file IOB1; it is reported as a problem instead.
     """
+    opening_i = opening_b = 0
     for tags in sentences:
-        prev = "O"
-        for tag in tags:
-            if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
-                return "IOB1"
-            prev = tag
-    return "IOB2"
+        opening_i += len(opening_inside_tags(tags))
+        opening_b += sum(tag.startswith("B-") for tag in tags)
+    return "IOB1" if opening_i > opening_b else "IOB2"
 
 
 def iob1_to_iob2(tags: list[str]) -> list[str]:
@@ -166,8 +177,15 @@ def read_conll(path: str | Path) -> ConllFile:
     """Read a CoNLL NER file into IOB2 sentences; raise `DataError` on what cannot be read."""
     sentences, problems = read_sentences(path)
     scheme = detect_scheme(s.tags for s in sentences)
-    if scheme == "IOB1":
-        for s in sentences:
+    for s in sentences:
+        stray = opening_inside_tags(s.tags)
+        if scheme == "IOB2":
+            for i in stray:
+                problems.append(Problem(str(path), s.line + i, f"entity opens with {s.tags[i]} after "
+                                        f"{s.tags[i - 1] if i else 'sentence start'}: read as B-{s.tags[i][2:]} "
+                                        "(as seqeval does)"))
+        if stray:
+            # Same entities as seqeval's default mode reads; training then sees IOB2 only.
             s.tags = iob1_to_iob2(s.tags)
     return ConllFile(str(path), sentences, scheme, problems)
 

@@ -1,0 +1,98 @@
+"""Fine-tuning saves a pipeline-loadable model, resumes to the same state, and evaluate measures it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from ndogo.cli import app
+from ndogo.evaluate import evaluate
+from ndogo.models.runner import model_files, size_on_disk
+from ndogo.train.finetune import FinetuneConfig, finetune
+
+runner = CliRunner()
+
+
+def config(tiny_model: Path, tiny_corpus: Path, out: Path, **kw) -> FinetuneConfig:
+    base = dict(model=str(tiny_model), data=str(tiny_corpus), langs=["hau"], out=str(out), epochs=2,
+                lr=1e-3, batch_size=8, save_every=3, threads=1)
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_resume_after_crash_reaches_identical_weights(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    straight = finetune(config(tiny_model, tiny_corpus, tmp_path / "a"), show_progress=False)
+    calls = {"n": 0}
+
+    def crash_at_step_8(model: torch.nn.Module) -> None:
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise Crash
+
+    cfg = config(tiny_model, tiny_corpus, tmp_path / "b")
+    with pytest.raises(Crash):
+        finetune(cfg, step_hooks=[crash_at_step_8], show_progress=False)
+    assert (tmp_path / "b" / "checkpoint" / "state.pt").is_file()
+    resumed = finetune(cfg, show_progress=False)
+    assert resumed["steps"] == straight["steps"] > 8  # the crash came mid-run
+    assert [h["dev_f1"] for h in resumed["history"]] == [h["dev_f1"] for h in straight["history"]]
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_loss_falls_and_best_epoch_is_kept(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    metrics = finetune(config(tiny_model, tiny_corpus, tmp_path / "run", epochs=3), show_progress=False)
+    hist = metrics["history"]
+    assert len(hist) == 3 and hist[-1]["loss"] < 2.0  # from ln(9) = 2.2 at random init
+    assert metrics["best_dev_f1"] == max(h["dev_f1"] for h in hist)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["best_epoch"] == metrics["best_epoch"] and saved["config"]["seed"] == 42
+
+
+def test_saved_model_loads_in_transformers_pipeline(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    from transformers import pipeline
+
+    finetune(config(tiny_model, tiny_corpus, tmp_path / "run", epochs=1), show_progress=False)
+    ner = pipeline("token-classification", model=str(tmp_path / "run"), device="cpu")
+    out = ner("Musa ya je Kano")
+    assert isinstance(out, list)
+    assert {e["entity"] for e in out} <= set(json.loads((tmp_path / "run" / "config.json").read_text())["label2id"])
+
+
+def test_evaluate_reports_every_column(tiny_model: Path, tiny_corpus: Path) -> None:
+    row = evaluate(tiny_model, str(tiny_corpus), "hau", "test", sample=8)
+    for key in ("f1", "precision", "recall", "per_type", "params", "nonzero_params", "size_bytes", "peak_rss_mb",
+                "latency_ms_b1", "throughput_b32", "threads"):
+        assert key in row, key
+    assert row["sentences"] == 16 and row["params"] > 900_000 and row["nonzero_params"] <= row["params"]
+    assert row["size_bytes"] == size_on_disk(tiny_model) == sum(p.stat().st_size for p in model_files(tiny_model))
+    assert row["latency_ms_b1"] > 0 and row["throughput_b32"] > 0
+
+
+def test_cli_finetune_then_evaluate(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["finetune", "--model", str(tiny_model), "--data", str(tiny_corpus), "--lang", "hau",
+                                 "--out", str(out), "--max-steps", "4", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["evaluate", str(out), "--data", str(tiny_corpus), "--lang", "hau", "--json",
+                                 "--no-speed"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output[result.output.index("{"):])
+    assert row["kind"] == "hf" and (out / "evals" / "hau-test.json").is_file()
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, tiny_corpus: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "nope"), "--data", str(tiny_corpus), "--lang", "hau"])
+    assert result.exit_code == 2 and "no such model directory" in result.output
+    result = runner.invoke(app, ["finetune", "--model", "minilm", "--data", str(tmp_path / "missing"),
+                                 "--lang", "hau", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "missing" in result.output and "Traceback" not in result.output
