@@ -9,6 +9,7 @@ import pytest
 import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here; fail fast instead of retrying
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,6 +45,12 @@ def load_tokenizer(name: str | Path) -> PreTrainedTokenizerBase:
     """A fast tokenizer (word alignment needs `word_ids`)."""
     source = resolve_model(name)
     tok = AutoTokenizer.from_pretrained(source, use_fast=True, trust_remote_code=False)
+    try:
+        tok(["a", "b"], is_split_into_words=True)
+    except (AssertionError, ValueError):
+        # Byte-level BPE tokenizers (RoBERTa, GPT-2) only take pre-split words with a
+        # prefix space, so that a word in a list is tokenized as it is mid-sentence.
+        tok = AutoTokenizer.from_pretrained(source, use_fast=True, trust_remote_code=False, add_prefix_space=True)
     if not tok.is_fast:
         raise ModelError(f"{name}: no fast tokenizer; ndogo needs one to align labels with words")
     return tok
