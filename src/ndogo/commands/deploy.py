@@ -1,0 +1,75 @@
+"""Commands that get a model ready to ship: `trim-vocab`, `export` and `predict`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from ndogo.cli import quiet_libraries, user_errors
+
+
+def trim_vocab(
+    run: Annotated[Path, typer.Argument(help="A fine-tuned Hugging Face model directory (kind 'hf').")],
+    lang: Annotated[str, typer.Option(help="Language whose training text decides the vocabulary.")],
+    out: Annotated[Path, typer.Option(help="New model directory to write.")],
+    data: Annotated[str | None, typer.Option(help="MasakhaNER-layout folder; its <lang>/train.txt is counted. Default $NDOGO_DATA or `masakhaner`.")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Folder of monolingual text; <corpus>/<lang>.txt is counted too.")] = None,
+    min_count: Annotated[int, typer.Option(min=1, help="Keep sub-words seen at least this many times.")] = 1,
+    keep: Annotated[int | None, typer.Option(min=1, help="Keep the K most frequent sub-words instead of --min-count.")] = None,
+) -> None:
+    """Keep only the sub-words a language uses: a smaller embedding matrix, same predictions.
+
+    Counts the sub-words the model's own tokenizer produces on the training text (and on monolingual text with --corpus), keeps the special tokens, the counted sub-words and the single characters of the text, slices the embedding rows (and any tied output layer) and saves a tokenizer numbered for them. The result is a normal Hugging Face directory.
+
+    On any text whose sub-words were all kept, the new tokenizer gives exactly the old tokens; another word falls back to a shorter split into kept sub-words (never the unknown token, unless it has a character the counted text never had).
+
+    Example: ndogo trim-vocab runs/minilm-hau --lang hau --data ../shared/data/masakhaner --corpus ../shared/data/monolingual --out runs/trim/minilm-hau-trim
+    """
+    quiet_libraries()
+    from ndogo.compress.trim import TrimConfig, trim
+    from ndogo.models.runner import size_on_disk
+
+    cfg = TrimConfig(lang=lang, data=data, corpus=str(corpus) if corpus else None, min_count=min_count, keep=keep,
+                     show_progress=True)
+    trim(run, out, cfg)
+    from ndogo.models.loading import read_meta
+
+    info = read_meta(out)["trim"]
+    typer.echo(f"kept {info['vocab_after']:,} of {info['vocab_before']:,} sub-words "
+               f"({info['counted']:,} counted, {info['alphabet']} single characters, {info['special']} special); "
+               f"{size_on_disk(run) / 1e6:.1f} MB -> {size_on_disk(out) / 1e6:.1f} MB in {out}")
+
+
+def predict(
+    run: Annotated[Path, typer.Argument(help="Any model directory ndogo saved (dense, pruned, quantized, trimmed, ONNX).")],
+    input: Annotated[str, typer.Option("--input", "-i", help="Input file, or - for standard input.")] = "-",
+    input_format: Annotated[Literal["text", "conll"], typer.Option(help="text: one sentence per line; conll: one word per line (first column), blank line between sentences.")] = "text",
+    format: Annotated[Literal["jsonl", "conll"], typer.Option("--format", "-f", help="jsonl: one JSON record per sentence with entities and character offsets; conll: `word TAG` lines.")] = "jsonl",
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 32,
+    skip_empty: Annotated[bool, typer.Option(help="Pass empty lines through as sentences with no entities instead of failing.")] = False,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+) -> None:
+    """Find named entities in raw text; prints one JSON line per sentence (or CoNLL).
+
+    Text is split into words like MasakhaNER's (punctuation apart, Yorùbá tone marks and Hausa apostrophes kept inside words; see ndogo.deploy.words). Each entity has its text, label, start and end (character offsets into the line) and score (mean probability of its words' tags). Long sentences are windowed as in evaluation. Works for every kind of model ndogo saves.
+
+    Example: echo "Musa ya je Kano ranar Litinin." | ndogo predict runs/minilm-hau
+
+    Example (CoNLL in and out, then scored): ndogo predict runs/minilm-hau -i ../shared/data/masakhaner/hau/test.txt --input-format conll --format conll > pred.txt; ndogo score ../shared/data/masakhaner/hau/test.txt pred.txt
+    """
+    quiet_libraries()
+    from ndogo.deploy.predict import load, read_sentences, write_predictions
+
+    predictor = load(run, batch_size=batch_size, threads=threads)
+    sentences = read_sentences(sys.stdin.buffer if input == "-" else Path(input), input_format, skip_empty)
+    predictions = predictor.predict_sentences(sentences, show_progress=sys.stderr.isatty())
+    write_predictions(predictions, format)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `ndogo` app."""
+    app.command("trim-vocab")(user_errors(trim_vocab))
+    app.command("predict")(user_errors(predict))

@@ -1,0 +1,221 @@
+"""Named entities in raw text, from any model ndogo saves.
+
+`load(run).predict(["Musa ya je Kano."])` splits each text into words
+(`ndogo.deploy.words`), tags the words exactly as evaluation does (same
+windowing of long sentences, same first-sub-word reading, through
+`ndogo.evaluate.predict_tags`), and turns the IOB2 tags into entities with
+character offsets into the text, a label and a score. Because it goes through
+`load_runner`, it works for every kind of model: dense, pruned, distilled,
+quantized, trimmed or exported.
+
+An entity's score is the mean, over its words, of the probability the model
+gave the word's predicted tag: the same "average" aggregation as the Hugging
+Face token-classification pipeline, so scores read the way users expect.
+Entities are read from the tags with seqeval's `get_entities`, the function
+scoring uses, so a predicted entity here is exactly an entity that F1 counts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+from seqeval.metrics.sequence_labeling import get_entities
+
+from ndogo.data.conll import DataError, decode, is_boundary
+from ndogo.deploy.words import Word, split_words
+from ndogo.evaluate import predict_tags
+from ndogo.models.runner import Runner, load_runner
+
+INPUT_FORMATS = ("text", "conll")
+OUTPUT_FORMATS = ("jsonl", "conll")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity: `text == source[start:end]`, its label (PER, LOC, ...) and score in [0, 1]."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class Sentence:
+    """One input sentence: its text, its words with offsets, and where it came from (1-based line)."""
+
+    text: str
+    words: list[Word]
+    line: int = 0
+
+
+@dataclass
+class Prediction:
+    """Tags and entities of one sentence."""
+
+    sentence: Sentence
+    tags: list[str]
+    scores: list[float]
+    entities: list[Entity]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-lines record: line, text, entities (offsets are into `text`)."""
+        return {"line": self.sentence.line, "text": self.sentence.text,
+                "entities": [asdict(e) for e in self.entities]}
+
+
+def entities_from_tags(sentence: Sentence, tags: Sequence[str], scores: Sequence[float]) -> list[Entity]:
+    """Entities (seqeval's reading of IOB2 tags) with character offsets and mean word probability."""
+    found = []
+    for label, first, last in get_entities(list(tags)):
+        start, end = sentence.words[first].start, sentence.words[last].end
+        score = sum(scores[first : last + 1]) / (last - first + 1)
+        found.append(Entity(sentence.text[start:end], label, start, end, round(score, 6)))
+    return found
+
+
+class Predictor:
+    """A loaded model that finds entities in raw text (see the module docstring)."""
+
+    def __init__(self, runner: Runner, batch_size: int = 32) -> None:
+        self.runner = runner
+        self.batch_size = batch_size
+
+    def predict(self, texts: str | Sequence[str]) -> list[list[Entity]]:
+        """Entities of each text (a single string counts as one text).
+
+        Raises ValueError on an empty text: there is nothing to tag, and an
+        empty line in a one-sentence-per-line file is usually a mistake.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        sentences = [text_sentence(t, i + 1) for i, t in enumerate(texts)]
+        return [p.entities for p in self.predict_sentences(sentences)]
+
+    def predict_sentences(self, sentences: Sequence[Sentence], show_progress: bool = False) -> list[Prediction]:
+        """Tags, word scores and entities of already split sentences (empty ones get none)."""
+        words = [[w.text for w in s.words] for s in sentences]
+        nonempty = [i for i, w in enumerate(words) if w]
+        tags: list[list[str]] = [[] for _ in sentences]
+        scores: list[list[float]] = [[] for _ in sentences]
+        if nonempty:
+            got_tags, got_scores = predict_tags(self.runner, [words[i] for i in nonempty], self.batch_size,
+                                                show_progress)
+            for i, t, s in zip(nonempty, got_tags, got_scores, strict=True):
+                tags[i], scores[i] = t, s
+        return [Prediction(s, t, p, entities_from_tags(s, t, p))
+                for s, t, p in zip(sentences, tags, scores, strict=True)]
+
+
+def load(run: str | Path, batch_size: int = 32, threads: int | None = None) -> Predictor:
+    """Load any saved ndogo model for prediction on raw text.
+
+    Example:
+        >>> import ndogo
+        >>> ndogo.load("runs/minilm-hau").predict(["Musa ya je Kano ranar Litinin."])
+        [[Entity(text='Musa', label='PER', start=0, end=4, score=0.98), ...]]
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    return Predictor(load_runner(run), batch_size)
+
+
+def text_sentence(text: str, line: int) -> Sentence:
+    """A raw-text sentence split into words; an empty one is an error naming its line."""
+    if not text.strip():
+        raise ValueError(f"text {line} is empty: give one non-empty sentence per text")
+    return Sentence(text, split_words(text), line)
+
+
+def conll_sentence(words: list[str], line: int) -> Sentence:
+    """A pre-split sentence (CoNLL input): its text is the words joined by single spaces."""
+    spans, pos = [], 0
+    for w in words:
+        spans.append(Word(w, pos, pos + len(w)))
+        pos += len(w) + 1
+    return Sentence(" ".join(words), spans, line)
+
+
+def read_text(source: str | Path | BinaryIO) -> tuple[str, str]:
+    """(name, text) of a file or binary stream, as UTF-8 (a BOM is allowed)."""
+    if isinstance(source, str | Path):
+        return str(source), decode(source)
+    raw = source.read()
+    try:
+        return "<stdin>", raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError("<stdin>", line, f"bytes that are not UTF-8 at byte {err.start} "
+                                         f"({raw[err.start:err.start + 4]!r})") from None
+
+
+def read_sentences(source: str | Path | BinaryIO, input_format: str = "text",
+                   skip_empty: bool = False) -> list[Sentence]:
+    """Sentences of an input file or stream.
+
+    `text`: one sentence per line (an empty line is an error naming its line,
+    or, with `skip_empty`, a sentence with no entities so output lines stay
+    aligned with input lines). `conll`: one word per line in the first column
+    (other columns, such as gold tags, are ignored), a blank line between sentences.
+    """
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}")
+    name, text = read_text(source)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line does not open a new one
+    if input_format == "conll":
+        sentences = list(conll_sentences(lines))
+    else:
+        sentences = []
+        for lineno, line in enumerate(lines, start=1):
+            line = line.rstrip("\r")
+            if not line.strip():
+                if not skip_empty:
+                    raise DataError(name, lineno, "empty line: give one sentence per line "
+                                                  "(--skip-empty passes empty lines through with no entities)")
+                sentences.append(Sentence(line, [], lineno))
+                continue
+            sentences.append(Sentence(line, split_words(line), lineno))
+    if not sentences:
+        raise DataError(name, None, "no sentences in the input")
+    return sentences
+
+
+def conll_sentences(lines: Sequence[str]) -> Iterator[Sentence]:
+    """Sentences of CoNLL lines: first column is the word, blank lines separate sentences."""
+    words: list[str] = []
+    start = 0
+    for lineno, line in enumerate(lines, start=1):
+        if is_boundary(line):
+            if words:
+                yield conll_sentence(words, start)
+                words = []
+            continue
+        if not words:
+            start = lineno
+        words.append(line.split()[0])
+    if words:
+        yield conll_sentence(words, start)
+
+
+def write_predictions(predictions: Sequence[Prediction], output_format: str, stream: Any = None) -> None:
+    """JSON lines (one record per sentence) or CoNLL (`word TAG`, which `ndogo score` reads)."""
+    import json
+
+    stream = stream or sys.stdout
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output format {output_format!r}: use one of {', '.join(OUTPUT_FORMATS)}")
+    for p in predictions:
+        if output_format == "jsonl":
+            stream.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
+        else:
+            for w, tag in zip(p.sentence.words, p.tags, strict=True):
+                stream.write(f"{w.text} {tag}\n")
+            stream.write("\n")
