@@ -151,10 +151,13 @@ def finetune(
     max_length: Annotated[int | None, typer.Option(help="Window length in sub-words; default: the model's.")] = None,
     patience: Annotated[int | None, typer.Option(help="Stop after this many epochs without dev F1 gain.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+    prune_sparsity: Annotated[float | None, typer.Option(help="Prune the pretrained encoder's Linear weights to this sparsity *before* fine-tuning; pruned weights stay zero throughout.")] = None,
+    prune_schedule: Annotated[str, typer.Option(help="oneshot: prune once at the start; gradual: Zhu & Gupta's cubic schedule over the first half of training.")] = "oneshot",
 ) -> None:
     """Fine-tune an encoder for NER; resumes from <out>/checkpoint if a run was interrupted.
 
     Example: ndogo finetune --model minilm --data ../shared/data/masakhaner --lang hau --out runs/hau
+    Pruned before fine-tuning: ... --out runs/hau-p60 --prune-sparsity 0.6 --prune-schedule gradual
     """
     quiet_libraries()
     from ndogo.train.finetune import FinetuneConfig
@@ -163,7 +166,12 @@ def finetune(
     cfg = FinetuneConfig(model=model, data=data, langs=split_langs(lang), out=str(out), epochs=epochs,
                          max_steps=max_steps, lr=lr, batch_size=batch_size, seed=seed, max_length=max_length,
                          patience=patience, threads=threads)
-    metrics = run_finetune(cfg)
+    hooks = {}
+    if prune_sparsity is not None:
+        from ndogo.compress.prune import finetune_pruning
+
+        hooks = finetune_pruning(cfg, prune_sparsity, prune_schedule)
+    metrics = run_finetune(cfg, **hooks)
     typer.echo(f"best dev F1 {metrics['best_dev_f1']:.4f} at epoch {metrics['best_epoch']}; "
                f"model saved in {out} ({metrics['train_seconds']:.0f}s training)")
 

@@ -106,12 +106,18 @@ def finetune(
     step_hooks: list[Callable[[torch.nn.Module], None]] | None = None,
     model_transform: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
     show_progress: bool = True,
+    start_hooks: list[Callable[[int, int], None]] | None = None,
+    keep_if: Callable[[torch.nn.Module], bool] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `cfg.model` on `cfg.langs` and save the best dev-F1 model in `cfg.out`.
 
     `model_transform` is applied to the freshly loaded model (e.g. pruning it
     before fine-tuning); `step_hooks` run after every optimizer step (e.g. to
-    hold a pruning mask). Both keep working after a resume.
+    hold a pruning mask). Both keep working after a resume. `start_hooks` get
+    (step the run starts or resumes at, total steps) before training, so a
+    schedule (gradual pruning) knows where it is; with `keep_if`, an epoch's
+    model is only saved as the best when `keep_if(model)` holds (e.g. once the
+    final sparsity is reached).
     Returns the metrics also written to `<out>/metrics.json`.
     """
     if cfg.threads:
@@ -179,6 +185,8 @@ def finetune(
             shutil.rmtree(ckpt_dir)
         tmp.rename(ckpt_dir)  # atomic: a crash leaves either the old or the new checkpoint
 
+    for start_hook in start_hooks or []:
+        start_hook(state["step"], total)
     gold_dev = [s.tags for s in dev]
     words_dev = [s.tokens for s in dev]
     model.train()
@@ -218,7 +226,7 @@ def finetune(
         result = dev_f1(model, dev_w, words_dev, gold_dev, labels, pad_id, cfg.eval_batch_size)
         state["history"].append({"epoch": epoch + 1, "step": state["step"], "dev_f1": result["f1"],
                                  "loss": last_loss, "train_seconds": state["train_seconds"]})
-        if result["f1"] > state["best_f1"]:
+        if result["f1"] > state["best_f1"] and (keep_if is None or keep_if(model)):
             state["best_f1"], state["best_epoch"] = result["f1"], epoch + 1
             save_model(model, tokenizer, out, labels, cfg, max_length)
         bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}", dev_f1=f"{result['f1']:.4f}")
@@ -226,12 +234,14 @@ def finetune(
                    f"epoch {state['best_epoch']}), {state['train_seconds']:.0f}s training so far")
         state["epoch"] += 1
         state["batch_in_epoch"] = 0
-        if cfg.patience and epoch + 1 - state["best_epoch"] >= cfg.patience:
+        if cfg.patience and state["best_epoch"] and epoch + 1 - state["best_epoch"] >= cfg.patience:
             tqdm.write(f"no dev F1 gain for {cfg.patience} epochs: stopping")
             stop = True
         save_checkpoint()
         write_metrics(out, cfg, state, labels, max_length)
     bar.close()
+    if state["best_epoch"] is None:
+        raise ValueError(f"{out}: no epoch was eligible to keep (keep_if never held); train for longer")
     metrics = write_metrics(out, cfg, state, labels, max_length)
     return metrics
 

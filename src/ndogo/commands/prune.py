@@ -1,0 +1,136 @@
+"""`ndogo prune`, `ndogo densify` and `ndogo prune-sweep`: pruning a saved model and measuring what it costs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the pruning commands to the `ndogo` app."""
+    from ndogo.cli import quiet_libraries, split_langs, user_errors
+
+    @app.command()
+    @user_errors
+    def prune(
+        run: Annotated[Path, typer.Argument(help="A saved model directory (kind hf or sparse), usually a fine-tuned run.")],
+        sparsity: Annotated[float, typer.Option(help="Magnitude: fraction of weights zeroed, 0 ≤ S < 1. Heads/ffn: fraction of heads or FFN neurons removed in every layer.")],
+        out: Annotated[Path, typer.Option(help="Where the pruned model is saved.")],
+        method: Annotated[str, typer.Option(help="magnitude (unstructured zeros, saved sparse: smaller on disk), heads or ffn (structured: rows and columns removed, so faster).")] = "magnitude",
+        scope: Annotated[str, typer.Option(help="layer: the same sparsity in every Linear layer; global: one magnitude threshold over the whole encoder.")] = "layer",
+        include_embeddings: Annotated[bool, typer.Option(help="Prune the embedding tables too (magnitude only); they are half of a small model.")] = False,
+        importance: Annotated[str, typer.Option(help="heads/ffn: rank by weight norm, or by gradient (Taylor) scores on a few training batches (needs --lang).")] = "weight",
+        importance_batches: Annotated[int, typer.Option(min=1, help="Training batches for gradient importance.")] = 8,
+        recover_epochs: Annotated[int, typer.Option(min=0, help="Fine-tune this many epochs after pruning, pruned weights held at zero (needs --lang).")] = 0,
+        data: Annotated[str | None, typer.Option(help="Corpus for recovery / gradient importance; default $NDOGO_DATA or `masakhaner`.")] = None,
+        lang: Annotated[str | None, typer.Option(help="Language(s) the model was fine-tuned on, comma-separated.")] = None,
+        lr: Annotated[float, typer.Option(help="Peak learning rate of recovery fine-tuning.")] = 5e-5,
+        save_format: Annotated[str, typer.Option("--format", help="sparse (bitmask file, size ∝ density) or hf (plain masked dense directory).")] = "sparse",
+        threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the saved ndogo.json record.")] = False,
+    ) -> None:
+        """Prune a saved model and save the smaller one; reports the achieved sparsity and size on disk.
+
+        Magnitude pruning zeroes the smallest weights of every encoder Linear layer and
+        stores the model as kind `sparse` (bitmask + non-zero values), so it is smaller on
+        disk roughly in proportion to its density; `ndogo densify` turns it back into a plain
+        Hugging Face directory. --method heads|ffn physically removes attention heads or FFN
+        neurons, so the model also runs faster (kind `structured`).
+
+        Examples:
+          ndogo prune runs/minilm-hau --sparsity 0.6 --out runs/prune/hau-s60
+          ndogo prune runs/minilm-hau --sparsity 0.6 --out runs/prune/hau-s60-r1 --recover-epochs 1 --data ../shared/data/masakhaner --lang hau
+          ndogo prune runs/minilm-hau --method heads --sparsity 0.5 --importance gradient --data ../shared/data/masakhaner --lang hau --out runs/prune/hau-h50
+        """
+        quiet_libraries()
+        import json
+
+        from ndogo.compress.prune import PruneConfig
+        from ndogo.compress.prune import prune as run_prune
+        from ndogo.models.loading import read_meta
+
+        cfg = PruneConfig(sparsity=sparsity, method=method, scope=scope, include_embeddings=include_embeddings,
+                          importance=importance, importance_batches=importance_batches, recover_epochs=recover_epochs,
+                          data=data, lang=",".join(split_langs(lang)) if lang else None, lr=lr, threads=threads,
+                          save_format=save_format, show_progress=not as_json)
+        meta = read_meta(run_prune(run, out, cfg))
+        if as_json:
+            typer.echo(json.dumps(meta, indent=2, ensure_ascii=False))
+            return
+        size = f"{meta['size_bytes'] / 2**20:.1f} MiB on disk"
+        if method == "magnitude":
+            typer.echo(f"sparsity {meta['sparsity']:.4f} over {meta['pruned_params']:,} pruned weights "
+                       f"(requested {sparsity}), {meta['model_sparsity']:.4f} of the whole model; {size}; saved in {out}")
+        else:
+            kept = ", ".join(f"{s['heads']}h/{s['ffn']}f" for s in meta["layers"])
+            typer.echo(f"{meta['param_reduction']:.1%} fewer parameters ({meta['params']:,}); layers keep "
+                       f"heads/FFN {kept}; {size}; saved in {out}")
+        if meta.get("recovery"):
+            typer.echo(f"recovery: {meta['recovery']['epochs']} epoch(s), best dev F1 {meta['recovery']['best_dev_f1']:.4f}")
+
+    @app.command()
+    @user_errors
+    def densify(
+        run: Annotated[Path, typer.Argument(help="A model saved as kind sparse (or hf).")],
+        out: Annotated[Path, typer.Option(help="Where the plain Hugging Face directory is written.")],
+    ) -> None:
+        """Write a sparse-stored pruned model as a plain Hugging Face directory (same weights, dense file).
+
+        The result loads with AutoModelForTokenClassification / the token-classification pipeline.
+
+        Example: ndogo densify runs/prune/hau-s60 --out runs/prune/hau-s60-hf
+        """
+        quiet_libraries()
+        from ndogo.compress.prune import densify as run_densify
+
+        typer.echo(f"saved {run_densify(run, out)}")
+
+    @app.command("prune-sweep")
+    @user_errors
+    def prune_sweep(
+        out: Annotated[Path, typer.Option(help="Folder for sweep.csv, the tables, the plots (and models with --keep-models).")],
+        runs: Annotated[str, typer.Option(help="Fine-tuned model per language, with {lang} for the code.")] = "runs/minilm-{lang}",
+        lang: Annotated[str, typer.Option(help="Languages, comma-separated: each one's model is pruned.")] = "hau,swa,yor",
+        data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+        sparsities: Annotated[str, typer.Option(help="Comma-separated sparsities (0 = the dense model itself).")] = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95",
+        recover_epochs: Annotated[str, typer.Option(help="Comma-separated recovery epochs per cell, 0 = one-shot (e.g. 0,1).")] = "0",
+        transfer: Annotated[bool, typer.Option(help="Also evaluate each pruned model zero-shot on the other languages.")] = True,
+        scope: Annotated[str, typer.Option(help="layer or global.")] = "layer",
+        include_embeddings: Annotated[bool, typer.Option(help="Prune the embeddings too.")] = False,
+        before: Annotated[str, typer.Option(help="Sparsities for pruning *before* fine-tuning (each a full fine-tuning run), e.g. 0.3,0.6,0.8,0.9; empty: none.")] = "",
+        before_model: Annotated[str, typer.Option(help="Pretrained model for --before runs.")] = "minilm",
+        before_epochs: Annotated[int, typer.Option(min=1, help="Epochs of each --before run (the dense baseline's budget).")] = 10,
+        before_lr: Annotated[float, typer.Option(help="Learning rate of --before runs (the dense baseline's).")] = 1e-4,
+        split: Annotated[str, typer.Option(help="Split scored.")] = "test",
+        threads: Annotated[int | None, typer.Option(help="CPU threads (1 on a shared machine).")] = None,
+        keep_models: Annotated[bool, typer.Option(help="Keep every pruned model under OUT/models (large).")] = False,
+    ) -> None:
+        """F1 against sparsity for each language's model, with zero-shot transfer: CSV, markdown and one PNG per language.
+
+        Each cell (language, sparsity, recovery epochs) prunes that language's model,
+        scores it on its own test set and, with --transfer, on the others. Rows are
+        appended to OUT/sweep.csv as they finish; rerunning skips finished cells.
+
+        Example: ndogo prune-sweep --out runs/prune-sweep --data ../shared/data/masakhaner --lang hau,swa,yor --recover-epochs 0,1 --threads 1
+        """
+        quiet_libraries()
+        from ndogo.experiments.prune_sweep import SweepSpec, run_sweep
+
+        spec = SweepSpec(out=str(out), runs=runs, langs=split_langs(lang), data=data,
+                         sparsities=_floats(sparsities, "--sparsities"),
+                         recover_epochs=[int(x) for x in _floats(recover_epochs, "--recover-epochs")],
+                         transfer=transfer, scope=scope, include_embeddings=include_embeddings,
+                         before=_floats(before, "--before"), before_model=before_model, before_epochs=before_epochs,
+                         before_lr=before_lr, split=split, threads=threads, keep_models=keep_models)
+        paths = run_sweep(spec)
+        for p in paths:
+            typer.echo(f"wrote {p}")
