@@ -69,7 +69,31 @@ def predict(
     write_predictions(predictions, format)
 
 
+def export(
+    run: Annotated[Path, typer.Argument(help="A float model directory: dense, pruned, distilled or trimmed.")],
+    out: Annotated[Path, typer.Option(help="Directory to write: model.onnx, tokenizer, config.json, ndogo.json.")],
+    format: Annotated[Literal["onnx"], typer.Option("--format", help="Export format (ONNX, run by ONNX Runtime).")] = "onnx",
+    optimize: Annotated[bool, typer.Option(help="Fuse attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer.")] = True,
+) -> None:
+    """Export a model to ONNX with its tokenizer; `ndogo evaluate` and `ndogo predict` run the result.
+
+    The export is checked against PyTorch on a padded batch before it is saved (largest logit difference recorded in ndogo.json). For an int8 ONNX model, quantize instead: `ndogo quantize RUN --method onnx-int8`, which exports and quantizes in one step.
+
+    Example: ndogo export runs/trim/minilm-hau-trim --format onnx --out runs/trim/minilm-hau-trim-onnx
+    """
+    quiet_libraries()
+    from ndogo.deploy.onnx import export_onnx
+    from ndogo.models.loading import read_meta
+    from ndogo.models.runner import size_on_disk
+
+    export_onnx(run, out, optimize=optimize)
+    diff = read_meta(out).get("export_max_abs_diff")
+    typer.echo(f"exported {run} to {out} ({format}, {size_on_disk(out) / 1e6:.1f} MB; "
+               f"largest logit difference from PyTorch {diff:.2g})")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `ndogo` app."""
     app.command("trim-vocab")(user_errors(trim_vocab))
+    app.command("export")(user_errors(export))
     app.command("predict")(user_errors(predict))
