@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -171,9 +172,9 @@ def test_gradual_schedule_rises_cubically_and_keeps_only_final_sparsity(tiny_mod
     hooks["step_hooks"].append(watch)
     metrics = finetune(cfg, show_progress=False, **hooks)
     s = watch.sparsity
-    assert all(b >= a - 1e-9 for a, b in zip(s, s[1:], strict=False))  # never falls
+    assert all(b >= a - 1e-9 for a, b in pairwise(s))  # never falls
     assert s[0] < 0.5 and abs(s[-1] - 0.8) <= 0.005
-    for before, after in zip(watch.zero_sets, watch.zero_sets[1:], strict=False):
+    for before, after in pairwise(watch.zero_sets):
         assert all(bool(after[n][before[n]].all()) for n in before)  # once pruned, zero for good
     assert metrics["best_epoch"] >= 2  # epoch 1 ended before the final sparsity: not eligible
     saved = load_for_tokens(tmp_path / "gradual")
@@ -204,3 +205,28 @@ def test_cli_reports_achieved_sparsity(tiny_model: Path, tmp_path: Path) -> None
     meta = json.loads(result.output)
     assert meta["kind"] == "sparse" and abs(meta["sparsity"] - 0.6) <= 0.005
     assert meta["size_bytes"] < 0.6 * size_on_disk(tiny_model)  # 40% of values + 1/32 mask, beside the tokenizer
+
+
+def test_sweep_writes_rows_tables_plots_and_resumes(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from ndogo.experiments.prune_sweep import SweepSpec, read_rows, run_sweep
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    shutil.copytree(corpus / "hau", corpus / "yor")  # a second "language" for zero-shot transfer
+    for lang in ("hau", "yor"):
+        shutil.copytree(tiny_model, tmp_path / f"tiny-{lang}")
+    spec = SweepSpec(out=str(tmp_path / "sweep"), runs=str(tmp_path / "tiny-{lang}"), langs=["hau", "yor"],
+                     data=str(corpus), sparsities=[0, 0.5, 0.9], threads=1)
+    paths = run_sweep(spec, show_progress=False)
+    rows = read_rows(tmp_path / "sweep" / "sweep.csv")
+    assert len(rows) == 2 * 3 * 2  # 2 models x (dense, 0.5, 0.9) x 2 evaluation languages
+    assert {(r["model_lang"], r["eval_lang"]) for r in rows if r["transfer"] == "True"} == {("hau", "yor"),
+                                                                                           ("yor", "hau")}
+    assert all(abs(r["achieved_sparsity"] - r["sparsity"]) <= 0.005 for r in rows)
+    assert {p.name for p in paths} >= {"sweep.csv", "sweep.md", "f1-vs-sparsity-hau.png", "f1-vs-sparsity-yor.png"}
+    assert "| 0.9 | 0.900" in (tmp_path / "sweep" / "sweep.md").read_text()
+    assert not (tmp_path / "sweep" / "models" / "hau-after-s0.5-r0").exists()  # scored, then deleted
+    run_sweep(spec, show_progress=False)  # finished cells are skipped
+    assert len(read_rows(tmp_path / "sweep" / "sweep.csv")) == len(rows)
