@@ -41,8 +41,10 @@ from torch.nn.utils import prune as torch_prune
 from transformers import AutoConfig, AutoModelForTokenClassification
 from transformers.initialization import no_init_weights
 
+from ndogo.data.corpus import labels_for_types
 from ndogo.models.loading import ModelError, load_tokenizer, model_labels, model_window, read_meta, write_meta
 from ndogo.models.runner import Runner, count_params, load_runner, register_kind, size_on_disk
+from ndogo.train.finetune import FinetuneConfig, finetune, load_languages
 
 SPARSE_FILE = "sparse.safetensors"
 SPARSE_FORMAT = "ndogo-bitmask-v1"
@@ -242,7 +244,7 @@ class GradualPruning:
         return self.step >= self.window[1]
 
 
-def finetune_pruning(cfg: Any, sparsity: float, schedule: str = "oneshot", scope: str = "layer",
+def finetune_pruning(cfg: FinetuneConfig, sparsity: float, schedule: str = "oneshot", scope: str = "layer",
                      include_embeddings: bool = False) -> dict[str, Any]:
     """Keyword arguments for `ndogo.train.finetune.finetune` that prune the pretrained encoder *before* fine-tuning.
 
@@ -408,9 +410,6 @@ def recover(model: nn.Module, tokenizer: Any, source_meta: dict[str, Any], work:
     the ordinary fine-tuning loop (with its checkpoints and resume) can start
     from it; its head is kept because the corpus gives the same labels, which is checked first.
     """
-    from ndogo.data.corpus import labels_for_types
-    from ndogo.train.finetune import FinetuneConfig, finetune, load_languages
-
     langs = [x.strip() for x in (cfg.lang or "").split(",") if x.strip()]
     corpora = load_languages(cfg.data, langs)
     types = {t[2:] for c in corpora for sents in c.splits.values() for s in sents for t in s.tags if t != "O"}
