@@ -1,0 +1,143 @@
+"""`ndogo compress`, `ndogo sweep`, `ndogo report`, `ndogo recommend`: recipes and studies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ndogo.cli import quiet_libraries, split_langs, user_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(compress)
+    app.command()(sweep)
+    app.command()(report)
+    app.command()(recommend)
+
+
+@user_errors
+def compress(
+    run: Annotated[str, typer.Argument(help="The model to start from: a saved run directory (or, for a recipe that begins with finetune, a pretrained model such as `minilm`).")],
+    recipe: Annotated[str, typer.Option(help="A recipe file (.toml/.yaml/.json) or a one-line recipe: 'prune:sparsity=0.5 | quantize:method=onnx-int8'.")],
+    out: Annotated[Path, typer.Option(help="Where the final model is saved (intermediate stages go to <out>.stages/).")],
+    lang: Annotated[str | None, typer.Option(help="Language(s) for stages that train or count tokens (finetune, recovery, trim), comma-separated.")] = None,
+    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for stages that have one (when the recipe does not set it).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for stages that take them.")] = None,
+    reuse: Annotated[list[str] | None, typer.Option(help="Existing fine-tuned runs a finetune stage may reuse when their settings match (repeatable; {lang} and {seed} are filled in).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what each stage did as JSON.")] = False,
+) -> None:
+    """Apply a chain of stages (finetune, prune, distill, quantize, trim) to a model, in order.
+
+    Every stage's options are checked before the first one runs. Run the same
+    command again after an interruption and finished stages are skipped.
+
+    Examples:
+
+      ndogo compress runs/minilm-hau --recipe "prune:sparsity=0.5 | quantize:method=onnx-int8" --out runs/hau-p50-int8 --lang hau --data ../shared/data/masakhaner
+
+      ndogo compress minilm --recipe "finetune:epochs=3 | prune:sparsity=0.5" --lang hau --out runs/hau-ft-p50
+    """
+    quiet_libraries()
+    from ndogo.compress.recipe import compress as run_compress
+    from ndogo.compress.recipe import parse_recipe
+    from ndogo.data.corpus import resolve_data
+
+    langs = split_langs(lang) if lang else None
+    context = {"lang": langs[0] if langs and len(langs) == 1 else None, "langs": langs, "data": resolve_data(data),
+               "seed": seed, "threads": threads}
+    result = run_compress(run, parse_recipe(recipe), out, context, reuse or ())
+    stages = [vars(s) for s in result.stages]
+    if as_json:
+        typer.echo(json.dumps({"out": str(result.path), "stages": stages}, indent=2))
+        return
+    for i, s in enumerate(stages, 1):
+        how = {"done": "already done", "existing": f"reused {s['path']}"}.get(s["reused"], f"{s['seconds']:.0f}s")
+        typer.echo(f"{i}. {s['stage']} {s['options'] or ''}: {how}")
+    typer.echo(f"model saved in {result.path}; measure it with: ndogo evaluate {result.path} --lang LANG")
+
+
+@user_errors
+def sweep(
+    config: Annotated[Path, typer.Argument(help="A sweep config (.toml/.yaml): models, languages, recipes, seeds.")],
+    out: Annotated[Path, typer.Option(help="Sweep directory: results.sqlite (one row per cell), artifacts/, logs/.")],
+    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; wins over the config's `data`, then $NDOGO_DATA, then the hub.")] = None,
+    executor: Annotated[str, typer.Option(help="local (one cell at a time here) or ray (cells as Ray tasks).")] = "local",
+    resume: Annotated[bool, typer.Option(help="Continue a sweep in --out: finished cells are kept, the rest run.")] = False,
+    ray_address: Annotated[str | None, typer.Option(help="A Ray cluster to join (e.g. auto or ray://head:10001); default: a local instance.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar (a line per finished cell is always printed).")] = True,
+) -> None:
+    """Run every cell (model × language × recipe × seed) of a grid and store one row per cell.
+
+    Killed at any moment (even kill -9), the same command with --resume finishes the
+    sweep: done cells are not rerun, none is lost or duplicated. A failed cell is
+    stored with its error and the others go on. The whole config is checked first.
+
+    Example (the quickstart, about 25 minutes on a 2-core CPU):
+
+      ndogo sweep configs/quickstart.toml --data ../shared/data/masakhaner --out runs/quickstart
+
+    then: ndogo report runs/quickstart --out runs/quickstart/report
+    """
+    quiet_libraries()
+    from ndogo.experiments.config import load_sweep_config
+    from ndogo.experiments.sweep import run_sweep
+
+    cfg = load_sweep_config(config, data)
+    summary = run_sweep(cfg, out, executor=executor, resume=resume, ray_address=ray_address,
+                        show_progress=progress)
+    typer.echo(f"{summary.done} of {summary.total} cells done, {summary.failed} failed ({summary.seconds / 60:.1f} min); results in "
+               f"{Path(summary.directory) / 'results.sqlite'}")
+    for failure in summary.failures:
+        typer.echo(f"  failed: {failure}")
+    if summary.failed:
+        typer.echo(f"fix the cause and rerun with --resume to retry the failed cells: ndogo sweep {config} "
+                   f"--out {out} --resume")
+        raise typer.Exit(1)
+
+
+@user_errors
+def report(
+    directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite).")],
+    out: Annotated[Path, typer.Option(help="Report folder: results.csv, results.md, PNG plots, index.html.")],
+) -> None:
+    """Tables (F1 and Δ to the baseline per language and method, mean ± std over seeds), plots and one HTML page.
+
+    index.html is self-contained (plots inlined) and records the config and the
+    environment (package versions, CPU, threads).
+
+    Example: ndogo report runs/quickstart --out runs/quickstart/report
+    """
+    from ndogo.report import write_report
+
+    files = write_report(directory, out)
+    for path in files:
+        typer.echo(str(path))
+
+
+@user_errors
+def recommend(
+    directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite).")],
+    lang: Annotated[str, typer.Option(help="The language to ship.")],
+    max_f1_drop: Annotated[float, typer.Option(help="Largest F1 loss against the fine-tuned baseline you accept, in points (1 = 0.01 F1).")],
+    optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1).")] = "size",
+    model: Annotated[str | None, typer.Option(help="Only this model of the sweep (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
+
+    F1 is the mean over the sweep's seeds. Example:
+
+      ndogo recommend runs/quickstart --lang hau --max-f1-drop 1 --optimize latency
+    """
+    from ndogo.experiments.recommend import format_recommendation
+    from ndogo.experiments.recommend import recommend as pick
+
+    choice = pick(directory, lang, max_f1_drop, optimize, model)
+    if as_json:
+        typer.echo(json.dumps(choice, indent=2))
+    else:
+        typer.echo(format_recommendation(choice))

@@ -1,0 +1,119 @@
+"""One cell of a sweep: run its chain of stages, evaluate the result, return one row.
+
+`run_cell` is a plain function of picklable arguments so the same code runs in
+the sweep's own process (local executor) and in a Ray worker; it never writes
+to the store (one writer, the driver, does) and never raises for a failure of
+the experiment itself: a failed cell is a row with its error, and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+import traceback
+from contextlib import ExitStack, nullcontext, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ndogo.compress.recipe import bind_recipe, file_lock, run_chain
+from ndogo.experiments.config import BASELINE, Cell
+
+PACKAGES = ("ndogo", "torch", "transformers", "tokenizers", "seqeval", "onnxruntime", "torchao", "bitsandbytes",
+            "ray")
+
+
+@dataclass(frozen=True)
+class CellSettings:
+    """Where a cell writes: shared stage outputs (so cells reuse each other's) and its log."""
+
+    artifacts: str
+    logs: str
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that decide a result."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(threads: int | None = None) -> dict[str, Any]:
+    """The machine a row was measured on: latency means nothing without it."""
+    import torch
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads or torch.get_num_threads(),
+            "host": socket.gethostname(), "python": platform.python_version(), "platform": platform.platform(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def describe(cell: Cell) -> dict[str, Any]:
+    """The columns that say which cell a row is."""
+    return {"cell_id": cell.id, "model": cell.model.name, "model_source": cell.model.model, "lang": cell.lang,
+            "recipe": cell.recipe.name, "recipe_spec": cell.recipe.recipe.one_line(),
+            "start": cell.recipe.recipe.start, "chain": cell.chain.one_line(), "seed": cell.seed,
+            "data": cell.data, "split": cell.evaluate.split}
+
+
+def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
+    """Build the cell's model (reusing finished stages) and measure it; always returns a row."""
+    import torch
+
+    from ndogo.cli import quiet_libraries
+    from ndogo.evaluate import evaluate
+
+    row: dict[str, Any] = {**describe(cell), "started": time.time()}
+    log_path = Path(settings.logs) / f"{cell.id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    os.environ["NDOGO_PROGRESS"] = "0"  # stages' progress bars would only clutter the log
+    torch.set_num_threads(cell.recipe.cpus)
+    quiet_libraries()
+    with open(log_path, "a", encoding="utf-8") as log, ExitStack() as stack:
+        stack.enter_context(redirect_stdout(log))
+        stack.enter_context(redirect_stderr(log))
+        print(f"== {cell.label()} ({cell.id}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n   chain: {cell.chain}",
+              flush=True)
+        try:
+            bound = bind_recipe(cell.chain, cell.context())
+            result = run_chain(cell.source, bound, settings.artifacts, reuse=cell.model.baselines,
+                               on_stage=lambda i, b: print(f"   stage {i + 1}: {b.call.one_line()}", flush=True))
+            built = time.perf_counter()
+            lock = file_lock(Path(cell.evaluate.lock)) if cell.evaluate.lock and cell.evaluate.speed else nullcontext()
+            with lock:
+                metrics = evaluate(result.path, cell.data, cell.lang, cell.evaluate.split, cell.evaluate.batch_size,
+                                   speed=cell.evaluate.speed, threads=cell.recipe.cpus, sample=cell.evaluate.sample)
+            finetuned = next((s.path for s in result.stages if s.stage == "finetune"), None)
+            row.update(metrics)
+            row.update(
+                status="done", path=str(result.path), baseline_path=finetuned,
+                stages=[vars(s) for s in result.stages],
+                durations={"stages": {f"{i + 1}-{s.stage}": s.seconds for i, s in enumerate(result.stages)},
+                           "build": round(built - t0, 3), "evaluate": round(time.perf_counter() - built, 3)},
+            )
+            row["model"], row["lang"] = cell.model.name, cell.lang  # evaluate's own "model" is the path
+            print(f"   done: F1 {metrics['f1']:.4f}", flush=True)
+        except Exception as err:  # any failure of the experiment is the row's result, not the sweep's end
+            row.update(status="failed", error=f"{type(err).__name__}: {err}",
+                       traceback=traceback.format_exc(limit=-8))
+            print(row["traceback"], flush=True)
+    row.update(seconds=round(time.perf_counter() - t0, 3), finished=time.time(), log=str(log_path),
+               versions=versions(), machine=machine(cell.recipe.cpus), is_baseline=cell.recipe.name == BASELINE)
+    return row

@@ -1,0 +1,316 @@
+"""Sweep configs: models × languages × recipes × seeds, read and checked before any work.
+
+A sweep config is a TOML (or YAML) document:
+
+    name = "quickstart"
+    languages = ["hau"]
+    seeds = [42]
+    # data = "../shared/data/masakhaner"   # else --data, then $NDOGO_DATA, then the hub
+
+    [models.minilm]
+    model = "minilm"                         # hub id, local directory or short name
+    baselines = ["runs/minilm-{lang}"]       # fine-tuned runs to reuse when their settings match
+    finetune = { epochs = 3, lr = 1e-4 }     # defaults of every finetune stage of this model
+
+    [recipes]
+    baseline = ""                            # the fine-tuned model as it is
+    prune50 = "prune:sparsity=0.5"
+    prune50-int8 = "prune:sparsity=0.5 | quantize:method=onnx-int8"
+    [recipes.prune-before]                   # a recipe that starts from the pretrained encoder
+    from = "pretrained"
+    stages = "prune:sparsity=0.6 | finetune"
+
+    [evaluate]
+    split = "test"
+    speed = true                             # latency and throughput (batch 1 and 32)
+
+    [resources]
+    cpus = 2                                 # per cell: torch threads, and Ray's CPU request
+    gpus = 0
+
+Each cell starts from its model fine-tuned on its language with its seed (one
+`finetune` stage with the model's settings, shared by every cell of that
+model, language and seed and reused from `baselines` when one matches), then
+applies its recipe. Every error names the key where it is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ndogo.compress.recipe import (
+    Recipe,
+    RecipeError,
+    StageCall,
+    bind_recipe,
+    load_document,
+    recipe_from_data,
+)
+from ndogo.data.corpus import lang_dir, resolve_data
+
+BASELINE = "baseline"
+TOP_KEYS = {"name", "languages", "seeds", "data", "models", "recipes", "evaluate", "resources"}
+
+
+class ConfigError(ValueError):
+    """A sweep config that cannot work, naming the file and key."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model of the grid: what to fine-tune, how, and which existing runs may stand in."""
+
+    name: str
+    model: str
+    finetune: dict[str, Any] = field(default_factory=dict)
+    baselines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    name: str
+    recipe: Recipe
+    cpus: int
+    gpus: float
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """How each cell's result is measured (the columns of `ndogo evaluate`)."""
+
+    split: str = "test"
+    speed: bool = True
+    batch_size: int = 32
+    sample: int = 200
+    # A lock file held while a cell is measured, so timings on a shared machine do not overlap.
+    lock: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One experiment of the grid: everything a worker needs to produce one row."""
+
+    id: str
+    model: ModelSpec
+    lang: str
+    recipe: RecipeSpec
+    seed: int
+    data: str
+    evaluate: EvalSpec
+    source: str  # what the chain starts from (the pretrained model)
+    chain: Recipe  # the finetune stage (for cells from the fine-tuned model) + the recipe
+    needs: str | None = None  # id of the baseline cell this one builds on
+
+    def context(self) -> dict[str, Any]:
+        """Values stages take from the cell when their recipe leaves them out."""
+        return {"lang": self.lang, "langs": [self.lang], "data": self.data, "seed": self.seed,
+                "threads": self.recipe.cpus}
+
+    def label(self) -> str:
+        return f"{self.model.name}/{self.lang}/{self.recipe.name}/seed {self.seed}"
+
+
+@dataclass
+class SweepConfig:
+    name: str
+    path: str
+    text: str
+    languages: list[str]
+    seeds: list[int]
+    data: str
+    models: list[ModelSpec]
+    recipes: list[RecipeSpec]
+    evaluate: EvalSpec
+
+    def cells(self) -> list[Cell]:
+        """The grid in run order: for each model, language and seed, the baseline first."""
+        out = []
+        for model in self.models:
+            for lang in self.languages:
+                for seed in self.seeds:
+                    base_id = None
+                    for recipe in self.recipes:
+                        cell = make_cell(model, lang, recipe, seed, self.data, self.evaluate, base_id)
+                        if recipe.name == BASELINE:
+                            base_id = cell.id
+                        out.append(cell)
+        return out
+
+
+def make_cell(model: ModelSpec, lang: str, recipe: RecipeSpec, seed: int, data: str, evaluate: EvalSpec,
+              baseline_id: str | None) -> Cell:
+    stages = list(recipe.recipe.stages)
+    if recipe.recipe.start == "finetuned":
+        stages.insert(0, StageCall("finetune", {}))
+    # the model's fine-tuning settings are the defaults of every finetune stage of its cells
+    stages = [StageCall(s.stage, {**model.finetune, **s.options}) if s.stage == "finetune" else s for s in stages]
+    chain = Recipe(tuple(stages), recipe.name, "pretrained")
+    identity = {"model": dataclasses.asdict(model), "lang": lang, "chain": chain.one_line(), "seed": seed,
+                "data": data, "split": evaluate.split, "speed": evaluate.speed}
+    cell_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    needs = baseline_id if recipe.recipe.start == "finetuned" and recipe.name != BASELINE else None
+    return Cell(cell_id, model, lang, recipe, seed, data, evaluate, model.model, chain, needs)
+
+
+def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
+    """Read a sweep config and check everything that can be checked without running anything.
+
+    `data` (the --data option) wins over the config's `data`, which wins over
+    $NDOGO_DATA and the hub's MasakhaNER.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such sweep config")
+    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise ConfigError(f"{path}: a sweep config is a .toml, .yaml or .json file")
+    try:
+        doc = load_document(path)
+    except RecipeError as err:
+        raise ConfigError(str(err)) from None
+    where = str(path)
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a table of settings")
+    unknown = set(doc) - TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; keys: {', '.join(sorted(TOP_KEYS))}")
+
+    name = _typed(doc.get("name", path.stem), str, f"{where}: name")
+    languages = _str_list(doc.get("languages"), f"{where}: languages", "language codes, e.g. [\"hau\", \"swa\"]")
+    seeds = doc.get("seeds", [42])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in seeds):
+        raise ConfigError(f"{where}: seeds: expected a non-empty list of integers, got {seeds!r}")
+    data_value = data or _typed(doc.get("data"), (str, type(None)), f"{where}: data")
+    data_value = resolve_data(data_value)
+    if Path(data_value).expanduser().exists():
+        data_value = str(Path(data_value).expanduser().resolve())
+        for lang in languages:
+            try:
+                lang_dir(Path(data_value), lang)
+            except ValueError as err:
+                raise ConfigError(f"{where}: languages: {err}") from None
+
+    evaluate = _eval_spec(doc.get("evaluate", {}), f"{where}: evaluate")
+    cpus, gpus = _resources(doc.get("resources", {}), f"{where}: resources")
+    models = _models(doc.get("models"), f"{where}: models")
+    recipes = _recipes(doc.get("recipes"), f"{where}: recipes", cpus, gpus)
+
+    config = SweepConfig(name, str(path), path.read_text(encoding="utf-8"), languages, list(seeds), data_value,
+                         models, recipes, evaluate)
+    check_cells(config)
+    return config
+
+
+def check_cells(config: SweepConfig) -> None:
+    """Bind every cell's chain: unknown stages, options and types fail here, before any work."""
+    seen: set[tuple[str, str]] = set()
+    for cell in config.cells():
+        key = (cell.model.name, cell.recipe.name)
+        if key in seen:
+            continue  # the same chain with another language or seed binds the same way
+        seen.add(key)
+        try:
+            bind_recipe(cell.chain, cell.context(), where=f"{config.path}: recipes.{cell.recipe.name}")
+        except RecipeError as err:
+            message = str(err)
+            if "stage 1 (finetune)" in message and cell.recipe.recipe.start == "finetuned":
+                message = message.replace(f"recipes.{cell.recipe.name} stage 1 (finetune)",
+                                          f"models.{cell.model.name}.finetune")
+            raise ConfigError(message) from None
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{where}: expected {names.replace('NoneType', 'nothing')}, got {value!r}")
+    return value
+
+
+def _str_list(value: Any, where: str, what: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: expected a non-empty list of {what}, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: listed twice: {sorted({v for v in value if value.count(v) > 1})[0]}")
+    return list(value)
+
+
+def _eval_spec(value: Any, where: str) -> EvalSpec:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table")
+    kinds = {"split": str, "speed": bool, "batch_size": int, "sample": int, "lock": str}
+    for key, val in value.items():
+        if key not in kinds:
+            raise ConfigError(f"{where}.{key}: unknown key; keys: {', '.join(kinds)}")
+        _typed(val, kinds[key], f"{where}.{key}")
+    if value.get("split", "test") not in ("train", "dev", "test"):
+        raise ConfigError(f"{where}.split: expected train, dev or test, got {value['split']!r}")
+    return EvalSpec(**value)
+
+
+def _resources(value: Any, where: str) -> tuple[int, float]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table with cpus and gpus")
+    unknown = set(value) - {"cpus", "gpus"}
+    if unknown:
+        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown key; keys: cpus, gpus")
+    cpus = value.get("cpus", os.cpu_count() or 1)
+    gpus = value.get("gpus", 0)
+    if not isinstance(cpus, int) or isinstance(cpus, bool) or cpus < 1:
+        raise ConfigError(f"{where}.cpus: expected a whole number ≥ 1, got {cpus!r}")
+    if not isinstance(gpus, int | float) or isinstance(gpus, bool) or gpus < 0:
+        raise ConfigError(f"{where}.gpus: expected a number ≥ 0, got {gpus!r}")
+    return cpus, gpus
+
+
+def _models(value: Any, where: str) -> list[ModelSpec]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = {v: {} for v in value}  # models = ["minilm"]
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{where}: expected at least one model, e.g. [models.minilm] model = \"minilm\"")
+    models = []
+    for name, spec in value.items():
+        at = f"{where}.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{at}: expected a table (model, finetune, baselines)")
+        unknown = set(spec) - {"model", "finetune", "baselines"}
+        if unknown:
+            raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key; keys: model, finetune, baselines")
+        model = _typed(spec.get("model", name), str, f"{at}.model")
+        finetune = _typed(spec.get("finetune", {}), dict, f"{at}.finetune")
+        baselines = spec.get("baselines", [])
+        baselines = _str_list(baselines, f"{at}.baselines", "run directories") if baselines else []
+        models.append(ModelSpec(name, model, dict(finetune), tuple(baselines)))
+    return models
+
+
+def _recipes(value: Any, where: str, cpus: int, gpus: float) -> list[RecipeSpec]:
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{where}: expected a table of named recipes, e.g. prune50 = \"prune:sparsity=0.5\"")
+    recipes = []
+    for name, spec in value.items():
+        at = f"{where}.{name}"
+        res_cpus, res_gpus = cpus, gpus
+        if isinstance(spec, dict) and "resources" in spec:
+            spec = dict(spec)
+            res_cpus, res_gpus = _resources(spec.pop("resources"), f"{at}.resources")
+        try:
+            recipe = recipe_from_data(spec, at)
+        except RecipeError as err:
+            raise ConfigError(str(err)) from None
+        if name == BASELINE and (recipe.stages or recipe.start != "finetuned"):
+            raise ConfigError(f"{at}: the name {BASELINE!r} is kept for the fine-tuned model as it is (\"\")")
+        recipes.append(RecipeSpec(name, dataclasses.replace(recipe, name=name), res_cpus, res_gpus))
+    if not any(r.name == BASELINE for r in recipes):
+        # every Δ in the report is against it, and every other cell builds on it
+        recipes.insert(0, RecipeSpec(BASELINE, Recipe(name=BASELINE), cpus, gpus))
+    else:
+        recipes.sort(key=lambda r: r.name != BASELINE)
+    return recipes

@@ -1,0 +1,88 @@
+"""`ndogo recommend`: the smallest (or fastest) model a sweep found within an F1 budget.
+
+This answers the user's real question, "what can I ship for my language that
+loses at most X points?", from rows already measured: no model is run.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ndogo.experiments.store import open_store
+from ndogo.report.summary import BASELINE, Summary, summarize
+
+OPTIMIZE = {"size": "size_bytes", "latency": "latency_ms_b1"}
+
+
+def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: str = "size",
+              model: str | None = None) -> dict[str, Any]:
+    """The best recipe for `lang` whose mean F1 is at most `max_f1_drop` points below the baseline's."""
+    if optimize not in OPTIMIZE:
+        raise ValueError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
+    if max_f1_drop < 0:
+        raise ValueError(f"--max-f1-drop is a loss in F1 points and cannot be negative, got {max_f1_drop}")
+    store = open_store(directory)
+    try:
+        rows = store.rows(status="done")
+    finally:
+        store.close()
+    found = [s for s in summarize(rows) if s.lang == lang and (model is None or s.model == model)]
+    if not found:
+        langs = sorted({r["lang"] for r in rows})
+        raise ValueError(f"{directory}: no finished cells for language {lang!r}"
+                         + (f" and model {model!r}" if model else "") + f"; languages here: {', '.join(langs)}")
+    key = OPTIMIZE[optimize]
+    if all(getattr(s, key) is None for s in found):
+        raise ValueError(f"{directory}: no {key} measured for {lang} (was the sweep run with speed = false?)")
+    within = [s for s in found if s.delta is not None and -s.delta <= max_f1_drop + 1e-9
+              and getattr(s, key) is not None]
+    if not within:
+        raise ValueError(f"{directory}: no baseline for {lang} to measure the F1 drop against")
+    best = min(within, key=lambda s: (getattr(s, key), -s.f1_mean))
+    base = next(s for s in found if s.model == best.model and s.recipe == BASELINE)
+    return {
+        "lang": lang, "max_f1_drop": max_f1_drop, "optimize": optimize, "model": best.model,
+        "recipe": best.recipe, "recipe_spec": best.recipe_spec, "start": best.start, "seeds": best.seeds,
+        "f1": round(best.f1_mean, 4), "f1_std": round(best.f1_std, 4), "baseline_f1": round(base.f1_mean, 4),
+        "f1_drop_points": round(-(best.delta or 0.0), 2), "size_bytes": best.size_bytes,
+        "baseline_size_bytes": base.size_bytes, "size_x": _r(best.size_x),
+        "latency_ms_b1": best.latency_ms_b1, "baseline_latency_ms_b1": base.latency_ms_b1,
+        "speedup_b1": _r(best.speedup_b1), "sparsity": best.sparsity, "path": best.paths[0],
+        "candidates": len(found), "within_budget": len(within),
+        "command": reproduce(best, lang),
+    }
+
+
+def _r(x: float | None) -> float | None:
+    return round(x, 2) if x is not None else None
+
+
+def reproduce(s: Summary, lang: str) -> str:
+    """The `ndogo compress` command that rebuilds the chosen model from its fine-tuned baseline."""
+    if s.recipe == BASELINE:
+        return f"(the fine-tuned baseline itself: {s.baseline_paths[0] or s.paths[0]})"
+    data = f" --data {shlex.quote(s.data)}" if s.data else ""
+    start = s.baseline_paths[0] if s.start == "finetuned" and s.baseline_paths[0] else "<pretrained model>"
+    out = f"runs/{lang}-{s.recipe}"
+    return (f"ndogo compress {shlex.quote(start)} --recipe {shlex.quote(s.recipe_spec)} --lang {lang}{data} "
+            f"--seed {s.seeds[0]} --out {shlex.quote(out)}")
+
+
+def format_recommendation(c: dict[str, Any]) -> str:
+    """A few lines for people: the choice, its numbers against the baseline, the command."""
+    lines = [f"{c['lang']}: {c['recipe']} ({c['recipe_spec'] or 'the fine-tuned model as it is'}) "
+             f"of model {c['model']}, the best by {c['optimize']} of {c['within_budget']} within "
+             f"{c['max_f1_drop']:g} F1 point(s) ({c['candidates']} measured)",
+             f"  F1       {100 * c['f1']:.2f} (baseline {100 * c['baseline_f1']:.2f}, "
+             f"drop {c['f1_drop_points']:.2f} points, over {len(c['seeds'])} seed(s))"]
+    if c["size_bytes"] is not None:
+        lines.append(f"  size     {c['size_bytes'] / 1e6:.1f} MB (baseline {c['baseline_size_bytes'] / 1e6:.1f} MB, "
+                     f"{c['size_x'] or 1:.2f}× smaller)")
+    if c["latency_ms_b1"] is not None:
+        lines.append(f"  latency  {c['latency_ms_b1']:.2f} ms at batch 1 "
+                     f"(baseline {c['baseline_latency_ms_b1']:.2f} ms, {c['speedup_b1'] or 1:.2f}× faster)")
+    lines.append(f"  model    {c['path']}")
+    lines.append(f"  rebuild  {c['command']}")
+    return "\n".join(lines)

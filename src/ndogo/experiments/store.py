@@ -1,0 +1,156 @@
+"""The result store of a sweep: one SQLite file, one row per cell, written atomically.
+
+SQLite because it is in Python's standard library, survives `kill -9` at any
+moment (each write is one transaction, journaled to disk before it counts), and
+lets anyone query the results without ndogo. The cell id is the primary key,
+so a cell rerun after a kill replaces its row: none is lost, none duplicated.
+
+Columns that reports sort and filter on are real columns; the full row
+(per-type F1, durations, versions, machine...) is kept as JSON beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+STORE = "results.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cells (
+    cell_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    f1 REAL,
+    size_bytes INTEGER,
+    latency_ms_b1 REAL,
+    sparsity REAL,
+    error TEXT,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    row TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    config_path TEXT,
+    config TEXT,
+    argv TEXT,
+    environment TEXT
+);
+"""
+
+
+class Store:
+    """Open (or create) the store of a sweep directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / STORE
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open every transaction ourselves (BEGIN IMMEDIATE), so a
+        # write is one explicit unit that either lands whole or not at all.
+        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        with self.transaction() as c:
+            for statement in _statements(SCHEMA):  # executescript would commit on its own
+                c.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def begin_sweep(self, config_path: str, config: str, argv: list[str], environment: dict[str, Any]) -> int:
+        """Record one invocation (a first run or a resume) with its config and environment."""
+        with self.transaction() as c:
+            cur = c.execute("INSERT INTO sweeps (started, config_path, config, argv, environment) VALUES (?,?,?,?,?)",
+                            (time.time(), config_path, config, json.dumps(argv), json.dumps(environment)))
+            return int(cur.lastrowid or 0)
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute("SELECT id, started, config_path, config, argv, environment FROM sweeps ORDER BY id")
+        return [{"id": r[0], "started": r[1], "config_path": r[2], "config": r[3], "argv": json.loads(r[4] or "[]"),
+                 "environment": json.loads(r[5] or "{}")} for r in cur.fetchall()]
+
+    def statuses(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT cell_id, status FROM cells").fetchall())
+
+    def mark_running(self, row: dict[str, Any]) -> None:
+        """Claim a cell (its row says who it is); a crash leaves it 'running' and a resume reruns it."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO cells (cell_id, model, lang, recipe, seed, status, started, attempts, row) "
+                "VALUES (:cell_id, :model, :lang, :recipe, :seed, 'running', :started, 1, :row) "
+                "ON CONFLICT(cell_id) DO UPDATE SET status='running', started=excluded.started, "
+                "attempts=attempts+1, error=NULL",
+                {**_key_columns(row), "started": time.time(), "row": json.dumps(row, default=str)},
+            )
+
+    def put(self, row: dict[str, Any]) -> None:
+        """Write a finished (done or failed) cell's row in one transaction, replacing any earlier one."""
+        if row.get("status") not in ("done", "failed"):
+            raise ValueError(f"a stored row is done or failed, not {row.get('status')!r}")
+        values = {**_key_columns(row), "status": row["status"], "f1": row.get("f1"),
+                  "size_bytes": row.get("size_bytes"), "latency_ms_b1": row.get("latency_ms_b1"),
+                  "sparsity": row.get("sparsity"), "error": row.get("error"), "started": row.get("started"),
+                  "finished": row.get("finished", time.time()), "row": json.dumps(row, default=str)}
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO cells (cell_id, model, lang, recipe, seed, status, f1, size_bytes, latency_ms_b1, "
+                "sparsity, error, started, finished, attempts, row) VALUES (:cell_id, :model, :lang, :recipe, :seed, "
+                ":status, :f1, :size_bytes, :latency_ms_b1, :sparsity, :error, :started, :finished, 1, :row) "
+                "ON CONFLICT(cell_id) DO UPDATE SET status=excluded.status, f1=excluded.f1, "
+                "size_bytes=excluded.size_bytes, latency_ms_b1=excluded.latency_ms_b1, sparsity=excluded.sparsity, "
+                "error=excluded.error, started=excluded.started, finished=excluded.finished, row=excluded.row",
+                values,
+            )
+
+    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Stored rows (full JSON, with the store's status and attempts), in the order cells were first run."""
+        query = "SELECT row, status, attempts FROM cells"
+        args: tuple[Any, ...] = ()
+        if status:
+            query += " WHERE status = ?"
+            args = (status,)
+        out = []
+        for row, st, attempts in self.conn.execute(query + " ORDER BY rowid", args).fetchall():
+            data = json.loads(row)
+            data.update(status=st, attempts=attempts)
+            out.append(data)
+        return out
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0])
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _key_columns(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("cell_id", "model", "lang", "recipe", "seed")}
+
+
+def open_store(directory: str | Path, must_exist: bool = True) -> Store:
+    """The store of a sweep directory; with `must_exist`, a clear error where there is none."""
+    if must_exist and not (Path(directory) / STORE).is_file():
+        raise FileNotFoundError(f"{directory}: no sweep results here ({STORE} is absent); run `ndogo sweep` first")
+    return Store(directory)

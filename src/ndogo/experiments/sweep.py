@@ -1,0 +1,335 @@
+"""Run a sweep: every cell of the grid once, resumable after any kill, locally or on Ray.
+
+The driver is the only writer of the store. It claims a cell ("running") before
+starting it and writes the finished row in one transaction; a kill at any
+moment leaves each cell done, or claimed by a dead process, and `--resume`
+reruns exactly the cells that are not done. Stage outputs live in
+`<DIR>/artifacts`, keyed by what decides them, so a resumed or a later cell
+reuses every stage already finished (a fine-tuned baseline is trained once).
+
+A cell built on the fine-tuned baseline waits for its baseline cell; when that
+failed, it is recorded as failed without running (it would retrain and fail the
+same way). Cells whose recipe starts from the pretrained model run at any time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ndogo.experiments.cell import CellSettings, describe, machine, run_cell, versions
+from ndogo.experiments.config import Cell, SweepConfig
+from ndogo.experiments.store import STORE, Store
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class SweepSummary:
+    total: int
+    skipped: int  # done before this invocation
+    done: int
+    failed: int
+    seconds: float
+    directory: str
+    failures: list[str] = field(default_factory=list)
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start as asked (directory in use, results there without --resume)."""
+
+
+@contextmanager
+def exclusive(directory: Path) -> Iterator[None]:
+    """One sweep process per directory: a second one would rerun the first one's running cells."""
+    handle = open(directory / ".sweep.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SweepError(f"{directory}: another `ndogo sweep` is running in this directory") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class Schedule:
+    """Which cells may start now: baselines first, dependents once their baseline is done."""
+
+    def __init__(self, todo: list[Cell], statuses: dict[str, str]) -> None:
+        self.waiting = list(todo)
+        self.status = dict(statuses)
+        self.running: set[str] = set()
+
+    def ready(self) -> tuple[list[Cell], list[Cell]]:
+        """(cells that can start, cells that cannot ever run because their baseline failed)."""
+        start, blocked, keep = [], [], []
+        for cell in self.waiting:
+            need = self.status.get(cell.needs) if cell.needs else "done"
+            if need == "done":
+                start.append(cell)
+            elif need == "failed" and cell.needs not in self.running:
+                blocked.append(cell)
+            else:
+                keep.append(cell)
+        self.waiting = keep
+        return start, blocked
+
+    def started(self, cell: Cell) -> None:
+        self.running.add(cell.id)
+        self.status[cell.id] = "running"
+
+    def finished(self, cell: Cell, status: str) -> None:
+        self.running.discard(cell.id)
+        self.status[cell.id] = status
+
+    def requeue(self, cells: list[Cell]) -> None:
+        self.waiting = cells + self.waiting
+
+    @property
+    def left(self) -> bool:
+        return bool(self.waiting or self.running)
+
+
+def blocked_row(cell: Cell) -> dict[str, Any]:
+    now = time.time()
+    return {**describe(cell), "status": "failed", "started": now, "finished": now, "seconds": 0.0,
+            "error": f"not run: its baseline cell {cell.needs} failed (see that cell's error)",
+            "versions": versions(), "machine": machine(cell.recipe.cpus)}
+
+
+class Reporter:
+    """Progress on the terminal (rich): done, running, failed and left, with time remaining.
+
+    The estimate is the mean time of the cells finished in this invocation times
+    the cells left, divided by how many run at once.
+    """
+
+    def __init__(self, total: int, skipped: int, parallel: int, console: Console, show: bool) -> None:
+        self.total, self.done, self.failed, self.running = total, skipped, 0, 0
+        self.parallel = max(parallel, 1)
+        self.durations: list[float] = []
+        self.t0 = time.perf_counter()
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[running]} running · {task.fields[failed]} failed · {task.fields[left]} left"),
+            TimeElapsedColumn(), TextColumn("· {task.fields[eta]} remaining"),
+            console=console, redirect_stdout=False, redirect_stderr=False, disable=not show,
+        )
+        self.task = self.progress.add_task("sweep", total=total, completed=skipped, **self._fields())
+
+    def _fields(self) -> dict[str, Any]:
+        left = self.total - self.done - self.failed
+        eta = "?"
+        if self.durations:
+            remaining = sum(self.durations) / len(self.durations) * max(left - self.running, 0) / self.parallel
+            eta = _duration(remaining)
+        elif left == 0:
+            eta = "0s"
+        return {"running": self.running, "failed": self.failed, "left": left - self.running, "eta": eta}
+
+    def __enter__(self) -> Reporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, cell: Cell) -> None:
+        self.running += 1
+        self.progress.update(self.task, **self._fields())
+
+    def finish(self, cell: Cell, row: dict[str, Any], ran: bool = True) -> None:
+        self.running -= 1 if ran else 0
+        if row["status"] == "done":
+            self.done += 1
+            what = f"F1 {row['f1']:.4f}, {row['size_bytes'] / 1e6:.1f} MB"
+            if row.get("latency_ms_b1") is not None:
+                what += f", {row['latency_ms_b1']:.2f} ms"
+        else:
+            self.failed += 1
+            what = f"[red]failed[/red]: {row.get('error', '')[:200]}"
+        if ran:
+            self.durations.append(row.get("seconds", 0.0))
+        fields = self._fields()
+        self.progress.update(self.task, completed=self.done + self.failed, **fields)
+        self.console.print(f"[{self.done + self.failed}/{self.total}] {cell.label()}: {what} "
+                           f"({_duration(row.get('seconds', 0.0))}; {fields['running']} running, "
+                           f"{fields['left']} left, ~{fields['eta']} remaining)", highlight=False, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", resume: bool = False,
+              ray_address: str | None = None, show_progress: bool = True,
+              console: Console | None = None) -> SweepSummary:
+    """Run every cell of `config` not yet done in `out` and store one row per cell."""
+    if executor not in EXECUTORS:
+        raise SweepError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    out = Path(out)
+    if (out / STORE).is_file() and not resume:
+        raise SweepError(f"{out}: results of a sweep are already here; pass --resume to continue it "
+                         "(finished cells are kept) or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    console = console or Console(file=sys.stderr)  # a fixed file: cells redirect sys.stdout/err to their logs
+    with exclusive(out):
+        store = Store(out)
+        try:
+            cells = config.cells()
+            env = {"name": config.name, "versions": versions(), "machine": machine(), "executor": executor,
+                   "ray_address": ray_address}
+            store.begin_sweep(config.path, config.text, sys.argv, env)
+            statuses = store.statuses()
+            todo = [c for c in cells if statuses.get(c.id) != "done"]
+            skipped = len(cells) - len(todo)
+            # absolute: Ray workers need not share this process's working directory
+            settings = CellSettings(artifacts=str(out.resolve() / "artifacts"), logs=str(out.resolve() / "logs"))
+            schedule = Schedule(todo, {k: v for k, v in statuses.items() if v == "done"})
+            t0 = time.perf_counter()
+            if skipped:
+                console.print(f"{out}: {skipped} of {len(cells)} cells already done; running the other {len(todo)}")
+            started_ray = executor == "ray" and not _ray_running()
+            try:
+                parallel = 1 if executor == "local" else _ray_parallel(ray_address, cells)
+                with Reporter(len(cells), skipped, parallel, console, show_progress) as reporter:
+                    if executor == "local":
+                        _run_local(schedule, store, settings, reporter)
+                    else:
+                        _run_ray(schedule, store, settings, reporter, ray_address)
+            finally:
+                if started_ray and _ray_running():
+                    import ray
+
+                    ray.shutdown()  # the local instance (or connection) this sweep started
+            rows = {r["cell_id"]: r for r in store.rows()}
+            mine = [rows[c.id] for c in cells if c.id in rows]
+            failures = [f"{r['model']}/{r['lang']}/{r['recipe']}/seed {r['seed']}: {r.get('error')}"
+                        for r in mine if r["status"] == "failed"]
+            return SweepSummary(len(cells), skipped, sum(r["status"] == "done" for r in mine), len(failures),
+                                time.perf_counter() - t0, str(out), failures)
+        finally:
+            store.close()
+
+
+def _run_local(schedule: Schedule, store: Store, settings: CellSettings, reporter: Reporter) -> None:
+    """One cell at a time in this process (the machine's threads go to the cell)."""
+    while schedule.left:
+        start, blocked = schedule.ready()
+        for cell in blocked:
+            _record(store, schedule, reporter, cell, blocked_row(cell), ran=False)
+        if not start:
+            if not schedule.left:
+                break
+            raise RuntimeError("sweep schedule stuck: cells wait on a baseline that is not in the grid")
+        schedule.requeue(start[1:])
+        cell = start[0]
+        store.mark_running(describe(cell))
+        schedule.started(cell)
+        reporter.start(cell)
+        row = run_cell(cell, settings)
+        _record(store, schedule, reporter, cell, row)
+
+
+def _record(store: Store, schedule: Schedule, reporter: Reporter, cell: Cell, row: dict[str, Any],
+            ran: bool = True) -> None:
+    store.put(row)
+    schedule.finished(cell, row["status"])
+    reporter.finish(cell, row, ran)
+
+
+def _ray_running() -> bool:
+    if "ray" not in sys.modules:
+        return False
+    return bool(sys.modules["ray"].is_initialized())
+
+
+def _ray_init(address: str | None) -> Any:
+    try:
+        import ray
+    except ImportError as err:
+        raise SweepError(f"--executor ray needs Ray: pip install ray ({err})") from None
+    if not ray.is_initialized():
+        # A local instance by default; `address` joins a running cluster ("auto" or ray://host:10001).
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "logging_level": "ERROR", "configure_logging": True}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = os.cpu_count()
+        ray.init(**kwargs)
+    return ray
+
+
+def _ray_parallel(address: str | None, cells: list[Cell]) -> int:
+    ray = _ray_init(address)
+    cpus = ray.cluster_resources().get("CPU", 1)
+    need = min((c.recipe.cpus for c in cells), default=1)
+    return max(int(cpus // need), 1)
+
+
+def _run_ray(schedule: Schedule, store: Store, settings: CellSettings, reporter: Reporter,
+             address: str | None) -> None:
+    """Cells as Ray tasks, each asking for its CPUs and GPUs; this process alone writes the store.
+
+    No more tasks are submitted than the cluster can run at once, so "running"
+    on the progress line means running, not queued.
+    """
+    ray = _ray_init(address)
+    remote = ray.remote(run_cell)
+    capacity = ray.cluster_resources()
+    free_cpus, free_gpus = capacity.get("CPU", 1.0), capacity.get("GPU", 0.0)
+    inflight: dict[Any, Cell] = {}
+    while schedule.left:
+        start, blocked = schedule.ready()
+        for cell in blocked:
+            _record(store, schedule, reporter, cell, blocked_row(cell), ran=False)
+        later = []
+        for cell in start:
+            fits = cell.recipe.cpus <= free_cpus and cell.recipe.gpus <= free_gpus
+            if not fits and inflight:
+                later.append(cell)
+                continue
+            # (a cell larger than the whole cluster is still submitted once nothing runs, and Ray says why)
+            ref = remote.options(num_cpus=cell.recipe.cpus, num_gpus=cell.recipe.gpus).remote(cell, settings)
+            inflight[ref] = cell
+            free_cpus -= cell.recipe.cpus
+            free_gpus -= cell.recipe.gpus
+            store.mark_running(describe(cell))
+            schedule.started(cell)
+            reporter.start(cell)
+        schedule.requeue(later)
+        if not inflight:
+            if schedule.left:
+                raise RuntimeError("sweep schedule stuck: cells wait on a baseline that is not in the grid")
+            break
+        done, _ = ray.wait(list(inflight), num_returns=1)
+        for ref in done:
+            cell = inflight.pop(ref)
+            free_cpus += cell.recipe.cpus
+            free_gpus += cell.recipe.gpus
+            try:
+                row = ray.get(ref)
+            except Exception as err:  # the worker died (killed, out of memory): the cell failed, not the sweep
+                row = {**describe(cell), "status": "failed", "error": f"ray task failed: {type(err).__name__}: {err}",
+                       "started": time.time(), "finished": time.time(), "seconds": 0.0}
+            _record(store, schedule, reporter, cell, row)

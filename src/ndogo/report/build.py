@@ -1,0 +1,241 @@
+"""Write a sweep's report: results.csv, results.md, plots and a self-contained index.html.
+
+Each table is built once as plain data (`Table`) and rendered twice, as
+markdown and as HTML, so the two files can never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ndogo.experiments.store import open_store
+from ndogo.report.plots import write_plots
+from ndogo.report.summary import BASELINE, Summary, ordered, summarize
+
+CSV_COLUMNS = ["cell_id", "model", "lang", "recipe", "recipe_spec", "start", "seed", "status", "f1", "precision",
+               "recall", "size_bytes", "latency_ms_b1", "throughput_b32", "sparsity", "params", "nonzero_params",
+               "kind", "threads", "seconds", "attempts", "path", "error"]
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+    bold_last: bool = False  # the average row
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        if self.note:
+            lines += [self.note, ""]
+        lines.append("| " + " | ".join(self.header) + " |")
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(self.header) - 1)) + "|")
+        for i, row in enumerate(self.rows):
+            cells = [c.replace("|", "\\|") for c in row]
+            if self.bold_last and i == len(self.rows) - 1:
+                cells = [f"**{c}**" if c else c for c in cells]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = []
+        for i, row in enumerate(self.rows):
+            cls = ' class="avg"' if self.bold_last and i == len(self.rows) - 1 else ""
+            body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<h3>{html.escape(self.title)}</h3>{note}<table><thead><tr>{head}</tr></thead>" \
+               f"<tbody>{''.join(body)}</tbody></table>"
+
+
+@dataclass
+class Report:
+    name: str
+    tables: list[Table]
+    plots: list[Path]
+    config: str
+    environment: dict[str, Any]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.2f}".replace("-", "−")
+
+
+def _find(summaries: list[Summary], model: str, lang: str, recipe: str) -> Summary | None:
+    return next((s for s in summaries if (s.model, s.lang, s.recipe) == (model, lang, recipe)), None)
+
+
+def _grid(summaries: list[Summary], model: str, title: str, note: str, cell: Any, average: Any | None) -> Table:
+    """A row per language, a column per method (the study's layout), plus an average row."""
+    here = [s for s in summaries if s.model == model]
+    langs = ordered([s.lang for s in here])
+    recipes = ordered([s.recipe for s in here])
+    rows = []
+    for lang in langs:
+        row = [lang]
+        for recipe in recipes:
+            s = _find(here, model, lang, recipe)
+            row.append(cell(s) if s is not None else "–")
+        rows.append(row)
+    if average is not None and len(langs) > 1:
+        rows.append(["average"] + [average([s for s in here if s.recipe == r]) for r in recipes])
+    return Table(title, ["language", *recipes], rows, note, bold_last=average is not None and len(langs) > 1)
+
+
+def f1_cell(s: Summary) -> str:
+    return s.f1_text() if s.recipe == BASELINE or s.delta is None else f"{s.f1_text()} ({_signed(s.delta)})"
+
+
+def f1_average(group: list[Summary]) -> str:
+    mean = 100 * statistics.fmean(s.f1_mean for s in group)
+    deltas = [s.delta for s in group if s.delta is not None]
+    if group and group[0].recipe != BASELINE and deltas:
+        return f"{mean:.2f} ({_signed(statistics.fmean(deltas))})"
+    return f"{mean:.2f}"
+
+
+def _ratio_cell(value: float | None, ratio: float | None, fmt: str, word: str) -> str:
+    if value is None:
+        return "–"
+    return fmt.format(value) + (f" ({ratio:.2f}× {word})" if ratio is not None else "")
+
+
+def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[Table]:
+    tables = []
+    seeds = sorted({len(s.seeds) for s in summaries})
+    for model in ordered([s.model for s in summaries]):
+        label = f"{model}: " if len({s.model for s in summaries}) > 1 else ""
+        split = next((r.get("split", "test") for r in rows if r.get("model") == model), "test")
+        tables.append(_grid(summaries, model, f"{label}{split} F1 per language and method",
+                            f"F1 ×100, mean ± std over {'/'.join(map(str, seeds))} seed(s); in brackets the "
+                            "change against the fine-tuned baseline in points.", f1_cell, f1_average))
+        tables.append(_grid(
+            summaries, model, f"{label}size on disk (MB)", "In brackets: times smaller than the baseline.",
+            lambda s: _ratio_cell(s.size_bytes and s.size_bytes / 1e6, s.size_x if s.recipe != BASELINE else None,
+                                  "{:.1f}", "smaller"), None))
+        if any(s.latency_ms_b1 is not None for s in summaries if s.model == model):
+            threads = sorted({r.get("threads") for r in rows if r.get("model") == model and r.get("threads")})
+            tables.append(_grid(
+                summaries, model, f"{label}latency at batch 1 (ms)",
+                f"Median forward time per sentence, {'/'.join(map(str, threads))} thread(s); "
+                "in brackets: times faster than the baseline.",
+                lambda s: _ratio_cell(s.latency_ms_b1, s.speedup_b1 if s.recipe != BASELINE else None,
+                                      "{:.2f}", "faster"), None))
+    types = sorted({t for s in summaries for t in s.per_type})
+    if types:
+        tables.append(Table("F1 per entity type", ["model", "language", "method", *types],
+                            [[s.model, s.lang, s.recipe, *(f"{100 * s.per_type[t]:.2f}" if t in s.per_type else "–"
+                                                           for t in types)] for s in summaries],
+                            "F1 ×100 per entity type, mean over seeds."))
+    recipes = {}
+    for s in summaries:
+        recipes.setdefault(s.recipe, s)
+    tables.append(Table("Methods", ["method", "recipe", "starts from", "sparsity (%)", "parameters (M)"],
+                        [[r, s.recipe_spec or "(none)", f"the {s.start} model",
+                          f"{100 * s.sparsity:.1f}" if s.sparsity is not None else "–",
+                          f"{s.params / 1e6:.2f}" if s.params else "–"] for r, s in recipes.items()],
+                        "Each method is its recipe applied to the model fine-tuned on the language "
+                        "(or to the pretrained model, for recipes that start there). Sparsity and parameters "
+                        "as measured on the first language."))
+    failed = [r for r in rows if r.get("status") != "done"]
+    if failed:
+        tables.append(Table("Cells not done", ["model", "language", "method", "seed", "status", "error"],
+                            [[r["model"], r["lang"], r["recipe"], str(r["seed"]), r["status"],
+                              (r.get("error") or "interrupted")[:300]] for r in failed]))
+    return tables
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """One line per cell (every seed, done or failed), with F1 per entity type as f1_<TYPE>."""
+    types = sorted({t for r in rows for t in r.get("per_type", {})})
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS + [f"f1_{t}" for t in types])
+        for r in rows:
+            per_type = r.get("per_type", {})
+            writer.writerow([r.get(c, "") if r.get(c) is not None else "" for c in CSV_COLUMNS]
+                            + [per_type[t]["f1"] if t in per_type else "" for t in types])
+    return path
+
+
+def write_markdown(report: Report, path: Path) -> Path:
+    env = report.environment
+    machine = env.get("machine", {})
+    lines = [f"## Sweep `{report.name}`", "",
+             f"{report.counts.get('done', 0)} cells done, {report.counts.get('failed', 0)} failed, "
+             f"{report.counts.get('running', 0)} interrupted. Machine: {machine.get('cpu', '?')}, "
+             f"{machine.get('cores', '?')} cores.", ""]
+    lines += [t.markdown() for t in report.tables]
+    for plot in report.plots:
+        lines += [f"![{plot.stem}]({plot.name})", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}tr.avg td{font-weight:bold;background:#f4f4f4}
+.note{color:#555;font-size:.9em}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}
+"""
+
+
+def write_html(report: Report, path: Path) -> Path:
+    """One file: tables, plots inlined as data URIs, the config and the environment."""
+    env = report.environment
+    images = []
+    for plot in report.plots:
+        data = base64.b64encode(plot.read_bytes()).decode("ascii")
+        images.append(f'<figure><img alt="{html.escape(plot.stem)}" src="data:image/png;base64,{data}">'
+                      f"<figcaption>{html.escape(plot.stem.replace('_', ' '))}</figcaption></figure>")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>ndogo sweep {html.escape(report.name)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>ndogo sweep <code>{html.escape(report.name)}</code></h1>",
+        f"<p>{report.counts.get('done', 0)} cells done, {report.counts.get('failed', 0)} failed; "
+        f"report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>",
+        "<h2>Results</h2>", *[t.html() for t in report.tables],
+        "<h2>Plots</h2>", *images,
+        "<h2>Environment</h2>", f"<pre>{html.escape(json.dumps(env, indent=2, default=str))}</pre>",
+        "<h2>Config</h2>", f"<pre>{html.escape(report.config)}</pre>",
+        "</body></html>",
+    ]
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def write_report(directory: str | Path, out: str | Path) -> list[Path]:
+    """Write every report file for the sweep in `directory` into `out`; returns their paths."""
+    out = Path(out)
+    store = open_store(directory)
+    try:
+        rows = store.rows()
+        sweeps = store.sweeps()
+    finally:
+        store.close()
+    if not rows:
+        raise ValueError(f"{directory}: the sweep has no cells yet")
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = summarize(rows)
+    counts = {st: sum(r["status"] == st for r in rows) for st in ("done", "failed", "running")}
+    last = sweeps[-1] if sweeps else {}
+    name = last.get("environment", {}).get("name") or Path(last.get("config_path") or str(directory)).stem
+    environment = {**last.get("environment", {}), "command": " ".join(last.get("argv", [])),
+                   "threads per cell": sorted({r.get("threads") for r in rows if r.get("threads")}),
+                   "invocations": len(sweeps)}
+    plots = write_plots(summaries, out) if summaries else []
+    report = Report(name, build_tables(summaries, rows), plots, last.get("config") or "", environment, counts)
+    files = [write_csv(rows, out / "results.csv"), write_markdown(report, out / "results.md"), *plots,
+             write_html(report, out / "index.html")]
+    return files

@@ -1,0 +1,114 @@
+"""From stored rows to the study's numbers: mean ± std over seeds, Δ and ratios to the baseline.
+
+One summary per (model, language, recipe). The baseline of a summary is the
+same model's fine-tuned model on the same language (recipe "baseline"), so Δ F1,
+size ratio and speed-up always compare like with like. F1 is shown in points
+(×100) as MasakhaNER papers report it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+BASELINE = "baseline"
+
+
+@dataclass
+class Summary:
+    """One method on one language, over its seeds."""
+
+    model: str
+    lang: str
+    recipe: str
+    recipe_spec: str
+    start: str
+    seeds: list[int]
+    f1: list[float]
+    per_type: dict[str, float]
+    size_bytes: float | None
+    latency_ms_b1: float | None
+    throughput_b32: float | None
+    sparsity: float | None
+    params: float | None
+    nonzero_params: float | None
+    paths: list[str] = field(default_factory=list)
+    baseline_paths: list[str] = field(default_factory=list)
+    data: str = ""
+    # filled against the baseline summary
+    delta: float | None = None  # F1 points
+    size_x: float | None = None  # times smaller than the baseline
+    speedup_b1: float | None = None  # times faster than the baseline at batch 1
+
+    @property
+    def f1_mean(self) -> float:
+        return statistics.fmean(self.f1)
+
+    @property
+    def f1_std(self) -> float:
+        return statistics.stdev(self.f1) if len(self.f1) > 1 else 0.0
+
+    def f1_text(self) -> str:
+        """F1 in points, with ± std over seeds where there is more than one."""
+        text = f"{100 * self.f1_mean:.2f}"
+        return text + (f" ± {100 * self.f1_std:.2f}" if len(self.f1) > 1 else "")
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+    return statistics.fmean(values) if values else None
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
+    """Summaries of done rows, in the order methods first appear (baseline first)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("status") == "done" and row.get("f1") is not None:
+            groups.setdefault((row["model"], row["lang"], row["recipe"]), []).append(row)
+    out = []
+    for (model, lang, recipe), group in groups.items():
+        types = sorted({t for r in group for t in r.get("per_type", {})})
+        per_type = {t: statistics.fmean(r["per_type"][t]["f1"] for r in group if t in r.get("per_type", {}))
+                    for t in types}
+        out.append(Summary(
+            model=model, lang=lang, recipe=recipe, recipe_spec=group[0].get("recipe_spec", ""),
+            start=group[0].get("start", "finetuned"), seeds=[r["seed"] for r in group], f1=[r["f1"] for r in group],
+            per_type=per_type, size_bytes=_mean(group, "size_bytes"), latency_ms_b1=_mean(group, "latency_ms_b1"),
+            throughput_b32=_mean(group, "throughput_b32"), sparsity=_mean(group, "sparsity"),
+            params=_mean(group, "params"), nonzero_params=_mean(group, "nonzero_params"),
+            paths=[r.get("path", "") for r in group], baseline_paths=[r.get("baseline_path") or "" for r in group],
+            data=group[0].get("data", ""),
+        ))
+    base = {(s.model, s.lang): s for s in out if s.recipe == BASELINE}
+    for s in out:
+        b = base.get((s.model, s.lang))
+        if b is None:
+            continue
+        s.delta = 100 * (s.f1_mean - b.f1_mean)
+        if s.size_bytes and b.size_bytes:
+            s.size_x = b.size_bytes / s.size_bytes
+        if s.latency_ms_b1 and b.latency_ms_b1:
+            s.speedup_b1 = b.latency_ms_b1 / s.latency_ms_b1
+    return out
+
+
+def ordered(values: list[str]) -> list[str]:
+    """Unique values in first-seen order, baseline first."""
+    seen = list(dict.fromkeys(values))
+    return sorted(seen, key=lambda v: v != BASELINE)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: smaller cost (x) and higher F1 (y), by x.
+
+    Written out because it is five lines: a point is on the front when its F1 is
+    higher than that of every point at least as cheap.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
