@@ -135,3 +135,18 @@ def test_predict_runs_a_trimmed_model(tiny_model: Path, tiny_corpus: Path, tmp_p
     assert result.exit_code == 0, result.output
     train = [" ".join(s.tokens) for s in read_conll(tiny_corpus / "hau" / "train.txt").sentences[:8]]
     assert ndogo.load(out).predict(train) == ndogo.load(tiny_model).predict(train)
+
+
+def test_export_then_predict_onnx(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "onnx"
+    result = CliRunner().invoke(app, ["export", str(tiny_model), "--format", "onnx", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert load_runner(out).kind == "onnx" and (out / "tokenizer.json").is_file()
+    texts = [" ".join(s.tokens) for s in read_conll(tiny_corpus / "hau" / "test.txt").sentences]
+    got, want = ndogo.load(out).predict(texts), ndogo.load(tiny_model).predict(texts)
+    assert sum(len(x) for x in want) > 0  # the random tiny model does find (random) entities
+    assert [[(e.start, e.end, e.label) for e in ents] for ents in got] == \
+        [[(e.start, e.end, e.label) for e in ents] for ents in want]
+    assert all(abs(a.score - b.score) < 1e-4 for x, y in zip(got, want, strict=True) for a, b in zip(x, y, strict=True))
+    bad = CliRunner().invoke(app, ["export", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert bad.exit_code == 2 and "no such model directory" in bad.output

@@ -1,0 +1,201 @@
+"""Vocabulary trimming on the minilm baselines: vocabulary kept, size, latency and F1, alone and with int8.
+
+For each language (MasakhaNER 1.0 hau, swa, yor) and its fine-tuned baseline
+runs/minilm-<lang>, this builds under runs/trim/:
+
+    minilm-<lang>-trim          trimmed to the train text + monolingual text (the recommended setting)
+    minilm-<lang>-trim-train    trimmed to the train text only (more words take the fallback)
+    minilm-<lang>-<int8>        the untrimmed baseline quantized with the int8 method (default onnx-int8)
+    minilm-<lang>-trim-<int8>   the trimmed model quantized the same way
+
+and scores each on the test split (F1 with one thread, as `ndogo evaluate --no-speed --threads 1`).
+Latency is a separate step because timing must run alone on the machine:
+
+    python bench/trim.py prepare                                   # trims, quantizes, test F1
+    flock /tmp/ndogo-bench.lock python bench/trim.py speed         # batch-1 latency, 1 thread
+    python bench/trim.py table --out docs/results-trim.md          # the markdown table
+
+Every step skips what already exists (rows in runs/trim/rows/), so an
+interrupted run is resumed by running the same command again. The baselines
+themselves are only read: their rows are kept under runs/trim/rows/ too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+OUT = ROOT / "runs" / "trim"
+ROWS = OUT / "rows"
+LANGS = ("hau", "swa", "yor")
+
+
+def variants(lang: str, int8: str) -> dict[str, Path]:
+    """Variant name -> model directory, in table order."""
+    return {
+        "fp32": ROOT / "runs" / f"minilm-{lang}",
+        "trim": OUT / f"minilm-{lang}-trim",
+        "trim-train": OUT / f"minilm-{lang}-trim-train",
+        int8: OUT / f"minilm-{lang}-{int8}",
+        f"trim+{int8}": OUT / f"minilm-{lang}-trim-{int8}",
+    }
+
+
+def build(lang: str, int8: str) -> None:
+    """Trim and quantize the baseline of one language (skipping models already built)."""
+    from ndogo.compress.quantize import QuantizeConfig, quantize
+    from ndogo.compress.trim import TrimConfig, trim
+
+    paths = variants(lang, int8)
+    steps = [
+        ("trim", lambda out: trim(paths["fp32"], out, TrimConfig(
+            lang=lang, data=str(DATA / "masakhaner"), corpus=str(DATA / "monolingual"), show_progress=True))),
+        ("trim-train", lambda out: trim(paths["fp32"], out, TrimConfig(
+            lang=lang, data=str(DATA / "masakhaner"), show_progress=True))),
+        (int8, lambda out: quantize(paths["fp32"], out, QuantizeConfig(method=int8))),
+        (f"trim+{int8}", lambda out: quantize(paths["trim"], out, QuantizeConfig(method=int8))),
+    ]
+    for name, make in steps:
+        out = paths[name]
+        if (out / "ndogo.json").is_file():
+            continue
+        if out.exists():
+            shutil.rmtree(out)  # an interrupted build of ours; start it again
+        print(f"[{lang}] building {name} -> {out}", file=sys.stderr)
+        make(out)
+
+
+def changed_words(base: Path, trimmed: Path, lang: str) -> float:
+    """Share of test words whose sub-words the trimmed tokenizer splits differently (the fallback)."""
+    from ndogo.data.conll import read_conll
+    from ndogo.models.loading import load_tokenizer
+
+    old, new = load_tokenizer(base), load_tokenizer(trimmed)
+    words = [w for s in read_conll(DATA / "masakhaner" / lang / "test.txt").sentences for w in s.tokens]
+    changed = sum(old.tokenize(w) != new.tokenize(w) for w in words)
+    return changed / len(words)
+
+
+def row_path(lang: str, name: str, kind: str) -> Path:
+    return ROWS / f"{lang}-{name.replace('+', '-')}-{kind}.json"
+
+
+def prepare(langs: list[str], int8: str) -> None:
+    """Build every variant and score it on the test split with one thread."""
+    from ndogo.evaluate import evaluate
+    from ndogo.models.runner import load_runner
+
+    torch.set_num_threads(1)
+    ROWS.mkdir(parents=True, exist_ok=True)
+    for lang in langs:
+        base = ROOT / "runs" / f"minilm-{lang}"
+        meta = json.loads((base / "metrics.json").read_text()) if (base / "metrics.json").is_file() else {}
+        if meta.get("epochs_run", 0) < 10:  # the baselines run 10 epochs (bench/baselines.sh)
+            print(f"[{lang}] baseline {base} not finished; skipped", file=sys.stderr)
+            continue
+        build(lang, int8)
+        for name, path in variants(lang, int8).items():
+            target = row_path(lang, name, "f1")
+            if target.is_file():
+                continue
+            print(f"[{lang}] scoring {name}", file=sys.stderr)
+            row = evaluate(path, str(DATA / "masakhaner"), lang, "test", speed=False, threads=1, show_progress=True)
+            row["variant"] = name
+            row["vocab"] = len(load_runner(path).tokenizer)
+            if name.startswith("trim"):
+                row["test_words_changed"] = round(changed_words(base, path, lang), 6)
+            target.write_text(json.dumps(row, indent=2, ensure_ascii=False) + "\n")
+
+
+def speed(langs: list[str], int8: str, threads: int) -> None:
+    """Batch-1 latency (and batch-32 throughput) the way `ndogo evaluate` measures them."""
+    from ndogo.data.corpus import load_corpus
+    from ndogo.metrics.perf import measure
+    from ndogo.models.runner import load_runner
+    from ndogo.models.windowing import encode_sentences
+
+    torch.set_num_threads(threads)
+    for lang in langs:
+        sentences = [s.tokens for s in load_corpus(str(DATA / "masakhaner"), lang, ("test",)).splits["test"]]
+        for name, path in variants(lang, int8).items():
+            target = row_path(lang, name, "speed")
+            if target.is_file() or not (path / "ndogo.json").is_file():
+                continue
+            print(f"[{lang}] timing {name}", file=sys.stderr)
+            runner = load_runner(path)
+            windows = encode_sentences(runner.tokenizer, sentences, runner.max_length)
+            row = measure(runner.forward, windows, runner.pad_id)
+            target.write_text(json.dumps(row, indent=2) + "\n")
+
+
+def load_row(lang: str, name: str, kind: str) -> dict[str, Any] | None:
+    path = row_path(lang, name, kind)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def table(langs: list[str], int8: str) -> str:
+    """The markdown table: one line per language and variant, compared with the fp32 baseline."""
+    lines = [
+        "| lang | model | vocabulary | test words re-split | size (MB) | smaller | latency b1 (ms) | speed-up "
+        "| test F1 | ΔF1 (points) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    losses: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    for lang in langs:
+        base = load_row(lang, "fp32", "f1")
+        base_speed = load_row(lang, "fp32", "speed")
+        if base is None:
+            continue
+        for name in variants(lang, int8):
+            row = load_row(lang, name, "f1")
+            if row is None:
+                continue
+            spd = load_row(lang, name, "speed")
+            lat = f"{spd['latency_ms_b1']:.2f}" if spd else "n/a"
+            up = f"{base_speed['latency_ms_b1'] / spd['latency_ms_b1']:.2f}×" if spd and base_speed else "n/a"
+            ratio = base["size_bytes"] / row["size_bytes"]
+            loss = 100 * (base["f1"] - row["f1"])
+            losses.setdefault(name, []).append(loss)
+            ratios.setdefault(name, []).append(ratio)
+            changed = f"{100 * row['test_words_changed']:.2f}%" if "test_words_changed" in row else "–"
+            lines.append(f"| {lang} | {name} | {row['vocab']:,} | {changed} | {row['size_bytes'] / 1e6:.1f} | "
+                         f"{ratio:.2f}× | {lat} | {up} | {row['f1']:.4f} | {-loss:+.2f} |")
+    lines += ["", "| model | mean size reduction | mean F1 loss (points) |", "|---|---:|---:|"]
+    for name, values in losses.items():
+        lines.append(f"| {name} | {sum(ratios[name]) / len(ratios[name]):.2f}× | {sum(values) / len(values):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("prepare", "speed", "table"))
+    parser.add_argument("--langs", default=",".join(LANGS), help="Comma-separated languages.")
+    parser.add_argument("--int8", default="onnx-int8", help="Quantization method stacked on the trimmed model.")
+    parser.add_argument("--threads", type=int, default=1, help="Threads for the latency step.")
+    parser.add_argument("--out", type=Path, default=None, help="table: also write the markdown here.")
+    args = parser.parse_args()
+    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+    if args.step == "prepare":
+        prepare(langs, args.int8)
+    elif args.step == "speed":
+        speed(langs, args.int8, args.threads)
+    else:
+        text = table(langs, args.int8)
+        print(text)
+        print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}", file=sys.stderr)
+        if args.out:
+            args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
