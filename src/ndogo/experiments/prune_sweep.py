@@ -5,7 +5,9 @@ recovery epochs); `run_cell` turns one into rows (one per evaluation
 language) and `run_sweep` runs the cells not yet in `sweep.csv`, appending
 rows as each finishes, so an interrupted sweep resumes where it stopped.
 `cells`, `run_cell` and `write_reports` are the three pieces a generic sweep
-runner needs to absorb this one.
+runner needs to absorb this one. Two sweeps over disjoint cells (say one-shot
+and recovery) may share an output folder and run at once: rows are appended
+under a file lock and the tables are drawn from every row in the CSV.
 
 Pruned models are written, scored, and deleted (unless `keep_models`), since
 a full sweep of three languages would otherwise leave over a gigabyte behind;
@@ -15,6 +17,7 @@ runs pruned *before* fine-tuning are kept, being a full fine-tuning each.
 from __future__ import annotations
 
 import csv
+import fcntl
 import shutil
 import time
 from collections import defaultdict
@@ -69,11 +72,11 @@ class Cell:
 
 
 def cells(spec: SweepSpec) -> list[Cell]:
-    """All cells, cheapest first: dense, then one-shot for every language, then recovery, then before."""
+    """All cells, cheapest first: dense (where 0 is a sparsity), one-shot for every language, recovery, before."""
     for s in [*spec.sparsities, *spec.before]:
         if not 0 <= s < 1:
             raise ValueError(f"sparsities must be in [0, 1), got {s}")
-    out = [Cell(lang, "dense", 0.0) for lang in spec.langs]
+    out = [Cell(lang, "dense", 0.0) for lang in spec.langs] if 0 in spec.sparsities else []
     for r in sorted(set(spec.recover_epochs)):
         out += [Cell(lang, "after", s, r) for lang in spec.langs for s in spec.sparsities if s > 0]
     out += [Cell(lang, "before", s) for lang in spec.langs for s in spec.before if s > 0]
@@ -156,12 +159,14 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    new = not path.is_file()
+    """Append rows under an exclusive lock, so sweeps of disjoint cells can share one CSV."""
     with path.open("a", newline="") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
         writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
+        if f.tell() == 0:
             writer.writeheader()
         writer.writerows(rows)
+        f.flush()
 
 
 def variant(row: dict[str, Any]) -> str:
