@@ -72,14 +72,18 @@ class Cell:
 
 
 def cells(spec: SweepSpec) -> list[Cell]:
-    """All cells, cheapest first: dense (where 0 is a sparsity), one-shot for every language, recovery, before."""
+    """All cells, cheapest first: dense (where 0 is a sparsity), one-shot, recovery, before.
+
+    Within each, sparsities in the order given and every language at one
+    sparsity before the next, so a sweep cut short is still balanced across languages.
+    """
     for s in [*spec.sparsities, *spec.before]:
         if not 0 <= s < 1:
             raise ValueError(f"sparsities must be in [0, 1), got {s}")
     out = [Cell(lang, "dense", 0.0) for lang in spec.langs] if 0 in spec.sparsities else []
     for r in sorted(set(spec.recover_epochs)):
-        out += [Cell(lang, "after", s, r) for lang in spec.langs for s in spec.sparsities if s > 0]
-    out += [Cell(lang, "before", s) for lang in spec.langs for s in spec.before if s > 0]
+        out += [Cell(lang, "after", s, r) for s in spec.sparsities for lang in spec.langs if s > 0]
+    out += [Cell(lang, "before", s) for s in spec.before for lang in spec.langs if s > 0]
     return out
 
 
