@@ -289,6 +289,21 @@ def _skeleton(path: Path) -> torch.nn.Module:
     return AutoModelForTokenClassification.from_config(config).eval()
 
 
+class QuantizedRunner(Runner):
+    """A Runner whose parameter count is the source model's, recorded at quantization.
+
+    Quantized layers hide their weights from `count_params` (packed torch.ao params,
+    torchao tensor subclasses that have no count_nonzero); quantization does not
+    change how many parameters there are, so the recorded count is the right one.
+    """
+
+    def params(self) -> tuple[int, int]:
+        counts = self.meta.get("param_counts")
+        if counts is None:
+            return super().params()
+        return int(counts["params"]), int(counts["nonzero_params"])
+
+
 def load_quantized(path: Path, meta: dict[str, Any]) -> Runner:
     """Load a "quantized" model directory written by `quantize` as a Runner."""
     q = meta.get("quantization", {})
@@ -304,8 +319,8 @@ def load_quantized(path: Path, meta: dict[str, Any]) -> Runner:
             raise ModelError(f"{path}: kind {KIND!r} but no {WEIGHTS}")
         model = _load_torch_quantized(path, cfg)
     max_length = int(meta.get("max_length") or model_window(tokenizer, model.config))
-    return Runner(path=path, kind=KIND, tokenizer=tokenizer, labels=model_labels(model), max_length=max_length,
-                  forward=lambda batch: model(**batch).logits, module=model, meta=meta)
+    return QuantizedRunner(path=path, kind=KIND, tokenizer=tokenizer, labels=model_labels(model),
+                           max_length=max_length, forward=lambda batch: model(**batch).logits, module=model, meta=meta)
 
 
 def _load_torch_quantized(path: Path, cfg: QuantizeConfig) -> torch.nn.Module:
