@@ -70,6 +70,18 @@ class FinetuneConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# Settings that change how a run is executed, not what it computes: a resume may change them.
+OPERATIONAL = ("threads", "save_every", "eval_batch_size")
+
+
+def same_run(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a checkpoint's configuration is this run's, ignoring operational settings."""
+    def strip(config: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in config.items() if k not in OPERATIONAL}
+
+    return strip(saved) == strip(current)
+
+
 def set_seed(seed: int) -> None:
     """Seed every RNG a run touches."""
     random.seed(seed)
@@ -164,7 +176,7 @@ def finetune(
                              "best_epoch": None, "history": [], "train_seconds": 0.0}
     if (ckpt_dir / "state.pt").is_file():
         saved = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)
-        if saved["config"] != asdict(cfg):
+        if not same_run(saved["config"], asdict(cfg)):
             raise ValueError(f"{ckpt_dir}: a checkpoint of a different configuration is there; "
                              "use another --out or delete it")
         model.load_state_dict(saved["model"])
