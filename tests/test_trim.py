@@ -113,10 +113,15 @@ def test_size_shrinks_by_removed_rows(tiny_model: Path, trimmed: Path) -> None:
 def test_keep_top_k_and_monolingual_corpus(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
     mono = tmp_path / "mono"
     mono.mkdir()
-    (mono / "hau.txt").write_text("Gwamnatin jihar Zamfara ta sanar.\n\nMinistan harkokin waje.\n", encoding="utf-8")
+    test_line = " ".join(read_conll(tiny_corpus / "hau" / "test.txt").sentences[3].tokens)
+    (mono / "hau.txt").write_text(f"Gwamnatin jihar Zamfara ta sanar.\n\nWani labari: {test_line.upper()}\n",
+                                  encoding="utf-8")
     full = trim(tiny_model, tmp_path / "a", TrimConfig(lang="hau", data=str(tiny_corpus), corpus=str(mono)))
     tok = load_tokenizer(full)
     assert all(t in tok.get_vocab() for t in load_tokenizer(tiny_model).tokenize("Gwamnatin jihar Zamfara"))
+    info = read_meta(full)["trim"]
+    # The line holding a test sentence is not counted (case and spacing do not hide it).
+    assert info["monolingual_lines"] == 1 and info["dropped_eval_lines"] == 1
     top = trim(tiny_model, tmp_path / "b", TrimConfig(lang="hau", data=str(tiny_corpus), keep=20))
     info = read_meta(top)["trim"]
     assert info["vocab_after"] == 20 + info["special"] + info["alphabet"]

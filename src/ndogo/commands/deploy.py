@@ -17,6 +17,7 @@ def trim_vocab(
     out: Annotated[Path, typer.Option(help="New model directory to write.")],
     data: Annotated[str | None, typer.Option(help="MasakhaNER-layout folder; its <lang>/train.txt is counted. Default $NDOGO_DATA or `masakhaner`.")] = None,
     corpus: Annotated[Path | None, typer.Option(help="Folder of monolingual text; <corpus>/<lang>.txt is counted too.")] = None,
+    exclude_eval: Annotated[bool, typer.Option(help="Leave out monolingual lines that contain a dev or test sentence of --data, so test F1 stays a fair measure.")] = True,
     min_count: Annotated[int, typer.Option(min=1, help="Keep sub-words seen at least this many times.")] = 1,
     keep: Annotated[int | None, typer.Option(min=1, help="Keep the K most frequent sub-words instead of --min-count.")] = None,
 ) -> None:
@@ -32,12 +33,14 @@ def trim_vocab(
     from ndogo.compress.trim import TrimConfig, trim
     from ndogo.models.runner import size_on_disk
 
-    cfg = TrimConfig(lang=lang, data=data, corpus=str(corpus) if corpus else None, min_count=min_count, keep=keep,
-                     show_progress=True)
+    cfg = TrimConfig(lang=lang, data=data, corpus=str(corpus) if corpus else None, exclude_eval=exclude_eval,
+                     min_count=min_count, keep=keep, show_progress=True)
     trim(run, out, cfg)
     from ndogo.models.loading import read_meta
 
     info = read_meta(out)["trim"]
+    if info["dropped_eval_lines"]:
+        typer.echo(f"left out {info['dropped_eval_lines']:,} monolingual lines that contain dev/test sentences")
     typer.echo(f"kept {info['vocab_after']:,} of {info['vocab_before']:,} sub-words "
                f"({info['counted']:,} counted, {info['alphabet']} single characters, {info['special']} special); "
                f"{size_on_disk(run) / 1e6:.1f} MB -> {size_on_disk(out) / 1e6:.1f} MB in {out}")

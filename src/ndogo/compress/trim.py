@@ -8,6 +8,12 @@ special tokens and the counted ones, slices the embedding matrix (and a tied
 output layer, for models that have one) to those rows, and saves a tokenizer
 whose ids index the smaller matrix.
 
+Monolingual text, when given, is counted without the lines that contain a dev
+or test sentence of the NER corpus (`exclude_eval`, on by default): news text
+often *is* the corpus's source, and choosing the vocabulary with the test
+sentences in view would make the trimmed model's test F1 say nothing about text
+it has not seen.
+
 What the new tokenizer does (the guarantee and the fallback)
 -----------------------------------------------------------
 The new tokenizer is the old one with the same normalizer, pre-tokenizer and
@@ -41,8 +47,11 @@ segmentation the fine-tuned model learned. Restricting the serialized model
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import shutil
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -75,6 +84,7 @@ class TrimConfig:
     lang: str
     data: str | None = None  # NER corpus (MasakhaNER layout); its train split is counted
     corpus: str | None = None  # folder of monolingual text, <corpus>/<lang>.txt, counted too
+    exclude_eval: bool = True  # drop monolingual lines that contain a dev or test sentence of `data`
     min_count: int = 1  # keep sub-words seen at least this often ...
     keep: int | None = None  # ... or the `keep` most frequent ones (then min_count is ignored)
     batch_size: int = 1000  # lines per tokenizer call while counting
@@ -115,24 +125,54 @@ def count_tokens(
 
     NER sentences are encoded as evaluation encodes them (pre-split words);
     monolingual lines as raw text. Special tokens are not counted (they are
-    always kept).
+    always kept). The `tokenizers` backend is called directly: the same
+    encoding, without transformers' warnings about lines longer than the model's window.
     """
+    backend = tokenizer.backend_tokenizer
     counts: Counter[int] = Counter()
-    total = len(sentences) + len(lines)
-    with tqdm(total=total, desc="count sub-words", unit="line", disable=not show_progress) as bar:
+    with tqdm(total=len(sentences) + len(lines), desc="count sub-words", unit="line",
+              disable=not show_progress) as bar:
         for k in range(0, len(sentences), batch_size):
-            chunk = [list(s) for s in sentences[k : k + batch_size] if len(s)]
-            if chunk:
-                enc = tokenizer(chunk, is_split_into_words=True, add_special_tokens=False)
-                for ids in enc["input_ids"]:
-                    counts.update(ids)
-            bar.update(len(sentences[k : k + batch_size]))
+            chunk = [list(s) for s in sentences[k : k + batch_size]]
+            for enc in backend.encode_batch([c for c in chunk if c], is_pretokenized=True, add_special_tokens=False):
+                counts.update(enc.ids)
+            bar.update(len(chunk))
         for k in range(0, len(lines), batch_size):
-            enc = tokenizer(list(lines[k : k + batch_size]), add_special_tokens=False)
-            for ids in enc["input_ids"]:
-                counts.update(ids)
-            bar.update(len(lines[k : k + batch_size]))
+            chunk = list(lines[k : k + batch_size])
+            for enc in backend.encode_batch(chunk, add_special_tokens=False):
+                counts.update(enc.ids)
+            bar.update(len(chunk))
     return counts
+
+
+def _squeeze(text: str) -> str:
+    """Text reduced to its lower-cased letters and digits, for finding a sentence inside a line."""
+    return "".join(c for c in unicodedata.normalize("NFC", text).lower() if c.isalnum())
+
+
+def drop_lines_containing(lines: Sequence[str], sentences: Sequence[Sequence[str]],
+                          min_chars: int = 15) -> tuple[list[str], int]:
+    """Lines that contain none of the sentences (ignoring spacing, punctuation and case); and how many went.
+
+    Monolingual news text can contain the NER corpus itself: in ../shared/data every
+    MasakhaNER test sentence of hau, swa and yor appears verbatim in monolingual/<lang>.txt.
+    Counting those lines would choose the vocabulary with the test text in view, so
+    the F1 of a trimmed model would no longer say how it does on unseen text.
+    Sentences shorter than `min_chars` letters are not searched for: they match by chance.
+    """
+    squeezed = [_squeeze(line) for line in lines]
+    joined = "\n".join(squeezed)
+    starts = list(itertools.accumulate((len(x) + 1 for x in squeezed), initial=0))
+    hit: set[int] = set()
+    for sentence in sentences:
+        needle = _squeeze("".join(sentence))
+        if len(needle) < min_chars:
+            continue
+        pos = joined.find(needle)
+        while pos != -1:
+            hit.add(bisect.bisect_right(starts, pos) - 1)
+            pos = joined.find(needle, pos + 1)
+    return [line for i, line in enumerate(lines) if i not in hit], len(hit)
 
 
 def text_characters(backend: Tokenizer, texts: Iterable[str]) -> set[str]:
@@ -359,6 +399,10 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
         raise ValueError(f"{corpus.name}: no train split for {config.lang}")
     sentences = [s.tokens for s in corpus.splits["train"]]
     lines = monolingual_lines(config.corpus, config.lang) if config.corpus else []
+    dropped = 0
+    if lines and config.exclude_eval:
+        held_out = load_corpus(config.data, config.lang, ("dev", "test")).splits
+        lines, dropped = drop_lines_containing(lines, [s.tokens for split in held_out.values() for s in split])
     counts = count_tokens(tokenizer, sentences, lines, config.batch_size, config.show_progress)
     backend = tokenizer.backend_tokenizer
     chars = text_characters(backend, [" ".join(s) for s in sentences] + lines)
@@ -384,7 +428,8 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     sources = [corpus.sources["train"]] + ([str(Path(config.corpus) / f"{config.lang}.txt")] if config.corpus else [])
     write_meta(out, {**meta, "kind": "hf", "stage": "trim", "parent": str(run), "trim": {
         **{k: v for k, v in asdict(config).items() if k not in ("show_progress", "batch_size")},
-        "sources": sources, "vocab_before": plan.vocab_before, "vocab_after": len(plan.keep_ids),
+        "sources": sources, "monolingual_lines": len(lines), "dropped_eval_lines": dropped,
+        "vocab_before": plan.vocab_before, "vocab_after": len(plan.keep_ids),
         "counted": plan.counted, "special": plan.special, "alphabet": plan.alphabet, "fallback": FALLBACK,
     }})
     return out
