@@ -100,6 +100,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Folder for sweep.csv, the tables, the plots (and models with --keep-models).")],
         runs: Annotated[str, typer.Option(help="Fine-tuned model per language, with {lang} for the code.")] = "runs/minilm-{lang}",
         lang: Annotated[str, typer.Option(help="Languages, comma-separated: each one's model is pruned.")] = "hau,swa,yor",
+        eval_lang: Annotated[str | None, typer.Option(help="Languages scored (the others zero-shot); default: --lang.")] = None,
         data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
         sparsities: Annotated[str, typer.Option(help="Comma-separated sparsities (0 = the dense model itself).")] = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95",
         recover_epochs: Annotated[str, typer.Option(help="Comma-separated recovery epochs per cell, 0 = one-shot (e.g. 0,1).")] = "0",
@@ -126,6 +127,7 @@ def register(app: typer.Typer) -> None:
         from ndogo.experiments.prune_sweep import SweepSpec, run_sweep
 
         spec = SweepSpec(out=str(out), runs=runs, langs=split_langs(lang), data=data,
+                         eval_langs=split_langs(eval_lang) if eval_lang else None,
                          sparsities=_floats(sparsities, "--sparsities"),
                          recover_epochs=[int(x) for x in _floats(recover_epochs, "--recover-epochs")],
                          transfer=transfer, scope=scope, include_embeddings=include_embeddings,

@@ -40,8 +40,9 @@ class SweepSpec:
 
     out: str
     runs: str = "runs/minilm-{lang}"  # fine-tuned model of each language
-    langs: list[str] = field(default_factory=lambda: ["hau", "swa", "yor"])
+    langs: list[str] = field(default_factory=lambda: ["hau", "swa", "yor"])  # whose models are pruned
     data: str | None = None
+    eval_langs: list[str] | None = None  # scored on (zero-shot beside the model's own); default: langs
     sparsities: list[float] = field(default_factory=lambda: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
     recover_epochs: list[int] = field(default_factory=lambda: [0])
     transfer: bool = True
@@ -89,7 +90,8 @@ def cells(spec: SweepSpec) -> list[Cell]:
 
 def eval_langs(spec: SweepSpec, cell: Cell) -> list[str]:
     """The model's own language first, then (with transfer) the others, zero-shot."""
-    return [cell.lang] + ([x for x in spec.langs if x != cell.lang] if spec.transfer else [])
+    others = [x for x in (spec.eval_langs or spec.langs) if x != cell.lang]
+    return [cell.lang, *(others if spec.transfer else [])]
 
 
 def build(spec: SweepSpec, cell: Cell) -> tuple[Path, dict[str, Any]]:
@@ -262,4 +264,5 @@ def run_sweep(spec: SweepSpec, show_progress: bool = True) -> list[Path]:
         append_rows(csv_path, rows)
         if show_progress:
             tqdm.write(f"{cell.key}: " + ", ".join(f"{r['eval_lang']} {r['f1']:.4f}" for r in rows))
-    return [csv_path, *write_reports(read_rows(csv_path), out, spec.langs)]
+    rows = read_rows(csv_path)
+    return [csv_path, *write_reports(rows, out, list(dict.fromkeys(r["model_lang"] for r in rows)))]
