@@ -346,12 +346,13 @@ class BoundStage:
 
 def bind_recipe(recipe: Recipe, context: dict[str, Any] | None = None, where: str = "recipe") -> list[BoundStage]:
     """Resolve every stage and build every config, so all errors surface before any work."""
-    context = _normal_context(context or {})
+    context = normal_context(context or {})
     return [bind_stage(call, context, f"{where} stage {i} ({call.stage})")
             for i, call in enumerate(recipe.stages, 1)]
 
 
-def _normal_context(context: dict[str, Any]) -> dict[str, Any]:
+def normal_context(context: dict[str, Any]) -> dict[str, Any]:
+    """Drop unset values, derive `langs` from `lang`, and resolve a local data path."""
     ctx = {k: v for k, v in context.items() if v is not None}
     if "lang" in ctx and "langs" not in ctx:
         ctx["langs"] = [ctx["lang"]]

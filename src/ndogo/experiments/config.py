@@ -48,8 +48,9 @@ from ndogo.compress.recipe import (
     Recipe,
     RecipeError,
     StageCall,
-    bind_recipe,
+    bind_stage,
     load_document,
+    normal_context,
     recipe_from_data,
 )
 from ndogo.data.corpus import lang_dir, resolve_data
@@ -208,21 +209,28 @@ def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
 
 
 def check_cells(config: SweepConfig) -> None:
-    """Bind every cell's chain: unknown stages, options and types fail here, before any work."""
+    """Bind every cell's chain: unknown stages, options and types fail here, before any work.
+
+    Errors name the key as written: the implicit first stage of a cell is the
+    model's `finetune` table, the others are numbered as in their recipe.
+    """
     seen: set[tuple[str, str]] = set()
     for cell in config.cells():
         key = (cell.model.name, cell.recipe.name)
         if key in seen:
             continue  # the same chain with another language or seed binds the same way
         seen.add(key)
-        try:
-            bind_recipe(cell.chain, cell.context(), where=f"{config.path}: recipes.{cell.recipe.name}")
-        except RecipeError as err:
-            message = str(err)
-            if "stage 1 (finetune)" in message and cell.recipe.recipe.start == "finetuned":
-                message = message.replace(f"recipes.{cell.recipe.name} stage 1 (finetune)",
-                                          f"models.{cell.model.name}.finetune")
-            raise ConfigError(message) from None
+        implicit = cell.recipe.recipe.start == "finetuned"
+        context = normal_context(cell.context())
+        for i, call in enumerate(cell.chain.stages):
+            if implicit and i == 0:
+                where = f"{config.path}: models.{cell.model.name}.finetune"
+            else:
+                where = f"{config.path}: recipes.{cell.recipe.name} stage {i + (0 if implicit else 1)} ({call.stage})"
+            try:
+                bind_stage(call, context, where)
+            except RecipeError as err:
+                raise ConfigError(str(err)) from None
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:

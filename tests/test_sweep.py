@@ -1,0 +1,187 @@
+"""Sweeps: configs checked before any work, kill -9 and resume, failed cells, Ray against local."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ndogo.compress.recipe import register_stage
+from ndogo.experiments.config import ConfigError, load_sweep_config
+from ndogo.experiments.store import STORE, Store
+from ndogo.experiments.sweep import SweepError, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(path: Path, model: Path, seeds: str = "[1, 2]", recipes: str = "", speed: str = "false",
+                 extra: str = "") -> Path:
+    path.write_text(f"""
+name = "tiny"
+languages = ["hau"]
+seeds = {seeds}
+{extra}
+[models.tiny]
+model = "{model}"
+finetune = {{ max_steps = 3, batch_size = 8, lr = 1e-3 }}
+
+[recipes]
+more = "finetune:max_steps=2"
+{recipes}
+
+[evaluate]
+speed = {speed}
+
+[resources]
+cpus = 1
+""")
+    return path
+
+
+def cells_in(out: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(out / STORE) as conn:
+        return conn.execute("SELECT cell_id, status FROM cells").fetchall()
+
+
+@pytest.mark.parametrize(("recipes", "extra", "named"), [
+    ('broken = "finetune:epoch=2"', "", "recipes.broken stage 1 (finetune).epoch: unknown option"),
+    ('typo = "finetune:lr=fast"', "", "recipes.typo stage 1 (finetune).lr: expected a number"),
+    ('absent = "squash"', "", "recipes.absent stage 1.stage: unknown stage 'squash'"),
+    ("", 'colour = "blue"', "unknown key 'colour'"),
+    ("", "", None),
+])
+def test_bad_config_fails_before_any_work(tmp_path: Path, tiny_model: Path, tiny_corpus: Path, recipes: str,
+                                          extra: str, named: str | None) -> None:
+    config = write_config(tmp_path / "grid.toml", tiny_model, recipes=recipes, extra=extra)
+    if named is None:  # a language the data does not have
+        config.write_text(config.read_text().replace('["hau"]', '["hau", "xyz"]'))
+        named = "languages: "
+    with pytest.raises(ConfigError) as err:
+        load_sweep_config(config, str(tiny_corpus))
+    assert named in str(err.value)
+    assert str(config) in str(err.value)
+
+
+def test_model_finetune_settings_are_checked(tmp_path: Path, tiny_model: Path, tiny_corpus: Path) -> None:
+    config = write_config(tmp_path / "grid.toml", tiny_model)
+    config.write_text(config.read_text().replace("max_steps = 3", "max_step = 3"))
+    with pytest.raises(ConfigError, match=r"models\.tiny\.finetune\.max_step: unknown option"):
+        load_sweep_config(config, str(tiny_corpus))
+
+
+def sweep_command(config: Path, out: Path, data: Path, *more: str) -> list[str]:
+    # (not `python -m ndogo.cli`: the commands import ndogo.cli, which would then load twice)
+    return [sys.executable, "-c", "from ndogo.cli import main; main()", "sweep", str(config), "--out", str(out),
+            "--data", str(data), "--no-progress", *more]
+
+
+def test_sigkill_then_resume_leaves_one_row_per_cell(tmp_path: Path, tiny_model: Path, tiny_corpus: Path) -> None:
+    config = write_config(tmp_path / "grid.toml", tiny_model, seeds="[1, 2, 3]",
+                          recipes='again = "finetune:max_steps=1,lr=1e-4"')
+    expected = {c.id for c in load_sweep_config(config, str(tiny_corpus)).cells()}
+    assert len(expected) == 9
+    out = tmp_path / "sweep"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(sweep_command(config, out, tiny_corpus), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    done: list[tuple[str, str]] = []
+    while time.time() < deadline and proc.poll() is None:
+        if (out / STORE).is_file():
+            try:
+                done = [c for c in cells_in(out) if c[1] == "done"]
+            except sqlite3.OperationalError:
+                done = []  # tables not created yet
+            if len(done) >= 2:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep finished before it could be killed; make the grid bigger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = cells_in(out)
+    assert 2 <= sum(s == "done" for _, s in before) < len(expected)
+
+    # rerun (in this process, to spare a second start-up of torch): it finishes the rest
+    summary = run_sweep(load_sweep_config(config, str(tiny_corpus)), out, resume=True, show_progress=False)
+    assert summary.failed == 0 and summary.skipped == sum(s == "done" for _, s in before)
+    after = cells_in(out)
+    assert sorted(cid for cid, _ in after) == sorted(expected)  # exactly one row per cell
+    assert all(status == "done" for _, status in after)
+    finished_before = {cid for cid, s in before if s == "done"}
+    store = Store(out)
+    try:
+        attempts = {r["cell_id"]: r["attempts"] for r in store.rows()}
+        assert len(store.sweeps()) == 2  # the killed run and the resume
+    finally:
+        store.close()
+    assert all(attempts[cid] == 1 for cid in finished_before)  # finished cells were not rerun
+
+
+@dataclass
+class ExplodeConfig:
+    when: str = "always"
+
+
+def explode(run: str | Path, out: str | Path, config: ExplodeConfig) -> Path:
+    """A stage that always fails at run time (a valid recipe, a broken experiment)."""
+    raise RuntimeError(f"exploded ({config.when})")
+
+
+def test_failed_cell_is_recorded_and_the_rest_go_on(tmp_path: Path, tiny_model: Path, tiny_corpus: Path) -> None:
+    register_stage("explode-test", explode)
+    config = write_config(tmp_path / "grid.toml", tiny_model, seeds="[1]", recipes='boom = "explode-test"')
+    cfg = load_sweep_config(config, str(tiny_corpus))
+    summary = run_sweep(cfg, tmp_path / "out", show_progress=False)
+    assert (summary.done, summary.failed) == (2, 1)
+    store = Store(tmp_path / "out")
+    try:
+        rows = {r["recipe"]: r for r in store.rows()}
+    finally:
+        store.close()
+    assert rows["boom"]["status"] == "failed" and "exploded (always)" in rows["boom"]["error"]
+    assert rows["more"]["status"] == "done" and rows["baseline"]["status"] == "done"
+    assert rows["more"]["versions"]["torch"] and rows["more"]["machine"]["cores"]
+    with pytest.raises(SweepError, match="--resume"):
+        run_sweep(cfg, tmp_path / "out", show_progress=False)
+
+
+COMPARED = ("f1", "precision", "recall", "per_type", "size_bytes", "params", "nonzero_params", "sparsity", "kind",
+            "sentences", "stages")
+
+
+def comparable(row: dict) -> dict:
+    out = {k: row.get(k) for k in COMPARED}
+    out["stages"] = [(s["stage"], s["options"]) for s in row["stages"]]
+    return out
+
+
+def test_ray_and_local_executors_give_the_same_rows(tmp_path: Path, tiny_model: Path, tiny_corpus: Path) -> None:
+    ray = pytest.importorskip("ray", reason="ray is not installed")
+    config = write_config(tmp_path / "grid.toml", tiny_model, seeds="[1, 2]")
+    cfg = load_sweep_config(config, str(tiny_corpus))
+    run_sweep(cfg, tmp_path / "local", show_progress=False)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except Exception as err:  # no shared memory, no ports: this machine cannot host Ray
+        pytest.skip(f"a local Ray instance cannot start here: {type(err).__name__}: {err}")
+    try:
+        summary = run_sweep(cfg, tmp_path / "ray", executor="ray", show_progress=False)
+    finally:
+        ray.shutdown()
+    assert summary.failed == 0, summary.failures
+    rows = {}
+    for name in ("local", "ray"):
+        store = Store(tmp_path / name)
+        try:
+            rows[name] = {r["cell_id"]: comparable(r) for r in store.rows()}
+        finally:
+            store.close()
+    assert len(rows["local"]) == 4  # baseline and one recipe, two seeds
+    assert rows["ray"] == rows["local"]
