@@ -1,0 +1,233 @@
+"""Side-by-side benchmark of every post-training quantization against fp32, per language.
+
+For each fine-tuned baseline runs/minilm-<lang>, this quantizes it with every
+method (`ndogo quantize`), exports an fp32 ONNX model as the ONNX reference, and
+measures each variant exactly as `ndogo evaluate` does (test-set F1, size on
+disk, median latency per sentence at batch 1, sentences/s at batch 32), each in
+a fresh process so one variant's memory or thread pools never touch another's.
+It then writes a CSV of every row and a markdown table of changes against fp32
+PyTorch beside the study's figures, and checks the issue's target for the
+fastest int8 path. Resumable: quantized models and measured rows already on disk
+are reused, so an interrupted run continues where it stopped.
+
+Run it alone on the machine (timings are only comparable on a quiet CPU):
+
+    flock /tmp/ndogo-bench.lock python bench/quantize.py --threads 2
+
+Example (one language, two methods, for a quick look):
+
+    python bench/quantize.py --langs hau --methods onnx-int8,dynamic-int8 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+# The study's averages (AfriBERTa on MasakhaNER) that the table sets our numbers beside.
+STUDY = {
+    "llm-int8": {"size_red": 64.08, "time_red": 52.3, "f1_change": -4.7},
+    "dynamic-int8": {"size_red": 42.44, "time_red": 40.9, "f1_change": None},
+}
+INT8_METHODS = ("dynamic-int8", "torchao-int8", "llm-int8", "onnx-int8", "onnx-int8-static")
+TARGET = {"speedup_b1": 2.5, "size_red": 70.0, "f1_loss": 1.0}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def measure_one(run: str, lang: str, data: str, threads: int, out: str) -> None:
+    """Evaluate one model in this process and write its row (the `measure` subcommand)."""
+    import torch
+
+    from ndogo.cli import quiet_libraries
+    from ndogo.evaluate import evaluate
+
+    quiet_libraries()
+    torch.manual_seed(0)
+    row = evaluate(run, data, lang, speed=True, threads=threads)
+    Path(out).write_text(json.dumps(row, indent=2, ensure_ascii=False) + "\n")
+
+
+def build_variant(lang: str, method: str, baseline: Path, work: Path, data: str) -> Path:
+    """The model directory of one variant, quantized (or exported) now unless already on disk."""
+    if method == "fp32":
+        return baseline
+    out = work / lang / method
+    if (out / "ndogo.json").is_file():
+        return out
+    if method == "onnx-fp32":
+        from ndogo.deploy.onnx import export_onnx
+
+        return export_onnx(baseline, out)
+    from ndogo.compress.quantize import QuantizeConfig, quantize
+
+    return quantize(baseline, out, QuantizeConfig(method, data=data, lang=lang))
+
+
+def measured_row(lang: str, method: str, run: Path, work: Path, data: str, threads: int) -> dict[str, Any]:
+    path = work / lang / f"{method}.eval.json"
+    if not path.is_file():
+        cmd = [sys.executable, __file__, "measure", str(run), "--lang", lang, "--data", data,
+               "--threads", str(threads), "--out", str(path)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"measuring {run} failed:\n{done.stderr[-3000:]}")
+    row = json.loads(path.read_text())
+    return {
+        "lang": lang, "method": method, "model": str(run), "kind": row["kind"], "f1": row["f1"],
+        "size_bytes": row["size_bytes"], "latency_ms_b1": row["latency_ms_b1"],
+        "ms_per_sentence_b32": round(1000 / row["throughput_b32"], 3), "throughput_b32": row["throughput_b32"],
+        "threads": row["threads"], "peak_rss_mb": row["peak_rss_mb"],
+    }
+
+
+def add_changes(rows: list[dict[str, Any]]) -> None:
+    """Changes of each row against the fp32 PyTorch row of its language (F1 in points, others in %)."""
+    base = {r["lang"]: r for r in rows if r["method"] == "fp32"}
+    for r in rows:
+        b = base[r["lang"]]
+        r["f1_change"] = round(100 * (r["f1"] - b["f1"]), 2)
+        r["size_red"] = round(100 * (1 - r["size_bytes"] / b["size_bytes"]), 2)
+        r["b1_red"] = round(100 * (1 - r["latency_ms_b1"] / b["latency_ms_b1"]), 1)
+        r["b32_red"] = round(100 * (1 - r["ms_per_sentence_b32"] / b["ms_per_sentence_b32"]), 1)
+        r["speedup_b1"] = round(b["latency_ms_b1"] / r["latency_ms_b1"], 2)
+        r["speedup_b32"] = round(b["ms_per_sentence_b32"] / r["ms_per_sentence_b32"], 2)
+
+
+def averages(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for m in methods:
+        sel = [r for r in rows if r["method"] == m]
+        avg = {k: statistics.mean(r[k] for r in sel) for k in
+               ("f1_change", "size_red", "b1_red", "b32_red", "speedup_b1", "speedup_b32")}
+        out.append({"method": m, "langs": len(sel), **avg})
+    return out
+
+
+def fmt_study(method: str, key: str) -> str:
+    value = STUDY.get(method, {}).get(key)
+    return "" if value is None else f"{value:+.2f}" if key == "f1_change" else f"{value:.1f}"
+
+
+def markdown(rows: list[dict[str, Any]], avgs: list[dict[str, Any]], command: str, threads: int) -> str:
+    import onnxruntime
+    import torch
+
+    lines = [
+        f"Machine: {cpu_name()} ({os.cpu_count()} cores), {threads} threads for torch and ONNX Runtime; "
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}.",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Per language (F1 on the MasakhaNER 1.0 test set; b1 = median ms per sentence at batch 1 over the "
+        "first 200 test sentences, 3 repeats; b32 = ms per sentence at batch 32; reductions against fp32 PyTorch):",
+        "",
+        "| lang | method | F1 | ΔF1 (pts) | size MB | size −% | b1 ms | b1 −% | ×b1 | b32 ms | b32 −% |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['lang']} | {r['method']} | {100 * r['f1']:.2f} | {r['f1_change']:+.2f} | "
+            f"{r['size_bytes'] / 1e6:.1f} | {r['size_red']:.1f} | {r['latency_ms_b1']:.2f} | {r['b1_red']:.1f} | "
+            f"{r['speedup_b1']:.2f} | {r['ms_per_sentence_b32']:.2f} | {r['b32_red']:.1f} |")
+    lines += [
+        "",
+        "Average over the languages, beside the study (AfriBERTa; its time reduction is one figure):",
+        "",
+        "| method | ΔF1 (pts) | study ΔF1 | size −% | study size −% | b1 −% | b32 −% | study time −% | ×b1 | ×b32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for a in avgs:
+        lines.append(
+            f"| {a['method']} | {a['f1_change']:+.2f} | {fmt_study(a['method'], 'f1_change')} | "
+            f"{a['size_red']:.1f} | {fmt_study(a['method'], 'size_red')} | {a['b1_red']:.1f} | {a['b32_red']:.1f} | "
+            f"{fmt_study(a['method'], 'time_red')} | {a['speedup_b1']:.2f} | {a['speedup_b32']:.2f} |")
+    int8 = [a for a in avgs if a["method"] in INT8_METHODS]
+    if int8:
+        best = max(int8, key=lambda a: a["speedup_b1"])
+        speed, size, loss = best["speedup_b1"], best["size_red"], -best["f1_change"]
+        checks = [
+            ("speed-up at batch 1", speed, f"≥ {TARGET['speedup_b1']}×", speed >= TARGET["speedup_b1"]),
+            ("size reduction", size, f"≥ {TARGET['size_red']}%", size >= TARGET["size_red"]),
+            ("average F1 loss (pts)", loss, f"< {TARGET['f1_loss']}", loss < TARGET["f1_loss"]),
+        ]
+        lines += ["", f"Target for the fastest int8 path (**{best['method']}**, by average speed-up at batch 1):", "",
+                  "| criterion | measured | target | met |", "|---|---:|---|---|"]
+        lines += [f"| {name} | {value:.2f} | {goal} | {'yes' if ok else 'no'} |" for name, value, goal, ok in checks]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "measure":
+        p = argparse.ArgumentParser(prog="bench/quantize.py measure")
+        p.add_argument("run")
+        p.add_argument("--lang", required=True)
+        p.add_argument("--data", required=True)
+        p.add_argument("--threads", type=int, required=True)
+        p.add_argument("--out", required=True)
+        a = p.parse_args(argv[1:])
+        measure_one(a.run, a.lang, a.data, a.threads, a.out)
+        return
+
+    from ndogo.compress.quantize import METHODS
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--langs", default="hau,swa,yor", help="comma-separated; baselines are runs/minilm-<lang>")
+    p.add_argument("--methods", default=",".join(("onnx-fp32", *METHODS)),
+                   help="comma-separated quantization methods (fp32 PyTorch is always measured)")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "masakhaner"))
+    p.add_argument("--runs", default=str(ROOT / "runs"), help="folder holding minilm-<lang>")
+    p.add_argument("--work", default=str(ROOT / "runs" / "quantize"), help="where variants and rows go")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    a = p.parse_args(argv)
+    langs = [x for x in a.langs.split(",") if x]
+    methods = ["fp32"] + [m for m in a.methods.split(",") if m and m != "fp32"]
+    unknown = [m for m in methods if m not in ("fp32", "onnx-fp32", *METHODS)]
+    if unknown:
+        sys.exit(f"error: unknown method(s) {', '.join(unknown)}")
+    work = Path(a.work)
+    rows = []
+    with tqdm(total=len(langs) * len(methods), desc="variants", unit="model") as bar:
+        for lang in langs:
+            baseline = Path(a.runs) / f"minilm-{lang}"
+            if not (baseline / "config.json").is_file():
+                sys.exit(f"error: {baseline} is not a trained model directory")
+            (work / lang).mkdir(parents=True, exist_ok=True)
+            for method in methods:
+                bar.set_postfix_str(f"{lang} {method}")
+                run = build_variant(lang, method, baseline, work, a.data)
+                rows.append(measured_row(lang, method, run, work, a.data, a.threads))
+                bar.update()
+    add_changes(rows)
+    avgs = averages(rows, methods)
+    command = "flock /tmp/ndogo-bench.lock python bench/quantize.py " + " ".join(argv)
+    with (work / "quantize.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (work / "quantize.md").write_text(markdown(rows, avgs, command.strip(), a.threads))
+    print((work / "quantize.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
