@@ -139,3 +139,18 @@ def test_find_finetuned_matches_settings_only(tiny_model: Path, tiny_corpus: Pat
     assert find_finetuned(str(tiny_model), dataclasses.replace(config, lr=1e-3), [str(tmp_path)]) is None
     assert find_finetuned(str(tiny_model), dataclasses.replace(config, seed=4), [str(tmp_path)]) is None
     assert find_finetuned(str(tiny_model), config, [str(tmp_path / "f{lang}")]) is None
+
+
+def test_finetune_stage_prunes_before_fine_tuning(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    with pytest.raises(RecipeError, match=r"\(finetune\): prune_schedule must be oneshot or gradual"):
+        bind_recipe(parse_recipe("finetune:prune_sparsity=0.5,prune_schedule=sometimes"), {**CTX, "data": "x"})
+    out = tmp_path / "before"
+    recipe = parse_recipe("finetune:max_steps=2,batch_size=8,threads=1,prune_sparsity=0.5")
+    compress(tiny_model, recipe, out, {**CTX, "data": str(tiny_corpus)})
+    weights = load_file(out / "model.safetensors")
+    dense = [t for n, t in weights.items() if "encoder" in n and n.endswith("dense.weight")]
+    zeros = sum(int((t == 0).sum()) for t in dense) / sum(t.numel() for t in dense)
+    assert abs(zeros - 0.5) < 0.01  # held at zero through the optimizer steps
+    assert json.loads((out / "metrics.json").read_text())["config"]["extra"]["prune"]["sparsity"] == 0.5

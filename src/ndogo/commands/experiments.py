@@ -49,14 +49,16 @@ def compress(
     langs = split_langs(lang) if lang else None
     context = {"lang": langs[0] if langs and len(langs) == 1 else None, "langs": langs, "data": resolve_data(data),
                "seed": seed, "threads": threads}
-    result = run_compress(run, parse_recipe(recipe), out, context, reuse or ())
+    parsed = parse_recipe(recipe)
+    result = run_compress(run, parsed, out, context, reuse or ())
     stages = [vars(s) for s in result.stages]
     if as_json:
         typer.echo(json.dumps({"out": str(result.path), "stages": stages}, indent=2))
         return
-    for i, s in enumerate(stages, 1):
-        how = {"done": "already done", "existing": f"reused {s['path']}"}.get(s["reused"], f"{s['seconds']:.0f}s")
-        typer.echo(f"{i}. {s['stage']} {s['options'] or ''}: {how}")
+    for i, (record, call) in enumerate(zip(result.stages, parsed.stages, strict=True), 1):
+        how = {"done": "already done", "existing": f"reused {record.path}"}.get(record.reused,
+                                                                                f"{record.seconds:.0f}s")
+        typer.echo(f"{i}. {call.one_line()}: {how}")
     typer.echo(f"model saved in {result.path}; measure it with: ndogo evaluate {result.path} --lang LANG")
 
 

@@ -607,18 +607,57 @@ def compress(run: str | Path, recipe: Recipe, out: str | Path, context: dict[str
 # The finetune stage: the foundation's fine-tuning loop under the stage contract.
 
 
-def finetune_stage(run: str | Path, out: str | Path, config: FinetuneConfig) -> Path:
+@dataclass
+class FinetuneStageConfig(FinetuneConfig):
+    """`ndogo finetune`'s settings, plus pruning *before* fine-tuning as the pruning stage defines it.
+
+    With `prune_sparsity` > 0 the encoder is pruned when loaded (`oneshot`) or
+    along Zhu & Gupta's cubic schedule (`gradual`), and the pruned weights are
+    held at zero through every optimizer step (`ndogo finetune --prune-sparsity`).
+    """
+
+    prune_sparsity: float = 0.0
+    prune_schedule: str = "oneshot"
+    prune_scope: str = "layer"
+
+    def check(self) -> None:
+        """Refuse pruning settings that cannot work before anything is trained."""
+        if not 0 <= self.prune_sparsity < 1:
+            raise ValueError(f"prune_sparsity must be in [0, 1), got {self.prune_sparsity}")
+        if self.prune_schedule not in ("oneshot", "gradual"):
+            raise ValueError(f"prune_schedule must be oneshot or gradual, got {self.prune_schedule!r}")
+        if self.prune_scope not in ("layer", "global"):
+            raise ValueError(f"prune_scope must be layer or global, got {self.prune_scope!r}")
+
+
+def plain_finetune(config: FinetuneStageConfig) -> tuple[FinetuneConfig, dict[str, Any]]:
+    """The foundation's FinetuneConfig for a stage config, and the hooks that prune before fine-tuning.
+
+    The pruning settings end up in `extra["prune"]` (as `ndogo finetune` records
+    them), so a run trained either way has the same saved config and can be reused.
+    """
+    names = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    cfg = FinetuneConfig(**{k: v for k, v in dataclasses.asdict(config).items() if k in names})
+    cfg.extra = dict(cfg.extra)
+    if not config.prune_sparsity:
+        return cfg, {}
+    from ndogo.compress.prune import finetune_pruning
+
+    return cfg, finetune_pruning(cfg, config.prune_sparsity, config.prune_schedule, config.prune_scope)
+
+
+def finetune_stage(run: str | Path, out: str | Path, config: FinetuneStageConfig) -> Path:
     """Fine-tune `run` (a pretrained encoder, or a compressed model to recover) into `out`.
 
-    The config is the foundation's `FinetuneConfig` itself, so a recipe takes exactly
-    the options `ndogo finetune` takes; `model` and `out` come from the chain.
+    A recipe takes exactly the options `ndogo finetune` takes (`model` and `out`
+    come from the chain), plus the prune_* options for pruning before fine-tuning.
     """
     from ndogo.train.finetune import CHECKPOINT, finetune
 
-    cfg = dataclasses.replace(config, model=str(run), out=str(out))
+    cfg, hooks = plain_finetune(dataclasses.replace(config, model=str(run), out=str(out)))
     if not cfg.langs:
         raise RecipeError("finetune: no language (give langs=[...] or run it with a language)")
-    finetune(cfg, show_progress=os.environ.get("NDOGO_PROGRESS", "1") != "0")
+    finetune(cfg, show_progress=os.environ.get("NDOGO_PROGRESS", "1") != "0", **hooks)
     # The checkpoint (optimizer state, three times the model) only serves to resume this
     # stage; the chain's marker now records it as finished, so it is dead weight.
     shutil.rmtree(Path(out) / CHECKPOINT, ignore_errors=True)
@@ -632,7 +671,7 @@ def find_finetuned(source: str, config: Any, candidates: Sequence[str]) -> Path 
     candidate are filled from the config. A run matches when its metrics.json records
     the same model, languages, data and training settings, and training finished.
     """
-    want = _finetune_identity(dataclasses.replace(config, model=source))
+    want = _finetune_identity(plain_finetune(dataclasses.replace(config, model=source))[0])
     for cand in candidates:
         cand = cand.format(lang="+".join(config.langs), seed=config.seed)
         base = Path(cand).expanduser()
