@@ -378,14 +378,15 @@ register_kind("sparse", load_sparse)
 
 
 def densify(run: str | Path, out: str | Path) -> Path:
-    """Write any loadable model with a torch module as a plain Hugging Face directory (kind `hf`)."""
+    """Write an hf or sparse model as a plain Hugging Face directory (kind `hf`): same weights, dense file."""
     runner = load_runner(run)
     if runner.module is None or runner.kind not in ("hf", "sparse"):
         raise ModelError(f"{run}: kind {runner.kind!r} has no plain Hugging Face form (only hf and sparse do)")
     out = Path(out)
     runner.module.save_pretrained(out, safe_serialization=True)
     runner.tokenizer.save_pretrained(out)
-    write_meta(out, {**runner.meta, "kind": "hf", "densified_from": str(run)})
+    meta = {k: v for k, v in runner.meta.items() if k != "weights"}
+    write_meta(out, {**meta, "kind": "hf", "densified_from": str(run)})
     return out
 
 
@@ -393,7 +394,7 @@ def densify(run: str | Path, out: str | Path) -> Path:
 
 
 def load_module(run: str | Path) -> tuple[nn.Module, Runner]:
-    """The torch module of a saved hf or sparse model, in training-ready float form."""
+    """The torch module of a saved hf or sparse model (other kinds, e.g. quantized, cannot be pruned)."""
     runner = load_runner(run)
     if runner.module is None or runner.kind not in ("hf", "sparse"):
         raise ModelError(f"{run}: can only prune hf or sparse models, this one is {runner.kind!r}")
