@@ -210,10 +210,15 @@ class GradualPruning:
     total: int = 0
     masks: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
-    def start(self, step: int, total: int) -> None:
-        """`finetune` calls this before the first step (and after a resume, with the step it resumes at)."""
+    def start(self, model: nn.Module, step: int, total: int) -> None:
+        """`finetune` calls this before the first step (and after a resume, with the step it resumes at).
+
+        The mask is read off the zeros of the weights as they are now: after a
+        resume, those of the checkpoint, which are exactly the pruned ones.
+        """
         self.step, self.total = step, total
-        self.masks = None  # re-read from the zeros of the (possibly resumed) weights on the next step
+        names = [f"{n}.weight" for n, _ in prunable(model, self.include_embeddings)]
+        self.masks = masks_from_zeros(model, names)
 
     @property
     def window(self) -> tuple[int, int]:
@@ -227,8 +232,7 @@ class GradualPruning:
     def __call__(self, model: nn.Module) -> None:
         self.step += 1
         if self.masks is None:
-            names = [f"{n}.weight" for n, _ in prunable(model, self.include_embeddings)]
-            self.masks = masks_from_zeros(model, names)
+            raise RuntimeError("GradualPruning needs finetune(start_hooks=[gradual.start]) before its first step")
         apply_masks(model, self.masks)
         t0, t1 = self.window
         due = t0 <= self.step <= t1 and (self.step - t0) % self.every == 0

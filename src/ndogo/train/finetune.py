@@ -118,7 +118,7 @@ def finetune(
     step_hooks: list[Callable[[torch.nn.Module], None]] | None = None,
     model_transform: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
     show_progress: bool = True,
-    start_hooks: list[Callable[[int, int], None]] | None = None,
+    start_hooks: list[Callable[[torch.nn.Module, int, int], None]] | None = None,
     keep_if: Callable[[torch.nn.Module], bool] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `cfg.model` on `cfg.langs` and save the best dev-F1 model in `cfg.out`.
@@ -126,8 +126,8 @@ def finetune(
     `model_transform` is applied to the freshly loaded model (e.g. pruning it
     before fine-tuning); `step_hooks` run after every optimizer step (e.g. to
     hold a pruning mask). Both keep working after a resume. `start_hooks` get
-    (step the run starts or resumes at, total steps) before training, so a
-    schedule (gradual pruning) knows where it is; with `keep_if`, an epoch's
+    (model, step the run starts or resumes at, total steps) before training,
+    so a schedule (gradual pruning) knows where it is; with `keep_if`, an epoch's
     model is only saved as the best when `keep_if(model)` holds (e.g. once the
     final sparsity is reached).
     Returns the metrics also written to `<out>/metrics.json`.
@@ -198,7 +198,7 @@ def finetune(
         tmp.rename(ckpt_dir)  # atomic: a crash leaves either the old or the new checkpoint
 
     for start_hook in start_hooks or []:
-        start_hook(state["step"], total)
+        start_hook(model, state["step"], total)
     gold_dev = [s.tags for s in dev]
     words_dev = [s.tokens for s in dev]
     model.train()
