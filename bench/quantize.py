@@ -40,7 +40,11 @@ STUDY = {
     "llm-int8": {"size_red": 64.08, "time_red": 52.3, "f1_change": -4.7},
     "dynamic-int8": {"size_red": 42.44, "time_red": 40.9, "f1_change": None},
 }
-INT8_METHODS = ("dynamic-int8", "torchao-int8", "llm-int8", "onnx-int8", "onnx-int8-static")
+INT8_METHODS = ("dynamic-int8", "dynamic-int8+emb8", "torchao-int8", "llm-int8", "onnx-int8", "onnx-int8-static")
+# "<method>+emb8": the method with int8 embedding tables too (QuantizeConfig(embeddings="int8")).
+EMB8 = "emb8"
+DEFAULT_METHODS = ("onnx-fp32", "fp16", "bf16", "dynamic-int8", "dynamic-int8+emb8", "torchao-int8", "llm-int8",
+                   "int4-weight", "int8-embed", "onnx-int8", "onnx-int8-static")
 TARGET = {"speedup_b1": 2.5, "size_red": 70.0, "f1_loss": 1.0}
 
 
@@ -80,7 +84,9 @@ def build_variant(lang: str, method: str, baseline: Path, work: Path, data: str)
         return export_onnx(baseline, out)
     from ndogo.compress.quantize import QuantizeConfig, quantize
 
-    return quantize(baseline, out, QuantizeConfig(method, data=data, lang=lang))
+    base_method, _, extra = method.partition("+")
+    embeddings = "int8" if extra == EMB8 else "keep"
+    return quantize(baseline, out, QuantizeConfig(base_method, embeddings=embeddings, data=data, lang=lang))
 
 
 def measured_row(lang: str, method: str, run: Path, work: Path, data: str, threads: int) -> dict[str, Any]:
@@ -193,8 +199,9 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--langs", default="hau,swa,yor", help="comma-separated; baselines are runs/minilm-<lang>")
-    p.add_argument("--methods", default=",".join(("onnx-fp32", *METHODS)),
-                   help="comma-separated quantization methods (fp32 PyTorch is always measured)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help="comma-separated quantization methods, `<method>+emb8` adds int8 embeddings "
+                        "(fp32 PyTorch is always measured)")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "masakhaner"))
     p.add_argument("--runs", default=str(ROOT / "runs"), help="folder holding minilm-<lang>")
     p.add_argument("--work", default=str(ROOT / "runs" / "quantize"), help="where variants and rows go")
@@ -202,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     langs = [x for x in a.langs.split(",") if x]
     methods = ["fp32"] + [m for m in a.methods.split(",") if m and m != "fp32"]
-    unknown = [m for m in methods if m not in ("fp32", "onnx-fp32", *METHODS)]
+    unknown = [m for m in methods if m.partition("+")[0] not in ("fp32", "onnx-fp32", *METHODS)
+               or m.partition("+")[2] not in ("", EMB8)]
     if unknown:
         sys.exit(f"error: unknown method(s) {', '.join(unknown)}")
     work = Path(a.work)

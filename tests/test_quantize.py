@@ -203,3 +203,15 @@ def test_int8_embeddings_combine_with_a_linear_method(tiny_model: Path, tmp_path
         diff = (runner.forward(batch) - load_runner(tiny_model).forward(batch)).abs()[batch["attention_mask"].bool()]
     assert float(diff.max()) < 0.05
     assert size_on_disk(out) < 0.5 * size_on_disk(tiny_model)
+
+
+def test_int8_embedding_rows_equal_the_dequantized_table(quantized: dict[str, Path]) -> None:
+    from ndogo.compress.quantize import Int8RowEmbedding
+
+    model = load_runner(quantized["int8-embed"]).module
+    emb = model.bert.embeddings.word_embeddings
+    assert isinstance(emb, Int8RowEmbedding)
+    ids = torch.tensor([[0, 5, 30521], [17, 17, 2000]])
+    with torch.inference_mode():
+        expected = torch.nn.functional.embedding(ids, emb.weight.dequantize())
+        assert torch.equal(emb(ids), expected)

@@ -133,6 +133,33 @@ def _apply_torchao(model: torch.nn.Module, cfg: QuantizeConfig) -> None:
 
     for config, keep in _torchao_configs(cfg):
         quantize_(model, config, filter_fn=keep)
+    _row_lookup_embeddings(model)
+
+
+class Int8RowEmbedding(torch.nn.Embedding):
+    """An embedding whose torchao int8 per-row table is read only at the rows asked for.
+
+    torchao's `embedding` on IntxUnpackedToInt8Tensor dequantizes the whole table
+    on every call (30522×384 floats for minilm, several ms per forward); gathering
+    the int8 rows and their scales first gives the same values for a few hundred
+    multiplications. The weight stays the torchao tensor, so saving is unchanged.
+    """
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        rows = w.qdata[ids].to(w.scale.dtype)
+        return (rows - w.zero_point[ids].to(w.scale.dtype)) * w.scale[ids]
+
+
+def _row_lookup_embeddings(model: torch.nn.Module) -> None:
+    """Swap embeddings holding per-row int8 torchao tables for `Int8RowEmbedding`."""
+    for fqn, module in list(model.named_modules()):
+        w = getattr(module, "weight", None)
+        if (type(module) is torch.nn.Embedding and type(w).__name__ == "IntxUnpackedToInt8Tensor"
+                and list(w.block_size) == [1, w.shape[1]]):
+            fast = Int8RowEmbedding(module.num_embeddings, module.embedding_dim, padding_idx=module.padding_idx,
+                                    _weight=w, _freeze=True)
+            _set_submodule(model, fqn, fast)
 
 
 def _apply_dynamic(model: torch.nn.Module) -> None:
@@ -348,6 +375,7 @@ def _load_torch_quantized(path: Path, cfg: QuantizeConfig) -> torch.nn.Module:
     if missing or result.unexpected_keys:
         raise ModelError(f"{path}: {WEIGHTS} does not fit the architecture "
                          f"(missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})")
+    _row_lookup_embeddings(model)
     try:
         if cfg.method == "dynamic-int8":
             _apply_dynamic(model)
