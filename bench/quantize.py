@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", default=str(ROOT / "runs"), help="folder holding minilm-<lang>")
     p.add_argument("--work", default=str(ROOT / "runs" / "quantize"), help="where variants and rows go")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--build-only", action="store_true",
+                   help="only quantize/export the variants (no timing; may run while the CPU is busy)")
     a = p.parse_args(argv)
     langs = [x for x in a.langs.split(",") if x]
     methods = ["fp32"] + [m for m in a.methods.split(",") if m and m != "fp32"]
@@ -224,8 +226,11 @@ def main(argv: list[str] | None = None) -> None:
             for method in methods:
                 bar.set_postfix_str(f"{lang} {method}")
                 run = build_variant(lang, method, baseline, work, a.data)
-                rows.append(measured_row(lang, method, run, work, a.data, a.threads))
+                if not a.build_only:
+                    rows.append(measured_row(lang, method, run, work, a.data, a.threads))
                 bar.update()
+    if a.build_only:
+        return
     add_changes(rows)
     avgs = averages(rows, methods)
     command = "flock /tmp/ndogo-bench.lock python bench/quantize.py " + " ".join(argv)
