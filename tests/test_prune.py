@@ -182,6 +182,30 @@ def test_gradual_schedule_rises_cubically_and_keeps_only_final_sparsity(tiny_mod
     assert isinstance(hooks["step_hooks"][0], GradualPruning)
 
 
+class Crash(RuntimeError):
+    pass
+
+
+def test_gradual_pruning_resumes_with_its_mask(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    straight_cfg = config(tiny_model, tiny_corpus, tmp_path / "a", save_every=2)
+    finetune(straight_cfg, show_progress=False, **finetune_pruning(straight_cfg, 0.7, "gradual"))
+    cfg = config(tiny_model, tiny_corpus, tmp_path / "b", save_every=2)
+    hooks = finetune_pruning(cfg, 0.7, "gradual")
+    calls = {"n": 0}
+
+    def crash_at_step_7(model: torch.nn.Module) -> None:
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise Crash
+
+    with pytest.raises(Crash):
+        finetune(cfg, show_progress=False, step_hooks=[*hooks["step_hooks"], crash_at_step_7],
+                 start_hooks=hooks["start_hooks"], keep_if=hooks["keep_if"])
+    finetune(cfg, show_progress=False, **finetune_pruning(cfg, 0.7, "gradual"))  # a new process would do this
+    a, b = load_for_tokens(tmp_path / "a"), load_for_tokens(tmp_path / "b")
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+
+
 def test_recovery_finetuning_holds_the_mask(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
     oneshot = prune(tiny_model, tmp_path / "p50", PruneConfig(sparsity=0.5))
     recovered = prune(tiny_model, tmp_path / "p50r", PruneConfig(sparsity=0.5, recover_epochs=2, lr=5e-3,
