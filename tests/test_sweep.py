@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -185,3 +186,31 @@ def test_ray_and_local_executors_give_the_same_rows(tmp_path: Path, tiny_model: 
             store.close()
     assert len(rows["local"]) == 4  # baseline and one recipe, two seeds
     assert rows["ray"] == rows["local"]
+
+
+def test_existing_baselines_are_used_and_never_retrained(tmp_path: Path, tiny_model: Path,
+                                                         tiny_corpus: Path) -> None:
+    from ndogo.compress.recipe import compress, parse_recipe
+
+    existing = tmp_path / "runs" / "tiny-hau"
+    compress(tiny_model, parse_recipe("finetune:max_steps=3,batch_size=8,lr=1e-3,threads=1"), existing,
+             {"lang": "hau", "seed": 1, "data": str(tiny_corpus)})
+    config = write_config(tmp_path / "grid.toml", tiny_model, seeds="[1, 2]")
+    config.write_text(config.read_text().replace(
+        "[models.tiny]", f'[models.tiny]\ntrain = false\nbaselines = ["{tmp_path}/runs/tiny-{{lang}}"]'))
+    summary = run_sweep(load_sweep_config(config, str(tiny_corpus)), tmp_path / "out", show_progress=False)
+    assert (summary.done, summary.failed) == (2, 2)
+    store = Store(tmp_path / "out")
+    try:
+        rows = {(r["recipe"], r["seed"]): r for r in store.rows()}
+    finally:
+        store.close()
+    base = rows[("baseline", 1)]
+    assert base["status"] == "done" and base["path"] == str(existing) and base["stages"][0]["reused"] == "existing"
+    assert rows[("more", 1)]["baseline_path"] == str(existing)
+    # seed 2 has no fine-tuned run: it fails saying why, and the cell built on it does not run
+    assert "may not be run here" in rows[("baseline", 2)]["error"]
+    assert rows[("more", 2)]["error"].startswith("not run: its baseline cell")
+    trained_from = [json.loads(m.read_text())["input"] for m in (tmp_path / "out" / "artifacts").glob("*.json")
+                    if json.loads(m.read_text())["reused"] == ""]
+    assert trained_from == [str(existing)]  # only the recipe's own fine-tuning ran, on top of the existing run

@@ -510,13 +510,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def run_chain(source: str | Path, bound: list[BoundStage], workdir: str | Path, out: str | Path | None = None,
-              reuse: Sequence[str] = (), on_stage: Callable[[int, BoundStage], None] | None = None) -> ChainResult:
+              reuse: Sequence[str] = (), on_stage: Callable[[int, BoundStage], None] | None = None,
+              adopt_only: int | None = None) -> ChainResult:
     """Run bound stages in order from `source`; each stage's output is the next stage's input.
 
     Outputs go to `<workdir>/<stage>-<key>`, except the last one's when `out` is
     given. A stage whose marker says it finished (same key) is skipped, so a
     killed chain resumes; `reuse` lists existing runs a stage may adopt instead
-    of running (fine-tuned baselines).
+    of running (fine-tuned baselines). The stage at index `adopt_only` must be
+    adopted from `reuse` and is never run (baselines trained elsewhere, e.g. on a GPU).
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -536,7 +538,7 @@ def run_chain(source: str | Path, bound: list[BoundStage], workdir: str | Path, 
             if record is not None:
                 record.reused = "done"
             else:
-                record = _build(b, current, target, reuse)
+                record = _build(b, current, target, reuse, adopt_only == i)
                 write_json_atomic(marker, {"key": key, "input": str(current), **dataclasses.asdict(record),
                                            "config": dataclasses.asdict(b.config), "finished": time.time()})
         records.append(record)
@@ -553,12 +555,15 @@ def _finished(marker: Path) -> StageRecord | None:
     return StageRecord(saved["stage"], saved["options"], saved["path"], saved["seconds"], saved["reused"])
 
 
-def _build(b: BoundStage, current: str | Path, target: Path, reuse: Sequence[str]) -> StageRecord:
+def _build(b: BoundStage, current: str | Path, target: Path, reuse: Sequence[str], adopt_only: bool) -> StageRecord:
     options = dict(b.call.options)
     if b.stage.find_existing is not None and reuse:
         found = b.stage.find_existing(str(current), b.config, reuse)
         if found is not None:
             return StageRecord(b.stage.name, options, str(found), 0.0, "existing")
+    if adopt_only:
+        raise RecipeError(f"{b.stage.name}: no finished run with these settings ({b.call.one_line()}, from "
+                          f"{current}) among {', '.join(reuse) or 'no candidates'}, and it may not be run here")
     partial = target.with_name(target.name + ".partial")
     if partial.exists() and not b.stage.resumable:
         shutil.rmtree(partial)  # left by a killed run; this stage cannot resume it

@@ -93,8 +93,10 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
               flush=True)
         try:
             bound = bind_recipe(cell.chain, cell.context())
+            adopt = 0 if not cell.model.train and cell.recipe.recipe.start == "finetuned" else None
             result = run_chain(cell.source, bound, settings.artifacts, reuse=cell.model.baselines,
-                               on_stage=lambda i, b: print(f"   stage {i + 1}: {b.call.one_line()}", flush=True))
+                               on_stage=lambda i, b: print(f"   stage {i + 1}: {b.call.one_line()}", flush=True),
+                               adopt_only=adopt)
             built = time.perf_counter()
             lock = file_lock(Path(cell.evaluate.lock)) if cell.evaluate.lock and cell.evaluate.speed else nullcontext()
             with lock:

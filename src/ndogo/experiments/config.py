@@ -10,6 +10,7 @@ A sweep config is a TOML (or YAML) document:
     [models.minilm]
     model = "minilm"                         # hub id, local directory or short name
     baselines = ["runs/minilm-{lang}"]       # fine-tuned runs to reuse when their settings match
+    # train = false                          # never fine-tune here: use `baselines` or fail saying so
     finetune = { epochs = 3, lr = 1e-4 }     # defaults of every finetune stage of this model
 
     [recipes]
@@ -71,6 +72,8 @@ class ModelSpec:
     model: str
     finetune: dict[str, Any] = field(default_factory=dict)
     baselines: tuple[str, ...] = ()
+    # False: never fine-tune here; cells use a matching run from `baselines` or fail saying so
+    train: bool = True
 
 
 @dataclass(frozen=True)
@@ -288,14 +291,17 @@ def _models(value: Any, where: str) -> list[ModelSpec]:
         at = f"{where}.{name}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{at}: expected a table (model, finetune, baselines)")
-        unknown = set(spec) - {"model", "finetune", "baselines"}
+        unknown = set(spec) - {"model", "finetune", "baselines", "train"}
         if unknown:
-            raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key; keys: model, finetune, baselines")
+            raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key; keys: model, finetune, baselines, train")
         model = _typed(spec.get("model", name), str, f"{at}.model")
         finetune = _typed(spec.get("finetune", {}), dict, f"{at}.finetune")
         baselines = spec.get("baselines", [])
         baselines = _str_list(baselines, f"{at}.baselines", "run directories") if baselines else []
-        models.append(ModelSpec(name, model, dict(finetune), tuple(baselines)))
+        train = _typed(spec.get("train", True), bool, f"{at}.train")
+        if not train and not baselines:
+            raise ConfigError(f"{at}.train: false needs `baselines`, the fine-tuned runs to use instead")
+        models.append(ModelSpec(name, model, dict(finetune), tuple(baselines), train))
     return models
 
 
