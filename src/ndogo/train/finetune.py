@@ -120,6 +120,7 @@ def finetune(
     show_progress: bool = True,
     start_hooks: list[Callable[[torch.nn.Module, int, int], None]] | None = None,
     keep_if: Callable[[torch.nn.Module], bool] | None = None,
+    loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `cfg.model` on `cfg.langs` and save the best dev-F1 model in `cfg.out`.
 
@@ -129,7 +130,8 @@ def finetune(
     (model, step the run starts or resumes at, total steps) before training,
     so a schedule (gradual pruning) knows where it is; with `keep_if`, an epoch's
     model is only saved as the best when `keep_if(model)` holds (e.g. once the
-    final sparsity is reached).
+    final sparsity is reached). `loss_fn(model, batch)` replaces the model's own
+    cross-entropy (task distillation adds a teacher's soft targets).
     Returns the metrics also written to `<out>/metrics.json`.
     """
     if cfg.threads:
@@ -214,7 +216,7 @@ def finetune(
             if b < state["batch_in_epoch"]:
                 continue  # done before the resume
             batch = collate([train_w[i] for i in idx], pad_id)
-            loss = model(**batch).loss
+            loss = loss_fn(model, batch) if loss_fn is not None else model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
