@@ -3,6 +3,7 @@ documented fallback elsewhere, and a size that shrinks by the removed rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -198,3 +199,23 @@ def test_sentencepiece_and_bpe(kind: str, tiny_corpus: Path, tmp_path: Path) -> 
     new_tags, new_p = predict_tags(load_runner(out), train)
     assert new_tags == old_tags
     np.testing.assert_allclose(np.concatenate(new_p), np.concatenate(old_p), rtol=0, atol=1e-6)
+
+
+def test_other_languages_rank_after_own(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    mono = tmp_path / "mono"
+    mono.mkdir()
+    (mono / "hau.txt").write_text("Gwamnatin jihar Zamfara ta sanar.\n", encoding="utf-8")
+    (mono / "swa.txt").write_text("Justin Trudeau alitembelea Atlanta na Denver.\n", encoding="utf-8")
+    base = TrimConfig(lang="hau", data=str(tiny_corpus), corpus=str(mono))
+    own = trim(tiny_model, tmp_path / "own", base)
+    counted = read_meta(own)["trim"]["counted"]
+    wide = trim(tiny_model, tmp_path / "wide", dataclasses.replace(base, other_langs=True))
+    budget = trim(tiny_model, tmp_path / "budget", dataclasses.replace(base, other_langs=True, keep=counted))
+    names = load_tokenizer(tiny_model).tokenize("Trudeau Atlanta Denver")
+    assert all(t in load_tokenizer(wide).get_vocab() for t in names)
+    assert not all(t in load_tokenizer(own).get_vocab() for t in names)
+    assert read_meta(wide)["trim"]["other_lang_lines"] == 1
+    # A budget of exactly the language's own sub-words leaves no room for the other language's.
+    assert load_tokenizer(budget).get_vocab() == load_tokenizer(own).get_vocab()
+    with pytest.raises(ValueError, match="give --corpus"):
+        trim(tiny_model, tmp_path / "x", TrimConfig(lang="hau", data=str(tiny_corpus), other_langs=True))

@@ -18,8 +18,9 @@ def trim_vocab(
     data: Annotated[str | None, typer.Option(help="MasakhaNER-layout folder; its <lang>/train.txt is counted. Default $NDOGO_DATA or `masakhaner`.")] = None,
     corpus: Annotated[Path | None, typer.Option(help="Folder of monolingual text; <corpus>/<lang>.txt is counted too.")] = None,
     exclude_eval: Annotated[bool, typer.Option(help="Leave out monolingual lines that contain a dev or test sentence of --data, so test F1 stays a fair measure.")] = True,
-    min_count: Annotated[int, typer.Option(min=1, help="Keep sub-words seen at least this many times.")] = 1,
-    keep: Annotated[int | None, typer.Option(min=1, help="Keep the K most frequent sub-words instead of --min-count.")] = None,
+    other_langs: Annotated[bool, typer.Option(help="Also count the other languages' text in --corpus (names cross languages), ranked after this language's own sub-words.")] = False,
+    min_count: Annotated[int, typer.Option(min=1, help="Keep sub-words seen at least this many times (in the language's own text, and separately in the other languages').")] = 1,
+    keep: Annotated[int | None, typer.Option(min=1, help="Keep the K highest-ranked sub-words instead of --min-count: the language's own by count, then the other languages' (with --other-langs).")] = None,
 ) -> None:
     """Keep only the sub-words a language uses: a smaller embedding matrix, same predictions.
 
@@ -34,7 +35,7 @@ def trim_vocab(
     from ndogo.models.runner import size_on_disk
 
     cfg = TrimConfig(lang=lang, data=data, corpus=str(corpus) if corpus else None, exclude_eval=exclude_eval,
-                     min_count=min_count, keep=keep, show_progress=True)
+                     other_langs=other_langs, min_count=min_count, keep=keep, show_progress=True)
     trim(run, out, cfg)
     from ndogo.models.loading import read_meta
 

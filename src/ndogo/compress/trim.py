@@ -14,6 +14,13 @@ often *is* the corpus's source, and choosing the vocabulary with the test
 sentences in view would make the trimmed model's test F1 say nothing about text
 it has not seen.
 
+Names of people and places cross languages (a Hausa news story about Justin
+Trudeau or Atlanta), and they are exactly the words NER must read well, yet a
+language's own text may never contain them. `other_langs` therefore also counts
+the other languages' text in the corpus folder, ranked after every sub-word of
+the language's own text: with `keep` it fills the budget left after the
+language's own sub-words; without it, the same `min_count` applies to each tier.
+
 What the new tokenizer does (the guarantee and the fallback)
 -----------------------------------------------------------
 The new tokenizer is the old one with the same normalizer, pre-tokenizer and
@@ -85,6 +92,7 @@ class TrimConfig:
     data: str | None = None  # NER corpus (MasakhaNER layout); its train split is counted
     corpus: str | None = None  # folder of monolingual text, <corpus>/<lang>.txt, counted too
     exclude_eval: bool = True  # drop monolingual lines that contain a dev or test sentence of `data`
+    other_langs: bool = False  # also count the other <corpus>/*.txt, ranked after this language's sub-words
     min_count: int = 1  # keep sub-words seen at least this often ...
     keep: int | None = None  # ... or the `keep` most frequent ones (then min_count is ignored)
     batch_size: int = 1000  # lines per tokenizer call while counting
@@ -267,8 +275,15 @@ def plan_vocab(
     chars: set[str],
     min_count: int = 1,
     keep: int | None = None,
+    other_counts: Counter[int] | None = None,
 ) -> TrimPlan:
-    """Decide which ids survive: special tokens, counted tokens, the alphabet (and BPE ancestors)."""
+    """Decide which ids survive: special tokens, counted tokens, the alphabet (and BPE ancestors).
+
+    Sub-words are ranked by their count in the language's own text, then those
+    only seen in `other_counts` (other languages' text) by their count there.
+    `keep` takes the first `keep` of that ranking; otherwise every sub-word
+    counted at least `min_count` times (in its own tier) is kept.
+    """
     if keep is not None and keep < 1:
         raise ValueError(f"--keep must be at least 1 (got {keep})")
     if min_count < 1:
@@ -278,8 +293,13 @@ def plan_vocab(
     vocab = model_vocab(model)
     size = len(tokenizer)
     special = {int(t["id"]) for t in spec.get("added_tokens", [])} | set(tokenizer.all_special_ids)
-    ranked = [tid for tid, n in counts.most_common() if tid not in special]
-    chosen = set(ranked[:keep]) if keep is not None else {tid for tid in ranked if counts[tid] >= min_count}
+    other_counts = other_counts or Counter()
+    own = [tid for tid, n in counts.most_common() if tid not in special and n >= (1 if keep else min_count)]
+    seen = set(own)
+    other = [tid for tid, n in other_counts.most_common()
+             if tid not in special and tid not in seen and n >= (1 if keep else min_count)]
+    ranked = own + other
+    chosen = set(ranked[:keep] if keep is not None else ranked)
     alphabet = alphabet_ids(model, vocab, chars) - special - chosen
     kept = special | chosen | alphabet
     if model["type"] == "Unigram":
@@ -289,7 +309,8 @@ def plan_vocab(
     if model["type"] == "BPE":
         kept = close_under_merges(model, vocab, kept)
     kept = {i for i in kept if 0 <= i < size}
-    return TrimPlan(sorted(kept), size, len(set(counts) - special), len(special), len(alphabet))
+    return TrimPlan(sorted(kept), size, len((set(counts) | set(other_counts)) - special), len(special),
+                    len(alphabet))
 
 
 def remap_ids(node: Any, old_to_new: dict[int, int]) -> Any:
@@ -400,13 +421,24 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     sentences = [s.tokens for s in corpus.splits["train"]]
     lines = monolingual_lines(config.corpus, config.lang) if config.corpus else []
     dropped = 0
+    held_out = load_corpus(config.data, config.lang, ("dev", "test")).splits if config.exclude_eval else {}
     if lines and config.exclude_eval:
-        held_out = load_corpus(config.data, config.lang, ("dev", "test")).splits
         lines, dropped = drop_lines_containing(lines, [s.tokens for split in held_out.values() for s in split])
     counts = count_tokens(tokenizer, sentences, lines, config.batch_size, config.show_progress)
+    other_lines: list[str] = []
+    if config.other_langs:
+        if not config.corpus:
+            raise ValueError("other_langs counts the other languages' text in --corpus; give --corpus")
+        others = sorted(p for p in Path(config.corpus).glob("*.txt") if p.stem != config.lang)
+        other_lines = [line for p in others for line in monolingual_lines(p.parent, p.stem)]
+        if config.exclude_eval:
+            other_lines, dropped_other = drop_lines_containing(other_lines, [s.tokens for split in held_out.values()
+                                                                            for s in split])
+            dropped += dropped_other
+    other_counts = count_tokens(tokenizer, [], other_lines, config.batch_size, config.show_progress)
     backend = tokenizer.backend_tokenizer
     chars = text_characters(backend, [" ".join(s) for s in sentences] + lines)
-    plan = plan_vocab(tokenizer, counts, chars, config.min_count, config.keep)
+    plan = plan_vocab(tokenizer, counts, chars, config.min_count, config.keep, other_counts)
 
     model = load_for_tokens(run).eval()
     if model.get_input_embeddings().num_embeddings != plan.vocab_before:
@@ -428,7 +460,8 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     sources = [corpus.sources["train"]] + ([str(Path(config.corpus) / f"{config.lang}.txt")] if config.corpus else [])
     write_meta(out, {**meta, "kind": "hf", "stage": "trim", "parent": str(run), "trim": {
         **{k: v for k, v in asdict(config).items() if k not in ("show_progress", "batch_size")},
-        "sources": sources, "monolingual_lines": len(lines), "dropped_eval_lines": dropped,
+        "sources": sources, "monolingual_lines": len(lines), "other_lang_lines": len(other_lines),
+        "dropped_eval_lines": dropped,
         "vocab_before": plan.vocab_before, "vocab_after": len(plan.keep_ids),
         "counted": plan.counted, "special": plan.special, "alphabet": plan.alphabet, "fallback": FALLBACK,
     }})
