@@ -83,6 +83,7 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     log_path = Path(settings.logs) / f"{cell.id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    progress_was = os.environ.get("NDOGO_PROGRESS")
     os.environ["NDOGO_PROGRESS"] = "0"  # stages' progress bars would only clutter the log
     torch.set_num_threads(cell.recipe.cpus)
     quiet_libraries()
@@ -116,6 +117,11 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
             row.update(status="failed", error=f"{type(err).__name__}: {err}",
                        traceback=traceback.format_exc(limit=-8))
             print(row["traceback"], flush=True)
+        finally:
+            if progress_was is None:
+                os.environ.pop("NDOGO_PROGRESS", None)
+            else:
+                os.environ["NDOGO_PROGRESS"] = progress_was
     row.update(seconds=round(time.perf_counter() - t0, 3), finished=time.time(), log=str(log_path),
                versions=versions(), machine=machine(cell.recipe.cpus), is_baseline=cell.recipe.name == BASELINE)
     return row
