@@ -35,6 +35,12 @@ def compress(
     Every stage's options are checked before the first one runs. Run the same
     command again after an interruption and finished stages are skipped.
 
+    Stages and their options: finetune (those of `ndogo finetune`, plus prune_sparsity,
+    prune_schedule and prune_scope to prune before fine-tuning), prune (`ndogo prune`),
+    distill, quantize (`ndogo quantize`), trim (`ndogo trim-vocab`); an unknown option is
+    answered with the list of the stage's options. --lang, --data and --seed fill the
+    options of that name in every stage that has one.
+
     Examples:
 
       ndogo compress runs/minilm-hau --recipe "prune:sparsity=0.5 | quantize:method=onnx-int8" --out runs/hau-p50-int8 --lang hau --data ../shared/data/masakhaner
