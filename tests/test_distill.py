@@ -14,6 +14,7 @@ from ndogo.cli import app
 from ndogo.compress.distill import (
     DistillConfig,
     Importance,
+    TeacherCache,
     activation_importance,
     default_layer_map,
     distill,
@@ -194,3 +195,18 @@ def test_cli_distill(tiny_corpus: Path, tmp_path: Path) -> None:
                               "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "needs --corpus" in bad.output
     assert "Examples" in runner.invoke(app, ["distill", "--help"]).output
+
+
+def test_teacher_cache_matches_the_batched_teacher_and_runs_each_window_once() -> None:
+    torch.manual_seed(3)
+    teacher = BertForTokenClassification(tiny_config(num_labels=5)).eval()
+    ids = torch.tensor([[101, 2023, 2003, 102, 0], [101, 2023, 2003, 2009, 102]])
+    mask = (ids != 0).long()
+    cache = TeacherCache(teacher)
+    got = cache(ids, mask)
+    with torch.no_grad():
+        want = teacher(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(got[mask.bool()], want[mask.bool()], atol=1e-5) and len(cache.logits) == 2
+    calls = []
+    teacher.register_forward_hook(lambda *_: calls.append(1))
+    assert torch.equal(cache(ids.flip(0), mask.flip(0)), got.flip(0)) and not calls

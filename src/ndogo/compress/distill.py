@@ -479,6 +479,33 @@ def _distill_agnostic(teacher_name: str, out: Path, config: DistillConfig) -> No
     (out / "metrics.json").write_text(json.dumps({**metrics, "distill": record}, indent=2) + "\n")
 
 
+class TeacherCache:
+    """The teacher's label logits per window, computed once and reused every epoch.
+
+    The teacher is frozen and in eval mode, so its output for a window never
+    changes; caching it removes the teacher's forward pass (about 40% of a
+    6→3 step) from every epoch after the first. Each window is run alone,
+    unpadded, so its logits do not depend on which batch it first came in and
+    a resumed run sees exactly the numbers an uninterrupted one did.
+    """
+
+    def __init__(self, teacher: nn.Module) -> None:
+        self.teacher = teacher
+        self.logits: dict[bytes, torch.Tensor] = {}
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, width, labels) for a padded batch; zeros at padding."""
+        lengths = attention_mask.sum(1).tolist()
+        rows = []
+        for ids, n in zip(input_ids, lengths, strict=True):
+            key = ids[:n].numpy().tobytes()
+            if key not in self.logits:
+                with torch.no_grad():
+                    self.logits[key] = self.teacher(input_ids=ids[None, :n]).logits[0].float()
+            rows.append(self.logits[key])
+        return nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=0.0)[:, : input_ids.shape[1]]
+
+
 def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     from ndogo.data.corpus import labels_for_types
     from ndogo.models.windowing import collate, encode_sentences, length_batches
@@ -512,16 +539,21 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     record = _record(teacher_name, teacher, probe, shape, config, data, losses)
     del probe
     recent: dict[str, list[float]] = {}
+    teacher_logits = TeacherCache(teacher)
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         want_hidden = bool(config.cos_weight)
         s_out = model(**inputs, output_hidden_states=want_hidden)
-        with torch.no_grad():
-            t_out = teacher(**inputs, output_hidden_states=want_hidden)
         sel = batch["labels"] != IGNORE
+        if want_hidden:  # hidden states are too large to cache: run the teacher on the batch
+            with torch.no_grad():
+                t_out = teacher(**inputs, output_hidden_states=True)
+            t_logits = t_out.logits
+        else:
+            t_logits = teacher_logits(batch["input_ids"], batch["attention_mask"])
         parts = {"hard": nn.functional.cross_entropy(s_out.logits[sel].float(), batch["labels"][sel]),
-                 "soft": soft_target_loss(s_out.logits[sel], t_out.logits[sel], config.temperature)}
+                 "soft": soft_target_loss(s_out.logits[sel], t_logits[sel], config.temperature)}
         if want_hidden:
             parts["cos"] = cosine_loss(s_out.hidden_states[-1], t_out.hidden_states[-1],
                                        batch["attention_mask"].bool(), shape.channels)
