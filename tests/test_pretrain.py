@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ndogo.cli import app
 from ndogo.models.windowing import encode_sentences
 from ndogo.train.finetune import FinetuneConfig, finetune
-from ndogo.train.pretrain import PretrainConfig, pretrain, train_tokenizer
+from ndogo.train.pretrain import PretrainConfig, pretrain, tokenizer_repeats, train_tokenizer
 
 from .conftest import SHARED
 
@@ -49,13 +49,20 @@ class Crash(RuntimeError):
 
 def test_tokenizer_is_an_xlmr_unigram_that_aligns_words(text_corpus: Path) -> None:
     texts = {p.stem: p.read_text(encoding="utf-8").splitlines() for p in text_corpus.glob("*.txt")}
-    tok = train_tokenizer(texts, vocab_size=600, seq_len=32)
+    tok = train_tokenizer(texts, vocab_size=600, seq_len=32, alpha=0.3)
     assert type(tok).__name__ == "XLMRobertaTokenizer" and tok.is_fast
     assert tok.convert_ids_to_tokens([0, 1, 2, 3]) == ["<s>", "<pad>", "</s>", "<unk>"] and tok.mask_token_id
     assert len(tok) <= 600 and tok.backend_tokenizer.model.__class__.__name__ == "Unigram"
     windows = encode_sentences(tok, [["Musa", "ya", "je", "Kano"]], 32, [["B-PER", "O", "O", "B-LOC"]],
                                {"O": 0, "B-PER": 1, "B-LOC": 2})
     assert [windows[0].labels[p] for p in windows[0].first_pos] == [1, 0, 0, 2]
+
+
+def test_tokenizer_sees_small_languages_more_often() -> None:
+    texts = {"big": ["x" * 100] * 64, "small": ["y" * 100] * 1}
+    assert tokenizer_repeats(texts, alpha=1.0) == {"big": 1, "small": 1}
+    # q = 64/65 and 1/65; p ∝ q^0.5, so the small language is boosted by (p/q)_small / (p/q)_big = sqrt(64) = 8
+    assert tokenizer_repeats(texts, alpha=0.5) == {"big": 1, "small": 8}
 
 
 def test_resume_after_crash_reaches_identical_weights(text_corpus: Path, tmp_path: Path) -> None:

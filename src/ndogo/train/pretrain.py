@@ -5,7 +5,8 @@ laptop scale): a SentencePiece-style Unigram tokenizer trained with the
 `tokenizers` library and wrapped as transformers' XLM-R tokenizer (AfriBERTa
 is an XLM-R architecture with a SentencePiece unigram vocabulary), then
 masked-language modelling with the shared loop in `ndogo.train.mlm`, sampling
-languages by exponential smoothing (alpha = 0.3 by default, as AfriBERTa).
+languages by exponential smoothing (alpha = 0.3 by default, as AfriBERTa); the
+tokenizer sees the languages with the same smoothing (XLM's practice).
 
 The output is a plain Hugging Face directory (safetensors, tokenizer,
 `ndogo.json` kind `hf`) that `ndogo finetune --model` takes as it is.
@@ -25,7 +26,7 @@ from transformers import XLMRobertaTokenizer as XLMRobertaTokenizerFast  # trans
 
 from ndogo.models.loading import NDOGO_META, read_meta, write_meta
 from ndogo.models.runner import count_params, size_on_disk
-from ndogo.train.mlm import MLMConfig, PackedCorpus, mlm_objective, read_texts, train_mlm
+from ndogo.train.mlm import MLMConfig, PackedCorpus, mlm_objective, read_texts, sampling_probs, train_mlm
 
 
 @dataclass
@@ -70,15 +71,35 @@ class PretrainConfig:
                          precision=self.precision, threads=self.threads)
 
 
-def train_tokenizer(texts: dict[str, list[str]], vocab_size: int, seq_len: int) -> PreTrainedTokenizerBase:
-    """A Unigram (SentencePiece-style) tokenizer trained on every line, as an XLM-R tokenizer.
+def tokenizer_repeats(texts: dict[str, list[str]], alpha: float) -> dict[str, int]:
+    """How many times each language's lines are fed to the tokenizer trainer.
+
+    XLM learned its vocabulary on text sampled with the same smoothed language
+    distribution as pretraining, so small languages get their share of pieces;
+    here that is done deterministically by repeating each language's lines
+    about p_i / q_i times (relative to the largest language, which is seen once).
+    """
+    sizes = {lang: sum(len(line) for line in lines) for lang, lines in texts.items()}
+    total = sum(sizes.values())
+    probs = sampling_probs(sizes, alpha)
+    boost = {lang: probs[lang] / (sizes[lang] / total) for lang in texts}
+    base = min(boost.values())
+    return {lang: max(1, round(b / base)) for lang, b in boost.items()}
+
+
+def train_tokenizer(texts: dict[str, list[str]], vocab_size: int, seq_len: int,
+                    alpha: float = 1.0) -> PreTrainedTokenizerBase:
+    """A Unigram (SentencePiece-style) tokenizer, as an XLM-R tokenizer, languages weighted by `alpha`.
 
     `train_new_from_iterator` retrains the XLM-R tokenizer's own pipeline
     (whitespace split, ▁ metaspace, Unigram model, <s> … </s> template) with the
     `tokenizers` library's UnigramTrainer, so the vocabulary is learned on
-    exactly the pre-tokenization it will be used with.
+    exactly the pre-tokenization it will be used with. The trainer is not
+    bit-reproducible (its hash maps iterate in random order), so a run trains
+    its tokenizer once and keeps it.
     """
-    lines = [line for lang_lines in texts.values() for line in lang_lines]
+    repeats = tokenizer_repeats(texts, alpha)
+    lines = [line for lang, lang_lines in texts.items() for _ in range(repeats[lang]) for line in lang_lines]
     tokenizer = XLMRobertaTokenizerFast().train_new_from_iterator(lines, vocab_size=vocab_size)
     tokenizer.model_max_length = seq_len
     return tokenizer
@@ -101,7 +122,7 @@ def build_model(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerBase) -> XLMR
 def _tokenizer_for(cfg: PretrainConfig, texts: dict[str, list[str]], out: Path) -> PreTrainedTokenizerBase:
     """The run's tokenizer: trained once and saved in `out`, reloaded when the run resumes."""
     meta = read_meta(out)
-    keys = ("corpus", "vocab_size", "seq_len")
+    keys = ("corpus", "vocab_size", "seq_len", "alpha")
     if (out / "tokenizer.json").is_file() and meta.get("stage") == "pretrain":
         before = {k: meta.get("config", {}).get(k) for k in keys}
         if before != {k: getattr(cfg, k) for k in keys}:
@@ -109,7 +130,7 @@ def _tokenizer_for(cfg: PretrainConfig, texts: dict[str, list[str]], out: Path) 
         return AutoTokenizer.from_pretrained(out)
     if (out / NDOGO_META).is_file() and meta.get("stage") != "pretrain":
         raise ValueError(f"{out}: already holds a {meta.get('stage', 'different')} model; use another --out")
-    tokenizer = train_tokenizer(texts, cfg.vocab_size, cfg.seq_len)
+    tokenizer = train_tokenizer(texts, cfg.vocab_size, cfg.seq_len, cfg.alpha)
     tokenizer.save_pretrained(out)
     write_meta(out, {"kind": "hf", "stage": "pretrain", "status": "training", "config": asdict(cfg)})
     return tokenizer
