@@ -118,6 +118,64 @@ def leaky_plan(lang: str, base: Path) -> dict[str, Any]:
     return {"vocab": len(plan.keep_ids), "test_words_changed": resplit / len(words)}
 
 
+def fallbacks(lang: str) -> dict[str, float]:
+    """Test F1 of the untrimmed model when the words the trimmed vocabulary lacks are fed four ways.
+
+    Run on the fp32 baseline with its full embedding matrix, so only the input changes:
+    `shorter-split` is what the trimmed tokenizer does; `word-unk` maps each such
+    word to [UNK]; `piece-unk` keeps the old split but maps each removed piece to
+    [UNK]; `nearest-row` keeps the old split and maps each removed piece to the kept
+    sub-word whose embedding is most similar (cosine). The last one is not
+    available to a trimmed model: a tokenizer.json cannot map two strings to one
+    id and survive being saved again, so it is measured here as a bound only.
+    """
+    from ndogo.data.corpus import load_corpus
+    from ndogo.metrics.entity import score
+    from ndogo.models.loading import load_tokenizer
+    from ndogo.models.runner import load_runner
+    from ndogo.models.windowing import Window, encode_sentences, predict_words
+
+    base, trimmed = variants(lang, "")["fp32"], variants(lang, "")["trim"]
+    runner = load_runner(base)
+    vocab = runner.tokenizer.get_vocab()
+    new_tok = load_tokenizer(trimmed)
+    kept_ids = sorted(vocab[t] for t in new_tok.get_vocab())
+    kept = torch.zeros(len(vocab), dtype=torch.bool)
+    kept[kept_ids] = True
+    sentences = load_corpus(str(DATA / "masakhaner"), lang, ("test",)).splits["test"]
+    words, gold = [s.tokens for s in sentences], [s.tags for s in sentences]
+
+    def f1(windows: list[Window], ws: list[list[str]] = words) -> float:
+        probs = predict_words(runner.forward, windows, [len(w) for w in ws], runner.pad_id)
+        return score(gold, [[runner.labels[i] for i in p.argmax(-1)] for p in probs])["f1"]
+
+    def remapped(windows: list[Window], table: list[int]) -> list[Window]:
+        return [Window(w.sent, w.word_start, w.word_end, [table[i] for i in w.input_ids], w.labels, w.first_pos)
+                for w in windows]
+
+    windows = encode_sentences(runner.tokenizer, words, runner.max_length)
+    unk = runner.tokenizer.unk_token_id
+    piece_unk = torch.arange(len(vocab))
+    piece_unk[~kept] = unk
+    emb = torch.nn.functional.normalize(runner.module.get_input_embeddings().weight.detach(), dim=-1)
+    kept_index = torch.tensor(kept_ids)
+    nearest = torch.arange(len(vocab))
+    nearest[~kept] = kept_index[(emb[~kept] @ emb[kept_index].T).argmax(-1)]
+    lacking = {w for s in words for w in s if not all(kept[i] for i in runner.tokenizer(w, add_special_tokens=False)
+                                                        ["input_ids"])}
+    unk_words = [[runner.tokenizer.unk_token if w in lacking else w for w in s] for s in words]
+    to_old = {i: vocab[t] for t, i in new_tok.get_vocab().items()}
+    shorter = [Window(w.sent, w.word_start, w.word_end, [to_old[i] for i in w.input_ids], w.labels, w.first_pos)
+               for w in encode_sentences(new_tok, words, runner.max_length)]
+    return {
+        "untrimmed": f1(windows),
+        "shorter-split": f1(shorter),
+        "word-unk": f1(encode_sentences(runner.tokenizer, unk_words, runner.max_length), unk_words),
+        "piece-unk": f1(remapped(windows, piece_unk.tolist())),
+        "nearest-row": f1(remapped(windows, nearest.tolist())),
+    }
+
+
 def row_path(lang: str, name: str, kind: str) -> Path:
     return ROWS / f"{lang}-{name.replace('+', '-')}-{kind}.json"
 
@@ -136,6 +194,10 @@ def prepare(langs: list[str], int8: str) -> None:
             print(f"[{lang}] baseline {base} not finished; skipped", file=sys.stderr)
             continue
         build(lang, int8)
+        fb = row_path(lang, "trim", "fallbacks")
+        if not fb.is_file():
+            print(f"[{lang}] comparing fallbacks", file=sys.stderr)
+            fb.write_text(json.dumps(fallbacks(lang), indent=2) + "\n")
         leak = row_path(lang, "trim-with-test-lines", "plan")
         if not leak.is_file():
             leak.write_text(json.dumps(leaky_plan(lang, base), indent=2) + "\n")
@@ -200,12 +262,19 @@ def table(langs: list[str], int8: str) -> str:
             lat = f"{spd['latency_ms_b1']:.2f}" if spd else "n/a"
             up = f"{base_speed['latency_ms_b1'] / spd['latency_ms_b1']:.2f}×" if spd and base_speed else "n/a"
             ratio = base["size_bytes"] / row["size_bytes"]
-            loss = 100 * (base["f1"] - row["f1"])
+            delta = 100 * (row["f1"] - base["f1"])
+            loss = -delta
             losses.setdefault(name, []).append(loss)
             ratios.setdefault(name, []).append(ratio)
             changed = f"{100 * row['test_words_changed']:.2f}%" if "test_words_changed" in row else "–"
             lines.append(f"| {lang} | {name} | {row['vocab']:,} | {changed} | {row['size_bytes'] / 1e6:.1f} | "
-                         f"{ratio:.2f}× | {lat} | {up} | {row['f1']:.4f} | {-loss:+.2f} |")
+                         f"{ratio:.2f}× | {lat} | {up} | {row['f1']:.4f} | {delta:+.2f} |")
+    fbs = [(lang, load_row(lang, "trim", "fallbacks")) for lang in langs]
+    names = ("untrimmed", "shorter-split", "word-unk", "piece-unk", "nearest-row")
+    lines += ["", "Test F1 of the fp32 model when the words the `trim` vocabulary lacks are fed in other ways "
+              "(`fallbacks()` in bench/trim.py):", "", "| lang | " + " | ".join(names) + " |",
+              "|---|" + "---:|" * len(names)]
+    lines += [f"| {lang} | " + " | ".join(f"{f[n]:.4f}" for n in names) + " |" for lang, f in fbs if f]
     leaks = [(lang, load_row(lang, "trim-with-test-lines", "plan")) for lang in langs]
     lines += ["", "Had the monolingual lines that contain test sentences been counted (they are left out above):", "",
               "| lang | vocabulary | test words re-split |", "|---|---:|---:|"]

@@ -17,6 +17,7 @@ scoring uses, so a predicted entity here is exactly an entity that F1 counts.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -207,8 +208,6 @@ def conll_sentences(lines: Sequence[str]) -> Iterator[Sentence]:
 
 def write_predictions(predictions: Sequence[Prediction], output_format: str, stream: Any = None) -> None:
     """JSON lines (one record per sentence) or CoNLL (`word TAG`, which `ndogo score` reads)."""
-    import json
-
     stream = stream or sys.stdout
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output format {output_format!r}: use one of {', '.join(OUTPUT_FORMATS)}")
