@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         mask_prob: Annotated[float, typer.Option(help="Share of sub-words masked.")] = 0.15,
         precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has native bf16), bf16 or fp32.")] = "auto",
         save_every: Annotated[int, typer.Option(min=1, help="Checkpoint (and held-out loss) every this many steps.")] = 500,
+        log_every: Annotated[int, typer.Option(min=1, help="A point of the training-loss curve (metrics.json) every this many steps.")] = 50,
         seed: Annotated[int, typer.Option()] = 42,
         threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
     ) -> None:
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
                              intermediate=intermediate, vocab_size=vocab_size, seq_len=seq_len, alpha=alpha,
                              max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                              mask_prob=mask_prob, precision=precision, save_every=save_every,
-                             eval_every=save_every, seed=seed, threads=threads)
+                             eval_every=save_every, log_every=log_every, seed=seed, threads=threads)
         m = run_pretrain(cfg)
         typer.echo(f"{m['params']:,} parameters, {m['steps']} steps, {m['tokens_per_s']:.0f} tokens/s ({m['precision']}); "
                    f"held-out MLM loss {m['final_eval_loss']}; saved in {out}")

@@ -368,6 +368,8 @@ def distill(run: str | Path, out: str | Path, config: DistillConfig) -> Path:
         raise ValueError(f"{out}: the student cannot be written over its teacher")
     if config.threads:
         torch.set_num_threads(config.threads)
+    # Seeded before the teacher loads: a head missing from its checkpoint is initialised then, and copied.
+    torch.manual_seed(config.seed)
     if config.mode == "agnostic":
         _distill_agnostic(str(run), out, config)
     else:
