@@ -168,8 +168,9 @@ class PackedCorpus:
               show_progress: bool = False) -> PackedCorpus:
         """Pack each language and set aside up to `held_out_blocks` (spread over languages) for evaluation.
 
-        Each language gives its share of held-out blocks (never more than 5% of
-        its blocks, never its last one), chosen by a seeded permutation.
+        Each language gives its share of held-out blocks, chosen by a seeded
+        permutation, but never more than 5% of its blocks (so a language with
+        fewer than 20 blocks gives none).
         """
         blocks = {lang: pack(tokenizer, lines, seq_len)
                   for lang, lines in tqdm(texts.items(), desc="tokenize", unit="lang", disable=not show_progress)}
@@ -186,7 +187,7 @@ class PackedCorpus:
         return cls(train, held_out, sampling_probs(sizes, alpha), alpha)
 
     def describe(self) -> dict[str, Any]:
-        """Blocks, tokens and sampling probability per language, for metrics.json."""
+        """Training blocks and sampling probability per language, for metrics.json."""
         return {"alpha": self.alpha, "held_out_blocks": len(self.held_out),
                 "langs": {lang: {"blocks": len(b), "sampling_prob": round(self.probs[lang], 6)}
                           for lang, b in self.blocks.items()}}
