@@ -2,9 +2,10 @@
 
 For each fine-tuned baseline runs/minilm-<lang>, this quantizes it with every
 method (`ndogo quantize`), exports an fp32 ONNX model as the ONNX reference, and
-measures each variant exactly as `ndogo evaluate` does (test-set F1, size on
-disk, median latency per sentence at batch 1, sentences/s at batch 32), each in
-a fresh process so one variant's memory or thread pools never touch another's.
+measures each variant exactly as `ndogo evaluate` does (test-set F1 and size on
+disk at 1 thread; then median latency per sentence at batch 1 and sentences/s at
+batch 32 on the same test sentences), each in a fresh process so one variant's
+memory or thread pools never touch another's.
 It then writes a CSV of every row and a markdown table of changes against fp32
 PyTorch beside the study's figures, and checks the issue's target for the
 fastest int8 path. Resumable: quantized models and measured rows already on disk
@@ -13,6 +14,9 @@ are reused, so an interrupted run continues where it stopped.
 Run it alone on the machine (timings are only comparable on a quiet CPU):
 
     flock /tmp/ndogo-bench.lock python bench/quantize.py --threads 2
+
+F1 needs no quiet machine: `--f1-only` builds every variant and scores it
+first, so the timed run later only times.
 
 Example (one language, two methods, for a quick look):
 
@@ -58,8 +62,13 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def measure_one(run: str, lang: str, data: str, threads: int, out: str) -> None:
-    """Evaluate one model in this process and write its row (the `measure` subcommand)."""
+def measure_one(run: str, lang: str, data: str, threads: int, out: str, part: str) -> None:
+    """Measure one model in this process and write its row (the `measure` subcommand).
+
+    part "f1": `evaluate` without timing (test-set F1 and size; safe on a busy CPU);
+    part "speed": the timing half of `evaluate` (`ndogo.metrics.perf.measure`) on
+    the same test sentences, which needs the machine to itself.
+    """
     import torch
 
     from ndogo.cli import quiet_libraries
@@ -67,7 +76,19 @@ def measure_one(run: str, lang: str, data: str, threads: int, out: str) -> None:
 
     quiet_libraries()
     torch.manual_seed(0)
-    row = evaluate(run, data, lang, speed=True, threads=threads)
+    if part == "f1":
+        row = evaluate(run, data, lang, speed=False, threads=threads)
+    else:
+        from ndogo.data.corpus import load_corpus
+        from ndogo.metrics.perf import measure, peak_rss_mb
+        from ndogo.models.runner import load_runner
+        from ndogo.models.windowing import encode_sentences
+
+        torch.set_num_threads(threads)
+        runner = load_runner(run)
+        words = [s.tokens for s in load_corpus(data, lang, ("test",)).splits["test"]]
+        row = measure(runner.forward, encode_sentences(runner.tokenizer, words, runner.max_length), runner.pad_id)
+        row["peak_rss_mb"] = round(peak_rss_mb(), 1)
     Path(out).write_text(json.dumps(row, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -89,20 +110,29 @@ def build_variant(lang: str, method: str, baseline: Path, work: Path, data: str)
     return quantize(baseline, out, QuantizeConfig(base_method, embeddings=embeddings, data=data, lang=lang))
 
 
-def measured_row(lang: str, method: str, run: Path, work: Path, data: str, threads: int) -> dict[str, Any]:
-    path = work / lang / f"{method}.eval.json"
+def _measured(part: str, lang: str, method: str, run: Path, work: Path, data: str, threads: int) -> dict[str, Any]:
+    path = work / lang / f"{method}.{part}.json"
     if not path.is_file():
         cmd = [sys.executable, __file__, "measure", str(run), "--lang", lang, "--data", data,
-               "--threads", str(threads), "--out", str(path)]
+               "--threads", str(threads), "--out", str(path), "--part", part]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"measuring {run} failed:\n{done.stderr[-3000:]}")
-    row = json.loads(path.read_text())
+            raise RuntimeError(f"measuring {part} of {run} failed:\n{done.stderr[-3000:]}")
+    return json.loads(path.read_text())
+
+
+def measured_row(lang: str, method: str, run: Path, work: Path, data: str, threads: int,
+                 f1_only: bool = False) -> dict[str, Any] | None:
+    """One variant's row: F1 at 1 thread (cached), then speed at `threads` (cached); None if f1_only."""
+    scored = _measured("f1", lang, method, run, work, data, 1)
+    if f1_only:
+        return None
+    timed = _measured("speed", lang, method, run, work, data, threads)
     return {
-        "lang": lang, "method": method, "model": str(run), "kind": row["kind"], "f1": row["f1"],
-        "size_bytes": row["size_bytes"], "latency_ms_b1": row["latency_ms_b1"],
-        "ms_per_sentence_b32": round(1000 / row["throughput_b32"], 3), "throughput_b32": row["throughput_b32"],
-        "threads": row["threads"], "peak_rss_mb": row["peak_rss_mb"],
+        "lang": lang, "method": method, "model": str(run), "kind": scored["kind"], "f1": scored["f1"],
+        "size_bytes": scored["size_bytes"], "latency_ms_b1": timed["latency_ms_b1"],
+        "ms_per_sentence_b32": round(1000 / timed["throughput_b32"], 3), "throughput_b32": timed["throughput_b32"],
+        "threads": timed["threads"], "peak_rss_mb": timed["peak_rss_mb"],
     }
 
 
@@ -191,12 +221,15 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--data", required=True)
         p.add_argument("--threads", type=int, required=True)
         p.add_argument("--out", required=True)
+        p.add_argument("--part", choices=("f1", "speed"), required=True)
         a = p.parse_args(argv[1:])
-        measure_one(a.run, a.lang, a.data, a.threads, a.out)
+        measure_one(a.run, a.lang, a.data, a.threads, a.out, a.part)
         return
 
+    from ndogo.cli import quiet_libraries
     from ndogo.compress.quantize import METHODS
 
+    quiet_libraries()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--langs", default="hau,swa,yor", help="comma-separated; baselines are runs/minilm-<lang>")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
@@ -206,8 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", default=str(ROOT / "runs"), help="folder holding minilm-<lang>")
     p.add_argument("--work", default=str(ROOT / "runs" / "quantize"), help="where variants and rows go")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--build-only", action="store_true",
-                   help="only quantize/export the variants (no timing; may run while the CPU is busy)")
+    p.add_argument("--f1-only", action="store_true",
+                   help="only build the variants and score F1 at 1 thread (no timing; may run while the CPU is busy)")
     a = p.parse_args(argv)
     langs = [x for x in a.langs.split(",") if x]
     methods = ["fp32"] + [m for m in a.methods.split(",") if m and m != "fp32"]
@@ -226,10 +259,11 @@ def main(argv: list[str] | None = None) -> None:
             for method in methods:
                 bar.set_postfix_str(f"{lang} {method}")
                 run = build_variant(lang, method, baseline, work, a.data)
-                if not a.build_only:
-                    rows.append(measured_row(lang, method, run, work, a.data, a.threads))
+                row = measured_row(lang, method, run, work, a.data, a.threads, f1_only=a.f1_only)
+                if row is not None:
+                    rows.append(row)
                 bar.update()
-    if a.build_only:
+    if a.f1_only:
         return
     add_changes(rows)
     avgs = averages(rows, methods)
