@@ -22,7 +22,7 @@ def trim_vocab(
     min_count: Annotated[int, typer.Option(min=1, help="Keep sub-words seen at least this many times (in the language's own text, and separately in the other languages').")] = 1,
     keep: Annotated[int | None, typer.Option(min=1, help="Keep the K highest-ranked sub-words instead of --min-count: the language's own by count, then the other languages' (with --other-langs).")] = None,
 ) -> None:
-    """Keep only the sub-words a language uses: a smaller embedding matrix, same predictions.
+    """Keep only the sub-words a language uses: a smaller embedding matrix and tokenizer.
 
     Counts the sub-words the model's own tokenizer produces on the training text (and on monolingual text with --corpus), keeps the special tokens, the counted sub-words and the single characters of the text, slices the embedding rows (and any tied output layer) and saves a tokenizer numbered for them. The result is a normal Hugging Face directory.
 
