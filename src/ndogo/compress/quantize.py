@@ -473,8 +473,12 @@ def _quantize_onnx(run: Path, out: Path, cfg: QuantizeConfig) -> Path:
             quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8, extra_options=extra)
         else:
             reader = _feeds_reader(calibration_batches(runner, cfg))
+            # Only matrix products and the embedding lookups: quantizing every op's output
+            # (residual adds, softmax, ...) at calibrated min/max ranges cost 7.4 F1 points
+            # on minilm hau (73.4 -> 66.0); MatMul + Gather only, 1.7 points, same size.
             quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, extra_options=extra)
+                            op_types_to_quantize=["MatMul", "Gather"], activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, extra_options=extra)
         fp32_meta = json.loads((fp32_dir / "ndogo.json").read_text())
         return write_onnx_dir(out, runner, dst, {
             "stage": "quantize", "source": str(run), "source_kind": runner.kind,
