@@ -87,7 +87,7 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     os.environ["NDOGO_PROGRESS"] = "0"  # stages' progress bars would only clutter the log
     torch.set_num_threads(cell.recipe.cpus)
     quiet_libraries()
-    with open(log_path, "a", encoding="utf-8") as log, ExitStack() as stack:
+    with open(log_path, "a", encoding="utf-8", buffering=1) as log, ExitStack() as stack:  # line-buffered
         stack.enter_context(redirect_stdout(log))
         stack.enter_context(redirect_stderr(log))
         print(f"== {cell.label()} ({cell.id}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n   chain: {cell.chain}",
