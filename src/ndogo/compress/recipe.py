@@ -695,7 +695,7 @@ def find_finetuned(source: str, config: Any, candidates: Sequence[str]) -> Path 
             except (ModelError, TypeError, KeyError):
                 continue
             if same and _training_finished(saved):
-                return d
+                return d.resolve()  # absolute: rows and workers must not depend on the working directory
     return None
 
 
