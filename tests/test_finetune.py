@@ -96,3 +96,13 @@ def test_cli_errors_are_one_line(tmp_path: Path, tiny_corpus: Path) -> None:
     result = runner.invoke(app, ["finetune", "--model", "minilm", "--data", str(tmp_path / "missing"),
                                  "--lang", "hau", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "missing" in result.output and "Traceback" not in result.output
+
+
+def test_two_runs_into_one_directory_are_refused(tmp_path: Path) -> None:
+    from ndogo.train.finetune import hold_run_lock
+
+    first = hold_run_lock(tmp_path)
+    with pytest.raises(ValueError, match="another process"):
+        hold_run_lock(tmp_path)
+    first.close()
+    hold_run_lock(tmp_path).close()

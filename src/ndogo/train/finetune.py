@@ -14,6 +14,7 @@ had done and continues as if never stopped.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -82,6 +83,21 @@ def same_run(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     return strip(saved) == strip(current)
 
 
+def hold_run_lock(out: Path) -> Any:
+    """Refuse to train when another process is training into the same directory.
+
+    Two runs writing one checkpoint would corrupt it; the lock is released when
+    the returned file is closed (at the latest when the process ends, even on kill -9).
+    """
+    handle = open(out / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ValueError(f"{out}: another process is training into this directory") from None
+    return handle
+
+
 def set_seed(seed: int) -> None:
     """Seed every RNG a run touches."""
     random.seed(seed)
@@ -138,6 +154,7 @@ def finetune(
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    lock = hold_run_lock(out)  # noqa: F841  (held until this function returns)
     ckpt_dir = out / CHECKPOINT
     set_seed(cfg.seed)
 
