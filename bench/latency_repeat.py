@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def measure_once(run: str, data: str, lang: str, threads: int | None) -> dict:
-    cmd = [sys.executable, "-m", "ndogo.cli", "evaluate", run, "--data", data, "--lang", lang, "--json"]
+    cmd = [sys.executable, "-m", "ndogo", "evaluate", run, "--data", data, "--lang", lang, "--json"]
     if threads:
         cmd += ["--threads", str(threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
