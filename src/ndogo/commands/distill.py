@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
         log_every: Annotated[int, typer.Option(min=1, help="A point of the training-loss curve (metrics.json) every this many steps.")] = 50,
         seed: Annotated[int, typer.Option()] = 42,
         threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+        exclude_eval: Annotated[list[Path] | None, typer.Option(help="A NER corpus folder (repeatable) whose dev and test sentences are dropped from the raw text, so that fine-tuned test F1 is on text the model never read.")] = None,
     ) -> None:
         """Pretrain a small XLM-R-style encoder from scratch: Unigram tokenizer, then masked-LM training.
 
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
         and reaches the same weights. The result fine-tunes like any hub model.
 
         Example:
-          ndogo pretrain --corpus ../shared/data/monolingual --out runs/pretrain/mini --layers 4 --hidden 256 --heads 4 --max-steps 8000
+          ndogo pretrain --corpus ../shared/data/monolingual --exclude-eval ../shared/data/masakhaner --out runs/pretrain/mini --layers 4 --hidden 256 --heads 4 --max-steps 8000
           ndogo finetune --model runs/pretrain/mini --data ../shared/data/masakhaner --lang hau --out runs/pretrain/mini-hau
         """
         quiet_libraries()
@@ -63,8 +64,12 @@ def register(app: typer.Typer) -> None:
                              intermediate=intermediate, vocab_size=vocab_size, seq_len=seq_len, alpha=alpha,
                              max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                              mask_prob=mask_prob, precision=precision, save_every=save_every,
-                             eval_every=save_every, log_every=log_every, seed=seed, threads=threads)
+                             eval_every=save_every, log_every=log_every, seed=seed, threads=threads,
+                             exclude_eval=[str(p) for p in exclude_eval or []])
         m = run_pretrain(cfg)
+        if m.get("eval_lines_dropped"):
+            typer.echo("raw-text lines holding a dev/test sentence, left out: "
+                       + ", ".join(f"{k} {v}" for k, v in m["eval_lines_dropped"].items() if v))
         typer.echo(f"{m['params']:,} parameters, {m['steps']} steps, {m['tokens_per_s']:.0f} tokens/s ({m['precision']}); "
                    f"held-out MLM loss {m['final_eval_loss']}; saved in {out}")
 
@@ -78,6 +83,7 @@ def register(app: typer.Typer) -> None:
         layer_map: Annotated[str | None, typer.Option(help="Exactly these teacher layers, e.g. 0,2,4 (instead of --student-layers).")] = None,
         student_hidden: Annotated[int | None, typer.Option(help="Narrower student: keep this many hidden channels (a multiple of the head size), chosen by activation.")] = None,
         corpus: Annotated[Path | None, typer.Option(help="agnostic: folder of raw text, one <lang>.txt per language.")] = None,
+        exclude_eval: Annotated[list[Path] | None, typer.Option(help="agnostic: a NER corpus folder (repeatable) whose dev and test sentences are dropped from --corpus.")] = None,
         data: Annotated[str | None, typer.Option(help="task: MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
         lang: Annotated[str | None, typer.Option(help="task: the teacher's language(s), comma-separated.")] = None,
         max_steps: Annotated[int | None, typer.Option(min=1, help="agnostic: optimizer steps (default 2000); task: overrides --epochs.")] = None,
@@ -105,7 +111,7 @@ def register(app: typer.Typer) -> None:
 
         Examples:
           ndogo distill --teacher runs/minilm-hau --mode task --student-layers 3 --data ../shared/data/masakhaner --lang hau --out runs/distill/hau-6to3
-          ndogo distill --teacher minilm --mode agnostic --student-layers 3 --corpus ../shared/data/monolingual --max-steps 3000 --out runs/distill/minilm-l3
+          ndogo distill --teacher minilm --mode agnostic --student-layers 3 --corpus ../shared/data/monolingual --exclude-eval ../shared/data/masakhaner --max-steps 3000 --out runs/distill/minilm-l3
           ndogo finetune --model runs/distill/minilm-l3 --data ../shared/data/masakhaner --lang hau --out runs/distill/minilm-l3-hau
         """
         quiet_libraries()
@@ -118,7 +124,7 @@ def register(app: typer.Typer) -> None:
                             max_steps=max_steps, data=data, langs=split_langs(lang) if lang else [], epochs=epochs,
                             temperature=temperature, soft_weight=soft_weight, hard_weight=hard_weight,
                             cos_weight=cos_weight, lr=lr, batch_size=batch_size, seed=seed, save_every=save_every,
-                            precision=precision, threads=threads)
+                            precision=precision, threads=threads, exclude_eval=[str(p) for p in exclude_eval or []])
         meta = read_meta(run_distill(teacher, out, cfg))
         shape = meta["student_shape"]
         typer.echo(f"{mode} student {shape['layers']}L/{shape['hidden']}H from {teacher}: {meta['student_params']:,} "

@@ -77,6 +77,7 @@ class DistillConfig:
     student_hidden: int | None = None  # smaller hidden size, by slicing (see the module docstring)
     # agnostic: raw text, one <lang>.txt per language
     corpus: str | None = None
+    exclude_eval: list[str] = field(default_factory=list)  # NER roots whose dev/test lines leave the corpus
     seq_len: int = 128
     alpha: float = 0.3  # language sampling smoothing
     max_steps: int | None = None  # agnostic: optimizer steps (default 2000); task: overrides epochs
@@ -412,6 +413,7 @@ def _record(teacher_name: str, teacher: PreTrainedModel, student: PreTrainedMode
 
 
 def _distill_agnostic(teacher_name: str, out: Path, config: DistillConfig) -> None:
+    from ndogo.data.leakage import drop_eval_text
     from ndogo.train.mlm import (
         Masker,
         MLMConfig,
@@ -426,6 +428,9 @@ def _distill_agnostic(teacher_name: str, out: Path, config: DistillConfig) -> No
     teacher.eval().requires_grad_(False)
     soft_weight = config.soft_weight if with_head else 0.0
     texts = read_texts(config.corpus)
+    dropped: dict[str, int] = {}
+    if config.exclude_eval:
+        texts, dropped = drop_eval_text(texts, config.exclude_eval)
     seq_len = min(config.seq_len, teacher.config.max_position_embeddings
                   - (teacher.config.pad_token_id + 1 if teacher.config.model_type in ("roberta", "xlm-roberta") else 0))
     corpus = PackedCorpus.build(tokenizer, texts, seq_len, config.alpha, seed=config.seed,
@@ -444,7 +449,8 @@ def _distill_agnostic(teacher_name: str, out: Path, config: DistillConfig) -> No
               "soft_targets": "teacher MLM distribution at masked positions" if with_head else
               "none: the teacher checkpoint has no masked-LM head, so the student learns from its own MLM "
               "loss and the hidden-state cosine only"}
-    data = {"corpus": str(config.corpus), "seq_len": seq_len, **corpus.describe()}
+    data = {"corpus": str(config.corpus), "seq_len": seq_len, "exclude_eval": config.exclude_eval,
+            "eval_lines_dropped": dropped, **corpus.describe()}
     record = _record(teacher_name, teacher, student, shape, config, data, losses)
     channels = shape.channels
 

@@ -54,11 +54,8 @@ segmentation the fine-tuned model learned. Restricting the serialized model
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import json
 import shutil
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -72,6 +69,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ndogo.data.conll import decode
 from ndogo.data.corpus import load_corpus
+from ndogo.data.leakage import drop_lines_containing
 from ndogo.models.loading import ModelError, load_for_tokens, load_tokenizer, read_meta, write_meta
 
 FALLBACK = "shorter-split"
@@ -151,36 +149,6 @@ def count_tokens(
                 counts.update(enc.ids)
             bar.update(len(chunk))
     return counts
-
-
-def _squeeze(text: str) -> str:
-    """Text reduced to its lower-cased letters and digits, for finding a sentence inside a line."""
-    return "".join(c for c in unicodedata.normalize("NFC", text).lower() if c.isalnum())
-
-
-def drop_lines_containing(lines: Sequence[str], sentences: Sequence[Sequence[str]],
-                          min_chars: int = 15) -> tuple[list[str], int]:
-    """Lines that contain none of the sentences (ignoring spacing, punctuation and case); and how many went.
-
-    Monolingual news text can contain the NER corpus itself: in ../shared/data every
-    MasakhaNER test sentence of hau, swa and yor appears verbatim in monolingual/<lang>.txt.
-    Counting those lines would choose the vocabulary with the test text in view, so
-    the F1 of a trimmed model would no longer say how it does on unseen text.
-    Sentences shorter than `min_chars` letters are not searched for: they match by chance.
-    """
-    squeezed = [_squeeze(line) for line in lines]
-    joined = "\n".join(squeezed)
-    starts = list(itertools.accumulate((len(x) + 1 for x in squeezed), initial=0))
-    hit: set[int] = set()
-    for sentence in sentences:
-        needle = _squeeze("".join(sentence))
-        if len(needle) < min_chars:
-            continue
-        pos = joined.find(needle)
-        while pos != -1:
-            hit.add(bisect.bisect_right(starts, pos) - 1)
-            pos = joined.find(needle, pos + 1)
-    return [line for i, line in enumerate(lines) if i not in hit], len(hit)
 
 
 def text_characters(backend: Tokenizer, texts: Iterable[str]) -> set[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, XLMRobertaConfig, XLMRobertaForMaskedLM
 from transformers import XLMRobertaTokenizer as XLMRobertaTokenizerFast  # transformers 5: one (fast) class
 
+from ndogo.data.leakage import drop_eval_text
 from ndogo.models.loading import NDOGO_META, read_meta, write_meta
 from ndogo.models.runner import count_params, size_on_disk
 from ndogo.train.mlm import MLMConfig, PackedCorpus, mlm_objective, read_texts, sampling_probs, train_mlm
@@ -56,6 +57,8 @@ class PretrainConfig:
     held_out_blocks: int = 256
     precision: str = "auto"
     threads: int | None = None
+    # NER corpus roots whose dev/test sentences are dropped from the raw text (see ndogo.data.leakage)
+    exclude_eval: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -122,7 +125,7 @@ def build_model(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerBase) -> XLMR
 def _tokenizer_for(cfg: PretrainConfig, texts: dict[str, list[str]], out: Path) -> PreTrainedTokenizerBase:
     """The run's tokenizer: trained once and saved in `out`, reloaded when the run resumes."""
     meta = read_meta(out)
-    keys = ("corpus", "vocab_size", "seq_len", "alpha")
+    keys = ("corpus", "vocab_size", "seq_len", "alpha", "exclude_eval")
     if (out / "tokenizer.json").is_file() and meta.get("stage") == "pretrain":
         before = {k: meta.get("config", {}).get(k) for k in keys}
         if before != {k: getattr(cfg, k) for k in keys}:
@@ -148,6 +151,9 @@ def pretrain(cfg: PretrainConfig, show_progress: bool = True,
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     texts = read_texts(cfg.corpus)
+    dropped: dict[str, int] = {}
+    if cfg.exclude_eval:
+        texts, dropped = drop_eval_text(texts, cfg.exclude_eval)
     tokenizer = _tokenizer_for(cfg, texts, out)
     corpus = PackedCorpus.build(tokenizer, texts, cfg.seq_len, cfg.alpha, cfg.held_out_blocks, cfg.seed,
                                 show_progress=show_progress)
@@ -158,7 +164,8 @@ def pretrain(cfg: PretrainConfig, show_progress: bool = True,
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     params, _ = count_params(model)
-    metrics = {**run.metrics(cfg.mlm()), "pretrain": asdict(cfg), "params": params}
+    metrics = {**run.metrics(cfg.mlm()), "pretrain": asdict(cfg), "params": params,
+               "eval_lines_dropped": dropped}
     write_meta(out, {"kind": "hf", "stage": "pretrain", "status": "done", "config": asdict(cfg),
                      "langs": list(corpus.blocks), "params": params, "size_bytes": size_on_disk(out),
                      "max_length": cfg.seq_len, "final_eval_loss": metrics["final_eval_loss"],
