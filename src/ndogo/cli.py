@@ -7,6 +7,7 @@ printed as one line naming the file and line, with exit code 2, never a tracebac
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from functools import wraps
@@ -17,6 +18,11 @@ import typer
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# transformers imports torchao whenever it is installed; torchao then reports, on every start, the
+# CUDA-only kernels it cannot load on a CPU machine, and torch warns about torchao's enum registration.
+# Neither concerns a user of the command line, so keep them off the terminal.
+logging.getLogger("torchao").setLevel(logging.ERROR)
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 app = typer.Typer(
     help="ndogo: make small-data African NER models smaller and faster, and measure what it costs.",
