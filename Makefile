@@ -5,8 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA   ?= $(or $(NDOGO_DATA),../shared/data/masakhaner)
-LANG_  ?= hau
-OUT    ?= runs/quickstart
+OUT    ?= runs/sweeps/quickstart
 
 .PHONY: run test lint clean-venv
 
@@ -19,9 +18,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The quickstart (configs/quickstart.toml): fine-tune minilm on Hausa, compress it five ways, measure
+# every result, write the report and say what to ship. Interrupted, `make run` again resumes it.
 run: $(VENV)/.installed
-	$(BIN)/ndogo finetune --model minilm --data $(DATA) --lang $(LANG_) --out $(OUT)/minilm-$(LANG_) --epochs 1 --lr 1e-4
-	$(BIN)/ndogo evaluate $(OUT)/minilm-$(LANG_) --data $(DATA) --lang $(LANG_)
+	$(BIN)/ndogo sweep configs/quickstart.toml --data $(DATA) --out $(OUT) --resume
+	$(BIN)/ndogo report $(OUT) --out $(OUT)/report
+	$(BIN)/ndogo recommend $(OUT) --lang hau --max-f1-drop 1 --optimize size
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

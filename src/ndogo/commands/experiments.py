@@ -86,9 +86,9 @@ def sweep(
 
     Example (the quickstart, about 25 minutes on a 2-core CPU):
 
-      ndogo sweep configs/quickstart.toml --data ../shared/data/masakhaner --out runs/quickstart
+      ndogo sweep configs/quickstart.toml --data ../shared/data/masakhaner --out runs/sweeps/quickstart
 
-    then: ndogo report runs/quickstart --out runs/quickstart/report
+    then: ndogo report runs/sweeps/quickstart --out runs/sweeps/quickstart/report
     """
     quiet_libraries()
     from ndogo.experiments.config import load_sweep_config
@@ -117,7 +117,7 @@ def report(
     index.html is self-contained (plots inlined) and records the config and the
     environment (package versions, CPU, threads).
 
-    Example: ndogo report runs/quickstart --out runs/quickstart/report
+    Example: ndogo report runs/sweeps/quickstart --out runs/sweeps/quickstart/report
     """
     from ndogo.report import write_report
 
@@ -139,7 +139,7 @@ def recommend(
 
     F1 is the mean over the sweep's seeds. Example:
 
-      ndogo recommend runs/quickstart --lang hau --max-f1-drop 1 --optimize latency
+      ndogo recommend runs/sweeps/quickstart --lang hau --max-f1-drop 1 --optimize latency
     """
     from ndogo.experiments.recommend import format_recommendation
     from ndogo.experiments.recommend import recommend as pick
