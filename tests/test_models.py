@@ -131,3 +131,27 @@ def test_hub_failure_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="--data or NDOGO_DATA"):
         load_corpus("masakhaner", "hau")
+
+
+@pytest.mark.parametrize("damage", ["config", "meta", "weights"])
+def test_damaged_model_directory_is_one_clear_error(tiny_model: Path, tmp_path: Path, damage: str) -> None:
+    import shutil
+
+    from ndogo.models.runner import load_runner
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    if damage == "config":
+        (broken / "config.json").write_text("{not json")
+    elif damage == "meta":
+        (broken / "ndogo.json").write_text("{not json")
+    else:
+        (broken / "model.safetensors").write_bytes((broken / "model.safetensors").read_bytes()[:500])
+    with pytest.raises(ModelError, match=str(broken)):
+        load_runner(broken)
+
+
+def test_unreachable_hub_id_is_a_model_error() -> None:
+    # HF_HUB_OFFLINE is set by conftest: the hub is never reached, as on an offline machine.
+    with pytest.raises(ModelError, match="no-such-owner/no-such-model: not a local model directory"):
+        load_tokenizer("no-such-owner/no-such-model")

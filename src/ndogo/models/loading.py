@@ -41,10 +41,26 @@ def resolve_model(name: str | Path) -> str:
     return name  # a hub id; from_pretrained reports a missing one
 
 
+def load_error(name: str | Path, source: str, err: Exception) -> ModelError:
+    """One line saying which model could not be loaded and why.
+
+    transformers' messages about a hub id it cannot reach, or a broken config.json or
+    weights file, span several lines and arrive as a traceback; the user needs the
+    model's name and the first line of the reason.
+    """
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if Path(source).is_dir():
+        return ModelError(f"{name}: could not load the model in this directory ({reason})")
+    return ModelError(f"{name}: not a local model directory, and not loadable from the hub ({reason})")
+
+
 def load_tokenizer(name: str | Path) -> PreTrainedTokenizerBase:
     """A fast tokenizer (word alignment needs `word_ids`)."""
     source = resolve_model(name)
-    tok = AutoTokenizer.from_pretrained(source, use_fast=True, trust_remote_code=False)
+    try:
+        tok = AutoTokenizer.from_pretrained(source, use_fast=True, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise load_error(name, source, err) from None
     try:
         tok(["a", "b"], is_split_into_words=True)
     except (AssertionError, ValueError):
@@ -69,7 +85,10 @@ def load_for_tokens(
     if dtype is not None:
         kwargs["dtype"] = dtype
     if labels is not None:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        try:
+            config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        except (OSError, ValueError) as err:
+            raise load_error(name, source, err) from None
         same = list(getattr(config, "id2label", {}).values()) == labels
         kwargs.update(
             num_labels=len(labels),
@@ -77,10 +96,14 @@ def load_for_tokens(
             label2id={lab: i for i, lab in enumerate(labels)},
             ignore_mismatched_sizes=not same,
         )
+    from safetensors import SafetensorError
+
     try:
         return AutoModelForTokenClassification.from_pretrained(source, **kwargs)
-    except OSError as err:
-        raise ModelError(f"{name}: could not load a safetensors model ({err})") from None
+    except (OSError, SafetensorError) as err:
+        # A missing, truncated or corrupt weights file; ValueError is left alone, since
+        # transformers raises it for a model that is not a token classifier and says so.
+        raise load_error(name, source, err) from None
 
 
 def model_labels(model: torch.nn.Module) -> list[str]:
@@ -105,7 +128,12 @@ def model_window(tokenizer: PreTrainedTokenizerBase, model_config: Any, cap: int
 def read_meta(run: str | Path) -> dict[str, Any]:
     """ndogo's record beside a saved model (what produced it); empty if absent."""
     path = Path(run) / NDOGO_META
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: not a valid ndogo record ({err})") from None
 
 
 def write_meta(run: str | Path, meta: dict[str, Any]) -> None:

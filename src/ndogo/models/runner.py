@@ -19,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from ndogo.models.loading import (
     NDOGO_META,
     ModelError,
+    load_error,
     load_for_tokens,
     load_tokenizer,
     model_labels,
@@ -121,4 +122,10 @@ def load_runner(run: str | Path) -> Runner:
 
     if kind not in LOADERS:
         raise ModelError(f"{path}: unknown model kind {kind!r} in {NDOGO_META}")
-    return LOADERS[kind](path, meta)
+    from safetensors import SafetensorError
+
+    try:
+        return LOADERS[kind](path, meta)
+    except (OSError, SafetensorError) as err:
+        # A file of the model that is missing, truncated or corrupt (each kind reads its own files).
+        raise load_error(path, str(path), err) from None
