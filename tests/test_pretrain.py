@@ -117,3 +117,9 @@ def test_cli_pretrain(text_corpus: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "no such corpus folder" in bad.output
     help_text = runner.invoke(app, ["pretrain", "--help"]).output
     assert "Example" in help_text and "--vocab-size" in help_text
+
+
+def test_non_utf8_raw_text_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "hau.txt").write_bytes(b"Musa ya je Kano\nKano \xff\n")
+    result = runner.invoke(app, ["pretrain", "--corpus", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and f"{tmp_path / 'hau.txt'}:2: bytes that are not UTF-8" in result.output

@@ -154,3 +154,10 @@ def test_finetune_stage_prunes_before_fine_tuning(tiny_model: Path, tiny_corpus:
     zeros = sum(int((t == 0).sum()) for t in dense) / sum(t.numel() for t in dense)
     assert abs(zeros - 0.5) < 0.01  # held at zero through the optimizer steps
     assert json.loads((out / "metrics.json").read_text())["config"]["extra"]["prune"]["sparsity"] == 0.5
+
+
+def test_non_utf8_recipe_file_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.toml"
+    path.write_bytes(b'[[stages]]\nstage = "prune"\nnote = "\xff"\n')
+    with pytest.raises(RecipeError, match=rf"{path}:3: bytes that are not UTF-8"):
+        parse_recipe(str(path))

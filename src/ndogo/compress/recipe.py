@@ -112,6 +112,7 @@ def stage_names() -> list[str]:
 
 
 def canonical_name(name: str) -> str:
+    """The stage name an alias stands for, so `trim-vocab` and `trim` key and resume as one stage."""
     name = name.strip()
     return ALIASES.get(name, name)
 
@@ -200,7 +201,12 @@ def parse_recipe(text: str | Path, where: str = "recipe") -> Recipe:
 
 def load_document(path: Path) -> Any:
     """A TOML, YAML or JSON document, with a parse error that names the file and line."""
-    raw = path.read_text(encoding="utf-8")
+    from ndogo.data.conll import DataError, decode
+
+    try:
+        raw = decode(path)  # names the line of a byte that is not UTF-8
+    except DataError as err:
+        raise RecipeError(str(err)) from None
     try:
         if path.suffix == ".toml":
             return tomllib.loads(raw)
@@ -363,6 +369,11 @@ def normal_context(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def bind_stage(call: StageCall, context: dict[str, Any], where: str) -> BoundStage:
+    """Build a stage's config from its recipe options and the context, failing with `where` named.
+
+    Binding every stage before the first runs is what lets a bad last stage fail
+    in seconds instead of after an hour of fine-tuning.
+    """
     stage = resolve_stage(call.stage)
     fields = {f.name: f for f in dataclasses.fields(stage.config_cls)}
     hints = typing.get_type_hints(stage.config_cls)
@@ -473,6 +484,8 @@ class StageRecord:
 
 @dataclass
 class ChainResult:
+    """The final model of a chain and what each stage did (ran, was done already, or was reused)."""
+
     path: Path
     stages: list[StageRecord]
 
@@ -486,6 +499,7 @@ def source_key(source: str | Path) -> str:
 
 
 def stage_key(previous: str, bound: BoundStage) -> str:
+    """A hash of the stage and everything before it: the name of its output, so a rerun finds it done."""
     blob = json.dumps([previous, bound.stage.name, bound.identity()], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

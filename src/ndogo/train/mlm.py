@@ -50,6 +50,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
+from ndogo.data.conll import decode
 from ndogo.models.loading import ModelError
 from ndogo.models.windowing import IGNORE
 
@@ -119,7 +120,14 @@ def read_texts(corpus: str | Path) -> dict[str, list[str]]:
         raise ValueError(f"{folder}: no <lang>.txt files")
     texts = {}
     for f in files:
-        lines = [line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        raw = f.read_bytes()
+        try:
+            # Plain utf-8 as always (a BOM stays in the first line), so resumed runs read the same text.
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            decode(f)  # raises DataError naming the file and the line of the first bad byte
+            raise
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         if lines:
             texts[f.stem] = lines
     if not texts:
