@@ -123,3 +123,12 @@ def test_stray_opening_inside_tag_in_iob2_file_is_reported(tmp_path: Path) -> No
     assert cf.scheme == "IOB2"
     assert cf.sentences[0].tags == ["B-PER", "O", "B-ORG"]
     assert len(cf.problems) == 1 and cf.problems[0].line == 3 and "I-ORG" in cf.problems[0].message
+
+
+
+def test_unknown_split_is_named_for_local_and_hub_corpora(tmp_path: Path) -> None:
+    (tmp_path / "hau").mkdir()
+    (tmp_path / "hau" / "train.txt").write_text("Musa B-PER\n")
+    for data in (str(tmp_path), "masakhaner"):  # the hub is never reached: the split is checked first
+        with pytest.raises(ValueError, match="split 'validation': use one of train, dev, test"):
+            load_corpus(data, "hau", ("validation",))

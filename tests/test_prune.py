@@ -254,3 +254,13 @@ def test_sweep_writes_rows_tables_plots_and_resumes(tiny_model: Path, tiny_corpu
     assert not (tmp_path / "sweep" / "models" / "hau-after-s0.5-r0").exists()  # scored, then deleted
     run_sweep(spec, show_progress=False)  # finished cells are skipped
     assert len(read_rows(tmp_path / "sweep" / "sweep.csv")) == len(rows)
+
+
+def test_sweep_bad_scope_is_refused_before_any_cell(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    from ndogo.experiments.prune_sweep import SweepSpec, run_sweep
+
+    spec = SweepSpec(out=str(tmp_path / "sweep"), runs=str(tiny_model), langs=["hau"], data=str(tiny_corpus),
+                     sparsities=[0, 0.5], scope="globl", threads=1)
+    with pytest.raises(ValueError, match="scope must be one of layer, global, got 'globl'"):
+        run_sweep(spec, show_progress=False)
+    assert not (tmp_path / "sweep").exists()  # nothing was scored or written

@@ -214,3 +214,18 @@ def test_existing_baselines_are_used_and_never_retrained(tmp_path: Path, tiny_mo
     trained_from = [json.loads(m.read_text())["input"] for m in (tmp_path / "out" / "artifacts").glob("*.json")
                     if json.loads(m.read_text())["reused"] == ""]
     assert trained_from == [str(existing)]  # only the recipe's own fine-tuning ran, on top of the existing run
+
+
+def test_missing_data_folder_fails_before_any_cell(tmp_path: Path, tiny_model: Path) -> None:
+    config = write_config(tmp_path / "grid.toml", tiny_model)
+    with pytest.raises(ConfigError, match=rf"{config}: data: {tmp_path / 'absent'}: no such folder"):
+        load_sweep_config(config, str(tmp_path / "absent"))
+    assert load_sweep_config(config, "masakhaner").data == "masakhaner"  # a hub name is left to the hub
+
+
+def test_recommend_on_a_sweep_with_nothing_finished_says_so(tmp_path: Path) -> None:
+    from ndogo.experiments.recommend import recommend
+
+    Store(tmp_path).close()
+    with pytest.raises(ValueError, match="languages here: none"):
+        recommend(tmp_path, "hau", 1.0)

@@ -108,12 +108,24 @@ def load_hub(name: str, lang: str, splits: tuple[str, ...] = SPLITS) -> Corpus:
 
 def load_corpus(data: str | Path | None, lang: str, splits: tuple[str, ...] = SPLITS) -> Corpus:
     """A local folder if `data` is one, else a hub dataset name (default: MasakhaNER 1.0)."""
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:  # checked here: a local folder would report a missing file, the hub a KeyError
+        raise ValueError(f"split {unknown[0]!r}: use one of {', '.join(SPLITS)}")
     data = resolve_data(str(data) if data is not None else None)
     if Path(data).exists():
         return load_local(data, lang, splits)
-    if data in HUB_CORPORA or ("/" in data and not data.startswith((".", "/"))):
+    if is_hub_name(data):
         return load_hub(data, lang, splits)
     raise DataError(data, None, "no such folder (and not a hub corpus name such as 'masakhaner')")
+
+
+def is_hub_name(data: str) -> bool:
+    """Whether `data` (not an existing folder) names a hub corpus rather than a mistyped path.
+
+    A known name or an `owner/name` id is tried on the hub; anything else (a bare word,
+    a path starting with . or /) cannot be, so callers can refuse it before any work.
+    """
+    return data in HUB_CORPORA or ("/" in data and not data.startswith((".", "/", "~")))
 
 
 def list_languages(root: str | Path) -> list[str]:

@@ -54,7 +54,7 @@ from ndogo.compress.recipe import (
     normal_context,
     recipe_from_data,
 )
-from ndogo.data.corpus import lang_dir, resolve_data
+from ndogo.data.corpus import is_hub_name, lang_dir, resolve_data
 
 BASELINE = "baseline"
 TOP_KEYS = {"name", "languages", "seeds", "data", "models", "recipes", "evaluate", "resources"}
@@ -78,6 +78,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class RecipeSpec:
+    """A named recipe of a sweep and the CPUs/GPUs each of its cells reserves (for the Ray executor)."""
+
     name: str
     recipe: Recipe
     cpus: int
@@ -122,6 +124,8 @@ class Cell:
 
 @dataclass
 class SweepConfig:
+    """A checked sweep config; `text` is kept verbatim so the report records exactly what was run."""
+
     name: str
     path: str
     text: str
@@ -149,6 +153,7 @@ class SweepConfig:
 
 def make_cell(model: ModelSpec, lang: str, recipe: RecipeSpec, seed: int, data: str, evaluate: EvalSpec,
               baseline_id: str | None) -> Cell:
+    """One cell, its id a hash of everything that decides its result, so a resumed sweep recognises it."""
     stages = list(recipe.recipe.stages)
     if recipe.recipe.start == "finetuned":
         stages.insert(0, StageCall("finetune", {}))
@@ -199,6 +204,10 @@ def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
                 lang_dir(Path(data_value), lang)
             except ValueError as err:
                 raise ConfigError(f"{where}: languages: {err}") from None
+    elif not is_hub_name(data_value):
+        # Otherwise every cell would start, fail on the missing corpus, and be stored as failed.
+        raise ConfigError(f"{where}: data: {data_value}: no such folder (and not a hub corpus name such as "
+                          "'masakhaner')")
 
     evaluate = _eval_spec(doc.get("evaluate", {}), f"{where}: evaluate")
     cpus, gpus = _resources(doc.get("resources", {}), f"{where}: resources")

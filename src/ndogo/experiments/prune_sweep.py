@@ -249,12 +249,16 @@ def write_reports(rows: list[dict[str, Any]], out: Path, langs: list[str]) -> li
 
 def run_sweep(spec: SweepSpec, show_progress: bool = True) -> list[Path]:
     """Run every cell whose rows are not in OUT/sweep.csv yet, then write the tables and plots."""
-    out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "sweep.csv"
+    from ndogo.compress.prune import SCOPES
+
+    if spec.scope not in SCOPES:  # checked here, not after the dense cells have been scored
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {spec.scope!r}")
     for lang in spec.langs:
         if not Path(spec.runs.format(lang=lang)).is_dir():
             raise ValueError(f"no fine-tuned model for {lang} at {spec.runs.format(lang=lang)}")
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "sweep.csv"
     done = defaultdict(set)
     for r in read_rows(csv_path):
         done[r["cell"]].add(r["eval_lang"])

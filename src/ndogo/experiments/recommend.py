@@ -30,9 +30,9 @@ def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: st
         store.close()
     found = [s for s in summarize(rows) if s.lang == lang and (model is None or s.model == model)]
     if not found:
-        langs = sorted({r["lang"] for r in rows})
+        langs = ", ".join(sorted({r["lang"] for r in rows})) or "none (no cell of this sweep has finished)"
         raise ValueError(f"{directory}: no finished cells for language {lang!r}"
-                         + (f" and model {model!r}" if model else "") + f"; languages here: {', '.join(langs)}")
+                         + (f" and model {model!r}" if model else "") + f"; languages here: {langs}")
     key = OPTIMIZE[optimize]
     if all(getattr(s, key) is None for s in found):
         raise ValueError(f"{directory}: no {key} measured for {lang} (was the sweep run with speed = false?)")
