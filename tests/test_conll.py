@@ -125,6 +125,21 @@ def test_stray_opening_inside_tag_in_iob2_file_is_reported(tmp_path: Path) -> No
     assert len(cf.problems) == 1 and cf.problems[0].line == 3 and "I-ORG" in cf.problems[0].message
 
 
+def test_cli_stats_lists_every_problem_and_exits_2_on_unreadable_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    (tmp_path / "hau").mkdir()
+    (tmp_path / "hau" / "train.txt").write_text("Musa B-PER\nya O\n")
+    (tmp_path / "hau" / "test.txt").write_text("Musa B-PER\nje\n")
+    result = CliRunner().invoke(app, ["data", "stats", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'hau' / 'test.txt'}:2: line has no tag" in result.output
+    assert "1 file(s) cannot be read" in result.output and "Traceback" not in result.output
+    (tmp_path / "hau" / "test.txt").write_text("Musa B-PER\nje O\n")
+    assert CliRunner().invoke(app, ["data", "stats", str(tmp_path)]).exit_code == 0
+
 
 def test_unknown_split_is_named_for_local_and_hub_corpora(tmp_path: Path) -> None:
     (tmp_path / "hau").mkdir()

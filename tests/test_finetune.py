@@ -106,3 +106,18 @@ def test_two_runs_into_one_directory_are_refused(tmp_path: Path) -> None:
         hold_run_lock(tmp_path)
     first.close()
     hold_run_lock(tmp_path).close()
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--threads", "0"], "Invalid value for '--threads'"),
+    (["--max-length", "0"], "Invalid value for '--max-length'"),
+    (["--patience", "0"], "Invalid value for '--patience'"),
+    (["--lang", ","], "--lang ',': give at least one language code"),
+])
+def test_cli_refuses_option_values_that_would_silently_mean_the_default(tmp_path: Path, tiny_corpus: Path,
+                                                                         args: list[str], said: str) -> None:
+    base = {"--model": "minilm", "--data": str(tiny_corpus), "--lang": "hau", "--out": str(tmp_path / "o")}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    result = runner.invoke(app, ["finetune", *[x for kv in base.items() for x in kv]])
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o" / "config.json").exists()

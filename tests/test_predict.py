@@ -150,3 +150,32 @@ def test_export_then_predict_onnx(tiny_model: Path, tiny_corpus: Path, tmp_path:
     assert all(abs(a.score - b.score) < 1e-4 for x, y in zip(got, want, strict=True) for a, b in zip(x, y, strict=True))
     bad = CliRunner().invoke(app, ["export", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
     assert bad.exit_code == 2 and "no such model directory" in bad.output
+
+
+def test_cli_input_that_is_a_folder_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["predict", str(tiny_model), "-i", str(tmp_path)])
+    assert result.exit_code == 2 and f"error: {tmp_path}: is a directory" in result.output
+    assert "Traceback" not in result.output
+    missing = CliRunner().invoke(app, ["predict", str(tiny_model), "-i", str(tmp_path / "absent.txt")])
+    assert missing.exit_code == 2 and f"error: {tmp_path / 'absent.txt'}: no such file" in missing.output
+
+
+def test_conll_empty_token_line_stays_aligned_for_scoring(tiny_model: Path, tmp_path: Path) -> None:
+    gold = tmp_path / "gold.txt"
+    gold.write_text("Musa B-PER\n O\nKano B-LOC\n\n")  # " O": an empty token, as in MasakhaNER 2.0 xho
+    sentences = read_sentences(gold, "conll")
+    assert [w.text for w in sentences[0].words] == ["Musa", "", "Kano"]
+    pred = tmp_path / "pred.txt"
+    result = CliRunner().invoke(app, ["predict", str(tiny_model), "-i", str(gold), "--input-format", "conll",
+                                      "--format", "conll"])
+    assert result.exit_code == 0, result.output
+    pred.write_text(result.stdout)
+    scored = CliRunner().invoke(app, ["score", str(gold), str(pred), "--json"])
+    assert scored.exit_code == 0, scored.output
+
+
+def test_cli_export_refuses_an_out_that_holds_files(tiny_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["export", str(tiny_model), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and f"{tmp_path}: already exists and is not empty" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

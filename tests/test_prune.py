@@ -264,3 +264,13 @@ def test_sweep_bad_scope_is_refused_before_any_cell(tiny_model: Path, tiny_corpu
     with pytest.raises(ValueError, match="scope must be one of layer, global, got 'globl'"):
         run_sweep(spec, show_progress=False)
     assert not (tmp_path / "sweep").exists()  # nothing was scored or written
+
+
+@pytest.mark.parametrize("command", [["prune", "--sparsity", "0.5"], ["densify"]])
+def test_cli_refuses_an_out_that_holds_files(tiny_model: Path, tmp_path: Path, command: list[str]) -> None:
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "model.safetensors").write_bytes(b"another model")  # would be counted in size_bytes, or loaded
+    result = runner.invoke(app, [command[0], str(tiny_model), *command[1:], "--out", str(used)])
+    assert result.exit_code == 2 and f"{used}: already exists and is not empty" in result.output
+    assert (used / "model.safetensors").read_bytes() == b"another model" and len(list(used.iterdir())) == 1

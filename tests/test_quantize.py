@@ -215,3 +215,13 @@ def test_int8_embedding_rows_equal_the_dequantized_table(quantized: dict[str, Pa
     with torch.inference_mode():
         expected = torch.nn.functional.embedding(ids, emb.weight.dequantize())
         assert torch.equal(emb(ids), expected)
+
+
+def test_cli_refuses_an_out_that_holds_files(tiny_model: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    result = CliRunner().invoke(app, ["quantize", str(tiny_model), "--method", "fp16", "--out", str(tiny_model)])
+    assert result.exit_code == 2 and f"{tiny_model}: already exists and is not empty" in result.output
+    assert load_runner(tiny_model).kind == "hf"  # the source model was not overwritten

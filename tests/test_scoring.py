@@ -114,3 +114,20 @@ def test_bad_prediction_file_is_named_by_file_and_line(tmp_path: Path, bad: byte
     code, output = run_score(gold_path, pred_path)
     assert code == 2
     assert f"{pred_path}:{line}:" in output and what in output and "Traceback" not in output
+
+
+def test_misaligned_files_are_both_named(tmp_path: Path) -> None:
+    gold_path = tmp_path / "gold.txt"
+    gold_path.write_text(GOLD)
+    short = tmp_path / "short.txt"
+    short.write_text(GOLD.split("\n\n")[0] + "\n")
+    code, output = run_score(gold_path, short)
+    assert code == 2 and f"{short} does not match {gold_path}: sentence 2:" in output
+    assert "Traceback" not in output
+
+
+def test_folder_instead_of_file_is_a_clear_error(tmp_path: Path) -> None:
+    gold_path = tmp_path / "gold.txt"
+    gold_path.write_text(GOLD)
+    code, output = run_score(tmp_path, gold_path)
+    assert code == 2 and f"{tmp_path}: is a folder" in output

@@ -58,10 +58,36 @@ def user_errors(fn: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (DataError, AlignmentError, ModelError, FileNotFoundError, ValueError) as err:
-            typer.echo(f"error: {err}", err=True)
+            typer.echo(f"error: {os_error_line(err) if isinstance(err, OSError) else err}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as err:
+            # A path the user gave that is a folder, unreadable, or not a folder: say which,
+            # without a traceback. OSErrors with no path are not the user's input; let them show.
+            if err.filename is None:
+                raise
+            typer.echo(f"error: {os_error_line(err)}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def os_error_line(err: OSError) -> str:
+    """`path: reason` for an OSError about a path (Python's own wording repeats the errno)."""
+    if err.filename is None or not err.strerror:
+        return str(err)
+    return f"{err.filename}: {err.strerror.lower()}"
+
+
+def refuse_used_out(out: Path) -> None:
+    """Refuse an --out that already holds files, before any work.
+
+    Stages that write a model into a folder do not clear it first: another model's
+    weights left there would be counted in size_bytes and could even be loaded in place
+    of the new one (a sparse file beside a dense one), and the source model itself
+    would be overwritten if named as --out.
+    """
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out}: already exists and is not empty; choose a new output directory")
 
 
 def emit(result: dict[str, Any], as_json: bool, table: Any = None) -> None:
@@ -75,7 +101,11 @@ def emit(result: dict[str, Any], as_json: bool, table: Any = None) -> None:
 
 
 def split_langs(lang: str) -> list[str]:
-    return [x.strip() for x in lang.split(",") if x.strip()]
+    """Language codes of a comma-separated `--lang`; none at all is an error, not an empty run."""
+    langs = [x.strip() for x in lang.split(",") if x.strip()]
+    if not langs:
+        raise ValueError(f"--lang {lang!r}: give at least one language code, e.g. hau or hau,yor")
+    return langs
 
 
 @data_app.command("stats")
@@ -86,6 +116,9 @@ def data_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Sentences, tokens and entities by type per language and split, and every problem found.
+
+    Run it before training on a new corpus: it lists every problem at once (file:line), where
+    training stops at the first. Exit code 2 if a file cannot be read at all.
 
     Example: ndogo data stats ../shared/data/masakhaner --lang hau,yor
     """
@@ -114,6 +147,11 @@ def data_stats(
         typer.echo(f"{len(problems)} problem(s)" + (":" if problems else ""))
         for p in problems:
             typer.echo(f"  {p}")
+    unreadable = [f for entry in stats.values() for f in entry["unreadable"]]
+    if unreadable:
+        # Exit 2, as every other command does on these files, so scripts and CI can check a corpus.
+        typer.echo(f"error: {len(unreadable)} file(s) cannot be read: {', '.join(unreadable)}", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -130,9 +168,13 @@ def score(
     from rich.table import Table
 
     from ndogo.data.conll import read_conll, read_predictions
-    from ndogo.metrics.entity import score_sentences
+    from ndogo.metrics.entity import AlignmentError, score_sentences
 
-    result = score_sentences(read_conll(gold).sentences, read_predictions(pred))
+    try:
+        result = score_sentences(read_conll(gold).sentences, read_predictions(pred))
+    except AlignmentError as err:
+        # Name both files: the message alone says which sentence, not of which pair.
+        raise AlignmentError(f"{pred} does not match {gold}: {err}") from None
     table = Table(title=f"{pred} against {gold}")
     for col in ("type", "precision", "recall", "f1", "support"):
         table.add_column(col, justify="left" if col == "type" else "right")
@@ -154,9 +196,9 @@ def finetune(
     lr: Annotated[float, typer.Option(help="Peak AdamW learning rate (10% warm-up, then linear decay).")] = 5e-5,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     seed: Annotated[int, typer.Option()] = 42,
-    max_length: Annotated[int | None, typer.Option(help="Window length in sub-words; default: the model's.")] = None,
-    patience: Annotated[int | None, typer.Option(help="Stop after this many epochs without dev F1 gain.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+    max_length: Annotated[int | None, typer.Option(min=1, help="Window length in sub-words; default: the model's.")] = None,
+    patience: Annotated[int | None, typer.Option(min=1, help="Stop after this many epochs without dev F1 gain.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
     prune_sparsity: Annotated[float | None, typer.Option(help="Prune the pretrained encoder's Linear weights to this sparsity *before* fine-tuning; pruned weights stay zero throughout.")] = None,
     prune_schedule: Annotated[str, typer.Option(help="oneshot: prune once at the start; gradual: Zhu & Gupta's cubic schedule over the first half of training.")] = "oneshot",
 ) -> None:
@@ -191,7 +233,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size for scoring.")] = 32,
     speed: Annotated[bool, typer.Option(help="Measure latency and throughput (--no-speed to skip).")] = True,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """F1 (overall and per type), parameters, size on disk, peak memory, latency and throughput.

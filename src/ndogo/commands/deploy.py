@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from ndogo.cli import quiet_libraries, user_errors
+from ndogo.cli import quiet_libraries, refuse_used_out, user_errors
 
 
 def trim_vocab(
@@ -54,7 +54,7 @@ def predict(
     format: Annotated[Literal["jsonl", "conll"], typer.Option("--format", "-f", help="jsonl: one JSON record per sentence with entities and character offsets; conll: `word TAG` lines.")] = "jsonl",
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 32,
     skip_empty: Annotated[bool, typer.Option(help="Pass empty lines through as sentences with no entities instead of failing.")] = False,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
 ) -> None:
     """Find named entities in raw text; prints one JSON line per sentence (or CoNLL).
 
@@ -86,6 +86,7 @@ def export(
     Example: ndogo export runs/trim/minilm-hau-trim --format onnx --out runs/trim/minilm-hau-trim-onnx
     """
     quiet_libraries()
+    refuse_used_out(out)
     from ndogo.deploy.onnx import export_onnx
     from ndogo.models.loading import read_meta
     from ndogo.models.runner import size_on_disk

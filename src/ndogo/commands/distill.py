@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         layers: Annotated[int, typer.Option(min=1, help="Transformer layers.")] = 4,
         hidden: Annotated[int, typer.Option(min=8, help="Hidden size (a multiple of --heads).")] = 256,
         heads: Annotated[int, typer.Option(min=1, help="Attention heads.")] = 4,
-        intermediate: Annotated[int | None, typer.Option(help="FFN width; default 4 × hidden.")] = None,
+        intermediate: Annotated[int | None, typer.Option(min=1, help="FFN width; default 4 × hidden.")] = None,
         vocab_size: Annotated[int, typer.Option(min=100, help="Unigram vocabulary size (tokenizer trained on the corpus).")] = 25000,
         seq_len: Annotated[int, typer.Option(min=8, help="Packed block length in sub-words; also the fine-tuning window.")] = 128,
         alpha: Annotated[float, typer.Option(help="Language sampling p_i ∝ q_i^alpha (q_i: share of tokens); 1 = by size, smaller evens them out.")] = 0.3,
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         save_every: Annotated[int, typer.Option(min=1, help="Checkpoint (and held-out loss) every this many steps.")] = 500,
         log_every: Annotated[int, typer.Option(min=1, help="A point of the training-loss curve (metrics.json) every this many steps.")] = 50,
         seed: Annotated[int, typer.Option()] = 42,
-        threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+        threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
         exclude_eval: Annotated[list[Path] | None, typer.Option(help="A NER corpus folder (repeatable) whose dev and test sentences are dropped from the raw text, so that fine-tuned test F1 is on text the model never read.")] = None,
     ) -> None:
         """Pretrain a small XLM-R-style encoder from scratch: Unigram tokenizer, then masked-LM training.
@@ -79,9 +79,9 @@ def register(app: typer.Typer) -> None:
         teacher: Annotated[str, typer.Option(help="Teacher: a pretrained encoder (agnostic) or a fine-tuned NER run (task); directory or `minilm`.")],
         out: Annotated[Path, typer.Option(help="Where the student is saved.")],
         mode: Annotated[str, typer.Option(help="agnostic: distil the masked-LM on raw text (then `ndogo finetune` it); task: distil the NER model on NER data.")] = "task",
-        student_layers: Annotated[int | None, typer.Option(help="Student depth K; starts from every other teacher layer (i·N/K: 6→3 keeps 0,2,4).")] = None,
+        student_layers: Annotated[int | None, typer.Option(min=1, help="Student depth K; starts from every other teacher layer (i·N/K: 6→3 keeps 0,2,4).")] = None,
         layer_map: Annotated[str | None, typer.Option(help="Exactly these teacher layers, e.g. 0,2,4 (instead of --student-layers).")] = None,
-        student_hidden: Annotated[int | None, typer.Option(help="Narrower student: keep this many hidden channels (a multiple of the head size), chosen by activation.")] = None,
+        student_hidden: Annotated[int | None, typer.Option(min=1, help="Narrower student: keep this many hidden channels (a multiple of the head size), chosen by activation.")] = None,
         corpus: Annotated[Path | None, typer.Option(help="agnostic: folder of raw text, one <lang>.txt per language.")] = None,
         exclude_eval: Annotated[list[Path] | None, typer.Option(help="agnostic: a NER corpus folder (repeatable) whose dev and test sentences are dropped from --corpus.")] = None,
         data: Annotated[str | None, typer.Option(help="task: MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[str, typer.Option(help="agnostic: auto, bf16 or fp32.")] = "auto",
         save_every: Annotated[int, typer.Option(min=1, help="Checkpoint every this many steps.")] = 200,
         seed: Annotated[int, typer.Option()] = 42,
-        threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+        threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
     ) -> None:
         """Distil a teacher into a smaller student initialised from the teacher's own layers.
 

@@ -12,6 +12,7 @@ from ndogo.cli import quiet_libraries, split_langs, user_errors
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `ndogo` app (each module registers its own, so cli.py stays small)."""
     app.command()(compress)
     app.command()(sweep)
     app.command()(report)
@@ -26,7 +27,7 @@ def compress(
     lang: Annotated[str | None, typer.Option(help="Language(s) for stages that train or count tokens (finetune, recovery, trim), comma-separated.")] = None,
     data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for stages that have one (when the recipe does not set it).")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for stages that take them.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for stages that take them.")] = None,
     reuse: Annotated[list[str] | None, typer.Option(help="Existing fine-tuned runs a finetune stage may reuse when their settings match (repeatable; {lang} and {seed} are filled in).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what each stage did as JSON.")] = False,
 ) -> None:

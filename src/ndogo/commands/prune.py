@@ -17,7 +17,7 @@ def _floats(text: str, what: str) -> list[float]:
 
 def register(app: typer.Typer) -> None:
     """Add the pruning commands to the `ndogo` app."""
-    from ndogo.cli import quiet_libraries, split_langs, user_errors
+    from ndogo.cli import quiet_libraries, refuse_used_out, split_langs, user_errors
 
     @app.command()
     @user_errors
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         lang: Annotated[str | None, typer.Option(help="Language(s) the model was fine-tuned on, comma-separated.")] = None,
         lr: Annotated[float, typer.Option(help="Peak learning rate of recovery fine-tuning.")] = 5e-5,
         save_format: Annotated[str, typer.Option("--format", help="sparse (bitmask file, size ∝ density) or hf (plain masked dense directory).")] = "sparse",
-        threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+        threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the saved ndogo.json record.")] = False,
     ) -> None:
         """Prune a saved model and save the smaller one; reports the achieved sparsity and size on disk.
@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
           ndogo prune runs/minilm-hau --method heads --sparsity 0.5 --importance gradient --data ../shared/data/masakhaner --lang hau --out runs/prune/hau-h50
         """
         quiet_libraries()
+        refuse_used_out(out)
         import json
 
         from ndogo.compress.prune import PruneConfig
@@ -90,6 +91,7 @@ def register(app: typer.Typer) -> None:
         Example: ndogo densify runs/prune/hau-s60 --out runs/prune/hau-s60-hf
         """
         quiet_libraries()
+        refuse_used_out(out)
         from ndogo.compress.prune import densify as run_densify
 
         typer.echo(f"saved {run_densify(run, out)}")
@@ -112,7 +114,7 @@ def register(app: typer.Typer) -> None:
         before_epochs: Annotated[int, typer.Option(min=1, help="Epochs of each --before run (the dense baseline's budget).")] = 10,
         before_lr: Annotated[float, typer.Option(help="Learning rate of --before runs (the dense baseline's).")] = 1e-4,
         split: Annotated[str, typer.Option(help="Split scored.")] = "test",
-        threads: Annotated[int | None, typer.Option(help="CPU threads (1 on a shared machine).")] = None,
+        threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (1 on a shared machine).")] = None,
         keep_models: Annotated[bool, typer.Option(help="Keep every pruned model under OUT/models (large).")] = False,
     ) -> None:
         """F1 against sparsity for each language's model, with zero-shot transfer: CSV, markdown and one PNG per language.

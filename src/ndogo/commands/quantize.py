@@ -16,7 +16,7 @@ METHOD_HELP = (
 
 def register(app: typer.Typer) -> None:
     """Add `ndogo quantize` to the CLI."""
-    from ndogo.cli import quiet_libraries, user_errors
+    from ndogo.cli import quiet_libraries, refuse_used_out, user_errors
 
     @app.command()
     @user_errors
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         data: Annotated[str | None, typer.Option(help="onnx-int8-static: corpus to calibrate on (MasakhaNER layout); default $NDOGO_DATA or `masakhaner`.")] = None,
         lang: Annotated[str | None, typer.Option(help="onnx-int8-static: language of the dev sentences; default the model's.")] = None,
         calib_sentences: Annotated[int, typer.Option(min=1, help="onnx-int8-static: dev sentences to calibrate on.")] = 300,
-        threads: Annotated[int | None, typer.Option(help="CPU threads (default: all cores).")] = None,
+        threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
     ) -> None:
         """Quantize a model after training and save it; then measure it with `ndogo evaluate`.
 
@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
           ndogo evaluate runs/quantize/hau-onnx-int8 --data ../shared/data/masakhaner --lang hau
         """
         quiet_libraries()
+        refuse_used_out(out)
         import torch
 
         from ndogo.compress.quantize import QuantizeConfig

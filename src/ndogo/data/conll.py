@@ -146,6 +146,8 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
 def read_sentences(path: str | Path) -> tuple[list[Sentence], list[Problem]]:
     """Read the sentences of a CoNLL file with tags exactly as written."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, None, "is a folder; expected a CoNLL file (`token TAG` per line)")
     if not path.is_file():
         raise DataError(path, None, "no such file")
     text = decode(path)

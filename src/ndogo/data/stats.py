@@ -41,7 +41,8 @@ def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[st
     """Stats for every language under `root`; a file that cannot be read becomes a problem.
 
     Unlike training, which stops at the first unreadable line, stats keeps going so
-    that one run lists every broken file.
+    that one run lists every broken file; each language's `unreadable` lists the files
+    that training or evaluation would refuse.
     """
     root = Path(root)
     if not root.is_dir():
@@ -51,7 +52,7 @@ def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[st
     out: dict[str, Any] = {}
     for lang in langs:
         folder = lang_dir(root, lang)
-        entry: dict[str, Any] = {"splits": {}, "schemes": {}, "problems": []}
+        entry: dict[str, Any] = {"splits": {}, "schemes": {}, "problems": [], "unreadable": []}
         for split in SPLITS:
             if not (folder / f"{split}.txt").is_file():
                 continue
@@ -59,6 +60,7 @@ def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[st
                 corpus = load_local(root, lang, (split,))
             except DataError as err:
                 entry["problems"].append(str(err))
+                entry["unreadable"].append(str(folder / f"{split}.txt"))  # training would stop on it
                 continue
             one = corpus_stats(corpus)
             entry["splits"].update(one["splits"])

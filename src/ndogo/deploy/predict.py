@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import torch
 from seqeval.metrics.sequence_labeling import get_entities
 
-from ndogo.data.conll import DataError, decode, is_boundary
+from ndogo.data.conll import TAG_RE, DataError, decode, is_boundary
 from ndogo.deploy.words import Word, split_words
 from ndogo.evaluate import predict_tags
 from ndogo.models.runner import Runner, load_runner
@@ -201,7 +201,13 @@ def conll_sentences(lines: Sequence[str]) -> Iterator[Sentence]:
             continue
         if not words:
             start = lineno
-        words.append(line.split()[0])
+        fields = line.split()
+        if len(fields) == 1 and line[:1].isspace() and TAG_RE.match(fields[0]):
+            # " O": a gold line whose token is empty (MasakhaNER 2.0 xho), as `read_conll`
+            # reads it; taking the tag for the word would misalign `ndogo score` later.
+            words.append("")
+        else:
+            words.append(fields[0])
     if words:
         yield conll_sentence(words, start)
 
