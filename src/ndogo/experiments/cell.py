@@ -46,6 +46,7 @@ def versions() -> dict[str, str]:
 
 
 def cpu_model() -> str:
+    """The CPU's name, recorded with every row: latencies from different CPUs do not compare."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

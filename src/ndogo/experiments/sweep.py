@@ -36,6 +36,8 @@ EXECUTORS = ("local", "ray")
 
 @dataclass
 class SweepSummary:
+    """What one `ndogo sweep` invocation did, for the closing lines and the exit code."""
+
     total: int
     skipped: int  # done before this invocation
     done: int
@@ -104,6 +106,7 @@ class Schedule:
 
 
 def blocked_row(cell: Cell) -> dict[str, Any]:
+    """A failed row for a cell whose baseline failed: stored, so the sweep says why it never ran."""
     now = time.time()
     return {**describe(cell), "status": "failed", "started": now, "finished": now, "seconds": 0.0,
             "error": f"not run: its baseline cell {cell.needs} failed (see that cell's error)",

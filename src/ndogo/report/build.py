@@ -27,6 +27,8 @@ CSV_COLUMNS = ["cell_id", "model", "lang", "recipe", "recipe_spec", "start", "se
 
 @dataclass
 class Table:
+    """One results table, written both as markdown (results.md) and HTML (index.html) from the same cells."""
+
     title: str
     header: list[str]
     rows: list[list[str]]
@@ -59,6 +61,8 @@ class Table:
 
 @dataclass
 class Report:
+    """Everything one report page shows: tables, plots, and the config and machine behind the numbers."""
+
     name: str
     tables: list[Table]
     plots: list[Path]
@@ -93,10 +97,12 @@ def _grid(summaries: list[Summary], model: str, title: str, note: str, cell: Any
 
 
 def f1_cell(s: Summary) -> str:
+    """F1 with its change against the baseline, so a table cell shows the cost of the method."""
     return s.f1_text() if s.recipe == BASELINE or s.delta is None else f"{s.f1_text()} ({_signed(s.delta)})"
 
 
 def f1_average(group: list[Summary]) -> str:
+    """The average row's cell: mean F1 over languages, and the mean change for a compressed method."""
     mean = 100 * statistics.fmean(s.f1_mean for s in group)
     deltas = [s.delta for s in group if s.delta is not None]
     if group and group[0].recipe != BASELINE and deltas:
@@ -111,6 +117,7 @@ def _ratio_cell(value: float | None, ratio: float | None, fmt: str, word: str) -
 
 
 def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[Table]:
+    """The report's tables per model (F1, size, latency, ...), a row per language, as the study lays them out."""
     tables = []
     seeds = sorted({len(s.seeds) for s in summaries})
     for model in ordered([s.model for s in summaries]):
@@ -169,6 +176,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def write_markdown(report: Report, path: Path) -> Path:
+    """results.md: the tables with the machine and versions, readable on GitHub without the HTML page."""
     env = report.environment
     machine = env.get("machine", {})
     lines = [f"## Sweep `{report.name}`", "",
