@@ -155,3 +155,19 @@ def test_unreachable_hub_id_is_a_model_error() -> None:
     # HF_HUB_OFFLINE is set by conftest: the hub is never reached, as on an offline machine.
     with pytest.raises(ModelError, match="no-such-owner/no-such-model: not a local model directory"):
         load_tokenizer("no-such-owner/no-such-model")
+
+
+def test_cli_keeps_hub_retry_warnings_off_the_terminal() -> None:
+    """Offline, a hub model or corpus fails after retries; only ndogo's one error line should show."""
+    import logging
+
+    from ndogo.cli import quiet_libraries
+
+    hub = logging.getLogger("huggingface_hub")
+    before = hub.level
+    try:
+        hub.setLevel(logging.WARNING)
+        quiet_libraries()
+        assert not hub.isEnabledFor(logging.WARNING)
+    finally:
+        hub.setLevel(before)

@@ -42,6 +42,9 @@ def quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    # Offline, huggingface_hub logs a dozen "Retrying in 8s" lines before the one error line
+    # ndogo prints for a missing hub model or corpus; that line already says what to do.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="seqeval")
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 
