@@ -210,3 +210,10 @@ def test_teacher_cache_matches_the_batched_teacher_and_runs_each_window_once() -
     calls = []
     teacher.register_forward_hook(lambda *_: calls.append(1))
     assert torch.equal(cache(ids.flip(0), mask.flip(0)), got.flip(0)) and not calls
+
+
+def test_bad_precision_fails_before_the_corpus_is_read(tmp_path: Path) -> None:
+    from ndogo.compress.distill import DistillConfig
+
+    with pytest.raises(ValueError, match="precision must be auto, bf16 or fp32, got 'fp8'"):
+        DistillConfig(mode="agnostic", corpus=str(tmp_path / "absent"), student_layers=1, precision="fp8")

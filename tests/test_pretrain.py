@@ -123,3 +123,12 @@ def test_non_utf8_raw_text_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "hau.txt").write_bytes(b"Musa ya je Kano\nKano \xff\n")
     result = runner.invoke(app, ["pretrain", "--corpus", str(tmp_path), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and f"{tmp_path / 'hau.txt'}:2: bytes that are not UTF-8" in result.output
+
+
+@pytest.mark.parametrize(("option", "value"), [("--precision", "fp8"), ("--mask-prob", "1.5"), ("--lr", "-1")])
+def test_bad_optimisation_settings_fail_before_the_tokenizer_is_trained(text_corpus: Path, tmp_path: Path,
+                                                                        option: str, value: str) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["pretrain", "--corpus", str(text_corpus), "--out", str(out), option, value])
+    assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
+    assert not out.exists()  # nothing trained or written

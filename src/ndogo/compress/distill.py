@@ -109,6 +109,8 @@ class DistillConfig:
             raise ValueError("task distillation needs --lang (the NER languages the teacher was fine-tuned on)")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.precision not in ("auto", "bf16", "fp32"):  # checked here, not after the corpus is packed
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         agnostic = self.mode == "agnostic"
         defaults = {"soft_weight": 5.0 if agnostic else 0.5, "hard_weight": 2.0 if agnostic else 0.5,
                     "cos_weight": 1.0 if agnostic else 0.0, "lr": 5e-4 if agnostic else 1e-4,

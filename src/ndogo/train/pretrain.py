@@ -65,8 +65,14 @@ class PretrainConfig:
             raise ValueError(f"hidden size {self.hidden} must be a multiple of the number of heads {self.heads}")
         if self.layers < 1 or self.vocab_size < 100:
             raise ValueError(f"need at least 1 layer and a vocabulary of 100 (got {self.layers}, {self.vocab_size})")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        # The optimisation settings are checked now, not after the tokenizer has been trained
+        # (minutes on a real corpus) and saved into --out.
+        self.mlm()
 
     def mlm(self) -> MLMConfig:
+        """The shared MLM loop's settings: pretraining and agnostic distillation train through one loop."""
         return MLMConfig(out=self.out, max_steps=self.max_steps, batch_size=self.batch_size,
                          grad_accum=self.grad_accum, lr=self.lr, warmup_ratio=self.warmup_ratio,
                          weight_decay=self.weight_decay, mask_prob=self.mask_prob, seed=self.seed,
