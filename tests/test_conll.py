@@ -147,3 +147,12 @@ def test_unknown_split_is_named_for_local_and_hub_corpora(tmp_path: Path) -> Non
     for data in (str(tmp_path), "masakhaner"):  # the hub is never reached: the split is checked first
         with pytest.raises(ValueError, match="split 'validation': use one of train, dev, test"):
             load_corpus(data, "hau", ("validation",))
+
+
+def test_empty_split_file_is_an_error_not_a_zero_score(tmp_path: Path) -> None:
+    (tmp_path / "hau").mkdir()
+    (tmp_path / "hau" / "train.txt").write_text("Musa B-PER\n")
+    (tmp_path / "hau" / "test.txt").write_text("\n\n")
+    with pytest.raises(DataError, match=r"test\.txt: no sentences in this file"):
+        load_local(tmp_path, "hau")
+    assert directory_stats(tmp_path)["hau"]["unreadable"] == [str(tmp_path / "hau" / "test.txt")]

@@ -70,6 +70,9 @@ def load_local(root: str | Path, lang: str, splits: tuple[str, ...] = SPLITS) ->
         if not path.is_file():
             continue
         cf: ConllFile = read_conll(path)
+        if not cf.sentences:
+            # An empty test file would otherwise score F1 0.0 as if the model had found nothing.
+            raise DataError(path, None, "no sentences in this file")
         corpus.splits[split] = cf.sentences
         corpus.sources[split] = str(path)
         corpus.schemes[split] = cf.scheme
