@@ -229,3 +229,9 @@ def test_recommend_on_a_sweep_with_nothing_finished_says_so(tmp_path: Path) -> N
     Store(tmp_path).close()
     with pytest.raises(ValueError, match="languages here: none"):
         recommend(tmp_path, "hau", 1.0)
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    (tmp_path / STORE).write_text("not sqlite")
+    with pytest.raises(ValueError, match=rf"{tmp_path / STORE}: not a sweep results database"):
+        Store(tmp_path)

@@ -59,7 +59,11 @@ class Store:
         # isolation_level=None: we open every transaction ourselves (BEGIN IMMEDIATE), so a
         # write is one explicit unit that either lands whole or not at all.
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as err:  # not a database at all: name the file, not a traceback
+            self.conn.close()
+            raise ValueError(f"{self.path}: not a sweep results database ({err})") from None
         self.conn.execute("PRAGMA synchronous=FULL")
         with self.transaction() as c:
             for statement in _statements(SCHEMA):  # executescript would commit on its own
