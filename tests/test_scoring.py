@@ -131,3 +131,14 @@ def test_folder_instead_of_file_is_a_clear_error(tmp_path: Path) -> None:
     gold_path.write_text(GOLD)
     code, output = run_score(tmp_path, gold_path)
     assert code == 2 and f"{tmp_path}: is a folder" in output
+
+
+def test_every_command_help_has_an_example() -> None:
+    """`--help` is where a user learns a command: each one shows a command line to copy."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    names = [[n] for n in group.commands if n != "data"] + [["data", "stats"]]
+    for name in names:
+        result = runner.invoke(app, [*name, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "Example" in result.output, name

@@ -166,7 +166,14 @@ def score(
 ) -> None:
     """Entity-level precision, recall and F1 (seqeval default mode, as MasakhaNER reports).
 
-    Example: ndogo score ../shared/data/masakhaner/hau/test.txt test_predictions.txt --json
+    Scores any system's output, not only ndogo's, so numbers compare with published ones.
+    The files must hold the same sentences and tokens; the first difference is named.
+
+    Example (predictions from ndogo, then scored):
+
+      ndogo predict runs/minilm-hau -i ../shared/data/masakhaner/hau/test.txt --input-format conll --format conll > pred.txt
+
+      ndogo score ../shared/data/masakhaner/hau/test.txt pred.txt --json
     """
     from rich.table import Table
 
@@ -240,6 +247,9 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """F1 (overall and per type), parameters, size on disk, peak memory, latency and throughput.
+
+    Reports and sweeps compare models on exactly these columns, measured the same way for
+    every kind of model ndogo saves (dense, pruned, quantized, trimmed, ONNX).
 
     latency_ms_b1 is the median forward time per sentence at batch 1 over the first 200
     sentences (after warm-up, 3 repeats); throughput_b32 is sentences/s at batch 32.
