@@ -73,3 +73,13 @@ def test_export_refuses_what_it_cannot_export(tiny_model: Path, tmp_path: Path) 
     (empty / "ndogo.json").write_text('{"kind": "onnx"}')
     with pytest.raises(ModelError, match=r"no model\.onnx"):
         load_runner(empty)
+
+
+def test_a_corrupt_graph_is_a_model_error(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    (broken / "model.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ModelError, match=rf"{broken / 'model.onnx'}: ONNX Runtime cannot load this graph"):
+        load_runner(broken)

@@ -97,7 +97,13 @@ def session(path: str | Path, threads: int | None = None) -> Any:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidProtobuf, NoSuchFile
+
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except (Fail, InvalidProtobuf, NoSuchFile) as err:
+        # A missing, truncated or corrupt graph: one line naming it, not ONNX Runtime's traceback.
+        raise ModelError(f"{path}: ONNX Runtime cannot load this graph ({str(err).strip().splitlines()[0]})") from None
 
 
 def onnx_forward(sess: Any) -> Any:
