@@ -121,3 +121,21 @@ def test_cli_refuses_option_values_that_would_silently_mean_the_default(tmp_path
     result = runner.invoke(app, ["finetune", *[x for kv in base.items() for x in kv]])
     assert result.exit_code == 2 and said in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "o" / "config.json").exists()
+
+
+def test_a_quick_no_speed_evaluation_keeps_the_saved_timing(tiny_model: Path, tiny_corpus: Path,
+                                                            tmp_path: Path) -> None:
+    import shutil
+
+    from ndogo.evaluate import save_eval
+
+    run = tmp_path / "model"
+    shutil.copytree(tiny_model, run)
+    timed = evaluate(run, str(tiny_corpus), "hau", "test", sample=4)
+    path = save_eval(run, timed)
+    save_eval(run, evaluate(run, str(tiny_corpus), "hau", "test", speed=False))
+    saved = json.loads(path.read_text())
+    assert saved["latency_ms_b1"] == timed["latency_ms_b1"] and saved["f1"] == timed["f1"]
+    (run / "added.bin").write_bytes(b"0" * 64)  # the model's files changed: the old timing is stale
+    save_eval(run, evaluate(run, str(tiny_corpus), "hau", "test", speed=False))
+    assert "latency_ms_b1" not in json.loads(path.read_text())

@@ -62,10 +62,28 @@ def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", 
     return result
 
 
+# Columns only a speed measurement fills (threads: those it was timed with).
+SPEED_KEYS = ("latency_ms_b1", "throughput_b32", "latency_sentences", "threads")
+# What must be unchanged for an earlier timing to still describe the model.
+SAME_MODEL_KEYS = ("kind", "params", "nonzero_params", "size_bytes")
+
+
 def save_eval(run: str | Path, result: dict[str, Any]) -> Path:
-    """Keep the row beside the model as evals/<lang>-<split>.json for reports to reuse."""
+    """Keep the row beside the model as evals/<lang>-<split>.json for reports to reuse.
+
+    A row measured without speed (--no-speed, a quick F1 check) keeps the timing of an
+    earlier row for the same model files instead of erasing it: timing takes minutes
+    on a quiet machine and is not what the quick check was for.
+    """
     out = Path(run) / "evals"
     out.mkdir(exist_ok=True)
     path = out / f"{result['lang']}-{result['split']}.json"
+    if "latency_ms_b1" not in result and path.is_file():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            before = {}
+        if "latency_ms_b1" in before and all(before.get(k) == result.get(k) for k in SAME_MODEL_KEYS):
+            result = {**result, **{k: before[k] for k in SPEED_KEYS if k in before}}
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return path
