@@ -139,3 +139,12 @@ def test_a_quick_no_speed_evaluation_keeps_the_saved_timing(tiny_model: Path, ti
     (run / "added.bin").write_bytes(b"0" * 64)  # the model's files changed: the old timing is stale
     save_eval(run, evaluate(run, str(tiny_corpus), "hau", "test", speed=False))
     assert "latency_ms_b1" not in json.loads(path.read_text())
+
+
+def test_a_refused_run_leaves_no_empty_out_behind(tmp_path: Path, tiny_corpus: Path) -> None:
+    for lang, model in (("xyz", "minilm"), ("hau", str(tmp_path / "no-model"))):
+        out = tmp_path / f"run-{lang}"
+        result = runner.invoke(app, ["finetune", "--model", model, "--data", str(tiny_corpus), "--lang", lang,
+                                     "--out", str(out), "--threads", "1"])
+        assert result.exit_code == 2, result.output
+        assert not out.exists()

@@ -132,3 +132,8 @@ def test_bad_optimisation_settings_fail_before_the_tokenizer_is_trained(text_cor
     result = runner.invoke(app, ["pretrain", "--corpus", str(text_corpus), "--out", str(out), option, value])
     assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
     assert not out.exists()  # nothing trained or written
+
+
+def test_a_missing_corpus_leaves_no_empty_out_behind(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["pretrain", "--corpus", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and not (tmp_path / "x").exists()

@@ -153,8 +153,6 @@ def finetune(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = hold_run_lock(out)  # noqa: F841  (held until this function returns)
     ckpt_dir = out / CHECKPOINT
     set_seed(cfg.seed)
 
@@ -171,6 +169,9 @@ def finetune(
 
     tokenizer = load_tokenizer(cfg.model)
     model = load_for_tokens(cfg.model, labels)
+    # --out is created only now, so a mistyped language, corpus or model leaves no empty run behind.
+    out.mkdir(parents=True, exist_ok=True)
+    lock = hold_run_lock(out)  # noqa: F841  (held until this function returns)
     if model_transform is not None:
         model = model_transform(model)
     max_length = cfg.max_length or model_window(tokenizer, model.config)

@@ -155,11 +155,11 @@ def pretrain(cfg: PretrainConfig, show_progress: bool = True,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     texts = read_texts(cfg.corpus)
     dropped: dict[str, int] = {}
     if cfg.exclude_eval:
         texts, dropped = drop_eval_text(texts, cfg.exclude_eval)
+    out.mkdir(parents=True, exist_ok=True)  # after the corpus is read: a bad one leaves no empty --out
     tokenizer = _tokenizer_for(cfg, texts, out)
     corpus = PackedCorpus.build(tokenizer, texts, cfg.seq_len, cfg.alpha, cfg.held_out_blocks, cfg.seed,
                                 show_progress=show_progress)
