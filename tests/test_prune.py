@@ -274,3 +274,14 @@ def test_cli_refuses_an_out_that_holds_files(tiny_model: Path, tmp_path: Path, c
     result = runner.invoke(app, [command[0], str(tiny_model), *command[1:], "--out", str(used)])
     assert result.exit_code == 2 and f"{used}: already exists and is not empty" in result.output
     assert (used / "model.safetensors").read_bytes() == b"another model" and len(list(used.iterdir())) == 1
+
+
+def test_sweep_unknown_eval_language_is_refused_before_any_cell(tiny_model: Path, tiny_corpus: Path,
+                                                                tmp_path: Path) -> None:
+    from ndogo.experiments.prune_sweep import SweepSpec, run_sweep
+
+    spec = SweepSpec(out=str(tmp_path / "sweep"), runs=str(tiny_model), langs=["hau"], eval_langs=["hau", "xyz"],
+                     data=str(tiny_corpus), sparsities=[0, 0.5], threads=1)
+    with pytest.raises(ValueError, match="no language 'xyz' here"):
+        run_sweep(spec, show_progress=False)
+    assert not (tmp_path / "sweep").exists()

@@ -256,6 +256,12 @@ def run_sweep(spec: SweepSpec, show_progress: bool = True) -> list[Path]:
     for lang in spec.langs:
         if not Path(spec.runs.format(lang=lang)).is_dir():
             raise ValueError(f"no fine-tuned model for {lang} at {spec.runs.format(lang=lang)}")
+    from ndogo.data.corpus import lang_dir, resolve_data
+
+    root = Path(resolve_data(spec.data))
+    if root.is_dir():  # a language the local corpus lacks fails now, not after the first cells are scored
+        for lang in dict.fromkeys([*spec.langs, *(spec.eval_langs or [])]):
+            lang_dir(root, lang)
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "sweep.csv"
