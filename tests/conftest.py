@@ -56,18 +56,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small MasakhaNER-layout corpus: real hau sentences where ../shared exists, else synthetic."""
+    """A small MasakhaNER-layout corpus of real hau sentences; skips (with the reason) where ../shared is absent.
+
+    A synthetic stand-in was tried and dropped: one repeated sentence has no vocabulary to
+    trim, nothing for a model to learn, and no dev F1 to choose an epoch by, so tests on it
+    failed for reasons that say nothing about the code.
+    """
+    from ndogo.data.conll import read_conll, write_conll
+
+    need_shared()
     root = tmp_path_factory.mktemp("corpus")
     lang = root / "hau"
     lang.mkdir()
-    if (MASAKHANER / "hau").is_dir():
-        from ndogo.data.conll import read_conll, write_conll
-
-        for split, n in (("train", 48), ("dev", 16), ("test", 16)):
-            sents = read_conll(MASAKHANER / "hau" / f"{split}.txt").sentences[:n]
-            write_conll(lang / f"{split}.txt", [(s.tokens, s.tags) for s in sents])
-    else:
-        text = "Musa B-PER\nya O\nje O\nKano B-LOC\nranar B-DATE\nLitinin I-DATE\n. O\n\n"
-        for split, n in (("train", 24), ("dev", 8), ("test", 8)):
-            (lang / f"{split}.txt").write_text(text * n)
+    for split, n in (("train", 48), ("dev", 16), ("test", 16)):
+        sents = read_conll(MASAKHANER / "hau" / f"{split}.txt").sentences[:n]
+        write_conll(lang / f"{split}.txt", [(s.tokens, s.tags) for s in sents])
     return root
