@@ -14,7 +14,10 @@ thread pools and memory never touch another's): test-set F1, size on disk, param
 (F1 once, at 1 thread, safe on a busy machine); then latency per sentence at batch 1 and
 sentences/s at batch 32, `--repeats` times in alternating order (model, reference,
 reference, model, ...), and the median of the repeats is reported. Timing wants the
-machine to itself; on a shared machine, run it under `flock /tmp/ndogo-bench.lock nice -n -10`.
+machine to itself; on a shared machine, run it under `flock /tmp/ndogo-bench.lock nice -n -10`
+and pass `--autogroup-nice -10`: with Linux's autogroup scheduling (on by default) `nice` only
+ranks processes inside one session, so a job started with `setsid` gets an equal share of the CPU
+whatever its nice value; the session's autogroup priority is what ranks it against them.
 Resumable: every measurement is cached as JSON under --work and reused.
 """
 
@@ -52,6 +55,17 @@ def measured(model: str, lang: str, part: str, work: Path, data: str, threads: i
         if done.returncode != 0:
             raise RuntimeError(f"measuring {part} of {model} ({lang}) failed:\n{done.stderr[-3000:]}")
     return json.loads(path.read_text())
+
+
+def set_autogroup_nice(value: int) -> None:
+    """Rank this session's processes against other sessions (what `nice` alone cannot do under autogroup)."""
+    path = Path("/proc/self/autogroup")
+    try:
+        path.write_text(str(value))
+    except OSError as err:
+        print(f"warning: could not set {path} to {value} ({err}); timings may share the CPU", file=sys.stderr)
+    else:
+        print(f"{path.read_text().strip()}", file=sys.stderr)
 
 
 def parse_row(text: str) -> dict[str, str]:
@@ -134,7 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads for timing (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats per model (median; default 3)")
     parser.add_argument("--f1-only", action="store_true", help="measure F1/size/params only (busy machine)")
+    parser.add_argument("--autogroup-nice", type=int, help="set this session's autogroup nice (-20..19; root)")
     args = parser.parse_args(argv)
+    if args.autogroup_nice is not None:
+        set_autogroup_nice(args.autogroup_nice)
     rows = [parse_row(r) for r in args.row]
     if args.f1_only:
         for r in rows:
