@@ -285,3 +285,18 @@ def test_sweep_unknown_eval_language_is_refused_before_any_cell(tiny_model: Path
     with pytest.raises(ValueError, match="no language 'xyz' here"):
         run_sweep(spec, show_progress=False)
     assert not (tmp_path / "sweep").exists()
+
+
+def test_before_only_sweep_needs_no_fine_tuned_run(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """Pruning before fine-tuning starts from the pretrained model, so a missing fine-tuned run is no reason to stop."""
+    from ndogo.experiments.prune_sweep import SweepSpec, read_rows, run_sweep
+
+    spec = SweepSpec(out=str(tmp_path / "sweep"), runs=str(tmp_path / "absent-{lang}"), langs=["hau"],
+                     data=str(tiny_corpus), sparsities=[], before=[0.5], before_model=str(tiny_model),
+                     before_epochs=1, threads=1)
+    run_sweep(spec, show_progress=False)
+    (row,) = read_rows(tmp_path / "sweep" / "sweep.csv")
+    assert row["when"] == "before" and abs(row["achieved_sparsity"] - 0.5) <= 0.005
+    with_dense = SweepSpec(**{**spec.__dict__, "sparsities": [0]})
+    with pytest.raises(ValueError, match="no fine-tuned model for hau"):
+        run_sweep(with_dense, show_progress=False)

@@ -253,8 +253,10 @@ def run_sweep(spec: SweepSpec, show_progress: bool = True) -> list[Path]:
 
     if spec.scope not in SCOPES:  # checked here, not after the dense cells have been scored
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {spec.scope!r}")
+    # Only dense and after cells read a fine-tuned run; a before-only sweep starts from the pretrained model.
+    needs_run = {c.lang for c in cells(spec) if c.when != "before"}
     for lang in spec.langs:
-        if not Path(spec.runs.format(lang=lang)).is_dir():
+        if lang in needs_run and not Path(spec.runs.format(lang=lang)).is_dir():
             raise ValueError(f"no fine-tuned model for {lang} at {spec.runs.format(lang=lang)}")
     from ndogo.data.corpus import lang_dir, resolve_data
 
