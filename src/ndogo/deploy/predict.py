@@ -8,11 +8,10 @@ character offsets into the text, a label and a score. Because it goes through
 `load_runner`, it works for every kind of model: dense, pruned, distilled,
 quantized, trimmed or exported.
 
-An entity's score is the mean, over its words, of the probability the model
-gave the word's predicted tag: the same "average" aggregation as the Hugging
-Face token-classification pipeline, so scores read the way users expect.
-Entities are read from the tags with seqeval's `get_entities`, the function
-scoring uses, so a predicted entity here is exactly an entity that F1 counts.
+Entities and their scores come from `ndogo.deploy.entities`, which the
+torch-free runtime (`ndogo.deploy.runtime`) shares: an entity's score is the
+mean probability of its words' tags, and tags are read into entities exactly as
+seqeval's `get_entities` reads them, so a predicted entity is one F1 counts.
 """
 
 from __future__ import annotations
@@ -25,26 +24,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
-from seqeval.metrics.sequence_labeling import get_entities
 
 from ndogo.data.conll import TAG_RE, DataError, decode, is_boundary
+from ndogo.deploy import entities as _entities
+from ndogo.deploy.entities import Entity
 from ndogo.deploy.words import Word, split_words
 from ndogo.evaluate import predict_tags
 from ndogo.models.runner import Runner, load_runner
 
 INPUT_FORMATS = ("text", "conll")
 OUTPUT_FORMATS = ("jsonl", "conll")
-
-
-@dataclass(frozen=True)
-class Entity:
-    """One entity: `text == source[start:end]`, its label (PER, LOC, ...) and score in [0, 1]."""
-
-    text: str
-    label: str
-    start: int
-    end: int
-    score: float
 
 
 @dataclass
@@ -73,12 +62,7 @@ class Prediction:
 
 def entities_from_tags(sentence: Sentence, tags: Sequence[str], scores: Sequence[float]) -> list[Entity]:
     """Entities (seqeval's reading of IOB2 tags) with character offsets and mean word probability."""
-    found = []
-    for label, first, last in get_entities(list(tags)):
-        start, end = sentence.words[first].start, sentence.words[last].end
-        score = sum(scores[first : last + 1]) / (last - first + 1)
-        found.append(Entity(sentence.text[start:end], label, start, end, round(score, 6)))
-    return found
+    return _entities.entities_from_tags(sentence.text, sentence.words, tags, scores)
 
 
 class Predictor:
