@@ -163,6 +163,7 @@ def score(
     gold: Annotated[Path, typer.Argument(help="Gold CoNLL file (`token TAG` per line).")],
     pred: Annotated[Path, typer.Argument(help="Predictions, `token predicted_tag` per line, same sentences.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    pred_column: Annotated[int | None, typer.Option(min=2, help="Column of the predicted tag (1 is the token) in a predictions file with more than two columns, e.g. 2 for `token PRED GOLD`. Without it such a file is refused.")] = None,
 ) -> None:
     """Entity-level precision, recall and F1 (seqeval default mode, as MasakhaNER reports).
 
@@ -181,7 +182,7 @@ def score(
     from ndogo.metrics.entity import AlignmentError, score_sentences
 
     try:
-        result = score_sentences(read_conll(gold).sentences, read_predictions(pred))
+        result = score_sentences(read_conll(gold).sentences, read_predictions(pred, pred_column))
     except AlignmentError as err:
         # Name both files: the message alone says which sentence, not of which pair.
         raise AlignmentError(f"{pred} does not match {gold}: {err}") from None

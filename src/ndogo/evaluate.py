@@ -7,6 +7,8 @@ one place, for every kind of model through the `Runner` interface.
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +34,42 @@ def predict_tags(runner: Runner, sentences: list[list[str]], batch_size: int = 3
     return tags, scores
 
 
+def latency_e2e_ms(runner: Runner, texts: list[str], repeats: int = 3, warmup: int = 20) -> float:
+    """Median milliseconds from one raw sentence to its entities, at batch 1.
+
+    `latency_ms_b1` times the forward pass alone, which is what compressions change;
+    a user waits for everything around it too: splitting the text into words,
+    tokenizing (slower with a trimmed vocabulary's tokenizer), windowing a long
+    sentence into several forward passes, merging the windows and reading the
+    entities. This times exactly `ndogo predict`'s path on each text.
+    """
+    from ndogo.deploy.predict import Predictor
+
+    predictor = Predictor(runner, batch_size=1)
+    times: list[float] = []
+    with torch.inference_mode():
+        for text in texts[:warmup]:
+            predictor.predict(text)
+        for _ in range(repeats):
+            for text in texts:
+                t0 = time.perf_counter()
+                predictor.predict(text)
+                times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
 def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", batch_size: int = 32,
              speed: bool = True, threads: int | None = None, sample: int = 200,
              show_progress: bool = False) -> dict[str, Any]:
-    """Score a saved model on a language split and measure it; returns one row of metrics."""
+    """Score a saved model on a language split and measure it; returns one row of metrics.
+
+    With `speed`, the row has `latency_ms_b1` (forward pass only), `latency_e2e_ms_b1`
+    (raw sentence in, entities out), `throughput_b32` and the threads they were timed with.
+    """
     if threads:
         torch.set_num_threads(threads)
     corpus = load_corpus(data, lang, (split,))
-    if split not in corpus.splits:
-        raise ValueError(f"{corpus.sources or data}: no {split} split for {lang}")
-    sentences = corpus.splits[split]
+    sentences = corpus.require(split, "evaluation")
     runner = load_runner(run)
     words = [s.tokens for s in sentences]
     pred, _ = predict_tags(runner, words, batch_size, show_progress)
@@ -56,6 +84,10 @@ def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", 
     if speed:
         windows = encode_sentences(runner.tokenizer, words, runner.max_length)
         result.update(measure(runner.forward, windows, runner.pad_id, sample=sample))
+        result["latency_e2e_ms_b1"] = round(latency_e2e_ms(runner, [" ".join(w) for w in words[:sample]]), 3)
+        from ndogo.experiments.cell import cpu_model
+
+        result["cpu"] = cpu_model()  # a latency means nothing without the machine it was timed on
     else:
         result["threads"] = torch.get_num_threads()
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -63,7 +95,7 @@ def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", 
 
 
 # Columns only a speed measurement fills (threads: those it was timed with).
-SPEED_KEYS = ("latency_ms_b1", "throughput_b32", "latency_sentences", "threads")
+SPEED_KEYS = ("latency_ms_b1", "latency_e2e_ms_b1", "throughput_b32", "latency_sentences", "threads", "cpu")
 # What must be unchanged for an earlier timing to still describe the model.
 SAME_MODEL_KEYS = ("kind", "params", "nonzero_params", "size_bytes")
 

@@ -534,7 +534,7 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
         model_window(tokenizer, teacher.config)
     importance = None
     if config.student_hidden:
-        train = [s for c in corpora for s in c.splits["train"]][:256]
+        train = [s for c in corpora for s in c.require("train", "distillation")][:256]
         windows = encode_sentences(tokenizer, [s.tokens for s in train], max_length)
         pad = tokenizer.pad_token_id or 0
         batches = [collate([windows[i] for i in idx], pad, with_labels=False)

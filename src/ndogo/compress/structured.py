@@ -205,7 +205,8 @@ def training_batches(model: nn.Module, tokenizer: Any, data: str | None, lang: s
     from ndogo.models.loading import model_labels
     from ndogo.models.windowing import collate, encode_sentences, length_batches
 
-    sents = [s for code in lang.split(",") for s in load_corpus(data, code.strip(), ("train",)).splits["train"]]
+    sents = [s for code in lang.split(",")
+             for s in load_corpus(data, code.strip(), ("train",)).require("train", "importance scoring")]
     label2id = {lab: i for i, lab in enumerate(model_labels(model))}
     windows = encode_sentences(tokenizer, [s.tokens for s in sents], max_length, [s.tags for s in sents], label2id)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -386,7 +386,7 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     corpus = load_corpus(config.data, config.lang, ("train",))
     if "train" not in corpus.splits:
         raise ValueError(f"{corpus.name}: no train split for {config.lang}")
-    sentences = [s.tokens for s in corpus.splits["train"]]
+    sentences = [s.tokens for s in corpus.require("train", "trimming (it counts the training text)")]
     lines = monolingual_lines(config.corpus, config.lang) if config.corpus else []
     dropped = 0
     held_out = load_corpus(config.data, config.lang, ("dev", "test")).splits if config.exclude_eval else {}

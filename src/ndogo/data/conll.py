@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TAG_RE = re.compile(r"^(O|[BIES]-\S+)$")
+# Columns are separated by ASCII spaces and tabs only, as conlleval reads them: str.split() would also
+# cut at U+00A0, U+2028, U+001C…, which occur *inside* tokens of scraped news text, and silently drop
+# the rest of the token as if it were an extra column.
+COLUMN_SEP = re.compile(r"[ \t]+")
+ASCII_SPACE = " \t\r"
 
 
 class DataError(ValueError):
@@ -81,19 +86,25 @@ def decode(path: str | Path) -> str:
     return text
 
 
+def split_columns(line: str) -> list[str]:
+    """The columns of a data line: split on ASCII spaces and tabs only."""
+    stripped = line.strip(ASCII_SPACE)
+    return COLUMN_SEP.split(stripped) if stripped else []
+
+
 def is_boundary(line: str) -> bool:
     """Blank lines and CoNLL-2003 `-DOCSTART-` lines separate sentences."""
-    stripped = line.strip()
+    stripped = line.strip(ASCII_SPACE)
     return not stripped or stripped.startswith("-DOCSTART-")
 
 
 def parse_line(path: str | Path, lineno: int, line: str, problems: list[Problem]) -> tuple[str, str]:
     """Split one non-blank line into (token, tag); the tag is the last column."""
-    fields = line.split()
+    fields = split_columns(line)
     if len(fields) == 1:
         # A line like " O": the token itself was whitespace in the source
         # (seen in MasakhaNER 2.0 xho). Keep it, so no tag is lost, but say so.
-        if line[:1].isspace() and TAG_RE.match(fields[0]):
+        if line[:1] in (" ", "\t") and TAG_RE.match(fields[0]):
             problems.append(Problem(str(path), lineno, "empty token (kept, tagged " + fields[0] + ")"))
             return "", fields[0]
         raise DataError(path, lineno, f"line has no tag: {line.strip()!r}")
@@ -143,28 +154,62 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
     return out
 
 
-def read_sentences(path: str | Path) -> tuple[list[Sentence], list[Problem]]:
-    """Read the sentences of a CoNLL file with tags exactly as written."""
-    path = Path(path)
+def check_file(path: Path) -> None:
+    """Refuse, in one line, a path that is not a readable regular file (and say which kind it is)."""
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            raise DataError(path, None, "a symbolic link loop; expected a CoNLL file") from None
+        except OSError:
+            pass
+        raise DataError(path, None, f"a symbolic link to {path.readlink()}, which does not exist")
     if path.is_dir():
         raise DataError(path, None, "is a folder; expected a CoNLL file (`token TAG` per line)")
-    if not path.is_file():
+    if not path.exists():
         raise DataError(path, None, "no such file")
+    if not path.is_file():
+        raise DataError(path, None, "not a regular file; expected a CoNLL file (`token TAG` per line)")
+
+
+def split_lines(path: Path, text: str, problems: list[Problem]) -> list[str]:
+    """Lines ended by \n, \r\n or a lone \r (old Mac files), and nothing else.
+
+    str.splitlines() would also split on U+2028 and friends, which occur inside
+    tokens of scraped news text. A file whose lines end in a lone CR would
+    otherwise read as one sentence of one token.
+    """
+    if "\r" in text.replace("\r\n", ""):
+        lone = text.replace("\r\n", "\n")
+        problems.append(Problem(str(path), lone[: lone.index("\r")].count("\n") + 1,
+                                "line ends in a lone carriage return (old Mac style): read as a line end"))
+        text = lone.replace("\r", "\n")
+    return text.split("\n")
+
+
+def read_sentences(path: str | Path, max_columns: int | None = None) -> tuple[list[Sentence], list[Problem]]:
+    """Read the sentences of a CoNLL file with tags exactly as written.
+
+    `max_columns` refuses a line with more columns (a prediction file must not
+    be scored on whichever column happens to be last).
+    """
+    path = Path(path)
+    check_file(path)
     text = decode(path)
     problems: list[Problem] = []
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
-    # str.splitlines() would also split on U+2028 and friends, which occur inside
-    # tokens of scraped news text; only \n (and \r\n) end a line here.
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
+    for lineno, line in enumerate(split_lines(path, text, problems), start=1):
         if is_boundary(line):
             if tokens:
                 sentences.append(Sentence(tokens, tags, start))
                 tokens, tags = [], []
             continue
+        if max_columns is not None and len(split_columns(line)) > max_columns:
+            raise DataError(path, lineno, f"{len(split_columns(line))} columns, expected {max_columns} "
+                            f"(`token TAG`): {line.strip(ASCII_SPACE)!r}; name the tag column with --pred-column")
         token, tag = parse_line(path, lineno, line, problems)
         if not tokens:
             start = lineno
@@ -175,9 +220,34 @@ def read_sentences(path: str | Path) -> tuple[list[Sentence], list[Problem]]:
     return sentences, problems
 
 
+def type_problems(path: str | Path, sentences: list[Sentence],
+                  known: tuple[str, ...] = ("PER", "ORG", "LOC", "DATE")) -> list[Problem]:
+    """One problem per entity type outside the corpus's scheme (first line where it appears).
+
+    `B-per` is read as a type of its own, which scoring then counts apart from
+    PER: the user must hear of it, not find it in a per-type table later.
+    """
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for s in sentences:
+        for i, tag in enumerate(s.tags):
+            kind = tag[2:]
+            if tag == "O" or kind in known or kind in seen:
+                continue
+            seen.add(kind)
+            same = [k for k in known if k.lower() == kind.lower()]
+            if same:
+                message = f"entity type {kind!r} differs only in case from {same[0]!r}: counted as a type of its own"
+            else:
+                message = f"entity type {kind!r} is not one of {', '.join(known)} (kept as its own type)"
+            out.append(Problem(str(path), s.line + i, message))
+    return out
+
+
 def read_conll(path: str | Path) -> ConllFile:
     """Read a CoNLL NER file into IOB2 sentences; raise `DataError` on what cannot be read."""
     sentences, problems = read_sentences(path)
+    problems.extend(type_problems(path, sentences))
     scheme = detect_scheme(s.tags for s in sentences)
     for s in sentences:
         stray = opening_inside_tags(s.tags)
@@ -192,13 +262,44 @@ def read_conll(path: str | Path) -> ConllFile:
     return ConllFile(str(path), sentences, scheme, problems)
 
 
-def read_predictions(path: str | Path) -> list[Sentence]:
+def read_predictions(path: str | Path, column: int | None = None) -> list[Sentence]:
     """Read a two-column `token predicted_tag` file (MasakhaNER's test_predictions layout).
 
     Predicted tags are taken as written (no IOB1 rewrite): scoring must see what
     the system wrote, and seqeval's default mode already reads an opening I- as a start.
+    A file with more columns (`token PRED GOLD`) is refused unless `column`
+    (1-based, the token being column 1) says which one holds the prediction.
     """
-    return read_sentences(path)[0]
+    if column is None:
+        return read_sentences(path, max_columns=2)[0]
+    if column < 2:
+        raise ValueError(f"--pred-column must be 2 or more (column 1 is the token), got {column}")
+    path = Path(path)
+    check_file(path)
+    problems: list[Problem] = []
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+    for lineno, line in enumerate(split_lines(path, decode(path), problems), start=1):
+        if is_boundary(line):
+            if tokens:
+                sentences.append(Sentence(tokens, tags, start))
+                tokens, tags = [], []
+            continue
+        fields = split_columns(line)
+        if len(fields) < column:
+            raise DataError(path, lineno, f"no column {column} in {line.strip(ASCII_SPACE)!r}")
+        tag = fields[column - 1]
+        if not TAG_RE.match(tag) or tag[0] in "ES":
+            raise DataError(path, lineno, f"column {column}: {tag!r} is not an IOB tag (expected O, B-X or I-X)")
+        if not tokens:
+            start = lineno
+        tokens.append(fields[0])
+        tags.append(tag)
+    if tokens:
+        sentences.append(Sentence(tokens, tags, start))
+    return sentences
 
 
 def write_conll(path: str | Path, sentences: Iterable[tuple[list[str], list[str]]]) -> None:

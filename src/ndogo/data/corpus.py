@@ -32,6 +32,14 @@ class Corpus:
     sources: dict[str, str] = field(default_factory=dict)
     schemes: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    folder: str = ""  # where the split files are (local corpora)
+
+    def require(self, split: str, purpose: str) -> list[Sentence]:
+        """The sentences of a split, or a one-line DataError naming the file that is missing."""
+        if self.splits.get(split):
+            return self.splits[split]
+        where = Path(self.folder) / f"{split}.txt" if self.folder else f"{self.name}/{self.lang}"
+        raise DataError(where, None, f"no {split} split: {purpose} needs it")
 
     def labels(self) -> list[str]:
         """The IOB2 label list: O first, then B-/I- per type in a stable order."""
@@ -64,12 +72,14 @@ def load_local(root: str | Path, lang: str, splits: tuple[str, ...] = SPLITS) ->
     """Read `<root>/<lang>/<split>.txt` for each split that exists (train is required)."""
     root = Path(root)
     folder = lang_dir(root, lang)
-    corpus = Corpus(name=root.name, lang=lang, splits={})
+    corpus = Corpus(name=root.name, lang=lang, splits={}, folder=str(folder))
     for split in splits:
         path = folder / f"{split}.txt"
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
+            # Not an error here (MSRA has no train split); a stage that needs it says so by name.
+            corpus.problems.append(Problem(str(path), 0, "no such file: this split is left out"))
             continue
-        cf: ConllFile = read_conll(path)
+        cf: ConllFile = read_conll(path)  # a folder, a dangling link or a link loop fails here, by name
         if not cf.sentences:
             # An empty test file would otherwise score F1 0.0 as if the model had found nothing.
             raise DataError(path, None, "no sentences in this file")

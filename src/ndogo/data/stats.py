@@ -54,7 +54,10 @@ def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[st
         folder = lang_dir(root, lang)
         entry: dict[str, Any] = {"splits": {}, "schemes": {}, "problems": [], "unreadable": []}
         for split in SPLITS:
-            if not (folder / f"{split}.txt").is_file():
+            path = folder / f"{split}.txt"
+            if not path.exists() and not path.is_symlink():
+                # said, not skipped: a corpus without its train split cannot be fine-tuned on
+                entry["problems"].append(f"{path}: no such file (no {split} split)")
                 continue
             try:
                 corpus = load_local(root, lang, (split,))

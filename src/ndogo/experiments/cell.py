@@ -76,7 +76,7 @@ def measure_speed(path: Path, cell: Cell) -> dict[str, Any]:
     from ndogo.models.runner import load_runner
     from ndogo.models.windowing import encode_sentences
 
-    sentences = load_corpus(cell.data, cell.lang, (cell.evaluate.split,)).splits[cell.evaluate.split]
+    sentences = load_corpus(cell.data, cell.lang, (cell.evaluate.split,)).require(cell.evaluate.split, "evaluation")
     runner = load_runner(path)
     windows = encode_sentences(runner.tokenizer, [s.tokens for s in sentences[: cell.evaluate.sample]],
                                runner.max_length)

@@ -160,7 +160,7 @@ def finetune(
     types = {t[2:] for c in corpora for sents in c.splits.values() for s in sents for t in s.tags if t != "O"}
     labels = labels_for_types(types)
     label2id = {lab: i for i, lab in enumerate(labels)}
-    train = [s for c in corpora for s in c.splits["train"]]
+    train = [s for c in corpora for s in c.require("train", "fine-tuning")]
     if cfg.max_train_sentences:
         train = train[: cfg.max_train_sentences]
     dev = [s for c in corpora for s in c.splits.get("dev", [])]
