@@ -1,4 +1,4 @@
-"""Commands that get a model ready to ship: `trim-vocab`, `export` and `predict`."""
+"""Commands that get a model ready to ship: `trim-vocab`, `export`, `predict` and `ship`."""
 
 from __future__ import annotations
 
@@ -74,27 +74,57 @@ def predict(
 
 
 def export(
-    run: Annotated[Path, typer.Argument(help="A float model directory: dense, pruned, distilled or trimmed.")],
-    out: Annotated[Path, typer.Option(help="Directory to write: model.onnx, tokenizer, config.json, ndogo.json.")],
-    format: Annotated[Literal["onnx"], typer.Option("--format", help="Export format (ONNX, run by ONNX Runtime).")] = "onnx",
-    optimize: Annotated[bool, typer.Option(help="Fuse attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer.")] = True,
+    run: Annotated[Path, typer.Argument(help="onnx: a float model directory (dense, pruned, distilled or trimmed); ort: an ONNX model directory (exported or onnx-int8).")],
+    out: Annotated[Path, typer.Option(help="Directory to write: model.onnx (or model.ort), tokenizer, config.json, ndogo.json.")],
+    format: Annotated[Literal["onnx", "ort"], typer.Option("--format", help="onnx: ONNX, run by ONNX Runtime; ort: ONNX Runtime's mobile format (from an ONNX model).")] = "onnx",
+    optimize: Annotated[bool, typer.Option(help="onnx: fuse attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer.")] = True,
+    platform: Annotated[Literal["arm", "amd64"], typer.Option(help="ort: the CPU the model is optimized for (arm for phones).")] = "arm",
 ) -> None:
-    """Export a model to ONNX with its tokenizer; `ndogo evaluate` and `ndogo predict` run the result.
+    """Export a model to ONNX, or an ONNX model to ONNX Runtime's mobile .ort format, with its tokenizer.
 
-    The export is checked against PyTorch on a padded batch before it is saved (largest logit difference recorded in ndogo.json). For an int8 ONNX model, quantize instead: `ndogo quantize RUN --method onnx-int8`, which exports and quantizes in one step.
+    The ONNX export is checked against PyTorch on a padded batch before it is saved (largest logit difference recorded in ndogo.json). For an int8 ONNX model, quantize instead: `ndogo quantize RUN --method onnx-int8`, which exports and quantizes in one step. `--format ort` converts such a model with onnxruntime's own tool (checked against the ONNX model the same way) and keeps the operator list a minimal ONNX Runtime build needs (required_operators.config). `ndogo evaluate`, `ndogo predict` and `ndogo serve` run both formats.
 
     Example: ndogo export runs/trim/minilm-hau-trim --format onnx --out runs/trim/minilm-hau-trim-onnx
+
+    Example: ndogo export runs/quantize/hau-onnx-int8 --format ort --out runs/export/hau-int8-ort
     """
     quiet_libraries()
     refuse_used_out(out)
-    from ndogo.deploy.onnx import export_onnx
+    from ndogo.deploy.onnx import export_onnx, export_ort
     from ndogo.models.loading import read_meta
     from ndogo.models.runner import size_on_disk
 
-    export_onnx(run, out, optimize=optimize)
+    if format == "ort":
+        export_ort(run, out, platform=platform)
+        reference = "the ONNX model"
+    else:
+        export_onnx(run, out, optimize=optimize)
+        reference = "PyTorch"
     diff = read_meta(out).get("export_max_abs_diff")
     typer.echo(f"exported {run} to {out} ({format}, {size_on_disk(out) / 1e6:.1f} MB; "
-               f"largest logit difference from PyTorch {diff:.2g})")
+               f"largest logit difference from {reference} {diff:.2g})")
+
+
+def ship(
+    run: Annotated[Path, typer.Argument(help="Any model directory ndogo saved (a run, a compressed model, a sweep artifact).")],
+    out: Annotated[Path, typer.Option(help="The bundle directory to write (new or empty).")],
+    lang: Annotated[str | None, typer.Option(help="Language the model card reports (default: the first the model was trained on).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Hub id of the corpus for the card (default: masakhaner for MasakhaNER 1.0 languages, else masakhane/masakhaner2).")] = None,
+) -> None:
+    """Write a self-contained bundle: exactly the files inference needs, every one 0644, and a model card.
+
+    The bundle holds the weights (or ONNX graph), tokenizer, config.json and ndogo.json (labels, window, recipe) and nothing a run keeps for training (checkpoints, optimizer state, evaluation rows, locks). README.md is a Hugging Face model card: YAML front matter (language, license, datasets, tags, model-index metrics), then test and dev F1 overall and per type, size, latency with the machine, the cost against the fine-tuned baseline, the recipe and the commands that rebuild it, usage and known limits. Its numbers come from the model's evaluation rows (<run>/evals/, written by `ndogo evaluate`); what was not measured is written as "not measured". The bundle is checked before the command returns: it loads alone and finds the same entities as RUN.
+
+    Example: ndogo evaluate runs/hau-int8 --lang hau --split dev --no-speed; ndogo evaluate runs/hau-int8 --lang hau; ndogo ship runs/hau-int8 --out bundles/hau-int8
+    """
+    quiet_libraries()
+    from ndogo.deploy.ship import read_evals
+    from ndogo.deploy.ship import ship as write_bundle
+    from ndogo.models.runner import size_on_disk
+
+    write_bundle(run, out, lang=lang, dataset=dataset)
+    measured = ", ".join(f"{k[0]}/{k[1]}" for k in sorted(read_evals(run))) or "none (run ndogo evaluate first)"
+    typer.echo(f"shipped {run} to {out} ({size_on_disk(out) / 1e6:.1f} MB; evaluations in the card: {measured})")
 
 
 def register(app: typer.Typer) -> None:
@@ -102,3 +132,4 @@ def register(app: typer.Typer) -> None:
     app.command("trim-vocab")(user_errors(trim_vocab))
     app.command("export")(user_errors(export))
     app.command("predict")(user_errors(predict))
+    app.command("ship")(user_errors(ship))

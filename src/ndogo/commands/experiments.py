@@ -135,6 +135,7 @@ def recommend(
     optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1).")] = "size",
     model: Annotated[str | None, typer.Option(help="Only this model of the sweep (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ship: Annotated[Path | None, typer.Option(help="Also write the chosen model as a bundle with its model card here (see `ndogo ship`).")] = None,
 ) -> None:
     """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
 
@@ -146,7 +147,14 @@ def recommend(
     from ndogo.experiments.recommend import recommend as pick
 
     choice = pick(directory, lang, max_f1_drop, optimize, model)
+    if ship is not None:
+        quiet_libraries()
+        from ndogo.deploy.ship import ship_recommendation
+
+        choice["bundle"] = str(ship_recommendation(directory, choice, ship))
     if as_json:
         typer.echo(json.dumps(choice, indent=2))
     else:
         typer.echo(format_recommendation(choice))
+        if ship is not None:
+            typer.echo(f"  shipped  {choice['bundle']} (model card: {choice['bundle']}/README.md)")
