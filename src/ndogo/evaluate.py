@@ -69,9 +69,7 @@ def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", 
     if threads:
         torch.set_num_threads(threads)
     corpus = load_corpus(data, lang, (split,))
-    if split not in corpus.splits:
-        raise ValueError(f"{corpus.sources or data}: no {split} split for {lang}")
-    sentences = corpus.splits[split]
+    sentences = corpus.require(split, "evaluation")
     runner = load_runner(run)
     words = [s.tokens for s in sentences]
     pred, _ = predict_tags(runner, words, batch_size, show_progress)
