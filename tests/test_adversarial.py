@@ -112,3 +112,165 @@ def test_7_broken_train_file_is_named_in_one_line(tmp_path: Path, kind: str) -> 
     assert not (tmp_path / "run").exists()
     stats = ndogo("data", "stats", str(root))
     assert "train.txt" in stats.stdout + stats.stderr
+
+
+# 1. resuming never unpickles
+
+class _Bomb:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):  # what a crafted checkpoint would hold
+        return (Path.touch, (Path(self.target),))
+
+
+def test_1_a_pickled_checkpoint_is_never_loaded(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    import torch
+
+    from ndogo.train.checkpoint import CheckpointError
+    from ndogo.train.finetune import FinetuneConfig, finetune
+
+    out = tmp_path / "run"
+    (out / "checkpoint").mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    torch.save({"config": {}, "x": _Bomb(str(marker))}, out / "checkpoint" / "state.pt")
+    cfg = FinetuneConfig(model=str(tiny_model), data=str(tiny_corpus), langs=["hau"], out=str(out), max_steps=2,
+                         batch_size=8, threads=1)
+    with pytest.raises(CheckpointError, match="never loads pickles"):
+        finetune(cfg, show_progress=False)
+    assert not marker.exists()
+
+
+def test_1_mlm_checkpoints_are_safetensors_and_json(tmp_path: Path) -> None:
+    import torch
+
+    from ndogo.train.checkpoint import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
+             "state": {"step": 3, "history": [{"loss": float("nan")}]}}
+    save_checkpoint(tmp_path / "ck", state)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["state.json", "tensors.safetensors"]
+    back = load_checkpoint(tmp_path / "ck")
+    opt2 = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters())
+    opt2.load_state_dict(back["optimizer"])  # integer parameter keys survive
+    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(back["rng"], state["rng"]) and back["state"]["step"] == 3
+
+
+# 9. Ctrl-C saves a checkpoint; --save-every; identical per-epoch loss after a resume
+
+def test_9_sigint_saves_a_checkpoint_and_resume_is_exact(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import torch
+    from safetensors.torch import load_file
+
+    from ndogo.train.checkpoint import load_checkpoint
+    from ndogo.train.finetune import FinetuneConfig, TrainingInterrupted, finetune
+
+    def cfg(out: Path) -> FinetuneConfig:
+        return FinetuneConfig(model=str(tiny_model), data=str(tiny_corpus), langs=["hau"], out=str(out), epochs=2,
+                              lr=1e-3, batch_size=8, save_every=1000, threads=1)
+
+    straight = finetune(cfg(tmp_path / "a"), show_progress=False)
+    calls = {"n": 0}
+
+    def ctrl_c_at_step_3(model: torch.nn.Module) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match="SIGINT: stopped at step 3"):
+        finetune(cfg(tmp_path / "b"), step_hooks=[ctrl_c_at_step_3], show_progress=False)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint")["state"]["step"] == 3  # before the first save_every
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    resumed = finetune(cfg(tmp_path / "b"), show_progress=False)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_9_cli_exits_130_naming_the_checkpoint(tiny_model: Path, tiny_corpus: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from typer.testing import CliRunner
+
+    import ndogo.train.finetune as ft
+    from ndogo.cli import app
+
+    real = ft.finetune
+
+    def with_ctrl_c(cfg, **kw):
+        return real(cfg, step_hooks=[lambda m: os.kill(os.getpid(), signal.SIGINT)], **kw)
+
+    monkeypatch.setattr(ft, "finetune", with_ctrl_c)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["finetune", "--model", str(tiny_model), "--data", str(tiny_corpus), "--lang",
+                                      "hau", "--out", str(out), "--epochs", "1", "--save-every", "50",
+                                      "--threads", "1"])
+    assert result.exit_code == 130, result.output
+    assert "checkpoint saved in" in result.output and "resume" in result.output
+    assert (out / "checkpoint" / "state.json").is_file()
+
+
+# 10. the default learning rate is the project's measured one
+
+def test_10_finetune_defaults_are_the_documented_budget() -> None:
+    import inspect
+
+    from ndogo.cli import finetune as cli_finetune
+    from ndogo.train.finetune import FinetuneConfig
+
+    cfg = FinetuneConfig(model="m", data=None, langs=["hau"], out="o")
+    assert (cfg.lr, cfg.epochs, cfg.batch_size) == (1e-4, 10, 16)
+    params = inspect.signature(cli_finetune).parameters
+    assert params["lr"].default == cfg.lr and params["epochs"].default == cfg.epochs
+
+
+# 11. no optimizer checkpoint left behind, ordinary file modes
+
+def test_11_finished_run_has_no_checkpoint_and_ordinary_modes(tiny_model: Path, tiny_corpus: Path,
+                                                              tmp_path: Path) -> None:
+    import stat
+
+    from ndogo.train.finetune import FinetuneConfig, finetune
+
+    base = dict(model=str(tiny_model), data=str(tiny_corpus), langs=["hau"], max_steps=3, batch_size=8, threads=1)
+    out = tmp_path / "run"
+    finetune(FinetuneConfig(out=str(out), **base), show_progress=False)
+    assert not (out / "checkpoint").exists()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()}
+    assert "model.safetensors" in modes and set(modes.values()) == {0o644}, modes
+    again = finetune(FinetuneConfig(out=str(out), **base), show_progress=False)  # done: not retrained
+    assert again["complete"] and not (out / "checkpoint").exists()
+    with pytest.raises(ValueError, match="finished run of a different configuration"):
+        finetune(FinetuneConfig(out=str(out), **{**base, "max_steps": 4}), show_progress=False)
+    kept = tmp_path / "kept"
+    finetune(FinetuneConfig(out=str(kept), keep_checkpoint=True, **base), show_progress=False)
+    assert (kept / "checkpoint" / "state.json").is_file()
+
+
+# 12. trim-vocab takes a text file; ndogo.json records absolute paths
+
+def test_12_trim_takes_a_text_file_and_records_absolute_paths(tiny_model: Path, tiny_corpus: Path,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from ndogo.compress.trim import TrimConfig, trim
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model, tmp_path / "model")
+    text = tmp_path / "hau-news.txt"
+    text.write_text("Shugaban kasar ya isa Abuja ranar Litinin.\nMusa ya je Kano.\n", encoding="utf-8")
+    out = trim("model", "trimmed", TrimConfig(lang="hau", data=str(tiny_corpus), corpus="hau-news.txt"))
+    meta = json.loads((out / "ndogo.json").read_text())
+    assert meta["parent"] == str((tmp_path / "model").resolve())
+    assert meta["trim"]["sources"][1] == str(text.resolve())
+    assert meta["trim"]["monolingual_lines"] == 2

@@ -41,10 +41,13 @@ def test_resume_after_crash_reaches_identical_weights(tiny_model: Path, tiny_cor
     cfg = config(tiny_model, tiny_corpus, tmp_path / "b")
     with pytest.raises(Crash):
         finetune(cfg, step_hooks=[crash_at_step_8], show_progress=False)
-    assert (tmp_path / "b" / "checkpoint" / "state.pt").is_file()
+    assert (tmp_path / "b" / "checkpoint" / "state.json").is_file()
     resumed = finetune(cfg, show_progress=False)
     assert resumed["steps"] == straight["steps"] > 8  # the crash came mid-run
     assert [h["dev_f1"] for h in resumed["history"]] == [h["dev_f1"] for h in straight["history"]]
+    # the per-epoch running loss too (#19.9: it used to restart at the resume)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
+    assert not (tmp_path / "b" / "checkpoint").exists()  # a finished run drops its resume state
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

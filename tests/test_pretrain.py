@@ -80,7 +80,7 @@ def test_resume_after_crash_reaches_identical_weights(text_corpus: Path, tmp_pat
         shutil.copy(tmp_path / "a" / name, tmp_path / "b" / name)
     with pytest.raises(Crash):
         pretrain(cfg, show_progress=False, step_hooks=[crash_at_6])
-    assert (tmp_path / "b" / "checkpoint" / "state.pt").is_file()  # saved at step 4; steps 5-6 are redone
+    assert (tmp_path / "b" / "checkpoint" / "state.json").is_file()  # saved at step 4; steps 5-6 are redone
     resumed = pretrain(cfg, show_progress=False)
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -70,7 +70,7 @@ from transformers import PreTrainedTokenizerBase
 from ndogo.data.conll import decode
 from ndogo.data.corpus import load_corpus
 from ndogo.data.leakage import drop_lines_containing
-from ndogo.models.loading import ModelError, load_for_tokens, load_tokenizer, read_meta, write_meta
+from ndogo.models.loading import ModelError, load_for_tokens, load_tokenizer, read_meta, resolve_model, write_meta
 
 FALLBACK = "shorter-split"
 # Tokenizer files copied as they are. The vocabulary files of slow tokenizers
@@ -112,9 +112,17 @@ class TrimPlan:
         return {old: new for new, old in enumerate(self.keep_ids)}
 
 
+def monolingual_path(corpus: str | Path, lang: str) -> Path:
+    """`corpus` itself when it is a text file, else `<corpus>/<lang>.txt`."""
+    return Path(corpus) if Path(corpus).is_file() else Path(corpus) / f"{lang}.txt"
+
+
 def monolingual_lines(corpus: str | Path, lang: str) -> list[str]:
-    """Non-empty lines of `<corpus>/<lang>.txt` (UTF-8; a bad byte is reported with its line)."""
-    path = Path(corpus) / f"{lang}.txt"
+    """Non-empty lines of the language's text: `corpus` if it is a file, else `<corpus>/<lang>.txt`.
+
+    UTF-8; a bad byte is reported with its line.
+    """
+    path = monolingual_path(corpus, lang)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no monolingual text for {lang!r} in {corpus}")
     return [line.strip() for line in decode(path).split("\n") if line.strip()]
@@ -373,9 +381,10 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
         trim("runs/minilm-hau", "runs/trim/minilm-hau",
              TrimConfig(lang="hau", data="../shared/data/masakhaner", corpus="../shared/data/monolingual"))
     """
-    run, out = Path(run), Path(out)
+    # a short name (`me5s`, `minilm`) trims the pretrained encoder: the `trim | finetune` recipe
+    run, out = Path(resolve_model(run)), Path(out)
     if not run.is_dir():
-        raise ModelError(f"{run}: no such model directory")
+        raise ModelError(f"{run}: not a local model directory (trimming rewrites its tokenizer files)")
     meta = read_meta(run)
     if meta.get("kind", "hf") != "hf":
         raise ModelError(f"{run}: trim-vocab needs a Hugging Face model (kind 'hf'), not kind {meta['kind']!r}; "
@@ -395,8 +404,9 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     counts = count_tokens(tokenizer, sentences, lines, config.batch_size, config.show_progress)
     other_lines: list[str] = []
     if config.other_langs:
-        if not config.corpus:
-            raise ValueError("other_langs counts the other languages' text in --corpus; give --corpus")
+        if not config.corpus or not Path(config.corpus).is_dir():
+            raise ValueError("other_langs counts the other languages' text in a --corpus folder (<lang>.txt "
+                             f"files); {config.corpus or 'no --corpus'} is not one")
         others = sorted(p for p in Path(config.corpus).glob("*.txt") if p.stem != config.lang)
         other_lines = [line for p in others for line in monolingual_lines(p.parent, p.stem)]
         if config.exclude_eval:
@@ -409,9 +419,12 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     plan = plan_vocab(tokenizer, counts, chars, config.min_count, config.keep, other_counts)
 
     model = load_for_tokens(run).eval()
-    if model.get_input_embeddings().num_embeddings != plan.vocab_before:
-        raise ModelError(f"{run}: embedding rows ({model.get_input_embeddings().num_embeddings}) differ from "
-                         f"the tokenizer's vocabulary ({plan.vocab_before}); cannot tell which row is which token")
+    rows = model.get_input_embeddings().num_embeddings
+    # More rows than the tokenizer has ids is common (multilingual-e5 has 250,037 rows for 250,002
+    # pieces: padding to a round size); those rows are never read and go with the trim. Fewer is an error.
+    if rows < plan.vocab_before:
+        raise ModelError(f"{run}: embedding rows ({rows}) are fewer than the tokenizer's vocabulary "
+                         f"({plan.vocab_before}); cannot tell which row is which token")
     slice_vocab(model, plan.keep_ids)
     spec = trimmed_tokenizer_spec(json.loads(backend.to_str()), plan)
 
@@ -425,7 +438,8 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     if len(load_tokenizer(out)) != len(plan.keep_ids):
         raise ModelError(f"{out}: the saved tokenizer does not have the {len(plan.keep_ids)} kept tokens")
 
-    sources = [corpus.sources["train"]] + ([str(Path(config.corpus) / f"{config.lang}.txt")] if config.corpus else [])
+    sources = [corpus.sources["train"]] + ([str(monolingual_path(config.corpus, config.lang).resolve())]
+                                           if config.corpus else [])
     write_meta(out, {**meta, "kind": "hf", "stage": "trim", "parent": str(run), "trim": {
         **{k: v for k, v in asdict(config).items() if k not in ("show_progress", "batch_size")},
         "sources": sources, "monolingual_lines": len(lines), "other_lang_lines": len(other_lines),

@@ -9,6 +9,7 @@ remote code ever runs: a model directory must not be able to execute code.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -145,5 +146,36 @@ def read_meta(run: str | Path) -> dict[str, Any]:
 
 
 def write_meta(run: str | Path, meta: dict[str, Any]) -> None:
-    """Write ndogo's record beside a saved model."""
+    """Write ndogo's record beside a saved model (every stage's last write), then give its files ordinary modes.
+
+    Paths that name a local file or folder (`parent`, `base_model_path`, `corpus`…) are
+    recorded absolute, so the record still says where a model came from once the run is
+    moved or read from another working directory.
+    """
+    meta = {k: _absolute(k, v) for k, v in meta.items()}
     Path(run, NDOGO_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    ordinary_modes(run)
+
+
+PATH_KEYS = ("parent", "base_model", "base_model_path", "teacher", "source", "corpus", "data", "run")
+
+
+def _absolute(key: str, value: Any) -> Any:
+    if key in PATH_KEYS and isinstance(value, str) and value and Path(value).expanduser().exists():
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def ordinary_modes(run: str | Path) -> None:
+    """Files 0644 and folders 0755 (less the umask), whatever wrote them.
+
+    safetensors and transformers write through temporary files, which are created
+    0600; a model directory copied to a server then has one file its service user
+    cannot read.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [Path(run), *Path(run).rglob("*")]:
+        if path.is_symlink():
+            continue
+        path.chmod((0o755 if path.is_dir() else 0o644) & ~mask)

@@ -9,7 +9,9 @@ one function that a reader can follow top to bottom.
 Resume: a checkpoint (model, optimizer, scheduler, RNG, position in the epoch)
 is written every `save_every` steps and at each epoch's end. Each epoch's batch
 order comes from `seed + epoch`, so a resumed run skips exactly the batches it
-had done and continues as if never stopped.
+had done and continues as if never stopped. Ctrl-C or SIGTERM saves a checkpoint
+at the next step and stops. Checkpoints are safetensors + JSON (`train/checkpoint.py`),
+never pickles; a finished run removes its checkpoint unless `keep_checkpoint`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import os
 import platform
 import random
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,6 +47,8 @@ from ndogo.models.loading import (
     write_meta,
 )
 from ndogo.models.windowing import Window, collate, encode_sentences, length_batches, predict_words
+from ndogo.train.checkpoint import has_checkpoint, load_checkpoint, refuse_pickle
+from ndogo.train.checkpoint import save_checkpoint as write_checkpoint
 
 CHECKPOINT = "checkpoint"
 
@@ -57,7 +63,8 @@ class FinetuneConfig:
     out: str
     epochs: int = 10
     max_steps: int | None = None
-    lr: float = 5e-5
+    # the project's measured budget for minilm (10 epochs at 1e-4: docs/results.md §1), not BERT's 5e-5
+    lr: float = 1e-4
     batch_size: int = 16
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -68,11 +75,12 @@ class FinetuneConfig:
     save_every: int = 200
     threads: int | None = None
     max_train_sentences: int | None = None
+    keep_checkpoint: bool = False  # a finished run drops its resume state (optimizer: 2-3x the weights)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 # Settings that change how a run is executed, not what it computes: a resume may change them.
-OPERATIONAL = ("threads", "save_every", "eval_batch_size")
+OPERATIONAL = ("threads", "save_every", "eval_batch_size", "keep_checkpoint")
 
 
 def same_run(saved: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -81,6 +89,66 @@ def same_run(saved: dict[str, Any], current: dict[str, Any]) -> bool:
         return {k: v for k, v in config.items() if k not in OPERATIONAL}
 
     return strip(saved) == strip(current)
+
+
+def finished_run(out: Path, cfg: FinetuneConfig) -> dict[str, Any] | None:
+    """The metrics of a completed run of this configuration in `out`, if there is one.
+
+    A finished run keeps no checkpoint, so without this a rerun of the same command
+    would train again from scratch over the saved model. A completed run of another
+    configuration is refused rather than overwritten.
+    """
+    path = out / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not readable ({err}); use another --out or delete it") from None
+    if not isinstance(metrics, dict) or not metrics.get("complete"):
+        return None
+    if not same_run(metrics.get("config", {}), json.loads(json.dumps(asdict(cfg)))):
+        raise ValueError(f"{out}: holds a finished run of a different configuration; use another --out")
+    return metrics
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training, after the checkpoint was saved (a KeyboardInterrupt,
+    so that no `except Exception` in a sweep mistakes it for a failed experiment)."""
+
+
+class InterruptFlag:
+    """While active, SIGINT and SIGTERM only set a flag, which the loop reads after each step.
+
+    The loop then saves a checkpoint and stops, so Ctrl-C in the first epoch no longer
+    loses it. A second signal acts as usual (the handlers are restored on the first).
+    """
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal is not None else ""
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+    def __enter__(self) -> InterruptFlag:
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._restore()
 
 
 def hold_run_lock(out: Path) -> Any:
@@ -154,6 +222,12 @@ def finetune(
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     ckpt_dir = out / CHECKPOINT
+    refuse_pickle(ckpt_dir)
+    finished = finished_run(out, cfg)
+    if finished is not None:
+        if show_progress:
+            tqdm.write(f"{out}: already trained with this configuration (best dev F1 {finished['best_dev_f1']:.4f})")
+        return finished
     set_seed(cfg.seed)
 
     corpora = load_languages(cfg.data, cfg.langs)
@@ -192,30 +266,28 @@ def finetune(
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
 
+    # ema_loss: the running loss shown and recorded per epoch, kept in checkpoints so a resumed
+    # run records the same per-epoch loss as an uninterrupted one
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_f1": -1.0,
-                             "best_epoch": None, "history": [], "train_seconds": 0.0}
-    if (ckpt_dir / "state.pt").is_file():
-        saved = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)
-        if not same_run(saved["config"], asdict(cfg)):
+                             "best_epoch": None, "history": [], "train_seconds": 0.0, "ema_loss": float("nan")}
+    if has_checkpoint(ckpt_dir):
+        saved = load_checkpoint(ckpt_dir)
+        if not same_run(saved["config"], json.loads(json.dumps(asdict(cfg)))):
             raise ValueError(f"{ckpt_dir}: a checkpoint of a different configuration is there; "
                              "use another --out or delete it")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
+        state = {**state, **saved["state"]}
         torch.set_rng_state(saved["torch_rng"])
         if show_progress:
             tqdm.write(f"resuming {out} at step {state['step']} (epoch {state['epoch'] + 1})")
 
     def save_checkpoint() -> None:
-        tmp = ckpt_dir.with_name(CHECKPOINT + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "state": state,
-                    "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
-        if ckpt_dir.exists():
-            shutil.rmtree(ckpt_dir)
-        tmp.rename(ckpt_dir)  # atomic: a crash leaves either the old or the new checkpoint
+        state["ema_loss"] = last_loss
+        write_checkpoint(ckpt_dir, {"config": asdict(cfg), "model": model.state_dict(),
+                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                    "state": state, "torch_rng": torch.get_rng_state()})
 
     for start_hook in start_hooks or []:
         start_hook(model, state["step"], total)
@@ -224,57 +296,67 @@ def finetune(
     model.train()
     bar = tqdm(total=total, initial=state["step"], desc=f"finetune {','.join(cfg.langs)}",
                unit="step", disable=not show_progress, dynamic_ncols=True)
-    last_loss = float("nan")
+    last_loss = state["ema_loss"]
     stop = False
-    while state["epoch"] < epochs and state["step"] < total and not stop:
-        epoch = state["epoch"]
-        rng = np.random.default_rng(cfg.seed + epoch)
-        t0 = time.perf_counter()
-        for b, idx in enumerate(length_batches(train_w, cfg.batch_size, shuffle=True, rng=rng)):
-            if b < state["batch_in_epoch"]:
-                continue  # done before the resume
-            batch = collate([train_w[i] for i in idx], pad_id)
-            loss = loss_fn(model, batch) if loss_fn is not None else model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            for hook in step_hooks or []:
-                hook(model)
-            state["step"] += 1
-            state["batch_in_epoch"] = b + 1
-            last_loss = 0.9 * last_loss + 0.1 * loss.item() if not math.isnan(last_loss) else loss.item()
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}",
-                            dev_f1=f"{max(state['best_f1'], 0):.4f}")
-            if state["step"] % cfg.save_every == 0:
-                state["train_seconds"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                save_checkpoint()
-            if state["step"] >= total:
-                break
-        state["train_seconds"] += time.perf_counter() - t0
-        result = dev_f1(model, dev_w, words_dev, gold_dev, labels, pad_id, cfg.eval_batch_size)
-        state["history"].append({"epoch": epoch + 1, "step": state["step"], "dev_f1": result["f1"],
-                                 "loss": last_loss, "train_seconds": state["train_seconds"]})
-        if result["f1"] > state["best_f1"] and (keep_if is None or keep_if(model)):
-            state["best_f1"], state["best_epoch"] = result["f1"], epoch + 1
-            save_model(model, tokenizer, out, labels, cfg, max_length)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}", dev_f1=f"{result['f1']:.4f}")
-        tqdm.write(f"epoch {epoch + 1}: dev F1 {result['f1']:.4f} (best {state['best_f1']:.4f}, "
-                   f"epoch {state['best_epoch']}), {state['train_seconds']:.0f}s training so far")
-        state["epoch"] += 1
-        state["batch_in_epoch"] = 0
-        if cfg.patience and state["best_epoch"] and epoch + 1 - state["best_epoch"] >= cfg.patience:
-            tqdm.write(f"no dev F1 gain for {cfg.patience} epochs: stopping")
-            stop = True
-        save_checkpoint()
-        write_metrics(out, cfg, state, labels, max_length)
+    interrupt = InterruptFlag()
+    with interrupt:
+        while state["epoch"] < epochs and state["step"] < total and not stop:
+            epoch = state["epoch"]
+            rng = np.random.default_rng(cfg.seed + epoch)
+            t0 = time.perf_counter()
+            for b, idx in enumerate(length_batches(train_w, cfg.batch_size, shuffle=True, rng=rng)):
+                if b < state["batch_in_epoch"]:
+                    continue  # done before the resume
+                batch = collate([train_w[i] for i in idx], pad_id)
+                loss = loss_fn(model, batch) if loss_fn is not None else model(**batch).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                for hook in step_hooks or []:
+                    hook(model)
+                state["step"] += 1
+                state["batch_in_epoch"] = b + 1
+                last_loss = 0.9 * last_loss + 0.1 * loss.item() if not math.isnan(last_loss) else loss.item()
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}",
+                                dev_f1=f"{max(state['best_f1'], 0):.4f}")
+                if state["step"] % cfg.save_every == 0:
+                    state["train_seconds"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    save_checkpoint()
+                if interrupt.signal is not None:
+                    state["train_seconds"] += time.perf_counter() - t0
+                    save_checkpoint()
+                    bar.close()
+                    raise TrainingInterrupted(f"{interrupt.name}: stopped at step {state['step']} of {total}; "
+                                              f"checkpoint saved in {ckpt_dir}. Run the same command to resume")
+                if state["step"] >= total:
+                    break
+            state["train_seconds"] += time.perf_counter() - t0
+            result = dev_f1(model, dev_w, words_dev, gold_dev, labels, pad_id, cfg.eval_batch_size)
+            state["history"].append({"epoch": epoch + 1, "step": state["step"], "dev_f1": result["f1"],
+                                     "loss": last_loss, "train_seconds": state["train_seconds"]})
+            if result["f1"] > state["best_f1"] and (keep_if is None or keep_if(model)):
+                state["best_f1"], state["best_epoch"] = result["f1"], epoch + 1
+                save_model(model, tokenizer, out, labels, cfg, max_length)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}", dev_f1=f"{result['f1']:.4f}")
+            tqdm.write(f"epoch {epoch + 1}: dev F1 {result['f1']:.4f} (best {state['best_f1']:.4f}, "
+                       f"epoch {state['best_epoch']}), {state['train_seconds']:.0f}s training so far")
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+            if cfg.patience and state["best_epoch"] and epoch + 1 - state["best_epoch"] >= cfg.patience:
+                tqdm.write(f"no dev F1 gain for {cfg.patience} epochs: stopping")
+                stop = True
+            save_checkpoint()
+            write_metrics(out, cfg, state, labels, max_length)
     bar.close()
     if state["best_epoch"] is None:
         raise ValueError(f"{out}: no epoch was eligible to keep (keep_if never held); train for longer")
-    metrics = write_metrics(out, cfg, state, labels, max_length)
+    metrics = write_metrics(out, cfg, state, labels, max_length, complete=True)
+    if not cfg.keep_checkpoint:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics
 
 
@@ -289,9 +371,10 @@ def save_model(model: torch.nn.Module, tokenizer: Any, out: Path, labels: list[s
 
 
 def write_metrics(out: Path, cfg: FinetuneConfig, state: dict[str, Any], labels: list[str],
-                  max_length: int) -> dict[str, Any]:
+                  max_length: int, complete: bool = False) -> dict[str, Any]:
     """metrics.json beside the model: dev F1 per epoch, best epoch, time, settings, machine."""
     metrics = {
+        "complete": complete,
         "best_dev_f1": state["best_f1"],
         "best_epoch": state["best_epoch"],
         "steps": state["step"],

@@ -37,7 +37,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -53,6 +52,8 @@ from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBas
 from ndogo.data.conll import decode
 from ndogo.models.loading import ModelError
 from ndogo.models.windowing import IGNORE
+from ndogo.train.checkpoint import has_checkpoint, load_checkpoint, refuse_pickle
+from ndogo.train.checkpoint import save_checkpoint as write_checkpoint
 
 CHECKPOINT = "checkpoint"
 
@@ -440,8 +441,9 @@ def train_mlm(
     # "window": loss parts since the last log line (kept in checkpoints so a resumed log matches).
     state: dict[str, Any] = {"step": 0, "tokens": 0, "seconds": 0.0, "history": [], "evals": [], "window": {}}
 
-    if (ckpt_dir / "state.pt").is_file():
-        saved = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)
+    refuse_pickle(ckpt_dir)
+    if has_checkpoint(ckpt_dir):
+        saved = load_checkpoint(ckpt_dir)
         if saved["identity"] != json.loads(json.dumps(identity)):
             raise ValueError(f"{ckpt_dir}: a checkpoint of a different run (settings, model or data) is there; "
                              "use another --out or delete it")
@@ -455,15 +457,10 @@ def train_mlm(
             tqdm.write(f"resuming {out} at step {state['step']}")
 
     def save_checkpoint() -> None:
-        tmp = ckpt_dir.with_name(CHECKPOINT + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        torch.save({"identity": json.loads(json.dumps(identity)), "module": module.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "sampler": sampler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state},
-                   tmp / "state.pt")
-        if ckpt_dir.exists():
-            shutil.rmtree(ckpt_dir)
-        tmp.rename(ckpt_dir)  # atomic: a crash leaves either the old or the new checkpoint
+        write_checkpoint(ckpt_dir, {"identity": json.loads(json.dumps(identity)), "module": module.state_dict(),
+                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                    "sampler": sampler.state_dict(), "torch_rng": torch.get_rng_state(),
+                                    "state": state})
 
     def run_eval() -> None:
         if len(corpus.held_out):
