@@ -16,7 +16,7 @@ def trim_vocab(
     lang: Annotated[str, typer.Option(help="Language whose training text decides the vocabulary.")],
     out: Annotated[Path, typer.Option(help="New model directory to write.")],
     data: Annotated[str | None, typer.Option(help="MasakhaNER-layout folder; its <lang>/train.txt is counted. Default $NDOGO_DATA or `masakhaner`.")] = None,
-    corpus: Annotated[Path | None, typer.Option(help="Folder of monolingual text; <corpus>/<lang>.txt is counted too.")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Monolingual text counted too: a text file (one sentence or paragraph a line), or a folder whose <corpus>/<lang>.txt is read (a folder is needed for --other-langs).")] = None,
     exclude_eval: Annotated[bool, typer.Option(help="Leave out monolingual lines that contain a dev or test sentence of --data, so test F1 stays a fair measure.")] = True,
     other_langs: Annotated[bool, typer.Option(help="Also count the other languages' text in --corpus (names cross languages), ranked after this language's own sub-words.")] = False,
     min_count: Annotated[int, typer.Option(min=1, help="Keep sub-words seen at least this many times (in the language's own text, and separately in the other languages').")] = 1,
