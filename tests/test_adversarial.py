@@ -274,3 +274,96 @@ def test_12_trim_takes_a_text_file_and_records_absolute_paths(tiny_model: Path, 
     assert meta["parent"] == str((tmp_path / "model").resolve())
     assert meta["trim"]["sources"][1] == str(text.resolve())
     assert meta["trim"]["monolingual_lines"] == 2
+
+
+# 4. a model folder without its tokenizer is refused, not scored 0.0
+
+def test_4_model_without_tokenizer_is_refused(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_model, bare)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (bare / name).unlink(missing_ok=True)
+    for command in (["evaluate", str(bare), "--data", str(tiny_corpus), "--lang", "hau", "--no-speed"],
+                    ["quantize", str(bare), "--method", "dynamic-int8", "--out", str(tmp_path / "q")]):
+        result = ndogo(*command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "no tokenizer files" in result.stderr and "Traceback" not in result.stderr
+    from ndogo.models.loading import ModelError
+
+    with pytest.raises(ModelError, match="no tokenizer files"):
+        __import__("ndogo").load(bare)
+
+
+# 8. broken records and inputs: one line each
+
+def _edit_json(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_8_label_count_and_max_length_disagreements_are_named(tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from ndogo.models.loading import ModelError
+    from ndogo.models.runner import load_runner
+
+    labels = tmp_path / "labels"
+    shutil.copytree(tiny_model, labels)
+    _edit_json(labels / "config.json", id2label={"0": "O", "1": "B-PER", "2": "I-PER"},
+               label2id={"O": 0, "B-PER": 1, "I-PER": 2})
+    with pytest.raises(ModelError, match=r"config\.json: 3 labels, but the classifier in model\.safetensors has 9"):
+        load_runner(labels)
+    window = tmp_path / "window"
+    shutil.copytree(tiny_model, window)
+    (window / "ndogo.json").write_text(json.dumps({"kind": "hf", "max_length": 4096}))
+    with pytest.raises(ModelError, match=r"ndogo\.json: max_length 4096 is more than the model takes \(64"):
+        load_runner(window)
+
+
+def test_8_damaged_result_stores_are_named(tmp_path: Path) -> None:
+    import sqlite3
+
+    from ndogo.experiments.store import Store
+
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    sqlite3.connect(wrong / "results.sqlite").execute("CREATE TABLE cells (x INTEGER)")
+    with pytest.raises(ValueError, match="lacks"):
+        Store(wrong)
+
+    bad_row = tmp_path / "row"
+    store = Store(bad_row)
+    store.put({"cell_id": "c1", "model": "m", "lang": "hau", "recipe": "r", "seed": 1, "status": "done"})
+    store.conn.execute("UPDATE cells SET row = '{not json' WHERE cell_id = 'c1'")
+    with pytest.raises(ValueError, match=r"results\.sqlite: the row of cell c1 is not valid JSON"):
+        store.rows()
+    store.close()
+
+    damaged = tmp_path / "damaged"
+    store = Store(damaged)
+    for i in range(300):
+        store.put({"cell_id": f"c{i}", "model": "m" * 200, "lang": "hau", "recipe": "r", "seed": 1,
+                   "status": "done"})
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    raw = bytearray((damaged / "results.sqlite").read_bytes())
+    page = 4096
+    raw[page * 2: page * 2 + 200] = b"\xff" * 200  # a b-tree page overwritten
+    (damaged / "results.sqlite").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"results\.sqlite"):
+        Store(damaged).rows()
+    result = ndogo("report", str(damaged), "--out", str(tmp_path / "rep"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("bad,message", [([None], "text 1 is NoneType"), ([b"Kano"], "text 1 is bytes"),
+                                         (["ok", "Ka\ud800no"], "text 2 has a lone surrogate"),
+                                         (["  "], "text 1 is empty"), (b"Kano", "got bytes")])
+def test_8_predict_refuses_what_is_not_text(tiny_model: Path, bad, message: str) -> None:
+    import ndogo
+
+    with pytest.raises(ValueError, match=message):
+        ndogo.load(tiny_model).predict(bad)

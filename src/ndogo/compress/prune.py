@@ -42,7 +42,14 @@ from transformers import AutoConfig, AutoModelForTokenClassification
 from transformers.initialization import no_init_weights
 
 from ndogo.data.corpus import labels_for_types
-from ndogo.models.loading import ModelError, load_tokenizer, model_labels, model_window, read_meta, write_meta
+from ndogo.models.loading import (
+    ModelError,
+    load_tokenizer,
+    model_labels,
+    read_meta,
+    run_window,
+    write_meta,
+)
 from ndogo.models.runner import Runner, count_params, load_runner, register_kind, size_on_disk
 from ndogo.train.finetune import FinetuneConfig, finetune, load_languages
 
@@ -368,7 +375,7 @@ def build_model(path: str | Path, state: dict[str, torch.Tensor],
 def runner_for(path: Path, kind: str, model: nn.Module, meta: dict[str, Any]) -> Runner:
     """A `Runner` over an in-memory model saved at `path`."""
     tokenizer = load_tokenizer(path)
-    max_length = int(meta.get("max_length") or model_window(tokenizer, model.config))
+    max_length = run_window(path, meta, tokenizer, model.config)
     return Runner(path=path, kind=kind, tokenizer=tokenizer, labels=model_labels(model), max_length=max_length,
                   forward=lambda batch: model(**batch).logits, module=model, meta=meta)
 

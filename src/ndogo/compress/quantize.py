@@ -45,7 +45,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ndogo.models.loading import ModelError, load_for_tokens, load_tokenizer, model_labels, model_window, write_meta
+from ndogo.models.loading import (
+    ModelError,
+    load_for_tokens,
+    load_tokenizer,
+    model_labels,
+    run_window,
+    write_meta,
+)
 from ndogo.models.runner import Runner, count_params, load_runner, register_kind
 
 KIND = "quantized"
@@ -345,7 +352,7 @@ def load_quantized(path: Path, meta: dict[str, Any]) -> Runner:
         if not (path / WEIGHTS).is_file():
             raise ModelError(f"{path}: kind {KIND!r} but no {WEIGHTS}")
         model = _load_torch_quantized(path, cfg)
-    max_length = int(meta.get("max_length") or model_window(tokenizer, model.config))
+    max_length = run_window(path, meta, tokenizer, model.config)
     return QuantizedRunner(path=path, kind=KIND, tokenizer=tokenizer, labels=model_labels(model),
                            max_length=max_length, forward=lambda batch: model(**batch).logits, module=model, meta=meta)
 

@@ -28,7 +28,7 @@ import torch
 from ndogo.data.conll import TAG_RE, DataError, decode, is_boundary
 from ndogo.deploy import entities as _entities
 from ndogo.deploy.entities import Entity
-from ndogo.deploy.words import Word, split_words
+from ndogo.deploy.words import Word, check_texts, split_words
 from ndogo.evaluate import predict_tags
 from ndogo.models.runner import Runner, load_runner
 
@@ -78,8 +78,7 @@ class Predictor:
         Raises ValueError on an empty text: there is nothing to tag, and an
         empty line in a one-sentence-per-line file is usually a mistake.
         """
-        if isinstance(texts, str):
-            texts = [texts]
+        texts = check_texts(texts)
         sentences = [text_sentence(t, i + 1) for i, t in enumerate(texts)]
         return [p.entities for p in self.predict_sentences(sentences)]
 

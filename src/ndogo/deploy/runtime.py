@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ndogo.deploy.entities import Entity, entities_from_tags
-from ndogo.deploy.words import split_words
+from ndogo.deploy.words import check_texts, split_words
 from ndogo.models.align import WordMerger, build_windows, group_pieces, layout_from, length_batches, pad_batch, softmax
 
 META = "ndogo.json"
@@ -187,13 +187,8 @@ class OnnxPredictor:
 
     def predict(self, texts: str | Sequence[str]) -> list[list[Entity]]:
         """Entities of each text (a single string counts as one text); an empty text is a ValueError."""
-        if isinstance(texts, str):
-            texts = [texts]
-        words = []
-        for i, text in enumerate(texts, start=1):
-            if not text.strip():
-                raise ValueError(f"text {i} is empty: give one non-empty sentence per text")
-            words.append(split_words(text))
+        texts = check_texts(texts)
+        words = [split_words(text) for text in texts]
         tags, scores = self.predict_words([[w.text for w in ws] for ws in words])
         return [entities_from_tags(text, ws, t, s) for text, ws, t, s in zip(texts, words, tags, scores, strict=True)]
 

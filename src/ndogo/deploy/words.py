@@ -67,3 +67,31 @@ def split_words(line: str) -> list[Word]:
     offsets (0, 4), (5, 7), (8, 10), (11, 15), (15, 16).
     """
     return [Word(m.group(), m.start(), m.end()) for m in WORD_RE.finditer(line)]
+
+
+def check_texts(texts: object) -> list[str]:
+    """The texts to tag as a list of strings, or a ValueError naming the first one that is not a text.
+
+    A single string is one text. None, bytes, numbers, empty strings and strings with
+    a lone surrogate (which no tokenizer can encode) are refused by their position,
+    so a caller's bad item is one clear line, never a traceback from deep in a tokenizer.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    if isinstance(texts, bytes | bytearray) or not isinstance(texts, list | tuple):
+        raise ValueError(f"expected a text or a list of texts, got {type(texts).__name__}")
+    out = []
+    for i, text in enumerate(texts, start=1):
+        if isinstance(text, bytes | bytearray):
+            raise ValueError(f"text {i} is bytes; decode it first (e.g. .decode('utf-8'))")
+        if not isinstance(text, str):
+            raise ValueError(f"text {i} is {type(text).__name__}, not a string")
+        if not text.strip():
+            raise ValueError(f"text {i} is empty: give one non-empty sentence per text")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"text {i} has a lone surrogate {text[err.start]!r} at character {err.start}: "
+                             "not valid Unicode text") from None
+        out.append(text)
+    return out

@@ -64,10 +64,25 @@ class Store:
         except sqlite3.DatabaseError as err:  # not a database at all: name the file, not a traceback
             self.conn.close()
             raise ValueError(f"{self.path}: not a sweep results database ({err})") from None
-        self.conn.execute("PRAGMA synchronous=FULL")
-        with self.transaction() as c:
-            for statement in _statements(SCHEMA):  # executescript would commit on its own
-                c.execute(statement)
+        try:
+            self.conn.execute("PRAGMA synchronous=FULL")
+            check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+            with self.transaction() as c:
+                for statement in _statements(SCHEMA):  # executescript would commit on its own
+                    c.execute(statement)
+        except sqlite3.DatabaseError as err:  # damaged pages, or a file that only starts like a database
+            self.conn.close()
+            raise ValueError(f"{self.path}: damaged sweep results database ({err}); restore it from a copy or "
+                             "start the sweep in a new directory") from None
+        for table, sql in (("cells", SCHEMA.split(";")[0]), ("sweeps", SCHEMA.split(";")[1])):
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            want = {line.split()[0] for line in sql.splitlines()[2:] if line.strip() and not line.startswith(")")}
+            if not want <= have:
+                self.conn.close()
+                raise ValueError(f"{self.path}: not an ndogo results database (table {table} lacks "
+                                 f"{', '.join(sorted(want - have))})")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -135,8 +150,17 @@ class Store:
             query += " WHERE status = ?"
             args = (status,)
         out = []
-        for row, st, attempts in self.conn.execute(query + " ORDER BY rowid", args).fetchall():
-            data = json.loads(row)
+        try:
+            found = self.conn.execute("SELECT cell_id, " + query[len("SELECT "):] + " ORDER BY rowid", args).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise ValueError(f"{self.path}: cannot read the results ({err})") from None
+        for cell_id, row, st, attempts in found:
+            try:
+                data = json.loads(row)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{self.path}: the row of cell {cell_id} is not valid JSON ({err})") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{self.path}: the row of cell {cell_id} is not a JSON object")
             data.update(status=st, attempts=attempts)
             out.append(data)
         return out

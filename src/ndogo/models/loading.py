@@ -63,9 +63,18 @@ def load_error(name: str | Path, source: str, err: Exception) -> ModelError:
     return ModelError(f"{name}: not a local model directory, and not loadable from the hub ({reason})")
 
 
+# Files any transformers tokenizer is built from; a model directory with none of them has no tokenizer.
+TOKENIZER_SOURCES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model",
+                     "tokenizer.model", "spm.model")
+
+
 def load_tokenizer(name: str | Path) -> PreTrainedTokenizerBase:
     """A fast tokenizer (word alignment needs `word_ids`)."""
     source = resolve_model(name)
+    if Path(source).is_dir() and not any((Path(source) / f).is_file() for f in TOKENIZER_SOURCES):
+        # transformers would build a tokenizer of five special tokens, every word unknown: F1 0.0, exit 0
+        raise ModelError(f"{source}: no tokenizer files ({', '.join(TOKENIZER_SOURCES[:3])}, …); copy them from "
+                         "the model it was trained from")
     try:
         tok = AutoTokenizer.from_pretrained(source, use_fast=True, trust_remote_code=False)
     except (OSError, ValueError) as err:
@@ -107,6 +116,13 @@ def load_for_tokens(
         )
     from safetensors import SafetensorError
 
+    if labels is None and Path(source).is_dir():
+        try:
+            check_head(source, AutoConfig.from_pretrained(source, trust_remote_code=False))
+        except (OSError, ValueError) as err:
+            if isinstance(err, ModelError):
+                raise
+            raise load_error(name, source, err) from None
     try:
         return AutoModelForTokenClassification.from_pretrained(source, **kwargs)
     except (OSError, SafetensorError) as err:
@@ -132,6 +148,42 @@ def model_window(tokenizer: PreTrainedTokenizerBase, model_config: Any, cap: int
         offset = (model_config.pad_token_id + 1) if model_config.model_type in ("roberta", "xlm-roberta") else 0
         limits.append(int(max_pos) - offset)
     return min(limits)
+
+
+def run_window(path: str | Path, meta: dict[str, Any], tokenizer: PreTrainedTokenizerBase, model_config: Any) -> int:
+    """The window a saved model runs with: its recorded `max_length`, checked against what the model can take.
+
+    A `max_length` above the model's position table would index past it on the first
+    long sentence (an IndexError deep in the embeddings); refuse it by name instead.
+    """
+    limit = model_window(tokenizer, model_config)
+    recorded = meta.get("max_length")
+    if recorded is None:
+        return limit
+    if not isinstance(recorded, int) or isinstance(recorded, bool) or recorded < 3:
+        raise ModelError(f"{Path(path) / NDOGO_META}: max_length must be a whole number ≥ 3, got {recorded!r}")
+    if recorded > limit:
+        raise ModelError(f"{Path(path) / NDOGO_META}: max_length {recorded} is more than the model takes ({limit} "
+                         "positions, from config.json and the tokenizer)")
+    return recorded
+
+
+def check_head(source: str, config: Any) -> None:
+    """config.json's label count against the classifier's rows in model.safetensors, read from its header only."""
+    weights = Path(source) / "model.safetensors"
+    if not weights.is_file():
+        return
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), "pt") as f:
+            heads = [k for k in f.keys() if k.endswith("classifier.weight")]
+            rows = f.get_slice(heads[0]).get_shape()[0] if heads else None
+    except (OSError, SafetensorError):
+        return  # a damaged file is reported by the load itself, with its reason
+    if rows is not None and rows != config.num_labels:
+        raise ModelError(f"{Path(source) / 'config.json'}: {config.num_labels} labels, but the classifier in "
+                         f"model.safetensors has {rows} rows; the two files are not of one model")
 
 
 def read_meta(run: str | Path) -> dict[str, Any]:

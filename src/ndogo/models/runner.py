@@ -23,8 +23,8 @@ from ndogo.models.loading import (
     load_for_tokens,
     load_tokenizer,
     model_labels,
-    model_window,
     read_meta,
+    run_window,
 )
 
 # Files that describe a run rather than make up the model: not counted in size_bytes.
@@ -96,7 +96,7 @@ def load_hf(path: Path, meta: dict[str, Any]) -> Runner:
     """A plain Hugging Face token-classification model."""
     tokenizer = load_tokenizer(path)
     model = load_for_tokens(path).eval()
-    max_length = int(meta.get("max_length") or model_window(tokenizer, model.config))
+    max_length = run_window(path, meta, tokenizer, model.config)
     return Runner(path=path, kind="hf", tokenizer=tokenizer, labels=model_labels(model), max_length=max_length,
                   forward=lambda batch: model(**batch).logits, module=model, meta=meta)
 
