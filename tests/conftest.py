@@ -72,3 +72,31 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sents = read_conll(MASAKHANER / "hau" / f"{split}.txt").sentences[:n]
         write_conll(lang / f"{split}.txt", [(s.tokens, s.tags) for s in sents])
     return root
+
+
+@pytest.fixture(scope="session")
+def int8_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported to ONNX and quantized to int8 (kind onnx), as `quantize --method onnx-int8` makes it."""
+    from ndogo.compress.quantize import QuantizeConfig, quantize
+
+    return quantize(tiny_model, tmp_path_factory.mktemp("int8") / "model", QuantizeConfig("onnx-int8"))
+
+
+# Run in a subprocess before anything else, this makes importing torch, transformers, seqeval or
+# scikit-learn fail: what the torch-free runtime is promised to work without.
+BLOCK_TORCH = """
+import sys
+BLOCKED = {"torch", "transformers", "seqeval", "sklearn", "scipy"}
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} may not be imported here")
+        return None
+sys.meta_path.insert(0, _Block())
+try:
+    import torch
+except ImportError:
+    pass
+else:
+    raise SystemExit("the import block does not work")
+"""
