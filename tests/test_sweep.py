@@ -235,3 +235,21 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     (tmp_path / STORE).write_text("not sqlite")
     with pytest.raises(ValueError, match=rf"{tmp_path / STORE}: not a sweep results database"):
         Store(tmp_path)
+
+
+def test_cells_run_in_grid_order_a_baseline_then_its_dependents(tiny_model: Path, tiny_corpus: Path,
+                                                                 tmp_path: Path) -> None:
+    """The local executor's order: seed 1's baseline, its recipe, then seed 2's (not both baselines first)."""
+    from ndogo.experiments.sweep import Schedule
+
+    config = load_sweep_config(write_config(tmp_path / "s.toml", tiny_model), str(tiny_corpus))
+    cells = config.cells()
+    schedule = Schedule(cells, {})
+    order = []
+    while schedule.left:
+        start, _ = schedule.ready()
+        schedule.requeue(start[1:])
+        schedule.started(start[0])
+        schedule.finished(start[0], "done")
+        order.append((start[0].seed, start[0].recipe.name))
+    assert order == [(1, "baseline"), (1, "more"), (2, "baseline"), (2, "more")]

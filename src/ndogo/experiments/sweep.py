@@ -68,9 +68,16 @@ def exclusive(directory: Path) -> Iterator[None]:
 
 
 class Schedule:
-    """Which cells may start now: baselines first, dependents once their baseline is done."""
+    """Which cells may start now, in grid order: a dependent once its baseline is done.
+
+    Ready cells are offered in the order of the grid (language by language), so a
+    language's compressions run as soon as its baseline is done, before the next
+    language's baseline: an interrupted sweep leaves whole languages, not ten
+    baselines and nothing else.
+    """
 
     def __init__(self, todo: list[Cell], statuses: dict[str, str]) -> None:
+        self.order = {c.id: i for i, c in enumerate(todo)}
         self.waiting = list(todo)
         self.status = dict(statuses)
         self.running: set[str] = set()
@@ -98,7 +105,7 @@ class Schedule:
         self.status[cell.id] = status
 
     def requeue(self, cells: list[Cell]) -> None:
-        self.waiting = cells + self.waiting
+        self.waiting = sorted(cells + self.waiting, key=lambda c: self.order[c.id])
 
     @property
     def left(self) -> bool:
