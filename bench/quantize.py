@@ -71,7 +71,7 @@ def measure_one(run: str, lang: str, data: str, threads: int, out: str, part: st
     """
     import torch
 
-    from ndogo.cli import quiet_libraries
+    from ndogo.console import quiet_libraries
     from ndogo.evaluate import evaluate
 
     quiet_libraries()
@@ -226,8 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         measure_one(a.run, a.lang, a.data, a.threads, a.out, a.part)
         return
 
-    from ndogo.cli import quiet_libraries
     from ndogo.compress.quantize import METHODS
+    from ndogo.console import quiet_libraries
 
     quiet_libraries()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -367,3 +367,51 @@ def test_8_predict_refuses_what_is_not_text(tiny_model: Path, bad, message: str)
 
     with pytest.raises(ValueError, match=message):
         ndogo.load(tiny_model).predict(bad)
+
+
+# 13. compress prints the real evaluate command
+
+def test_13_compress_prints_the_command_to_measure_it(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q"
+    result = ndogo("compress", str(tiny_model), "--recipe", "quantize:method=dynamic-int8", "--out", str(out),
+                   "--lang", "hau", "--data", str(tiny_corpus))
+    assert result.returncode == 0, result.stderr
+    assert f"ndogo evaluate {out} --lang hau --data {tiny_corpus}" in result.stdout
+    assert "LANG" not in result.stdout
+
+
+# 14. the frictions: noise, --version, --skip-empty, a MasakhaNER 2.0 language, remote code
+
+def test_14_version_and_no_third_party_noise(tiny_model: Path) -> None:
+    from ndogo import __version__
+
+    version = ndogo("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"ndogo {__version__}"
+    result = subprocess.run([sys.executable, "-c", f"import ndogo; print(ndogo.load({str(tiny_model)!r}).predict("
+                             "'Musa ya je Kano.')[0] is not None)"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for noise in ("Failed to load", "pytree", "Loading weights", "LOAD REPORT"):
+        assert noise not in result.stderr + result.stdout, result.stderr
+
+
+def test_14_a_masakhaner2_language_is_pointed_to_its_corpus() -> None:
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match=r"no language 'tsn' in masakhaner; it is in masakhane/masakhaner2"):
+        load_corpus("masakhaner", "tsn")
+    assert time.perf_counter() - t0 < 5  # no hub retries
+
+
+def test_14_remote_code_models_are_refused_in_ndogo_words(tmp_path: Path) -> None:
+    from ndogo.models.loading import ModelError, load_for_tokens
+
+    model = tmp_path / "custom"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "model_type": "ndogo-custom-arch", "auto_map": {"AutoConfig": "modeling.CustomConfig",
+                                                        "AutoModelForTokenClassification": "modeling.Custom"}}))
+    (model / "modeling.py").write_text("raise SystemExit('remote code ran')\n")
+    with pytest.raises(ModelError, match="ndogo never runs code a model brings") as err:
+        load_for_tokens(model)
+    assert "trust_remote_code=True" not in str(err.value)

@@ -116,9 +116,13 @@ def test_cli_bad_input(tiny_model: Path, tmp_path: Path) -> None:
     cli = CliRunner()
     empty = cli.invoke(app, ["predict", str(tiny_model)], input="Musa ya je Kano.\n\nAudu ya tafi.\n")
     assert empty.exit_code == 2 and "<stdin>:2: empty line" in empty.output
+    kept = cli.invoke(app, ["predict", str(tiny_model), "--keep-empty"], input="Musa ya je Kano.\n\nAudu.\n")
+    assert kept.exit_code == 0
+    assert [json.loads(x)["entities"] for x in kept.stdout.splitlines()][1] == []
+    # #19.14: --skip-empty leaves the empty line out; records keep their input line numbers
     skipped = cli.invoke(app, ["predict", str(tiny_model), "--skip-empty"], input="Musa ya je Kano.\n\nAudu.\n")
     assert skipped.exit_code == 0
-    assert [json.loads(x)["entities"] for x in skipped.stdout.splitlines()][1] == []
+    assert [json.loads(x)["line"] for x in skipped.stdout.splitlines()] == [1, 3]
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes(b"Musa ya je Kano.\n" + "caf\u00e9\n".encode("latin-1"))
     bad = cli.invoke(app, ["predict", str(tiny_model), "-i", str(latin1)])

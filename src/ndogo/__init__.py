@@ -9,6 +9,10 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING
 
+from ndogo.console import quiet_imports
+
+quiet_imports()  # torchao's kernel messages and torch's pytree warnings stay off the terminal
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -35,6 +39,8 @@ def load(run: "str | Path", batch_size: int = 32, threads: int | None = None,
 
         if runtime == "onnx" or bundle_kind(run) in RUNTIME_KINDS:
             return _load_onnx(run, batch_size=batch_size, threads=threads)
+    from ndogo.console import quiet_loading
     from ndogo.deploy.predict import load as _load
 
-    return _load(run, batch_size=batch_size, threads=threads)
+    with quiet_loading():  # no weight-loading bar or load report; the caller's settings are put back
+        return _load(run, batch_size=batch_size, threads=threads)

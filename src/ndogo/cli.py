@@ -7,8 +7,6 @@ printed as one line naming the file and line, with exit code 2, never a tracebac
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 from functools import wraps
 from pathlib import Path
@@ -16,13 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-# transformers imports torchao whenever it is installed; torchao then reports, on every start, the
-# CUDA-only kernels it cannot load on a CPU machine, and torch warns about torchao's enum registration.
-# Neither concerns a user of the command line, so keep them off the terminal.
-logging.getLogger("torchao").setLevel(logging.ERROR)
-logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+from ndogo.console import quiet_imports, quiet_libraries
+
+quiet_imports()
 
 app = typer.Typer(
     help="ndogo: make small-data African NER models smaller and faster, and measure what it costs.",
@@ -31,22 +25,24 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 data_app = typer.Typer(help="Inspect corpora.", no_args_is_help=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from ndogo import __version__
+
+        typer.echo(f"ndogo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print ndogo's version and exit.")] = False,
+) -> None:
+    """ndogo: make small-data African NER models smaller and faster, and measure what it costs."""
+    quiet_libraries()  # every command: third-party noise stays off the terminal
 app.add_typer(data_app, name="data")
-
-
-def quiet_libraries() -> None:
-    """Keep transformers' load reports and warnings off the user's terminal."""
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    # Offline, huggingface_hub logs a dozen "Retrying in 8s" lines before the one error line
-    # ndogo prints for a missing hub model or corpus; that line already says what to do.
-    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="seqeval")
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 
 
 def user_errors(fn: Any) -> Any:

@@ -53,7 +53,8 @@ def predict(
     input_format: Annotated[Literal["text", "conll"], typer.Option(help="text: one sentence per line; conll: one word per line (first column), blank line between sentences.")] = "text",
     format: Annotated[Literal["jsonl", "conll"], typer.Option("--format", "-f", help="jsonl: one JSON record per sentence with entities and character offsets; conll: `word TAG` lines.")] = "jsonl",
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 32,
-    skip_empty: Annotated[bool, typer.Option(help="Pass empty lines through as sentences with no entities instead of failing.")] = False,
+    skip_empty: Annotated[bool, typer.Option(help="Leave empty lines out instead of failing (each JSON record keeps its input `line`).")] = False,
+    keep_empty: Annotated[bool, typer.Option(help="Pass empty lines through as sentences with no entities, so output lines match input lines.")] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
 ) -> None:
     """Find named entities in raw text; prints one JSON line per sentence (or CoNLL).
@@ -68,7 +69,7 @@ def predict(
     from ndogo.deploy.predict import load, read_sentences, write_predictions
 
     predictor = load(run, batch_size=batch_size, threads=threads)
-    sentences = read_sentences(sys.stdin.buffer if input == "-" else Path(input), input_format, skip_empty)
+    sentences = read_sentences(sys.stdin.buffer if input == "-" else Path(input), input_format, skip_empty, keep_empty)
     predictions = predictor.predict_sentences(sentences, show_progress=sys.stderr.isatty())
     write_predictions(predictions, format)
 

@@ -66,7 +66,20 @@ def compress(
         how = {"done": "already done", "existing": f"reused {record.path}"}.get(record.reused,
                                                                                 f"{record.seconds:.0f}s")
         typer.echo(f"{i}. {call.one_line()}: {how}")
-    typer.echo(f"model saved in {result.path}; measure it with: ndogo evaluate {result.path} --lang LANG")
+    typer.echo(f"model saved in {result.path}; measure it with: {evaluate_command(result.path, langs, data)}")
+
+
+def evaluate_command(path: Path, langs: list[str] | None, data: str | None) -> str:
+    """The `ndogo evaluate` line for a model just built, with the language and data it was built with."""
+    import shlex
+
+    from ndogo.models.loading import read_meta
+
+    langs = langs or read_meta(path).get("langs") or []
+    parts = ["ndogo", "evaluate", str(path), "--lang", langs[0] if langs else "LANG"]
+    if data:
+        parts += ["--data", data]
+    return shlex.join(parts)
 
 
 @user_errors
@@ -142,6 +155,9 @@ def recommend(
     F1 is the mean over the sweep's seeds. Example:
 
       ndogo recommend runs/sweeps/quickstart --lang hau --max-f1-drop 1 --optimize latency
+
+    With --ship DIR the chosen model is also written as a bundle with its model card (`ndogo ship`), its numbers
+    taken from the sweep's row (test and dev F1 per type, size, latency and machine, the baseline's cost).
     """
     from ndogo.experiments.recommend import format_recommendation
     from ndogo.experiments.recommend import recommend as pick

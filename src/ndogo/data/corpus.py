@@ -16,6 +16,13 @@ from ndogo.data.conll import ConllFile, DataError, Problem, Sentence, read_conll
 
 SPLITS = ("train", "dev", "test")
 HUB_CORPORA = {"masakhaner": "masakhaner", "masakhaner2": "masakhane/masakhaner2"}
+# The languages of each hub corpus: a language asked of the wrong one is named at once, instead of
+# after half a minute of the hub client's retries.
+HUB_LANGUAGES = {
+    "masakhaner": ("amh", "hau", "ibo", "kin", "lug", "luo", "pcm", "swa", "wol", "yor"),
+    "masakhane/masakhaner2": ("bam", "bbj", "ewe", "fon", "hau", "ibo", "kin", "lug", "luo", "mos", "nya", "pcm",
+                              "sna", "swa", "tsn", "twi", "wol", "xho", "yor", "zul"),
+}
 # The hub datasets call the dev split "validation".
 HUB_SPLIT = {"train": "train", "dev": "validation", "test": "test"}
 # Entity types in MasakhaNER's label order; any other type found in data is appended.
@@ -97,6 +104,12 @@ def load_hub(name: str, lang: str, splits: tuple[str, ...] = SPLITS) -> Corpus:
     from datasets import load_dataset  # imported here: slow, and unused for local data
 
     repo = HUB_CORPORA.get(name, name)
+    known = HUB_LANGUAGES.get(repo)
+    if known is not None and lang not in known:
+        elsewhere = [other for other, langs in HUB_LANGUAGES.items() if lang in langs and other != repo]
+        hint = (f"; it is in {elsewhere[0]}: pass --data {elsewhere[0]}" if elsewhere
+                else f"; {repo} has {', '.join(known)}")
+        raise DataError(repo, None, f"no language {lang!r} in {repo}{hint} (or a local folder with --data)")
     try:
         ds = load_dataset(repo, lang)
     except Exception as err:  # datasets raises many kinds; the user needs one message

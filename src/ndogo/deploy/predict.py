@@ -140,14 +140,17 @@ def read_text(source: str | Path | BinaryIO) -> tuple[str, str]:
 
 
 def read_sentences(source: str | Path | BinaryIO, input_format: str = "text",
-                   skip_empty: bool = False) -> list[Sentence]:
+                   skip_empty: bool = False, keep_empty: bool = False) -> list[Sentence]:
     """Sentences of an input file or stream.
 
-    `text`: one sentence per line (an empty line is an error naming its line,
-    or, with `skip_empty`, a sentence with no entities so output lines stay
-    aligned with input lines). `conll`: one word per line in the first column
-    (other columns, such as gold tags, are ignored), a blank line between sentences.
+    `text`: one sentence per line. An empty line is an error naming its line;
+    with `skip_empty` it is left out (each record keeps its input `line`), with
+    `keep_empty` it is a sentence with no entities, so output lines stay aligned
+    with input lines. `conll`: one word per line in the first column (other
+    columns, such as gold tags, are ignored), a blank line between sentences.
     """
+    if skip_empty and keep_empty:
+        raise ValueError("--skip-empty leaves empty lines out, --keep-empty passes them through: choose one")
     if input_format not in INPUT_FORMATS:
         raise ValueError(f"input format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}")
     name, text = read_text(source)
@@ -161,9 +164,11 @@ def read_sentences(source: str | Path | BinaryIO, input_format: str = "text",
         for lineno, line in enumerate(lines, start=1):
             line = line.rstrip("\r")
             if not line.strip():
-                if not skip_empty:
-                    raise DataError(name, lineno, "empty line: give one sentence per line "
-                                                  "(--skip-empty passes empty lines through with no entities)")
+                if skip_empty:
+                    continue
+                if not keep_empty:
+                    raise DataError(name, lineno, "empty line: give one sentence per line (--skip-empty leaves "
+                                                  "empty lines out, --keep-empty passes them through)")
                 sentences.append(Sentence(line, [], lineno))
                 continue
             sentences.append(Sentence(line, split_words(line), lineno))

@@ -96,7 +96,7 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     """Build the cell's model (reusing finished stages) and measure it; always returns a row."""
     import torch
 
-    from ndogo.cli import quiet_libraries
+    from ndogo.console import quiet_libraries
     from ndogo.evaluate import evaluate
 
     row: dict[str, Any] = {**describe(cell), "started": time.time()}

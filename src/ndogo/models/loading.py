@@ -57,6 +57,11 @@ def load_error(name: str | Path, source: str, err: Exception) -> ModelError:
     weights file, span several lines and arrive as a traceback; the user needs the
     model's name and the first line of the reason.
     """
+    if "trust_remote_code" in str(err):
+        # transformers' advice is to pass trust_remote_code=True, which ndogo never does
+        return ModelError(f"{name}: this model's architecture is code from its repository (trust_remote_code), "
+                          "and ndogo never runs code a model brings; use a model whose architecture transformers "
+                          "has built in (BERT, XLM-R, DeBERTa…)")
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
     if Path(source).is_dir():
         return ModelError(f"{name}: could not load the model in this directory ({reason})")
@@ -125,6 +130,10 @@ def load_for_tokens(
             raise load_error(name, source, err) from None
     try:
         return AutoModelForTokenClassification.from_pretrained(source, **kwargs)
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise load_error(name, source, err) from None
+        raise
     except (OSError, SafetensorError) as err:
         # A missing, truncated or corrupt weights file; ValueError is left alone, since
         # transformers raises it for a model that is not a token classifier and says so.
