@@ -253,3 +253,20 @@ def test_cells_run_in_grid_order_a_baseline_then_its_dependents(tiny_model: Path
         schedule.finished(start[0], "done")
         order.append((start[0].seed, start[0].recipe.name))
     assert order == [(1, "baseline"), (1, "more"), (2, "baseline"), (2, "more")]
+
+
+def test_time_left_counts_training_cells_apart(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """#19.16: a fast quantize cell's time is not extrapolated to a baseline that fine-tunes."""
+    from rich.console import Console
+
+    from ndogo.experiments.sweep import Reporter, cell_class
+
+    config = load_sweep_config(write_config(tmp_path / "s.toml", tiny_model, seeds="[1]",
+                                            recipes='q = "quantize:method=dynamic-int8"'), str(tiny_corpus))
+    baseline, more, quant = config.cells()
+    assert [cell_class(c) for c in (baseline, more, quant)] == ["training", "training", "measure"]
+    reporter = Reporter(3, 0, 1, Console(file=open(os.devnull, "w")), False, [baseline, more, quant],
+                        {"measure": [40.0]})
+    assert reporter._fields()["eta"] == "40s + 2 training cells not yet timed"
+    reporter.by_class["training"] = [270.0]
+    assert reporter._fields()["eta"] == "9m40s"

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ndogo.experiments.cell import CellSettings, describe, machine, run_cell, versions
-from ndogo.experiments.config import Cell, SweepConfig
+from ndogo.experiments.config import BASELINE, Cell, SweepConfig
 from ndogo.experiments.store import STORE, Store
 
 EXECUTORS = ("local", "ray")
@@ -120,17 +120,37 @@ def blocked_row(cell: Cell) -> dict[str, Any]:
             "versions": versions(), "machine": machine(cell.recipe.cpus)}
 
 
+TRAINING_STAGES = ("finetune", "distill")
+
+
+def cell_class(cell: Cell) -> str:
+    """"training" for a cell that trains (its baseline, a student, recovery epochs), else "measure".
+
+    They differ by two orders of magnitude (minutes of training against seconds of
+    quantizing and scoring), so the time left is estimated per class.
+    """
+    stages = cell.chain.stages if cell.recipe.name == BASELINE or cell.recipe.recipe.start == "pretrained" \
+        else cell.recipe.recipe.stages  # a dependent reuses its baseline's finetune
+    trains = any(s.stage in TRAINING_STAGES or float(s.options.get("recover_epochs", 0) or 0) > 0 for s in stages)
+    return "training" if trains else "measure"
+
+
 class Reporter:
     """Progress on the terminal (rich): done, running, failed and left, with time remaining.
 
-    The estimate is the mean time of the cells finished in this invocation times
-    the cells left, divided by how many run at once.
+    The estimate sums, over the cells left, the mean time of finished cells of the
+    same class (training or measuring; finished rows of earlier invocations count),
+    divided by how many run at once. Cells of a class with no timing yet are counted,
+    not guessed: "~3m + 2 training cells not yet timed".
     """
 
-    def __init__(self, total: int, skipped: int, parallel: int, console: Console, show: bool) -> None:
+    def __init__(self, total: int, skipped: int, parallel: int, console: Console, show: bool,
+                 pending: list[Cell] | None = None, history: dict[str, list[float]] | None = None) -> None:
         self.total, self.done, self.failed, self.running = total, skipped, 0, 0
         self.parallel = max(parallel, 1)
         self.durations: list[float] = []
+        self.pending = {c.id: cell_class(c) for c in pending or []}
+        self.by_class: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
         self.t0 = time.perf_counter()
         self.console = console
         self.progress = Progress(
@@ -144,7 +164,18 @@ class Reporter:
     def _fields(self) -> dict[str, Any]:
         left = self.total - self.done - self.failed
         eta = "?"
-        if self.durations:
+        if self.pending:
+            known, untimed = 0.0, {"training": 0, "measure": 0}
+            for kind in self.pending.values():
+                times = self.by_class.get(kind)
+                if times:
+                    known += sum(times) / len(times)
+                else:
+                    untimed[kind] += 1
+            eta = _duration(known / self.parallel) if known or not any(untimed.values()) else "?"
+            eta += "".join(f" + {n} {kind} cell{'s' if n > 1 else ''} not yet timed"
+                           for kind, n in untimed.items() if n)
+        elif self.durations:
             remaining = sum(self.durations) / len(self.durations) * max(left - self.running, 0) / self.parallel
             eta = _duration(remaining)
         elif left == 0:
@@ -160,6 +191,7 @@ class Reporter:
 
     def start(self, cell: Cell) -> None:
         self.running += 1
+        self.pending.pop(cell.id, None)
         self.progress.update(self.task, **self._fields())
 
     def finish(self, cell: Cell, row: dict[str, Any], ran: bool = True) -> None:
@@ -172,8 +204,11 @@ class Reporter:
         else:
             self.failed += 1
             what = f"[red]failed[/red]: {row.get('error', '')[:200]}"
+        self.pending.pop(cell.id, None)
         if ran:
             self.durations.append(row.get("seconds", 0.0))
+            if row["status"] == "done":
+                self.by_class.setdefault(cell_class(cell), []).append(row.get("seconds", 0.0))
         fields = self._fields()
         self.progress.update(self.task, completed=self.done + self.failed, **fields)
         self.console.print(f"[{self.done + self.failed}/{self.total}] {cell.label()}: {what} "
@@ -221,7 +256,12 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
             started_ray = executor == "ray" and not _ray_running()
             try:
                 parallel = 1 if executor == "local" else _ray_parallel(ray_address, cells)
-                with Reporter(len(cells), skipped, parallel, console, show_progress) as reporter:
+                by_id = {c.id: c for c in cells}
+                history: dict[str, list[float]] = {}
+                for row in store.rows("done"):
+                    if row["cell_id"] in by_id and row.get("seconds"):
+                        history.setdefault(cell_class(by_id[row["cell_id"]]), []).append(float(row["seconds"]))
+                with Reporter(len(cells), skipped, parallel, console, show_progress, todo, history) as reporter:
                     if executor == "local":
                         _run_local(schedule, store, settings, reporter)
                     else:
