@@ -71,7 +71,8 @@ CONTEXT_FIELDS = ("data", "lang", "langs", "seed", "threads")
 CHAIN_FIELDS = ("model", "run", "out")
 # Fields that change how a stage runs but not what it produces: left out of the key
 # that decides whether a finished stage can be reused.
-NOT_IDENTITY = frozenset({"threads", "save_every", "eval_batch_size", "show_progress", *CHAIN_FIELDS})
+NOT_IDENTITY = frozenset({"threads", "save_every", "eval_batch_size", "show_progress", "keep_checkpoint",
+                          *CHAIN_FIELDS})
 
 
 class RecipeError(ValueError):
