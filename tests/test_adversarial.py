@@ -430,3 +430,26 @@ def test_15_evaluate_reports_whole_model_and_pruned_weight_sparsity(tiny_model: 
     assert 0 < row["sparsity"] < row["sparsity_encoder_linear"]  # embeddings are not pruned
     dense = evaluate(tiny_model, str(tiny_corpus), "hau", "test", speed=False)
     assert dense["sparsity_encoder_linear"] == 0.0
+
+
+# 18. every saved model says which aggregation strategy matches ndogo
+
+def test_18_saved_models_name_the_matching_pipeline_aggregation(tiny_model: Path, tiny_corpus: Path,
+                                                                tmp_path: Path) -> None:
+    from transformers import pipeline
+
+    import ndogo
+    from ndogo.train.finetune import FinetuneConfig, finetune
+
+    out = tmp_path / "run"
+    finetune(FinetuneConfig(model=str(tiny_model), data=str(tiny_corpus), langs=["hau"], out=str(out),
+                            max_steps=30, lr=5e-3, batch_size=8, threads=1), show_progress=False)
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert 'aggregation_strategy="first"' in card
+    assert (README := (ROOT / "README.md").read_text(encoding="utf-8")) and 'aggregation_strategy="first"' in README
+    text = "Shugaban kasar Najeriya Muhammadu Buhari ya isa birnin Kano ranar Litinin ."
+    # the tiny model's random head tags many words as entities: a comparison with something in it
+    ours = [(e.start, e.end, e.label) for e in ndogo.load(tiny_model).predict(text)[0]]
+    theirs = [(e["start"], e["end"], e["entity_group"])
+              for e in pipeline("token-classification", model=str(tiny_model), aggregation_strategy="first")(text)]
+    assert ours and ours == theirs  # entities found, and the same ones

@@ -215,7 +215,26 @@ def write_meta(run: str | Path, meta: dict[str, Any]) -> None:
     """
     meta = {k: _absolute(k, v) for k, v in meta.items()}
     Path(run, NDOGO_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    card = Path(run, "README.md")
+    if not card.exists():
+        card.write_text(USAGE_CARD.format(stage=meta.get("stage", "ndogo"), kind=meta.get("kind", "hf"),
+                                          run=Path(run).resolve()), encoding="utf-8")
     ordinary_modes(run)
+
+
+# The short card every saved model gets; `ndogo ship` writes the full one (metrics, recipe, limits).
+USAGE_CARD = """# An ndogo model ({stage}, kind `{kind}`)
+
+Made by ndogo; `ndogo.json` beside this file records how. For a bundle with a full model
+card (F1 per entity type, size, latency, the recipe), run `ndogo ship {run} --out DIR`.
+
+Use it with ndogo, for any kind: `ndogo predict {run}` or `ndogo.load("{run}").predict(texts)`.
+
+With transformers (kind `hf`): `pipeline("token-classification", model="{run}",
+aggregation_strategy="first")`. Use `first`: ndogo labels each word by its first sub-word, and
+`first` gives exactly `ndogo predict`'s entities; `simple` returns sub-word fragments
+(`go` + `##ya`) instead of words.
+"""
 
 
 PATH_KEYS = ("parent", "base_model", "base_model_path", "teacher", "source", "corpus", "data", "run")
