@@ -32,15 +32,23 @@ def quiet_libraries() -> None:
     Offline, huggingface_hub logs a dozen "Retrying in 8s" lines before the one error
     line ndogo prints for a missing hub model or corpus; that line already says what to do.
     """
+    import sys
     import warnings
 
-    from transformers.utils import logging as hf_logging
-
     quiet_imports()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", module="seqeval")
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    if "transformers" not in sys.modules:
+        # Not imported yet: transformers reads these when it is, to the same effect. Importing it
+        # here would put transformers (and its start-up seconds) into every command, `ndogo serve`
+        # of an ONNX bundle included, which runs without torch or transformers.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 @contextmanager
