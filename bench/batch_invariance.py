@@ -35,7 +35,8 @@ def main() -> None:
     changed = sum(a != b for a, b in spans)
     diffs = [abs(x.score - y.score) for a, b in zip(alone, batched, strict=True) if len(a) == len(b)
              for x, y in zip(a, b, strict=True)]
-    print(json.dumps({"bundle": args.bundle, "kind": predictor.kind, "sentences": len(texts),
+    kind = getattr(predictor, "kind", None) or predictor.runner.kind
+    print(json.dumps({"bundle": args.bundle, "kind": kind, "sentences": len(texts),
                       "entities_alone": sum(len(a) for a, _ in spans),
                       "entities_batched": sum(len(b) for _, b in spans),
                       "sentences_whose_entities_change": changed,

@@ -105,14 +105,22 @@ def test_unmeasured_numbers_say_so(tiny_model: Path, tmp_path: Path) -> None:
     assert "Against the fine-tuned baseline: not measured" in body
 
 
-def test_int8_bundle_runs_torch_free_and_reports_its_cost(run: Path, tiny_corpus: Path, tmp_path: Path) -> None:
-    import ndogo
+@pytest.fixture(scope="module")
+def int8_run(run: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run quantized with onnx-int8 (its ndogo.json links back to the run) and evaluated on test."""
     from ndogo.compress.quantize import QuantizeConfig, quantize
+
+    int8 = quantize(run, tmp_path_factory.mktemp("int8") / "hau-int8", QuantizeConfig("onnx-int8"))
+    save_eval(int8, evaluate(int8, str(tiny_corpus), "hau", "test", speed=True, threads=1, sample=16))
+    return int8
+
+
+def test_int8_bundle_runs_torch_free_and_reports_its_cost(run: Path, int8_run: Path, tmp_path: Path) -> None:
+    import ndogo
     from ndogo.deploy.runtime import OnnxPredictor
 
-    int8 = quantize(run, tmp_path / "int8", QuantizeConfig("onnx-int8"))
-    row = evaluate(int8, str(tiny_corpus), "hau", "test", speed=True, threads=1, sample=16)
-    save_eval(int8, row)
+    int8 = int8_run
+    row = json.loads((int8 / "evals" / "hau-test.json").read_text())
     bundle = ship(int8, tmp_path / "bundle")
     moved = tmp_path / "moved"
     shutil.copytree(bundle, moved)
@@ -132,3 +140,38 @@ def test_ship_refuses_a_used_directory(run: Path, tmp_path: Path) -> None:
     (tmp_path / "used" / "x").write_text("")
     with pytest.raises(ValueError, match="not empty"):
         ship(run, tmp_path / "used")
+
+
+def test_recommend_ships_its_choice_with_the_sweeps_numbers(run: Path, int8_run: Path, tiny_corpus: Path,
+                                                            tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+    from ndogo.experiments.store import open_store
+
+    dev = {k: v for k, v in json.loads((run / "evals" / "hau-dev.json").read_text()).items()
+           if k in ("f1", "precision", "recall", "per_type")}
+    store = open_store(tmp_path / "sweep", must_exist=False)
+    rows = {}
+    for recipe, path, spec in (("baseline", run, ""), ("onnx-int8", int8_run, "quantize:method=onnx-int8")):
+        row = json.loads((path / "evals" / "hau-test.json").read_text())
+        rows[recipe] = {**row, "cell_id": recipe, "model": "minilm", "lang": "hau", "recipe": recipe,
+                        "recipe_spec": spec, "seed": 42, "status": "done", "path": str(path),
+                        "baseline_path": str(run), "data": str(tiny_corpus), "split": "test",
+                        "is_baseline": recipe == "baseline", "dev_f1": dev["f1"], "dev_precision": dev["precision"],
+                        "dev_recall": dev["recall"], "dev_per_type": dev["per_type"],
+                        "machine": {"cpu": row["cpu"], "threads": 1}}
+        store.put(rows[recipe])
+    store.close()
+    out = tmp_path / "shipped"
+    result = CliRunner().invoke(app, ["recommend", str(tmp_path / "sweep"), "--lang", "hau", "--max-f1-drop", "100",
+                                      "--ship", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    choice = json.loads(result.output)
+    assert choice["recipe"] == "onnx-int8" and choice["bundle"] == str(out)
+    header, body = card(out)
+    chosen = rows["onnx-int8"]
+    assert metric(header, "test", "F1 (entity-level, seqeval)") == round(100 * chosen["f1"], 2)
+    assert metric(header, "dev", "F1 (entity-level, seqeval)") == round(100 * dev["f1"], 2)
+    assert choice["command"] in body and f"on {chosen['cpu']}" in body
+    assert f"({round(100 * (chosen['f1'] - rows['baseline']['f1']), 2):.2f} points)" in body

@@ -222,7 +222,7 @@ def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str
     bundle_meta = {
         **meta, "kind": source.kind, "labels": source.labels, "max_length": source.max_length,
         "bundle": {"source": str(run), "files": sorted(str(f.relative_to(run)) for f in files),
-                   "recipe": " | ".join(calls), "commands": ([command] if command else []) + commands,
+                   "recipe": " | ".join(calls), "commands": commands, "rebuild": command,
                    "evals": {f"{k[0]}-{k[1]}": _summary(v) for k, v in sorted(evals.items())}},
     }
     write_meta(out, bundle_meta)
@@ -361,8 +361,12 @@ def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: di
     for i, step in enumerate(steps, 1):
         where = f"kind `{step.meta.get('kind', 'hf')}`, saved as `{Path(step.path).name}`"
         lines.append(f"{i}. `{stage_call(step)}` ({where})")
+    if bundle.get("rebuild"):
+        lines += ["", "To rebuild it from the fine-tuned baseline, as the sweep did:", "", "```bash",
+                  bundle["rebuild"], "```"]
     if bundle["commands"]:
-        lines += ["", "To rebuild it:", "", "```bash", *bundle["commands"], "```"]
+        lines += ["", "To rebuild it stage by stage (each command reads the previous one's output):", "",
+                  "```bash", *bundle["commands"], "```"]
     lines += ["", "## Usage", ""]
     lines += _usage(name, kind)
     lines += ["", "## Known limits", ""]
