@@ -224,7 +224,7 @@ def test_missing_data_folder_fails_before_any_cell(tmp_path: Path, tiny_model: P
 
 
 def test_recommend_on_a_sweep_with_nothing_finished_says_so(tmp_path: Path) -> None:
-    from ndogo.experiments.recommend import recommend
+    from ndogo.report.recommend import recommend
 
     Store(tmp_path).close()
     with pytest.raises(ValueError, match="languages here: none"):

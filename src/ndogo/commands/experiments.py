@@ -148,21 +148,23 @@ def recommend(
     optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1).")] = "size",
     model: Annotated[str | None, typer.Option(help="Only this model of the sweep (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    split: Annotated[str, typer.Option(help="Which split's F1 the budget is read on: dev (the default; test is only reported) or test (for rows measured before dev F1 was recorded; the output says so).")] = "dev",
     ship: Annotated[Path | None, typer.Option(help="Also write the chosen model as a bundle with its model card here (see `ndogo ship`).")] = None,
 ) -> None:
     """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
 
-    F1 is the mean over the sweep's seeds. Example:
+    F1 is the mean over the sweep's seeds. The budget is read on dev F1 (--split dev, the default):
+    test F1 is shown beside it and never used to choose. Example:
 
       ndogo recommend runs/sweeps/quickstart --lang hau --max-f1-drop 1 --optimize latency
 
     With --ship DIR the chosen model is also written as a bundle with its model card (`ndogo ship`), its numbers
     taken from the sweep's row (test and dev F1 per type, size, latency and machine, the baseline's cost).
     """
-    from ndogo.experiments.recommend import format_recommendation
-    from ndogo.experiments.recommend import recommend as pick
+    from ndogo.report.recommend import format_recommendation
+    from ndogo.report.recommend import recommend as pick
 
-    choice = pick(directory, lang, max_f1_drop, optimize, model)
+    choice = pick(directory, lang, max_f1_drop, optimize, model, split)
     if ship is not None:
         quiet_libraries()
         from ndogo.deploy.ship import ship_recommendation

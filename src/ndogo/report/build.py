@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ndogo.experiments.store import open_store
-from ndogo.report.plots import write_plots
+from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.summary import BASELINE, Summary, ordered, summarize
 
 CSV_COLUMNS = ["cell_id", "model", "lang", "recipe", "recipe_spec", "start", "seed", "status", "f1", "precision",
@@ -69,6 +69,34 @@ class Report:
     config: str
     environment: dict[str, Any]
     counts: dict[str, int] = field(default_factory=dict)
+    ship: list[str] = field(default_factory=list)  # "what to ship", a line per language, at the top
+
+
+SHIP_BUDGET = 1.0  # F1 points: the report's "what to ship" line; `ndogo recommend` takes any budget
+
+
+def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -> list[str]:
+    """Per language, the smallest model within one F1 point of its baseline, chosen on dev (test beside it)."""
+    from ndogo.report.recommend import recommend_rows
+
+    lines = []
+    for lang in langs:
+        has_dev = any(isinstance(r.get("dev_f1"), int | float) for r in rows if r.get("lang") == lang)
+        split = "dev" if has_dev else "test"
+        try:
+            c = recommend_rows(rows, directory, lang, SHIP_BUDGET, "size", split=split)
+        except ValueError as err:
+            lines.append(f"{lang}: nothing to recommend yet ({str(err).split(': ', 1)[-1]})")
+            continue
+        dev = (f"dev {100 * c['dev_f1']:.2f} ({-c['dev_f1_drop_points']:+.2f}), "
+               if c.get("dev_f1") is not None else "")
+        size = f"{c['size_x']:.2f}× smaller" if c.get("size_x") else "baseline size"
+        speed = f", {c['speedup_b1']:.2f}× faster at batch 1" if c.get("speedup_b1") else ""
+        lines.append(f"{lang}: ship {c['model']}/{c['recipe']} — {size}{speed}; F1 {dev}test "
+                     f"{100 * c['f1']:.2f} ({-c['f1_drop_points']:+.2f}) against the baseline; chosen on "
+                     f"{split} within {SHIP_BUDGET:g} point" + (" (these rows carry no dev F1)" if split == "test"
+                                                                else ""))
+    return lines
 
 
 def _signed(x: float) -> str:
@@ -147,9 +175,9 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[T
     recipes = {}
     for s in summaries:
         recipes.setdefault(s.recipe, s)
-    tables.append(Table("Methods", ["method", "recipe", "starts from", "sparsity (%)", "parameters (M)"],
+    tables.append(Table("Methods", ["method", "recipe", "starts from", "pruned", "parameters (M)"],
                         [[r, s.recipe_spec or "(none)", f"the {s.start} model",
-                          f"{100 * s.sparsity:.1f}" if s.sparsity is not None else "–",
+                          pruning_level(s),
                           f"{s.params / 1e6:.2f}" if s.params else "–"] for r, s in recipes.items()],
                         "Each method is its recipe applied to the model fine-tuned on the language "
                         "(or to the pretrained model, for recipes that start there). Sparsity and parameters "
@@ -160,6 +188,19 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[T
                             [[r["model"], r["lang"], r["recipe"], str(r["seed"]), r["status"],
                               (r.get("error") or "interrupted")[:300]] for r in failed]))
     return tables
+
+
+def pruning_level(s: Summary) -> str:
+    """What a recipe prunes, in the unit it prunes: weights (magnitude) or whole heads / FFN neurons.
+
+    Structured pruning leaves no zeros (the matrices shrink), so its measured sparsity
+    is 0 while it removed, say, 25% of the FFN neurons; both the table and the plot say that.
+    """
+    level = requested_sparsity(s)
+    kind = pruning_unit(s.recipe_spec)
+    if level is None:
+        return f"{100 * s.sparsity:.1f}% zeros" if s.sparsity else "–"
+    return f"{100 * level:.0f}% of {kind}"
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -183,6 +224,8 @@ def write_markdown(report: Report, path: Path) -> Path:
              f"{report.counts.get('done', 0)} cells done, {report.counts.get('failed', 0)} failed, "
              f"{report.counts.get('running', 0)} interrupted. Machine: {machine.get('cpu', '?')}, "
              f"{machine.get('cores', '?')} cores.", ""]
+    if report.ship:
+        lines += ["### What to ship", "", *[f"- {line}" for line in report.ship], ""]
     lines += [t.markdown() for t in report.tables]
     for plot in report.plots:
         lines += [f"![{plot.stem}]({plot.name})", ""]
@@ -191,7 +234,9 @@ def write_markdown(report: Report, path: Path) -> Path:
 
 
 STYLE = """
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}
+#ship{background:#eef6ee;border:1px solid #9c9;padding:.2em 1em;margin:1em 0}figure{margin:1em 0}
+figure img{width:100%;height:auto}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}tr.avg td{font-weight:bold;background:#f4f4f4}
 .note{color:#555;font-size:.9em}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
@@ -213,6 +258,8 @@ def write_html(report: Report, path: Path) -> Path:
         f"<h1>ndogo sweep <code>{html.escape(report.name)}</code></h1>",
         f"<p>{report.counts.get('done', 0)} cells done, {report.counts.get('failed', 0)} failed; "
         f"report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>",
+        *(["<section id='ship'><h2>What to ship</h2><ul>",
+            *[f"<li>{html.escape(line)}</li>" for line in report.ship], "</ul></section>"] if report.ship else []),
         "<h2>Results</h2>", *[t.html() for t in report.tables],
         "<h2>Plots</h2>", *images,
         "<h2>Environment</h2>", f"<pre>{html.escape(json.dumps(env, indent=2, default=str))}</pre>",
@@ -243,7 +290,8 @@ def write_report(directory: str | Path, out: str | Path) -> list[Path]:
                    "threads per cell": sorted({r.get("threads") for r in rows if r.get("threads")}),
                    "invocations": len(sweeps)}
     plots = write_plots(summaries, out) if summaries else []
-    report = Report(name, build_tables(summaries, rows), plots, last.get("config") or "", environment, counts)
+    ship = what_to_ship(rows, str(directory), ordered([s.lang for s in summaries]))
+    report = Report(name, build_tables(summaries, rows), plots, last.get("config") or "", environment, counts, ship)
     files = [write_csv(rows, out / "results.csv"), write_markdown(report, out / "results.md"), *plots,
              write_html(report, out / "index.html")]
     return files

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -25,14 +26,28 @@ SPARSITY_OPTION = re.compile(r"sparsity=[0-9.eE+-]+,?")
 SPARSITY_VALUE = re.compile(r"sparsity=([0-9.eE+-]+)")
 
 
+WIDTH_IN, DPI = 13.0, 110  # 1,430 px: the report page's width, so a plot is read at its own size
+
+
 def _panels(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
-    cols = min(n, 3)
+    """A figure the width of the page, two panels a row (one for one language), titles kept inside."""
+    cols = min(n, 2)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH_IN, (6.5 if cols == 1 else 5.0) * rows), squeeze=False,
+                             layout="constrained")
     flat = [a for row in axes for a in row]
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
+
+
+STRUCTURED = re.compile(r"method=(heads|ffn)")
+
+
+def pruning_unit(spec: str) -> str:
+    """What a recipe's `sparsity=` counts: the pruned weights, or whole attention heads / FFN neurons."""
+    found = STRUCTURED.findall(spec)
+    return {"heads": "attention heads", "ffn": "FFN neurons"}[found[-1]] if found else "encoder Linear weights"
 
 
 def family(spec: str) -> str:
@@ -72,16 +87,18 @@ def plot_sparsity(summaries: list[Summary], path: Path) -> Path | None:
             xs = [0.0] * len(start) + [100 * (levels[id(s)] or 0.0) for s in points]
             ys = [100 * s.f1_mean for s in start + points]
             errs = [100 * s.f1_std for s in start + points]
+            unit = pruning_unit(points[0].recipe_spec)
+            name = name if unit.startswith("encoder") else f"{name} ({unit} removed)"
             label = name if len({m for m, _ in curves}) == 1 else f"{model}: {name}"
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
         for b in base.values():
             ax.axhline(100 * b.f1_mean, color="grey", linestyle=":", linewidth=1)
-        ax.set(title=lang, xlabel="sparsity (%) of the pruned weights", ylabel="test F1", xlim=(-3, 100))
+        ax.set(title=lang, xlabel="pruned (%): of the encoder's Linear weights, or of its heads / FFN neurons "
+               "for structured recipes (legend)", ylabel="test F1", xlim=(-3, 100))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     fig.suptitle("F1 against sparsity (dotted: dense baseline; bars: std over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 
@@ -99,9 +116,6 @@ def plot_tradeoff(summaries: list[Summary], attr: str, xlabel: str, path: Path, 
         ys = [100 * s.f1_mean for s in here]
         front = pareto_front(list(zip(xs, ys, strict=True)))
         ax.scatter(xs, ys, color="tab:blue", zorder=3)
-        for s, x, y in zip(here, xs, ys, strict=True):
-            label = s.recipe if len({t.model for t in here}) == 1 else f"{s.model}/{s.recipe}"
-            ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         fx = [xs[i] for i in front]
         fy = [ys[i] for i in front]
         ax.step(fx, fy, where="post", color="tab:red", linewidth=1.5, label="Pareto front", zorder=2)
@@ -113,12 +127,42 @@ def plot_tradeoff(summaries: list[Summary], attr: str, xlabel: str, path: Path, 
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(title=lang, xlabel=xlabel, ylabel="test F1")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=8, loc="lower right")
+        labels = [s.recipe if len({t.model for t in here}) == 1 else f"{s.model}/{s.recipe}" for s in here]
+        place_labels(fig, ax, xs, ys, labels)
     fig.suptitle(f"F1 against {xlabel.split(' (')[0]} (red: Pareto front)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def place_labels(fig: plt.Figure, ax: plt.Axes, xs: list[float], ys: list[float], labels: list[str],
+                 fontsize: float = 8) -> None:
+    """Label each point without two labels overlapping: each goes to the first free slot near its point.
+
+    Written here because matplotlib has no label placement (adjustText would be a
+    dependency for one loop). Candidate offsets are tried nearest first, measured
+    in pixels after a draw, so the check uses the real text extents.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    offsets = [(4, 4), (4, -12), (-4, 4), (-4, -12)] + [(4, 4 + 11 * k * sign) for k in range(1, 8)
+                                                          for sign in (1, -1)]
+    for i in sorted(range(len(xs)), key=lambda i: (xs[i], ys[i])):
+        for dx, dy in offsets:
+            text = ax.annotate(labels[i], (xs[i], ys[i]), fontsize=fontsize, xytext=(dx, dy),
+                               textcoords="offset points", ha="left" if dx > 0 else "right",
+                               arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if abs(dy) > 12 else None)
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            text.remove()
+        else:  # no free slot: keep the first one (rare; a dense cluster of near-identical points)
+            text = ax.annotate(labels[i], (xs[i], ys[i]), fontsize=fontsize, xytext=offsets[0],
+                               textcoords="offset points")
+            placed.append(text.get_window_extent(renderer))
 
 
 def write_plots(summaries: list[Summary], out: Path) -> list[Path]:

@@ -36,8 +36,10 @@ class Summary:
     paths: list[str] = field(default_factory=list)
     baseline_paths: list[str] = field(default_factory=list)
     data: str = ""
+    dev_f1: list[float] = field(default_factory=list)  # dev F1 per seed, where the rows carry it
     # filled against the baseline summary
     delta: float | None = None  # F1 points
+    dev_delta: float | None = None  # dev F1 points: what selection reads
     size_x: float | None = None  # times smaller than the baseline
     speedup_b1: float | None = None  # times faster than the baseline at batch 1
 
@@ -48,6 +50,10 @@ class Summary:
     @property
     def f1_std(self) -> float:
         return statistics.stdev(self.f1) if len(self.f1) > 1 else 0.0
+
+    @property
+    def dev_f1_mean(self) -> float | None:
+        return statistics.fmean(self.dev_f1) if self.dev_f1 else None
 
     def f1_text(self) -> str:
         """F1 in points, with ± std over seeds where there is more than one."""
@@ -79,6 +85,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
             params=_mean(group, "params"), nonzero_params=_mean(group, "nonzero_params"),
             paths=[r.get("path", "") for r in group], baseline_paths=[r.get("baseline_path") or "" for r in group],
             data=group[0].get("data", ""),
+            dev_f1=[r["dev_f1"] for r in group if isinstance(r.get("dev_f1"), int | float)]
+            if all(isinstance(r.get("dev_f1"), int | float) for r in group) else [],
         ))
     base = {(s.model, s.lang): s for s in out if s.recipe == BASELINE}
     for s in out:
@@ -86,6 +94,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
         if b is None:
             continue
         s.delta = 100 * (s.f1_mean - b.f1_mean)
+        if s.dev_f1 and b.dev_f1:
+            s.dev_delta = 100 * (statistics.fmean(s.dev_f1) - statistics.fmean(b.dev_f1))
         if s.size_bytes and b.size_bytes:
             s.size_x = b.size_bytes / s.size_bytes
         if s.latency_ms_b1 and b.latency_ms_b1:

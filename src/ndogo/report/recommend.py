@@ -2,6 +2,11 @@
 
 This answers the user's real question, "what can I ship for my language that
 loses at most X points?", from rows already measured: no model is run.
+
+The choice is made on dev F1 by default (`split="dev"`): which recipe stays
+within the budget is read from dev, and test F1 is reported beside it, never
+used to choose. `split="test"` exists for rows that carry no dev F1 (sweeps
+from before it was recorded) and says so wherever it is shown.
 """
 
 from __future__ import annotations
@@ -16,18 +21,31 @@ from ndogo.report.summary import BASELINE, Summary, summarize
 OPTIMIZE = {"size": "size_bytes", "latency": "latency_ms_b1"}
 
 
+SPLITS = ("dev", "test")
+
+
 def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: str = "size",
-              model: str | None = None) -> dict[str, Any]:
-    """The best recipe for `lang` whose mean F1 is at most `max_f1_drop` points below the baseline's."""
-    if optimize not in OPTIMIZE:
-        raise ValueError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
-    if max_f1_drop < 0:
-        raise ValueError(f"--max-f1-drop is a loss in F1 points and cannot be negative, got {max_f1_drop}")
+              model: str | None = None, split: str = "dev") -> dict[str, Any]:
+    """The best recipe for `lang` whose mean `split` F1 is at most `max_f1_drop` points below the baseline's."""
     store = open_store(directory)
     try:
         rows = store.rows(status="done")
     finally:
         store.close()
+    return recommend_rows(rows, str(directory), lang, max_f1_drop, optimize, model, split)
+
+
+def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_drop: float, optimize: str = "size",
+                   model: str | None = None, split: str = "dev") -> dict[str, Any]:
+    """`recommend` on rows already read (the report chooses for every language from one read)."""
+    if split not in SPLITS:
+        raise ValueError(f"--split must be dev or test, got {split!r}")
+    if optimize not in OPTIMIZE:
+        raise ValueError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
+    if max_f1_drop < 0:
+        raise ValueError(f"--max-f1-drop is a loss in F1 points and cannot be negative, got {max_f1_drop}")
+    directory = where
+    rows = [r for r in rows if r.get("status") == "done"]
     found = [s for s in summarize(rows) if s.lang == lang and (model is None or s.model == model)]
     if not found:
         langs = ", ".join(sorted({r["lang"] for r in rows})) or "none (no cell of this sweep has finished)"
@@ -36,10 +54,19 @@ def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: st
     key = OPTIMIZE[optimize]
     if all(getattr(s, key) is None for s in found):
         raise ValueError(f"{directory}: no {key} measured for {lang} (was the sweep run with speed = false?)")
-    within = [s for s in found if s.delta is not None and -s.delta <= max_f1_drop + 1e-9
+    if not any(s.recipe == BASELINE for s in found):
+        raise ValueError(f"{directory}: no baseline for {lang} to measure the F1 drop against")
+    if split == "dev" and not any(s.dev_delta is not None for s in found):
+        raise ValueError(f"{directory}: the rows for {lang} carry no dev F1 (measured before sweeps recorded it); "
+                         "rerun the sweep's evaluation, or choose on test with --split test and say so")
+
+    def drop(s: Summary) -> float | None:
+        return s.dev_delta if split == "dev" else s.delta
+
+    within = [s for s in found if drop(s) is not None and -drop(s) <= max_f1_drop + 1e-9
               and getattr(s, key) is not None]
     if not within:
-        raise ValueError(f"{directory}: no baseline for {lang} to measure the F1 drop against")
+        raise ValueError(f"{directory}: nothing for {lang} within {max_f1_drop:g} {split} F1 point(s) has {key}")
     best = min(within, key=lambda s: (getattr(s, key), -s.f1_mean))
     base = next(s for s in found if s.model == best.model and s.recipe == BASELINE)
     return {
@@ -50,7 +77,10 @@ def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: st
         "baseline_size_bytes": base.size_bytes, "size_x": _r(best.size_x),
         "latency_ms_b1": best.latency_ms_b1, "baseline_latency_ms_b1": base.latency_ms_b1,
         "speedup_b1": _r(best.speedup_b1), "sparsity": best.sparsity, "path": best.paths[0],
-        "candidates": len(found), "within_budget": len(within),
+        "candidates": len(found), "within_budget": len(within), "chosen_on": split,
+        "dev_f1": round(best.dev_f1_mean, 4) if best.dev_f1_mean is not None else None,
+        "baseline_dev_f1": round(base.dev_f1_mean, 4) if base.dev_f1_mean is not None else None,
+        "dev_f1_drop_points": round(-best.dev_delta, 2) if best.dev_delta is not None else None,
         "command": reproduce(best, lang),
     }
 
@@ -72,11 +102,16 @@ def reproduce(s: Summary, lang: str) -> str:
 
 def format_recommendation(c: dict[str, Any]) -> str:
     """A few lines for people: the choice, its numbers against the baseline, the command."""
+    chosen = c.get("chosen_on", "test")
     lines = [f"{c['lang']}: {c['recipe']} ({c['recipe_spec'] or 'the fine-tuned model as it is'}) "
              f"of model {c['model']}, the best by {c['optimize']} of {c['within_budget']} within "
-             f"{c['max_f1_drop']:g} F1 point(s) ({c['candidates']} measured)",
-             f"  F1       {100 * c['f1']:.2f} (baseline {100 * c['baseline_f1']:.2f}, "
-             f"drop {c['f1_drop_points']:.2f} points, over {len(c['seeds'])} seed(s))"]
+             f"{c['max_f1_drop']:g} {chosen} F1 point(s) ({c['candidates']} measured; chosen on {chosen})"]
+    if c.get("dev_f1") is not None:
+        lines.append(f"  dev F1   {100 * c['dev_f1']:.2f} (baseline {100 * c['baseline_dev_f1']:.2f}, "
+                     f"drop {c['dev_f1_drop_points']:.2f} points){'  <- chose' if chosen == 'dev' else ''}")
+    lines.append(f"  test F1  {100 * c['f1']:.2f} (baseline {100 * c['baseline_f1']:.2f}, "
+                 f"drop {c['f1_drop_points']:.2f} points, over {len(c['seeds'])} seed(s))"
+                 f"{'  <- chose' if chosen == 'test' else '  (reported, not used to choose)'}")
     if c["size_bytes"] is not None:
         lines.append(f"  size     {c['size_bytes'] / 1e6:.1f} MB (baseline {c['baseline_size_bytes'] / 1e6:.1f} MB, "
                      f"{c['size_x'] or 1:.2f}× smaller)")
