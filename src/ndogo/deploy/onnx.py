@@ -275,7 +275,8 @@ def export_ort(run: str | Path, out: str | Path, platform: str = "arm",
         if configs:
             shutil.copyfile(configs[0], out / "required_operators.config")
     for item in run.iterdir():
-        if item.is_file() and item.name not in (ONNX_FILE, "ndogo.json") and item.suffix != ".config":
+        # not the source's README.md: a card describes the model it sits beside, and this is another file
+        if item.is_file() and item.name not in (ONNX_FILE, "ndogo.json", "README.md") and item.suffix != ".config":
             shutil.copyfile(item, out / item.name)
     write_meta(out, {**{k: v for k, v in meta.items() if k not in ("stage", "source", "source_kind")},
                      "kind": "ort", "stage": "export", "source": str(run), "source_kind": "onnx",
