@@ -88,6 +88,8 @@ def register(app: typer.Typer) -> None:
         lang: Annotated[str | None, typer.Option(help="task: the teacher's language(s), comma-separated.")] = None,
         max_steps: Annotated[int | None, typer.Option(min=1, help="agnostic: optimizer steps (default 2000); task: overrides --epochs.")] = None,
         epochs: Annotated[int, typer.Option(min=1, help="task: epochs (best dev F1 kept).")] = 10,
+        unlabeled: Annotated[list[Path] | None, typer.Option(help="task: raw in-language text the teacher labels as extra training sentences (a text file, or a folder of <lang>.txt; repeatable). Lines holding a dev or test sentence of --data (and of --exclude-eval) are dropped first; labels are cached in OUT/teacher-labels.jsonl.")] = None,
+        unlabeled_limit: Annotated[int | None, typer.Option(min=1, help="task: at most this many teacher-labelled sentences (in file order, shared among the languages).")] = None,
         seq_len: Annotated[int, typer.Option(min=8, help="agnostic: packed block length.")] = 128,
         temperature: Annotated[float, typer.Option(help="Softmax temperature of the soft targets.")] = 2.0,
         soft_weight: Annotated[float | None, typer.Option(help="Weight of the soft-target KL (default agnostic 5, task 0.5).")] = None,
@@ -111,6 +113,7 @@ def register(app: typer.Typer) -> None:
 
         Examples:
           ndogo distill --teacher runs/minilm-hau --mode task --student-layers 3 --data ../shared/data/masakhaner --lang hau --out runs/distill/hau-6to3
+          ndogo distill --teacher runs/minilm-hau --mode task --student-layers 3 --data ../shared/data/masakhaner --lang hau --unlabeled ../shared/data/monolingual --unlabeled-limit 20000 --out runs/distill/hau-6to3-aug
           ndogo distill --teacher minilm --mode agnostic --student-layers 3 --corpus ../shared/data/monolingual --exclude-eval ../shared/data/masakhaner --max-steps 3000 --out runs/distill/minilm-l3
           ndogo finetune --model runs/distill/minilm-l3 --data ../shared/data/masakhaner --lang hau --out runs/distill/minilm-l3-hau
         """
@@ -124,7 +127,8 @@ def register(app: typer.Typer) -> None:
                             max_steps=max_steps, data=data, langs=split_langs(lang) if lang else [], epochs=epochs,
                             temperature=temperature, soft_weight=soft_weight, hard_weight=hard_weight,
                             cos_weight=cos_weight, lr=lr, batch_size=batch_size, seed=seed, save_every=save_every,
-                            precision=precision, threads=threads, exclude_eval=[str(p) for p in exclude_eval or []])
+                            precision=precision, threads=threads, exclude_eval=[str(p) for p in exclude_eval or []],
+                            unlabeled=[str(p) for p in unlabeled or []], unlabeled_limit=unlabeled_limit)
         meta = read_meta(run_distill(teacher, out, cfg))
         shape = meta["student_shape"]
         typer.echo(f"{mode} student {shape['layers']}L/{shape['hidden']}H from {teacher}: {meta['student_params']:,} "

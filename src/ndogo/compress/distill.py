@@ -85,6 +85,10 @@ class DistillConfig:
     data: str | None = None
     langs: list[str] = field(default_factory=list)
     epochs: int = 10
+    # task: raw in-language text the teacher labels for the student (files, or folders of <lang>.txt);
+    # lines holding a dev/test sentence of `data` (and of `exclude_eval`) are dropped first
+    unlabeled: list[str] = field(default_factory=list)
+    unlabeled_limit: int | None = None  # at most this many teacher-labelled sentences (file order)
     # losses: None means the route's default (agnostic 5 / 2 / 1 as DistilBERT; task 0.5 / 0.5 / 0)
     temperature: float = 2.0
     soft_weight: float | None = None
@@ -107,6 +111,10 @@ class DistillConfig:
             raise ValueError("agnostic distillation needs --corpus (a folder of <lang>.txt raw text)")
         if self.mode == "task" and not self.langs:
             raise ValueError("task distillation needs --lang (the NER languages the teacher was fine-tuned on)")
+        if self.unlabeled and self.mode != "task":
+            raise ValueError("--unlabeled is for task distillation (the teacher labels it); agnostic uses --corpus")
+        if self.unlabeled_limit is not None and self.unlabeled_limit < 1:
+            raise ValueError(f"unlabeled_limit must be at least 1, got {self.unlabeled_limit}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.precision not in ("auto", "bf16", "fp32"):  # checked here, not after the corpus is packed
@@ -545,7 +553,10 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     losses = {"soft_weight": config.soft_weight, "hard_weight": config.hard_weight,
               "cos_weight": config.cos_weight, "temperature": config.temperature,
               "soft_targets": "teacher label distribution at each word's first sub-word"}
-    data = {"data": config.data, "langs": config.langs}
+    data: dict[str, Any] = {"data": config.data, "langs": config.langs}
+    extra_train = []
+    if config.unlabeled:
+        extra_train, data["unlabeled"] = _teacher_labelled(teacher_name, out, config, corpora)
     record = _record(teacher_name, teacher, probe, shape, config, data, losses)
     del probe
     recent: dict[str, list[float]] = {}
@@ -578,7 +589,7 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
                         batch_size=config.batch_size, max_length=max_length, seed=config.seed,
                         save_every=config.save_every, threads=config.threads, extra=record)
     metrics = finetune(ft, model_transform=lambda model: make_student(model, shape), loss_fn=loss_fn,
-                       show_progress=config.show_progress)
+                       show_progress=config.show_progress, extra_train=extra_train)
     final = {k: round(float(np.mean(v)), 5) for k, v in recent.items()}
     meta = read_meta(out)
     meta.update({"stage": "distill", "size_bytes": size_on_disk(out), "final_losses": final,
@@ -586,6 +597,27 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     write_meta(out, meta)
     metrics["distill"] = {**record, "final_losses": final}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def _teacher_labelled(teacher_name: str, out: Path, config: DistillConfig,
+                      corpora: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The teacher's labels on `config.unlabeled`, leakage-filtered per language, and what was read."""
+    from ndogo.compress.augment import CACHE, read_unlabeled, teacher_label
+    from ndogo.data.leakage import EVAL_SPLITS, eval_sentences
+    from ndogo.models.runner import load_runner
+
+    sentences: list[list[str]] = []
+    read: dict[str, Any] = {}
+    for corpus in corpora:
+        held_out = [list(s.tokens) for split in EVAL_SPLITS for s in corpus.splits.get(split, [])]
+        held_out += eval_sentences(config.exclude_eval, corpus.lang)
+        limit = None if config.unlabeled_limit is None else max(config.unlabeled_limit // len(corpora), 1)
+        found, read[corpus.lang] = read_unlabeled(config.unlabeled, corpus.lang, held_out, limit)
+        sentences += found
+    out.mkdir(parents=True, exist_ok=True)
+    labelled = teacher_label(load_runner(teacher_name), sentences, out / CACHE, show_progress=config.show_progress)
+    entities = sum(t.startswith("B-") for s in labelled for t in s.tags)
+    return labelled, {**read, "teacher_entities": entities, "sentences": len(labelled)}
 
 
 def teacher_record(run: str | Path) -> dict[str, Any] | None:

@@ -28,7 +28,8 @@ from ndogo.models.loading import (
 )
 
 # Files that describe a run rather than make up the model: not counted in size_bytes.
-NOT_MODEL_FILES = {"metrics.json", NDOGO_META, "README.md", "training_args.bin", "eval.json", ".lock"}
+NOT_MODEL_FILES = {"metrics.json", NDOGO_META, "README.md", "training_args.bin", "eval.json", ".lock",
+                   "teacher-labels.jsonl"}
 NOT_MODEL_DIRS = {"checkpoint", "checkpoint.tmp", "evals"}
 
 

@@ -205,6 +205,7 @@ def finetune(
     start_hooks: list[Callable[[torch.nn.Module, int, int], None]] | None = None,
     keep_if: Callable[[torch.nn.Module], bool] | None = None,
     loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+    extra_train: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `cfg.model` on `cfg.langs` and save the best dev-F1 model in `cfg.out`.
 
@@ -237,6 +238,8 @@ def finetune(
     train = [s for c in corpora for s in c.require("train", "fine-tuning")]
     if cfg.max_train_sentences:
         train = train[: cfg.max_train_sentences]
+    # e.g. teacher-labelled raw text for a student (its identity is in cfg.extra, so a resume checks it)
+    train += list(extra_train or [])
     dev = [s for c in corpora for s in c.splits.get("dev", [])]
     if not dev:
         raise ValueError(f"no dev split for {cfg.langs}: the best epoch is chosen on dev F1")

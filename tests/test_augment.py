@@ -1,0 +1,82 @@
+"""Teacher-labelled text for task students (#16): the teacher's own predictions, no dev/test text, exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ndogo.compress.augment import CACHE, raw_sentences, read_unlabeled, teacher_label
+from ndogo.data.corpus import load_corpus
+from ndogo.evaluate import predict_tags
+from ndogo.models.runner import load_runner
+
+
+def test_raw_text_is_split_like_predict_and_cut_at_full_stops() -> None:
+    lines = ["Musa ya je Kano. Audu ya tafi Abuja! Ok", "Shugaban ƙasa ya ce: 'yan sanda sun iso ?"]
+    assert raw_sentences(lines) == [["Musa", "ya", "je", "Kano", "."], ["Audu", "ya", "tafi", "Abuja", "!"],
+                                    ["Shugaban", "ƙasa", "ya", "ce", ":", "'yan", "sanda", "sun", "iso", "?"]]
+
+
+def test_lines_holding_a_dev_or_test_sentence_are_dropped(tiny_corpus: Path, tmp_path: Path) -> None:
+    corpus = load_corpus(tiny_corpus, "hau", ("dev", "test"))
+    dev, test = corpus.splits["dev"][0].tokens, corpus.splits["test"][0].tokens
+    text = tmp_path / "hau.txt"
+    text.write_text("\n".join(["Labari na farko game da Kano da Abuja .", "Wani labari: " + " ".join(dev),
+                               " ".join(test) + " Sannan kuma wani abu .", "Labari na biyu game da Musa Bello ."])
+                    + "\n", encoding="utf-8")
+    held = [s.tokens for split in corpus.splits.values() for s in split]
+    sentences, read = read_unlabeled([text], "hau", held)
+    assert read["dropped_eval_lines"] == 2 and read["lines"] == 4
+    flat = [" ".join(s) for s in sentences]
+    assert flat == ["Labari na farko game da Kano da Abuja .", "Labari na biyu game da Musa Bello ."]
+    # a folder of <lang>.txt works the same way
+    assert read_unlabeled([tmp_path], "hau", held)[0] == sentences
+
+
+def test_teacher_labels_are_what_the_teacher_predicts_and_resume_exactly(tiny_model: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import ndogo.compress.augment as augment
+
+    monkeypatch.setattr(augment, "CHUNK", 3)
+    sentences = [["Musa", "ya", "je", "Kano", str(i), "."] for i in range(8)]
+    runner = load_runner(tiny_model)
+    expected, _ = predict_tags(runner, sentences)
+    straight = teacher_label(runner, sentences, tmp_path / "a.jsonl", show_progress=False)
+    assert [s.tags for s in straight] == expected and [s.tokens for s in straight] == sentences
+
+    # killed after the first chunk, with a half-written line: the rest is labelled, nothing twice
+    lines = (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "b.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:10], encoding="utf-8")
+    calls = []
+    import ndogo.evaluate as ev
+
+    original = ev.predict_tags
+    monkeypatch.setattr(ev, "predict_tags", lambda r, chunk, b=32: calls.append(len(chunk)) or original(r, chunk, b))
+    resumed = teacher_label(runner, sentences, tmp_path / "b.jsonl", show_progress=False)
+    assert calls == [3, 2]  # sentences 4-8 only
+    assert [s.tags for s in resumed] == expected
+    assert (tmp_path / "b.jsonl").read_text(encoding="utf-8") == (tmp_path / "a.jsonl").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="labels of other sentences"):
+        teacher_label(runner, sentences[::-1], tmp_path / "b.jsonl", show_progress=False)
+
+
+def test_task_student_learns_from_teacher_labelled_text(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    from ndogo.compress.distill import DistillConfig, distill
+    from ndogo.models.loading import read_meta
+
+    text = tmp_path / "hau.txt"
+    text.write_text("".join(f"Labari {i} game da Musa Bello a Kano ranar Litinin .\n" for i in range(40)),
+                    encoding="utf-8")
+    out = distill(tiny_model, tmp_path / "student", DistillConfig(
+        mode="task", student_layers=1, data=str(tiny_corpus), langs=["hau"], unlabeled=[str(text)],
+        unlabeled_limit=25, max_steps=4, batch_size=8, threads=1, show_progress=False))
+    meta = read_meta(out)
+    read = meta["data"]["unlabeled"]
+    assert read["sentences"] == 25 and read["hau"]["lines"] == 40 and read["hau"]["sha256"]
+    cache = [json.loads(line) for line in (out / CACHE).read_text(encoding="utf-8").splitlines()]
+    assert len(cache) == 25
+    from ndogo.models.runner import model_files
+
+    assert CACHE not in {p.name for p in model_files(out)}  # the labels are not part of the model's size
