@@ -14,7 +14,7 @@ CPU from it; that is part of what is measured. The timing lock is held
 throughout so no other timing of this machine's jobs overlaps it.
 
     nice -n 19 .venv/bin/python bench/serve_load.py BUNDLE --data ../shared/data/masakhaner --lang luo \
-        --csv docs/bench/serve-load.csv
+        --max-batch 4 --csv serve-load.csv
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40, help="most seconds per concurrency level")
     parser.add_argument("--bare-seconds", type=float, default=15)
     parser.add_argument("--max-wait-ms", type=float, default=5)
-    parser.add_argument("--max-batch", type=int, default=32, help="the server's largest micro-batch")
+    parser.add_argument("--max-batch", type=int, default=4, help="the server's largest micro-batch (its default)")
     parser.add_argument("--lock", default="/tmp/ndogo-bench.lock")
     parser.add_argument("--csv", type=Path)
     args = parser.parse_args()

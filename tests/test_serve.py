@@ -205,3 +205,14 @@ def test_sigterm_drains_requests_in_flight_torch_free(int8_model: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_command_refuses_other_interfaces_and_bad_bundles(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "loopback addresses only" in result.output
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "no such model directory" in result.output

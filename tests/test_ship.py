@@ -175,3 +175,15 @@ def test_recommend_ships_its_choice_with_the_sweeps_numbers(run: Path, int8_run:
     assert metric(header, "dev", "F1 (entity-level, seqeval)") == round(100 * dev["f1"], 2)
     assert choice["command"] in body and f"on {chosen['cpu']}" in body
     assert f"({round(100 * (chosen['f1'] - rows['baseline']['f1']), 2):.2f} points)" in body
+
+
+def test_ship_command(run: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    result = CliRunner().invoke(app, ["ship", str(run), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert "evaluations in the card: hau/dev, hau/test" in result.output
+    again = CliRunner().invoke(app, ["ship", str(run), "--out", str(tmp_path / "b")])
+    assert again.exit_code == 2 and "already exists and is not empty" in again.output

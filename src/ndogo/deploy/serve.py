@@ -10,12 +10,13 @@ Endpoints:
 * `GET /metrics`: Prometheus text format (prometheus_client): requests by status,
   errors by reason, request latency and model-call batch-size histograms.
 
-Why micro-batching: a model call on 32 sentences costs far less than 32 calls on
-one (int8 minilm on one thread: about 3 ms per sentence at batch 32 against 8 ms
-at batch 1), so concurrent requests are queued and run together. The batcher
-takes whatever is waiting when the model becomes free, and waits at most
-`max_wait_ms` for more when it has fewer than `max_batch` texts: an idle server
-answers at once, a busy one fills its batches.
+Why micro-batching: where a model call on several sentences costs less than as
+many calls on one, concurrent requests should run together. The batcher takes
+whatever is waiting when the model becomes free, and waits at most
+`max_wait_ms` for more when it has fewer than `max_batch` texts. How large a
+batch pays depends on the CPU: on the project's 2-core machine batches of 32
+cost more per sentence than single sentences (padding, cache), so the default
+`max_batch` is 4 (docs/results.md, section 8, measures both).
 
 Bad input is the client's error and gets a 4xx with a one-line reason, never a
 500: 400 malformed JSON, 413 a body, a text or a list over its limit, 422 a
@@ -52,7 +53,10 @@ LOOPBACK_NAMES = ("localhost",)
 class ServeConfig:
     """Limits and batching of one server."""
 
-    max_batch: int = 32  # texts per model call
+    # Texts per model call. Small on purpose: on the project's CPU one int8 minilm thread tags 54-65
+    # sentences/s one at a time but 27-28/s in batches of 32, and 32 clients got 1.57x the bare
+    # batch-32 throughput with batches of up to 4 against 0.71x with 32 (docs/results.md, section 8).
+    max_batch: int = 4
     max_wait_ms: float = 5.0  # longest a text waits for others to join its batch
     max_body_bytes: int = 1_000_000
     max_text_chars: int = 10_000
