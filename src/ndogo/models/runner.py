@@ -103,6 +103,16 @@ def load_hf(path: Path, meta: dict[str, Any]) -> Runner:
 
 
 LOADERS: dict[str, Callable[[Path, dict[str, Any]], Runner]] = {"hf": load_hf}
+# Where each saved kind's loader lives: importing that one module registers it. A table rather than
+# `import ndogo.compress`, so loading an int8 model does not import distillation, the MLM loop and
+# recipes, and this ground-floor module imports nothing above it. A new kind adds its line here.
+KIND_MODULES = {
+    "sparse": "ndogo.compress.prune",
+    "quantized": "ndogo.compress.quantize",
+    "structured": "ndogo.compress.structured",
+    "onnx": "ndogo.deploy.onnx",
+    "ort": "ndogo.deploy.onnx",
+}
 
 
 def register_kind(kind: str, loader: Callable[[Path, dict[str, Any]], Runner]) -> None:
@@ -117,9 +127,10 @@ def load_runner(run: str | Path) -> Runner:
         raise ModelError(f"{path}: no such model directory")
     meta = read_meta(path)
     kind = meta.get("kind", "hf")
-    if kind not in LOADERS:
-        # Loaders of compressed kinds live with their stage; importing the package registers them.
-        import ndogo.compress  # noqa: F401
+    if kind not in LOADERS and kind in KIND_MODULES:
+        import importlib
+
+        importlib.import_module(KIND_MODULES[kind])  # the stage module registers its loader
 
     if kind not in LOADERS:
         raise ModelError(f"{path}: unknown model kind {kind!r} in {NDOGO_META}")
