@@ -156,3 +156,20 @@ def test_empty_split_file_is_an_error_not_a_zero_score(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"test\.txt: no sentences in this file"):
         load_local(tmp_path, "hau")
     assert directory_stats(tmp_path)["hau"]["unreadable"] == [str(tmp_path / "hau" / "test.txt")]
+
+
+def test_tokenizer_facts_per_language() -> None:
+    """#15: sub-words per word, unseen test sub-words, and words a trimmed tokenizer re-splits."""
+    from ndogo.data.tokenization import resplit_share, tokenizer_facts
+    from ndogo.models.loading import load_tokenizer
+
+    tok = load_tokenizer("minilm")
+    train = [["Musa", "ya", "je", "Kano"]]
+    test = [["Musa", "ya", "je", "Kwankwasiyya"]]
+    pieces = [len(tok.tokenize(w)) for w in test[0]]
+    facts = tokenizer_facts(tok, train, test)
+    assert facts["fertility_test"] == round(sum(pieces) / 4, 4)
+    seen = {i for w in train[0] for i in tok.convert_tokens_to_ids(tok.tokenize(w))}
+    ids = [i for w in test[0] for i in tok.convert_tokens_to_ids(tok.tokenize(w))]
+    assert facts["unseen_subwords_test"] == round(sum(i not in seen for i in ids) / len(ids), 4) > 0
+    assert resplit_share(tok, tok, test) == 0.0
