@@ -80,3 +80,79 @@ def test_task_student_learns_from_teacher_labelled_text(tiny_model: Path, tiny_c
     from ndogo.models.runner import model_files
 
     assert CACHE not in {p.name for p in model_files(out)}  # the labels are not part of the model's size
+
+
+# layer-wise losses (#16.2)
+
+def _batch(tokenizer, texts):
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def test_layer_losses_are_zero_for_a_student_equal_to_its_teacher(tiny_model: Path) -> None:
+    import torch
+
+    from ndogo.compress.distill import Shape, attention_loss, hidden_state_loss, make_student
+    from ndogo.models.loading import load_for_tokens, load_tokenizer
+
+    teacher = load_for_tokens(tiny_model).eval()
+    teacher.set_attn_implementation("eager")
+    student = make_student(teacher, Shape([0, 1])).eval()  # every layer, full width: the teacher itself
+    student.set_attn_implementation("eager")
+    batch = _batch(load_tokenizer(tiny_model), ["Musa ya je Kano .", "Audu ya tafi Abuja ranar Litinin ."])
+    with torch.no_grad():
+        t = teacher(**batch, output_hidden_states=True, output_attentions=True)
+        s = student(**batch, output_hidden_states=True, output_attentions=True)
+    mask = batch["attention_mask"].bool()
+    assert hidden_state_loss(s.hidden_states, t.hidden_states, [0, 1], mask, None).item() < 1e-10
+    assert abs(attention_loss(s.attentions, t.attentions, [0, 1], mask).item()) < 1e-6
+    # a one-layer student mapped to the teacher's second layer is not the teacher: both losses are positive
+    small = make_student(teacher, Shape([1])).eval()
+    small.set_attn_implementation("eager")
+    with torch.no_grad():
+        o = small(**batch, output_hidden_states=True, output_attentions=True)
+    assert hidden_state_loss(o.hidden_states, t.hidden_states, [1], mask, None).item() > 0
+    assert attention_loss(o.attentions, t.attentions, [1], mask).item() > 0
+
+
+def test_layer_losses_fall_in_training_and_are_recorded(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    # a teacher whose first layer matters (random tiny layers are close to the identity), so that a student
+    # made of its second layer alone starts far from it
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ndogo.compress.distill import DistillConfig, Shape, attention_loss, distill, hidden_state_loss, make_student
+    from ndogo.models.loading import load_for_tokens, load_tokenizer, read_meta
+
+    teacher_dir = tmp_path / "teacher"
+    shutil.copytree(tiny_model, teacher_dir)
+    weights = load_file(teacher_dir / "model.safetensors")
+    for name in list(weights):
+        if ".layer.0." in name and name.endswith("dense.weight"):
+            weights[name] = weights[name] * 40
+    save_file(weights, teacher_dir / "model.safetensors", metadata={"format": "pt"})
+    tiny_model = teacher_dir
+    config = DistillConfig(mode="task", layer_map=[1], data=str(tiny_corpus), langs=["hau"], hidden_weight=1.0,
+                           attention_weight=1.0, soft_weight=0.0, hard_weight=0.0, max_steps=40, lr=3e-3,
+                           batch_size=8, threads=1, show_progress=False)
+    out = distill(tiny_model, tmp_path / "student", config)
+    meta = read_meta(out)
+    assert meta["losses"]["hidden_weight"] == 1.0 and meta["losses"]["attention_weight"] == 1.0
+    assert {"hidden", "attention"} <= set(meta["final_losses"])
+    teacher = load_for_tokens(tiny_model).eval()
+    teacher.set_attn_implementation("eager")
+    before = make_student(teacher, Shape([1])).eval()
+    after = load_for_tokens(out).eval()
+    batch = _batch(load_tokenizer(tiny_model), ["Musa ya je Kano .", "Shugaban kasa ya isa Abuja ranar Litinin ."])
+    mask = batch["attention_mask"].bool()
+    losses = []
+    for model in (before, after):
+        model.set_attn_implementation("eager")
+        with torch.no_grad():
+            t = teacher(**batch, output_hidden_states=True, output_attentions=True)
+            s = model(**batch, output_hidden_states=True, output_attentions=True)
+        losses.append((hidden_state_loss(s.hidden_states, t.hidden_states, [1], mask, None).item(),
+                       attention_loss(s.attentions, t.attentions, [1], mask).item()))
+    assert losses[1][0] < losses[0][0] and losses[1][1] < losses[0][1], losses

@@ -95,6 +95,8 @@ def register(app: typer.Typer) -> None:
         soft_weight: Annotated[float | None, typer.Option(help="Weight of the soft-target KL (default agnostic 5, task 0.5).")] = None,
         hard_weight: Annotated[float | None, typer.Option(help="Weight of the MLM / gold-label loss (default agnostic 2, task 0.5).")] = None,
         cos_weight: Annotated[float | None, typer.Option(help="Weight of the hidden-state cosine loss (default agnostic 1, task 0).")] = None,
+        hidden_weight: Annotated[float, typer.Option(min=0, help="task: weight of the MSE between each student layer's hidden states and its mapped teacher layer's (TinyBERT; 0 = off).")] = 0.0,
+        attention_weight: Annotated[float, typer.Option(min=0, help="task: weight of the KL between mapped layers' head-averaged attention distributions (0 = off; runs attention eagerly).")] = 0.0,
         lr: Annotated[float | None, typer.Option(help="Peak learning rate (default agnostic 5e-4, task 1e-4).")] = None,
         batch_size: Annotated[int | None, typer.Option(min=1, help="Blocks (agnostic, default 32) or windows (task, default 16) per step.")] = None,
         precision: Annotated[str, typer.Option(help="agnostic: auto, bf16 or fp32.")] = "auto",
@@ -126,7 +128,7 @@ def register(app: typer.Typer) -> None:
                             student_hidden=student_hidden, corpus=str(corpus) if corpus else None, seq_len=seq_len,
                             max_steps=max_steps, data=data, langs=split_langs(lang) if lang else [], epochs=epochs,
                             temperature=temperature, soft_weight=soft_weight, hard_weight=hard_weight,
-                            cos_weight=cos_weight, lr=lr, batch_size=batch_size, seed=seed, save_every=save_every,
+                            cos_weight=cos_weight, hidden_weight=hidden_weight, attention_weight=attention_weight, lr=lr, batch_size=batch_size, seed=seed, save_every=save_every,
                             precision=precision, threads=threads, exclude_eval=[str(p) for p in exclude_eval or []],
                             unlabeled=[str(p) for p in unlabeled or []], unlabeled_limit=unlabeled_limit)
         meta = read_meta(run_distill(teacher, out, cfg))

@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,9 @@ class DistillConfig:
     soft_weight: float | None = None
     hard_weight: float | None = None
     cos_weight: float | None = None
+    # task: layer-wise losses between each student layer and its mapped teacher layer (0: off)
+    hidden_weight: float = 0.0  # MSE of hidden states (TinyBERT)
+    attention_weight: float = 0.0  # KL of head-averaged attention distributions
     # optimisation
     lr: float | None = None  # agnostic 5e-4, task 1e-4
     batch_size: int | None = None  # agnostic 32 blocks, task 16 windows
@@ -126,8 +130,10 @@ class DistillConfig:
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        if min(self.soft_weight, self.hard_weight, self.cos_weight) < 0:
+        if min(self.soft_weight, self.hard_weight, self.cos_weight, self.hidden_weight, self.attention_weight) < 0:
             raise ValueError("loss weights must be non-negative")
+        if (self.hidden_weight or self.attention_weight) and self.mode != "task":
+            raise ValueError("hidden_weight and attention_weight are losses of task distillation")
 
 
 # ---------------------------------------------------------------- student initialisation
@@ -354,6 +360,41 @@ def cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask
     return 1 - nn.functional.cosine_similarity(s, t, dim=-1).mean()
 
 
+def hidden_state_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence[torch.Tensor],
+                      layer_map: Sequence[int], mask: torch.Tensor, channels: list[int] | None) -> torch.Tensor:
+    """Mean squared error between each student layer's output and its mapped teacher layer's (TinyBERT's hidden loss).
+
+    hidden_states[0] is the embedding output, so student layer i is hidden_states[i + 1] and
+    its teacher layer is hidden_states[layer_map[i] + 1]. TinyBERT learns a projection where the
+    widths differ; a narrower student here is a *slice* of its teacher (its channels are the
+    teacher's kept channels), so the teacher's states are read on those channels and no
+    projection has to be learned, or saved with the student.
+    """
+    losses = []
+    for i, t_layer in enumerate(layer_map):
+        t = teacher_hidden[t_layer + 1]
+        t = t if channels is None else t[..., channels]
+        losses.append(nn.functional.mse_loss(student_hidden[i + 1][mask].float(), t[mask].float()))
+    return torch.stack(losses).mean()
+
+
+def attention_loss(student_attn: Sequence[torch.Tensor], teacher_attn: Sequence[torch.Tensor],
+                   layer_map: Sequence[int], mask: torch.Tensor) -> torch.Tensor:
+    """KL(teacher ‖ student) between the attention distributions of mapped layers, averaged over heads.
+
+    Averaging over heads first compares what a layer attends to even when a narrower student
+    has fewer heads than its teacher (MiniLM's relation losses face the same mismatch); at
+    equal head counts it is TinyBERT's attention loss up to the order of the mean.
+    """
+    losses = []
+    for i, t_layer in enumerate(layer_map):
+        s = student_attn[i].float().mean(1).clamp_min(1e-9)  # (batch, query, key)
+        t = teacher_attn[t_layer].float().mean(1).clamp_min(1e-9)
+        kl = (t * (t.log() - s.log())).sum(-1)  # (batch, query)
+        losses.append(kl[mask].mean())
+    return torch.stack(losses).mean()
+
+
 def load_mlm_teacher(name: str) -> tuple[PreTrainedModel, bool]:
     """The teacher as a masked-LM, and whether its checkpoint held trained LM-head weights.
 
@@ -551,8 +592,13 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     shape = plan_shape(teacher, layer_map, config.student_hidden, importance)
     probe = make_student(teacher, shape)
     losses = {"soft_weight": config.soft_weight, "hard_weight": config.hard_weight,
-              "cos_weight": config.cos_weight, "temperature": config.temperature,
-              "soft_targets": "teacher label distribution at each word's first sub-word"}
+              "cos_weight": config.cos_weight, "hidden_weight": config.hidden_weight,
+              "attention_weight": config.attention_weight, "temperature": config.temperature,
+              "soft_targets": "teacher label distribution at each word's first sub-word",
+              "layer_map": shape.layer_map}
+    want_attn = bool(config.attention_weight)
+    if want_attn:  # attention probabilities are only returned by the eager implementation
+        teacher.set_attn_implementation("eager")
     data: dict[str, Any] = {"data": config.data, "langs": config.langs}
     extra_train = []
     if config.unlabeled:
@@ -564,21 +610,29 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        want_hidden = bool(config.cos_weight)
-        s_out = model(**inputs, output_hidden_states=want_hidden)
+        want_hidden = bool(config.cos_weight or config.hidden_weight)
+        if want_attn and model.config._attn_implementation != "eager":
+            model.set_attn_implementation("eager")
+        s_out = model(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
         sel = batch["labels"] != IGNORE
-        if want_hidden:  # hidden states are too large to cache: run the teacher on the batch
+        mask = batch["attention_mask"].bool()
+        if want_hidden or want_attn:  # hidden states are too large to cache: run the teacher on the batch
             with torch.no_grad():
-                t_out = teacher(**inputs, output_hidden_states=True)
+                t_out = teacher(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
             t_logits = t_out.logits
         else:
             t_logits = teacher_logits(batch["input_ids"], batch["attention_mask"])
         parts = {"hard": nn.functional.cross_entropy(s_out.logits[sel].float(), batch["labels"][sel]),
                  "soft": soft_target_loss(s_out.logits[sel], t_logits[sel], config.temperature)}
-        if want_hidden:
-            parts["cos"] = cosine_loss(s_out.hidden_states[-1], t_out.hidden_states[-1],
-                                       batch["attention_mask"].bool(), shape.channels)
-        weights = {"hard": config.hard_weight, "soft": config.soft_weight, "cos": config.cos_weight}
+        if config.cos_weight:
+            parts["cos"] = cosine_loss(s_out.hidden_states[-1], t_out.hidden_states[-1], mask, shape.channels)
+        if config.hidden_weight:
+            parts["hidden"] = hidden_state_loss(s_out.hidden_states, t_out.hidden_states, shape.layer_map, mask,
+                                                shape.channels)
+        if want_attn:
+            parts["attention"] = attention_loss(s_out.attentions, t_out.attentions, shape.layer_map, mask)
+        weights = {"hard": config.hard_weight, "soft": config.soft_weight, "cos": config.cos_weight,
+                   "hidden": config.hidden_weight, "attention": config.attention_weight}
         for k, v in parts.items():
             recent.setdefault(k, []).append(v.item())
             recent[k] = recent[k][-100:]
