@@ -404,9 +404,12 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     counts = count_tokens(tokenizer, sentences, lines, config.batch_size, config.show_progress)
     other_lines: list[str] = []
     if config.other_langs:
-        if not config.corpus or not Path(config.corpus).is_dir():
-            raise ValueError("other_langs counts the other languages' text in a --corpus folder (<lang>.txt "
-                             f"files); {config.corpus or 'no --corpus'} is not one")
+        if not config.corpus:
+            raise ValueError("other_langs counts the other languages' text in --corpus; give --corpus (a folder "
+                             "of <lang>.txt files)")
+        if not Path(config.corpus).is_dir():
+            raise ValueError(f"other_langs counts the other languages' text in a --corpus folder of <lang>.txt "
+                             f"files; {config.corpus} is a single file")
         others = sorted(p for p in Path(config.corpus).glob("*.txt") if p.stem != config.lang)
         other_lines = [line for p in others for line in monolingual_lines(p.parent, p.stem)]
         if config.exclude_eval:
