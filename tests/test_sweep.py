@@ -270,3 +270,12 @@ def test_time_left_counts_training_cells_apart(tiny_model: Path, tiny_corpus: Pa
     assert reporter._fields()["eta"] == "40s + 2 training cells not yet timed"
     reporter.by_class["training"] = [270.0]
     assert reporter._fields()["eta"] == "9m40s"
+
+
+def test_timed_cells_record_end_to_end_latency(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """#17.4: a sweep row has latency_e2e_ms_b1 (raw text to entities) beside the forward-only latency."""
+    config = load_sweep_config(write_config(tmp_path / "s.toml", tiny_model, seeds="[1]", speed="true"),
+                               str(tiny_corpus))
+    run_sweep(config, tmp_path / "out", show_progress=False)
+    rows = Store(tmp_path / "out").rows("done")
+    assert rows and all(r["latency_e2e_ms_b1"] > 0 and r["latency_ms_b1"] > 0 for r in rows)
