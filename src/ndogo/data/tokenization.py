@@ -9,6 +9,8 @@ without running a model:
 * unseen sub-words: the share of test sub-words (by id) that never occur in the
   training text. Their embeddings were never updated in fine-tuning, and they
   are the rows that vocabulary trimming drops first.
+* unknown words: the share of test words that contain the unknown token, i.e.
+  characters the vocabulary does not have at all.
 * re-split words (given a trimmed model): the share of test words that the
   trimmed tokenizer splits differently from its parent's, i.e. where trimming
   changed what the model reads.
@@ -51,6 +53,9 @@ def tokenizer_facts(tokenizer: Any, train: Sequence[Sequence[str]], test: Sequen
         "fertility_train": round(sum(len(w) for s in train_pieces for w in s) / max(words_train, 1), 4),
         "fertility_test": round(len(test_ids) / max(words_test, 1), 4),
         "unseen_subwords_test": round(sum(i not in seen for i in test_ids) / max(len(test_ids), 1), 4),
+        # words the tokenizer cannot read at all (a script its vocabulary lacks: Ge'ez under an English WordPiece)
+        "unknown_words_test": round(sum(tokenizer.unk_token_id in w for s in test_pieces for w in s)
+                                    / max(words_test, 1), 4),
     }
 
 
