@@ -150,8 +150,14 @@ def recommend(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     split: Annotated[str, typer.Option(help="Which split's F1 the budget is read on: dev (the default; test is only reported) or test (for rows measured before dev F1 was recorded; the output says so).")] = "dev",
     ship: Annotated[Path | None, typer.Option(help="Also write the chosen model as a bundle with its model card here (see `ndogo ship`).")] = None,
+    data: Annotated[Path | None, typer.Option(help="For a language the sweep has no rows for: the corpus root holding it (default: the sweep's own data), to predict its costs from the other languages' rows.")] = None,
 ) -> None:
     """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
+
+    For a language with no rows in the sweep, it predicts instead what each method would cost
+    there, from the languages that have rows and cheap facts about the new one (training size,
+    entity density, how the model's tokenizer reads it, script), with the prediction's
+    leave-one-language-out error (ndogo.report.predict_cost).
 
     F1 is the mean over the sweep's seeds. The budget is read on dev F1 (--split dev, the default):
     test F1 is shown beside it and never used to choose. Example:
@@ -164,7 +170,13 @@ def recommend(
     from ndogo.report.recommend import format_recommendation
     from ndogo.report.recommend import recommend as pick
 
-    choice = pick(directory, lang, max_f1_drop, optimize, model, split)
+    try:
+        choice = pick(directory, lang, max_f1_drop, optimize, model, split)
+    except ValueError as err:
+        if "no finished cells for language" not in str(err):
+            raise
+        typer.echo(predicted_costs(directory, lang, max_f1_drop, model, data, as_json))
+        return
     if ship is not None:
         quiet_libraries()
         from ndogo.deploy.ship import ship_recommendation
@@ -176,3 +188,40 @@ def recommend(
         typer.echo(format_recommendation(choice))
         if ship is not None:
             typer.echo(f"  shipped  {choice['bundle']} (model card: {choice['bundle']}/README.md)")
+
+
+def predicted_costs(directory: Path, lang: str, budget: float, model: str | None, data: Path | None,
+                    as_json: bool) -> str:
+    """The cost model's answer for a language the sweep never ran (see ndogo.report.predict_cost)."""
+    quiet_libraries()
+    from dataclasses import asdict
+
+    from ndogo.data.corpus import lang_dir
+    from ndogo.experiments.store import open_store
+    from ndogo.models.loading import load_tokenizer
+    from ndogo.report.predict_cost import format_predictions, language_facts, predict_costs
+
+    store = open_store(directory)
+    try:
+        rows = [r for r in store.rows("done") if model is None or r.get("model") == model]
+    finally:
+        store.close()
+    if not rows:
+        raise ValueError(f"{directory}: no finished cells at all; nothing to predict {lang!r} from")
+    root = Path(data) if data else Path(rows[0].get("data", ""))
+    if not root.is_dir():
+        raise ValueError(f"{lang}: no rows in {directory}, and no local corpus to read its facts from (--data)")
+    lang_dir(root, lang)  # a language the corpus lacks is named here
+    sources = {r.get("model_source") or r["model"] for r in rows}
+    if len(sources) > 1:
+        raise ValueError(f"{directory}: rows of several models ({', '.join(sorted(sources))}); choose one with --model")
+    tokenizer = load_tokenizer(sources.pop())
+    langs = sorted({r["lang"] for r in rows})
+    facts = {lg: language_facts(root, lg, tokenizer) for lg in langs}
+    new = language_facts(root, lang, tokenizer)
+    predictions = predict_costs(rows, facts, new, model)
+    if as_json:
+        import json
+
+        return json.dumps({"lang": lang, "facts": new, "predictions": [asdict(p) for p in predictions]}, indent=2)
+    return format_predictions(lang, predictions, budget)

@@ -1,0 +1,66 @@
+"""The atlas's cost model (#15.4): a documented fit, a measured leave-one-out error, and recommend's answer."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from ndogo.cli import app
+from ndogo.experiments.store import Store
+from ndogo.report.predict_cost import FEATURES, predict_costs, ridge_fit, ridge_predict
+
+from .conftest import need_shared
+from .test_report import fake_row
+
+
+def facts(i: float) -> dict[str, float]:
+    return {"log_train_sentences": math.log(600 + 300 * i), "entities_per_100_tokens": 5 + (i % 3),
+            "fertility_test": 1.5 + 0.1 * i, "unseen_subwords_test": 0.01 * (i % 4), "unknown_words_test": 0.0,
+            "latin_script": 1.0}
+
+
+def test_ridge_recovers_an_exact_linear_cost_and_predicts_a_new_language() -> None:
+    points = [facts(i) for i in range(8)]
+    y = [3 * f["fertility_test"] - 2 * f["log_train_sentences"] for f in points]
+    model = ridge_fit(points, y, alpha=1e-9)
+    new = facts(8.5)
+    assert abs(ridge_predict(model, new) - (3 * new["fertility_test"] - 2 * new["log_train_sentences"])) < 1e-4
+    assert len(model["w"]) == len(FEATURES)
+
+
+def test_leave_one_out_error_is_measured_per_method() -> None:
+    langs = ["a", "b", "c", "d", "e"]
+    known = {lang: facts(i) for i, lang in enumerate(langs)}
+    rows = []
+    for i, lang in enumerate(langs):
+        rows.append(fake_row(lang, "baseline", "", 1, 0.80, 90, 10, 0.0))
+        rows.append(fake_row(lang, "int8", "quantize:method=onnx-int8", 1, 0.80 - 0.002 * i, 23, 3, 0.0))
+    (pred,) = predict_costs(rows, known, facts(5))
+    assert pred.recipe == "int8" and pred.languages == langs
+    assert pred.loo_mae is not None and pred.loo_mae >= 0
+    assert pred.size_x is not None and abs(pred.size_x - 90 / 23) < 1e-6
+    assert -1.5 < pred.predicted_delta < 0  # the trend continues, shrunk towards the mean by the ridge
+
+
+def test_recommend_predicts_for_a_language_without_rows(tmp_path: Path) -> None:
+    data = need_shared() / "masakhaner"
+    store = Store(tmp_path / "sweep")
+    for i, lang in enumerate(["hau", "swa", "yor", "luo"]):
+        for recipe, spec, f1 in (("baseline", "", 0.80), ("int8", "quantize:method=onnx-int8", 0.80 - 0.004 * i)):
+            row = {**fake_row(lang, recipe, spec, 42, f1, 90 if recipe == "baseline" else 23, 10, 0.0),
+                   "model_source": "minilm", "data": str(data)}
+            store.put(row)
+    store.close()
+    runner = CliRunner()
+    result = runner.invoke(app, ["recommend", str(tmp_path / "sweep"), "--lang", "ibo", "--max-f1-drop", "1"])
+    assert result.exit_code == 0, result.output
+    assert "ibo: no sweep rows; predicted from the atlas's 4 languages" in result.output
+    assert "int8" in result.output and "ΔF1" in result.output and "±" in result.output
+    assert "within 1 point(s)" in result.output  # the budget is read with the prediction's error counted
+    as_json = runner.invoke(app, ["recommend", str(tmp_path / "sweep"), "--lang", "ibo", "--max-f1-drop", "1",
+                                  "--json"])
+    parsed = json.loads(as_json.output)
+    assert parsed["facts"]["log_train_sentences"] > 7 and parsed["predictions"][0]["recipe"] == "int8"
