@@ -7,6 +7,7 @@ intact or refused in one line naming the file; nothing is silently changed.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -453,3 +454,121 @@ def test_18_saved_models_name_the_matching_pipeline_aggregation(tiny_model: Path
     theirs = [(e["start"], e["end"], e["entity_group"])
               for e in pipeline("token-classification", model=str(tiny_model), aggregation_strategy="first")(text)]
     assert ours and ours == theirs  # entities found, and the same ones
+
+
+# The second adversarial pass: damaged model folders, predict's readers, settings that cannot train
+
+@pytest.mark.parametrize("name,content,message", [
+    ("ndogo.json", "[1]", "expected a JSON object"),
+    ("ndogo.json", '"hf"', "expected a JSON object"),
+    ("ndogo.json", '{"kind": ["hf"]}', '"kind" must be a string'),
+    ("config.json", "[1, 2]", "config.json: expected a JSON object"),
+    ("config.json", "null", "config.json: expected a JSON object"),
+    ("tokenizer_config.json", "[]", "tokenizer_config.json: expected a JSON object"),
+    ("tokenizer.json", "{}", 'no "model" object'),
+])
+def test_damaged_model_files_are_named_in_one_line(tiny_model: Path, tmp_path: Path, name: str, content: str,
+                                                   message: str) -> None:
+    import shutil
+
+    from ndogo.models.loading import ModelError
+    from ndogo.models.runner import load_runner
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    (model / name).write_text(content, encoding="utf-8")
+    with pytest.raises(ModelError, match=message):
+        load_runner(model)
+
+
+@pytest.mark.parametrize("edit,message", [
+    ({"max_position_embeddings": "64"}, "could not load the model"),
+    ({"id2label": {str(i): f"L{i}" for i in (0, 1, 2, 3, 4, 5, 6, 7, 9)}}, "id2label must number the labels"),
+    ({"id2label": {str(i): f"LABEL_{i}" for i in range(9)}}, "are not IOB tags"),
+])
+def test_config_fields_of_the_wrong_shape_are_refused(tiny_model: Path, tmp_path: Path, edit: dict,
+                                                      message: str) -> None:
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    _edit_json(model / "config.json", **edit)
+    result = ndogo("predict", str(model), "-i", str(_text(tmp_path)))
+    assert result.returncode == 2, (result.stdout, result.stderr[-500:])
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def _text(tmp_path: Path) -> Path:
+    path = tmp_path / "in.txt"
+    path.write_text("Musa ya je Kano.\n", encoding="utf-8")
+    return path
+
+
+def test_predict_reads_conll_and_text_like_the_corpus_reader(tiny_model: Path, tmp_path: Path) -> None:
+    from ndogo.deploy.predict import read_sentences
+
+    cr = tmp_path / "cr.txt"
+    cr.write_bytes(b"Kano B-LOC\rya O\r\rMusa B-PER\rya O\r\r")
+    assert [[w.text for w in s.words] for s in read_sentences(cr, "conll")] == [["Kano", "ya"], ["Musa", "ya"]]
+    nbsp = tmp_path / "nbsp.txt"
+    nbsp.write_text("Abu\u00a0Bakar B-PER\nya O\n", encoding="utf-8")
+    assert [w.text for w in read_sentences(nbsp, "conll")[0].words] == ["Abu\u00a0Bakar", "ya"]
+    text = tmp_path / "crtext.txt"
+    text.write_bytes(b"Musa ya je Kano.\rAbu ya tafi.\rIna zuwa.\r")
+    assert [s.line for s in read_sentences(text)] == [1, 2, 3]
+
+
+def test_predict_refuses_a_fifo_instead_of_hanging(tiny_model: Path, tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    result = ndogo("predict", str(tiny_model), "-i", str(fifo), timeout=120)
+    assert result.returncode == 2 and "not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize("option,message", [("lr=inf", "lr must be a positive finite number"),
+                                            ("lr=-1", "lr must be a positive finite number"),
+                                            ("batch_size=0", "batch_size must be a whole number"),
+                                            ("epochs=0", "epochs must be a whole number")])
+def test_settings_that_cannot_train_are_refused_before_any_work(tiny_model: Path, tiny_corpus: Path,
+                                                                tmp_path: Path, option: str, message: str) -> None:
+    out = tmp_path / "out"
+    result = ndogo("compress", str(tiny_model), "--recipe", f"finetune:{option}", "--lang", "hau", "--data",
+                   str(tiny_corpus), "--out", str(out))
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-500:]
+    stages = Path(str(out) + ".stages")
+    assert not out.exists() and (not stages.exists() or not any(stages.iterdir()))
+
+
+@pytest.mark.parametrize("line,message", [("seeds = [99999999999999999999]", "not between 0 and 2**32 - 1"),
+                                          ("seeds = [1, 1]", "listed twice: 1"),
+                                          ("seeds = [-1]", "not between 0 and 2**32 - 1")])
+def test_sweep_seeds_are_checked(tiny_model: Path, tiny_corpus: Path, tmp_path: Path, line: str,
+                                 message: str) -> None:
+    from ndogo.experiments.config import ConfigError, load_sweep_config
+
+    config = tmp_path / "s.toml"
+    config.write_text(f'languages = ["hau"]\n{line}\n[models.tiny]\nmodel = "{tiny_model}"\n[recipes]\n'
+                      'baseline = ""\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_sweep_config(config, str(tiny_corpus))
+
+
+def test_scoring_an_empty_gold_file_is_refused_and_long_lines_are_cut(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    result = ndogo("score", str(empty), str(empty))
+    assert result.returncode == 2 and "no sentences in this file" in result.stderr
+    big = tmp_path / "big.txt"
+    big.write_text("a" * 1_000_000 + "\n", encoding="utf-8")
+    result = ndogo("score", str(big), str(big))
+    assert result.returncode == 2 and len(result.stderr) < 500, len(result.stderr)
+
+
+def test_a_token_starting_with_docstart_is_data_and_a_bom_inside_is_said(tmp_path: Path) -> None:
+    path = tmp_path / "train.txt"
+    path.write_text("-DOCSTART-x B-PER\nKano B-LOC\n\n-DOCSTART- O\n\n\ufeffya O\n", encoding="utf-8")
+    cf = read_conll(path)
+    assert [s.tokens for s in cf.sentences] == [["-DOCSTART-x", "Kano"], ["\ufeffya"]]
+    assert any("byte-order mark" in p.message for p in cf.problems)

@@ -220,11 +220,15 @@ def score(
     """
     from rich.table import Table
 
-    from ndogo.data.conll import read_conll, read_predictions
+    from ndogo.data.conll import DataError, read_conll, read_predictions
     from ndogo.metrics.entity import AlignmentError, score_sentences
 
+    gold_sentences = read_conll(gold).sentences
+    if not gold_sentences:
+        # F1 0.0 would read as "the system found nothing", not "there was nothing to find"
+        raise DataError(gold, None, "no sentences in this file")
     try:
-        result = score_sentences(read_conll(gold).sentences, read_predictions(pred, pred_column))
+        result = score_sentences(gold_sentences, read_predictions(pred, pred_column))
     except AlignmentError as err:
         # Name both files: the message alone says which sentence, not of which pair.
         raise AlignmentError(f"{pred} does not match {gold}: {err}") from None

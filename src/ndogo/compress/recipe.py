@@ -641,7 +641,10 @@ class FinetuneStageConfig(FinetuneConfig):
     prune_scope: str = "layer"
 
     def check(self) -> None:
-        """Refuse pruning settings that cannot work before anything is trained."""
+        """Refuse fine-tuning and pruning settings that cannot work before anything is trained."""
+        from ndogo.train.finetune import check_finetune
+
+        check_finetune(self)
         if not 0 <= self.prune_sparsity < 1:
             raise ValueError(f"prune_sparsity must be in [0, 1), got {self.prune_sparsity}")
         if self.prune_schedule not in ("oneshot", "gradual"):

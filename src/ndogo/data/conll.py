@@ -93,9 +93,19 @@ def split_columns(line: str) -> list[str]:
 
 
 def is_boundary(line: str) -> bool:
-    """Blank lines and CoNLL-2003 `-DOCSTART-` lines separate sentences."""
-    stripped = line.strip(ASCII_SPACE)
-    return not stripped or stripped.startswith("-DOCSTART-")
+    """Blank lines and CoNLL-2003 `-DOCSTART-` lines separate sentences.
+
+    A document marker is a line whose first column *is* `-DOCSTART-`; a token that merely
+    starts with it (`-DOCSTART-x B-PER`) is data and is read as such.
+    """
+    fields = split_columns(line)
+    return not fields or fields[0] == "-DOCSTART-"
+
+
+def shown(line: str, limit: int = 80) -> str:
+    """A line as quoted in an error: stripped and cut, so a 1 MB line gives a one-line message."""
+    text = line.strip(ASCII_SPACE)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def parse_line(path: str | Path, lineno: int, line: str, problems: list[Problem]) -> tuple[str, str]:
@@ -107,7 +117,7 @@ def parse_line(path: str | Path, lineno: int, line: str, problems: list[Problem]
         if line[:1] in (" ", "\t") and TAG_RE.match(fields[0]):
             problems.append(Problem(str(path), lineno, "empty token (kept, tagged " + fields[0] + ")"))
             return "", fields[0]
-        raise DataError(path, lineno, f"line has no tag: {line.strip()!r}")
+        raise DataError(path, lineno, f"line has no tag: {shown(line)}")
     token, tag = fields[0], fields[-1]
     if not TAG_RE.match(tag):
         raise DataError(path, lineno, f"tag {tag!r} is not in the IOB scheme (expected O, B-X or I-X)")
@@ -209,8 +219,12 @@ def read_sentences(path: str | Path, max_columns: int | None = None) -> tuple[li
             continue
         if max_columns is not None and len(split_columns(line)) > max_columns:
             raise DataError(path, lineno, f"{len(split_columns(line))} columns, expected {max_columns} "
-                            f"(`token TAG`): {line.strip(ASCII_SPACE)!r}; name the tag column with --pred-column")
+                            f"(`token TAG`): {shown(line)}; name the tag column with --pred-column")
         token, tag = parse_line(path, lineno, line, problems)
+        if "\ufeff" in token or "\x00" in token:
+            # kept as written (read intact), but said: a prediction file without it will not align
+            problems.append(Problem(str(path), lineno, f"token {shown(token)} holds a "
+                                    f"{'byte-order mark' if chr(0xFEFF) in token else 'NUL character'}"))
         if not tokens:
             start = lineno
         tokens.append(token)
@@ -289,7 +303,7 @@ def read_predictions(path: str | Path, column: int | None = None) -> list[Senten
             continue
         fields = split_columns(line)
         if len(fields) < column:
-            raise DataError(path, lineno, f"no column {column} in {line.strip(ASCII_SPACE)!r}")
+            raise DataError(path, lineno, f"no column {column} in {shown(line)}")
         tag = fields[column - 1]
         if not TAG_RE.match(tag) or tag[0] in "ES":
             raise DataError(path, lineno, f"column {column}: {tag!r} is not an IOB tag (expected O, B-X or I-X)")

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from ndogo.data.conll import TAG_RE, DataError, decode, is_boundary
+from ndogo.data.conll import TAG_RE, DataError, check_file, decode, is_boundary, split_columns, split_lines
 from ndogo.deploy import entities as _entities
 from ndogo.deploy.entities import Entity
 from ndogo.deploy.words import Word, check_texts, split_words
@@ -129,6 +129,7 @@ def conll_sentence(words: list[str], line: int) -> Sentence:
 def read_text(source: str | Path | BinaryIO) -> tuple[str, str]:
     """(name, text) of a file or binary stream, as UTF-8 (a BOM is allowed)."""
     if isinstance(source, str | Path):
+        check_file(Path(source))  # a folder, a FIFO (which would block forever), a dangling link: named
         return str(source), decode(source)
     raw = source.read()
     try:
@@ -154,7 +155,7 @@ def read_sentences(source: str | Path | BinaryIO, input_format: str = "text",
     if input_format not in INPUT_FORMATS:
         raise ValueError(f"input format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}")
     name, text = read_text(source)
-    lines = text.split("\n")
+    lines = split_lines(Path(name), text, [])  # \n, \r\n and a lone \r end a line; U+2028 does not
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line does not open a new one
     if input_format == "conll":
@@ -189,8 +190,8 @@ def conll_sentences(lines: Sequence[str]) -> Iterator[Sentence]:
             continue
         if not words:
             start = lineno
-        fields = line.split()
-        if len(fields) == 1 and line[:1].isspace() and TAG_RE.match(fields[0]):
+        fields = split_columns(line)  # ASCII spaces and tabs only: a no-break space stays inside its token
+        if len(fields) == 1 and line[:1] in (" ", "\t") and TAG_RE.match(fields[0]):
             # " O": a gold line whose token is empty (MasakhaNER 2.0 xho), as `read_conll`
             # reads it; taking the tag for the word would misalign `ndogo score` later.
             words.append("")

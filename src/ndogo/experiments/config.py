@@ -195,6 +195,11 @@ def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                            for s in seeds):
         raise ConfigError(f"{where}: seeds: expected a non-empty list of integers, got {seeds!r}")
+    bad = [s for s in seeds if not 0 <= s < 2**32]
+    if bad:
+        raise ConfigError(f"{where}: seeds: {bad[0]} is not between 0 and 2**32 - 1")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: seeds: listed twice: {sorted({s for s in seeds if seeds.count(s) > 1})[0]}")
     data_value = data or _typed(doc.get("data"), (str, type(None)), f"{where}: data")
     data_value = resolve_data(data_value)
     if Path(data_value).expanduser().exists():
@@ -270,6 +275,9 @@ def _eval_spec(value: Any, where: str) -> EvalSpec:
         if key not in kinds:
             raise ConfigError(f"{where}.{key}: unknown key; keys: {', '.join(kinds)}")
         _typed(val, kinds[key], f"{where}.{key}")
+    for key in ("batch_size", "sample"):
+        if key in value and value[key] < 1:
+            raise ConfigError(f"{where}.{key}: expected a whole number ≥ 1, got {value[key]!r}")
     if value.get("split", "test") not in ("train", "dev", "test"):
         raise ConfigError(f"{where}.split: expected train, dev or test, got {value['split']!r}")
     return EvalSpec(**value)

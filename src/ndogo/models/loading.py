@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -201,9 +202,48 @@ def read_meta(run: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelError(f"{path}: not a valid ndogo record ({err})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}: not a valid ndogo record (expected a JSON object, got {type(meta).__name__})")
+    if not isinstance(meta.get("kind", "hf"), str):
+        raise ModelError(f"{path}: \"kind\" must be a string such as \"hf\", got {meta['kind']!r}")
+    return meta
+
+
+def check_json_files(path: str | Path) -> None:
+    """A model folder's JSON files are JSON objects (transformers fails deep inside on anything else)."""
+    for name in ("config.json", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
+        file = Path(path) / name
+        if not file.is_file():
+            continue
+        try:
+            value = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelError(f"{file}: not valid JSON ({err})") from None
+        if not isinstance(value, dict):
+            raise ModelError(f"{file}: expected a JSON object, got {type(value).__name__}")
+        if name == "tokenizer.json" and not isinstance(value.get("model"), dict):
+            raise ModelError(f"{file}: not a tokenizers file (no \"model\" object)")
+        if name == "config.json" and "id2label" in value:
+            labels = value["id2label"]
+            keys = sorted(int(k) for k in labels) if isinstance(labels, dict) and all(
+                str(k).lstrip("-").isdigit() for k in labels) else None
+            if keys is None or keys != list(range(len(keys))):
+                raise ModelError(f"{file}: id2label must number the labels 0..n-1 with no gap, got "
+                                 f"{sorted(labels, key=str) if isinstance(labels, dict) else labels!r}"[:300])
+
+
+LABEL_RE = re.compile(r"^(O|[BI]-\S+)$")
+
+
+def check_labels(path: str | Path, labels: list[str]) -> None:
+    """NER labels are IOB (O, B-X, I-X): a LABEL_0…LABEL_8 head would be read as garbage entities."""
+    odd = [lab for lab in labels if not isinstance(lab, str) or not LABEL_RE.match(lab)]
+    if odd:
+        raise ModelError(f"{Path(path) / 'config.json'}: labels {odd[:4]} are not IOB tags (O, B-X, I-X); "
+                         "is this a token classifier fine-tuned for NER?")
 
 
 def write_meta(run: str | Path, meta: dict[str, Any]) -> None:

@@ -19,6 +19,8 @@ from transformers import PreTrainedTokenizerBase
 from ndogo.models.loading import (
     NDOGO_META,
     ModelError,
+    check_json_files,
+    check_labels,
     load_error,
     load_for_tokens,
     load_tokenizer,
@@ -134,10 +136,23 @@ def load_runner(run: str | Path) -> Runner:
 
     if kind not in LOADERS:
         raise ModelError(f"{path}: unknown model kind {kind!r} in {NDOGO_META}")
+    from huggingface_hub.errors import StrictDataclassError
     from safetensors import SafetensorError
 
+    check_json_files(path)
     try:
-        return LOADERS[kind](path, meta)
+        runner = LOADERS[kind](path, meta)
     except (OSError, SafetensorError) as err:
         # A file of the model that is missing, truncated or corrupt (each kind reads its own files).
         raise load_error(path, str(path), err) from None
+    except ModelError:
+        raise
+    except (TypeError, KeyError, AttributeError, ValueError, StrictDataclassError) as err:
+        # transformers' reaction to a config or tokenizer file of the wrong shape (a field of the wrong
+        # type, a missing key, huggingface_hub's strict-dataclass check): one line naming the folder
+        # instead of its traceback
+        reason = (str(err).strip().splitlines() or [""])[0][:300]
+        raise ModelError(f"{path}: could not load the model in this directory ({type(err).__name__}: "
+                         f"{reason})") from None
+    check_labels(path, runner.labels)
+    return runner

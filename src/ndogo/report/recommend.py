@@ -11,6 +11,7 @@ from before it was recorded) and says so wherever it is shown.
 
 from __future__ import annotations
 
+import math
 import shlex
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
     """`recommend` on rows already read (the report chooses for every language from one read)."""
     if split not in SPLITS:
         raise ValueError(f"--split must be dev or test, got {split!r}")
+    if not math.isfinite(max_f1_drop):
+        raise ValueError(f"--max-f1-drop must be a finite number of F1 points, got {max_f1_drop}")
     if optimize not in OPTIMIZE:
         raise ValueError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
     if max_f1_drop < 0:

@@ -79,6 +79,28 @@ class FinetuneConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_finetune(cfg: FinetuneConfig) -> None:
+    """Refuse settings that cannot train, before any data or model is loaded.
+
+    torch itself would refuse some of them only after the corpus and model are loaded (a
+    negative lr), divide by zero on others (batch_size 0), or train a NaN model and save it
+    with exit 0 (lr inf).
+    """
+    if not math.isfinite(cfg.lr) or cfg.lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {cfg.lr}")
+    for name in ("epochs", "batch_size", "save_every", "eval_batch_size"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {cfg.max_steps}")
+    if not 0 <= cfg.seed < 2**32:
+        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {cfg.seed}")
+    if not 0 <= cfg.warmup_ratio < 1 or not math.isfinite(cfg.weight_decay) or cfg.weight_decay < 0:
+        raise ValueError(f"warmup_ratio must be in [0, 1) and weight_decay ≥ 0, got {cfg.warmup_ratio}, "
+                         f"{cfg.weight_decay}")
+
+
 # Settings that change how a run is executed, not what it computes: a resume may change them.
 OPERATIONAL = ("threads", "save_every", "eval_batch_size", "keep_checkpoint")
 
@@ -219,6 +241,7 @@ def finetune(
     cross-entropy (task distillation adds a teacher's soft targets).
     Returns the metrics also written to `<out>/metrics.json`.
     """
+    check_finetune(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
