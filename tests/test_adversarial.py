@@ -572,3 +572,14 @@ def test_a_token_starting_with_docstart_is_data_and_a_bom_inside_is_said(tmp_pat
     cf = read_conll(path)
     assert [s.tokens for s in cf.sentences] == [["-DOCSTART-x", "Kano"], ["\ufeffya"]]
     assert any("byte-order mark" in p.message for p in cf.problems)
+
+
+def test_data_stats_names_empty_language_folders_and_reads_a_single_file(tmp_path: Path) -> None:
+    (tmp_path / "corpus" / "hau").mkdir(parents=True)
+    result = ndogo("data", "stats", str(tmp_path / "corpus"))
+    assert result.returncode == 2 and "folders without split files: hau" in result.stderr
+    one = tmp_path / "sample.conll"
+    one.write_text(PLAIN, encoding="utf-8")
+    result = ndogo("data", "stats", str(one))
+    assert result.returncode == 0, result.stderr
+    assert "sample" in result.stdout and "6" in result.stdout  # 6 tokens

@@ -135,6 +135,8 @@ def data_stats(
     langs = split_langs(lang) if lang else None
     if langs is None and any((directory / f"{s}.txt").is_file() for s in ("train", "dev", "test")):
         directory, langs = directory.parent, [directory.name]
+    if directory.is_file() and (tokenizer or trimmed):
+        raise ValueError(f"{directory}: --tokenizer and --trimmed read a corpus folder (train and test), not one file")
     stats = directory_stats(directory, langs)
     if tokenizer or trimmed:
         add_tokenizer_facts(stats, directory, tokenizer or [], trimmed)

@@ -37,6 +37,23 @@ def corpus_stats(corpus: Corpus) -> dict[str, Any]:
     }
 
 
+def file_stats(path: Path) -> dict[str, Any]:
+    """Stats of one CoNLL file given alone (any name), as a language with a single split."""
+    from ndogo.data.conll import read_conll
+
+    entry: dict[str, Any] = {"splits": {}, "schemes": {}, "problems": [], "unreadable": []}
+    try:
+        cf = read_conll(path)
+    except DataError as err:
+        entry["problems"].append(str(err))
+        entry["unreadable"].append(str(path))
+        return entry
+    entry["splits"][path.stem] = split_stats(cf.sentences)
+    entry["schemes"][path.stem] = cf.scheme
+    entry["problems"] = [str(p) for p in cf.problems]
+    return entry
+
+
 def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[str, Any]:
     """Stats for every language under `root`; a file that cannot be read becomes a problem.
 
@@ -45,10 +62,22 @@ def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[st
     that training or evaluation would refuse.
     """
     root = Path(root)
+    if root.is_file():
+        return {root.stem: file_stats(root)}
     if not root.is_dir():
-        raise DataError(root, None, "no such folder")
+        raise DataError(root, None, "no such file or folder")
     if langs is None:
-        langs = list_languages(root) or [root.name]
+        langs = list_languages(root)
+        if not langs:
+            if any((root / f"{s}.txt").exists() for s in SPLITS):
+                langs = [root.name]
+            else:
+                empty = sorted(p.name for p in root.iterdir() if p.is_dir())
+                raise DataError(root, None, "no language folder with train.txt, dev.txt or test.txt here"
+                                + (f" (folders without split files: {', '.join(empty)})" if empty else ""))
+    for lang in langs:
+        if (root / lang).exists() and not (root / lang).is_dir():
+            raise DataError(root / lang, None, "is a file; a language is a folder holding train/dev/test.txt")
     out: dict[str, Any] = {}
     for lang in langs:
         folder = lang_dir(root, lang)
