@@ -164,22 +164,23 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
     return out
 
 
-def check_file(path: Path) -> None:
+def check_file(path: Path, what: str = "a CoNLL file (`token TAG` per line)") -> None:
     """Refuse, in one line, a path that is not a readable regular file (and say which kind it is)."""
     if path.is_symlink() and not path.exists():
         try:
             path.resolve(strict=True)
         except RuntimeError:
-            raise DataError(path, None, "a symbolic link loop; expected a CoNLL file") from None
+            raise DataError(path, None, f"a symbolic link loop; expected {what}") from None
         except OSError:
             pass
         raise DataError(path, None, f"a symbolic link to {path.readlink()}, which does not exist")
     if path.is_dir():
-        raise DataError(path, None, "is a folder; expected a CoNLL file (`token TAG` per line)")
+        raise DataError(path, None, f"is a folder; expected {what}")
     if not path.exists():
         raise DataError(path, None, "no such file")
     if not path.is_file():
-        raise DataError(path, None, "not a regular file; expected a CoNLL file (`token TAG` per line)")
+        # a FIFO or a device would block or never end
+        raise DataError(path, None, f"not a regular file; expected {what}")
 
 
 def split_lines(path: Path, text: str, problems: list[Problem]) -> list[str]:

@@ -129,7 +129,9 @@ def conll_sentence(words: list[str], line: int) -> Sentence:
 def read_text(source: str | Path | BinaryIO) -> tuple[str, str]:
     """(name, text) of a file or binary stream, as UTF-8 (a BOM is allowed)."""
     if isinstance(source, str | Path):
-        check_file(Path(source))  # a folder, a FIFO (which would block forever), a dangling link: named
+        path = Path(source)
+        if path.exists() and not path.is_dir() and not path.is_file():
+            check_file(path, "a text or CoNLL file")  # a FIFO would block forever; a folder is named below
         return str(source), decode(source)
     raw = source.read()
     try:
