@@ -201,15 +201,22 @@ def read_meta(run: str | Path) -> dict[str, Any]:
     path = Path(run) / NDOGO_META
     if not path.is_file():
         return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelError(f"{path}: not a valid ndogo record ({err})") from None
-    if not isinstance(meta, dict):
-        raise ModelError(f"{path}: not a valid ndogo record (expected a JSON object, got {type(meta).__name__})")
+    meta = read_json_object(path, record=True)
     if not isinstance(meta.get("kind", "hf"), str):
         raise ModelError(f"{path}: \"kind\" must be a string such as \"hf\", got {meta['kind']!r}")
     return meta
+
+
+def read_json_object(path: Path, record: bool = False) -> dict[str, Any]:
+    """A JSON file that must hold an object, or a ModelError naming the file (`record`: ndogo's own)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: {'not a valid ndogo record' if record else 'not valid JSON'} ({err})") from None
+    if not isinstance(value, dict):
+        shape = f"expected a JSON object, got {type(value).__name__}"
+        raise ModelError(f"{path}: not a valid ndogo record ({shape})" if record else f"{path}: {shape}")
+    return value
 
 
 def check_json_files(path: str | Path) -> None:
@@ -218,12 +225,7 @@ def check_json_files(path: str | Path) -> None:
         file = Path(path) / name
         if not file.is_file():
             continue
-        try:
-            value = json.loads(file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ModelError(f"{file}: not valid JSON ({err})") from None
-        if not isinstance(value, dict):
-            raise ModelError(f"{file}: expected a JSON object, got {type(value).__name__}")
+        value = read_json_object(file)
         if name == "tokenizer.json" and not isinstance(value.get("model"), dict):
             raise ModelError(f"{file}: not a tokenizers file (no \"model\" object)")
         if name == "config.json" and "id2label" in value:
