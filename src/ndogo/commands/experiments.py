@@ -91,6 +91,8 @@ def sweep(
     resume: Annotated[bool, typer.Option(help="Continue a sweep in --out: finished cells are kept, the rest run.")] = False,
     ray_address: Annotated[str | None, typer.Option(help="A Ray cluster to join (e.g. auto or ray://head:10001); default: a local instance.")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar (a line per finished cell is always printed).")] = True,
+    lang: Annotated[str | None, typer.Option(help="Only these of the config's languages (comma-separated, e.g. swa,yor), "
+                                             "to split a sweep over sessions; a cell's id and row do not change.")] = None,
 ) -> None:
     """Run every cell (model × language × recipe × seed) of a grid and store one row per cell.
 
@@ -109,6 +111,8 @@ def sweep(
     from ndogo.experiments.sweep import run_sweep
 
     cfg = load_sweep_config(config, data)
+    if lang is not None:
+        cfg = cfg.only_languages([x.strip() for x in lang.split(",") if x.strip()])
     summary = run_sweep(cfg, out, executor=executor, resume=resume, ray_address=ray_address,
                         show_progress=progress)
     typer.echo(f"{summary.done} of {summary.total} cells done, {summary.failed} failed ({summary.seconds / 60:.1f} min); results in "

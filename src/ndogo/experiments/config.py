@@ -136,6 +136,14 @@ class SweepConfig:
     recipes: list[RecipeSpec]
     evaluate: EvalSpec
 
+    def only_languages(self, languages: list[str]) -> SweepConfig:
+        """The same grid restricted to some of its languages (their cells keep their ids)."""
+        unknown = [x for x in languages if x not in self.languages]
+        if not languages or unknown:
+            raise ConfigError(f"{self.path}: --lang {','.join(languages) or '(empty)'}: the config's languages are "
+                              f"{', '.join(self.languages)}" + (f"; not {', '.join(unknown)}" if unknown else ""))
+        return dataclasses.replace(self, languages=[x for x in self.languages if x in languages])
+
     def cells(self) -> list[Cell]:
         """The grid in run order: for each model, language and seed, the baseline first."""
         out = []
