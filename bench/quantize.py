@@ -45,7 +45,7 @@ STUDY = {
     "dynamic-int8": {"size_red": 42.44, "time_red": 40.9, "f1_change": None},
 }
 INT8_METHODS = ("dynamic-int8", "dynamic-int8+emb8", "torchao-int8", "llm-int8", "onnx-int8", "onnx-int8-static")
-# "<method>+emb8": the method with int8 embedding tables too (QuantizeConfig(embeddings="int8")).
+# "<method>+emb8": the method with int8 embedding tables too (quant_config(embeddings="int8")).
 EMB8 = "emb8"
 DEFAULT_METHODS = ("onnx-fp32", "fp16", "bf16", "dynamic-int8", "dynamic-int8+emb8", "torchao-int8", "llm-int8",
                    "int4-weight", "int8-embed", "onnx-int8", "onnx-int8-static")
@@ -103,11 +103,13 @@ def build_variant(lang: str, method: str, baseline: Path, work: Path, data: str)
         from ndogo.deploy.onnx import export_onnx
 
         return export_onnx(baseline, out)
-    from ndogo.compress.quantize import QuantizeConfig, quantize
+    from ndogo.compress.quantize import quant_config, quantize
 
     base_method, _, extra = method.partition("+")
-    embeddings = "int8" if extra == EMB8 else "keep"
-    return quantize(baseline, out, QuantizeConfig(base_method, embeddings=embeddings, data=data, lang=lang))
+    options: dict = {"embeddings": "int8"} if extra == EMB8 else {}
+    if base_method == "onnx-int8-static":
+        options.update(data=data, lang=lang)
+    return quantize(baseline, out, quant_config(base_method, **options))
 
 
 def _measured(part: str, lang: str, method: str, run: Path, work: Path, data: str, threads: int) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def variants(lang: str, int8: str) -> dict[str, Path]:
 
 def build(lang: str, int8: str) -> None:
     """Trim and quantize the baseline of one language (skipping models already built)."""
-    from ndogo.compress.quantize import QuantizeConfig, quantize
+    from ndogo.compress.quantize import quant_config, quantize
     from ndogo.compress.trim import TrimConfig, trim
 
     paths = variants(lang, int8)
@@ -74,9 +74,9 @@ def build(lang: str, int8: str) -> None:
         (WIDE, lambda out: trim(paths["fp32"], out, TrimConfig(
             lang=lang, data=str(DATA / "masakhaner"), corpus=str(DATA / "monolingual"), other_langs=True,
             keep=WIDE_KEEP, show_progress=True))),
-        (int8, lambda out: quantize(paths["fp32"], out, QuantizeConfig(method=int8))),
-        (f"trim+{int8}", lambda out: quantize(paths["trim"], out, QuantizeConfig(method=int8))),
-        (f"{WIDE}+{int8}", lambda out: quantize(paths[WIDE], out, QuantizeConfig(method=int8))),
+        (int8, lambda out: quantize(paths["fp32"], out, quant_config(int8))),
+        (f"trim+{int8}", lambda out: quantize(paths["trim"], out, quant_config(int8))),
+        (f"{WIDE}+{int8}", lambda out: quantize(paths[WIDE], out, quant_config(int8))),
     ]
     for name, make in steps:
         out = paths[name]

@@ -77,9 +77,9 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def int8_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model exported to ONNX and quantized to int8 (kind onnx), as `quantize --method onnx-int8` makes it."""
-    from ndogo.compress.quantize import QuantizeConfig, quantize
+    from ndogo.compress.quantize import quant_config, quantize
 
-    return quantize(tiny_model, tmp_path_factory.mktemp("int8") / "model", QuantizeConfig("onnx-int8"))
+    return quantize(tiny_model, tmp_path_factory.mktemp("int8") / "model", quant_config("onnx-int8"))
 
 
 # Run in a subprocess before anything else, this makes importing torch, transformers, seqeval or

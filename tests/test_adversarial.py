@@ -422,10 +422,10 @@ def test_14_remote_code_models_are_refused_in_ndogo_words(tmp_path: Path) -> Non
 
 def test_15_evaluate_reports_whole_model_and_pruned_weight_sparsity(tiny_model: Path, tiny_corpus: Path,
                                                                    tmp_path: Path) -> None:
-    from ndogo.compress.prune import PruneConfig, prune
+    from ndogo.compress.prune import prune, prune_config
     from ndogo.evaluate import evaluate
 
-    out = prune(tiny_model, tmp_path / "p60", PruneConfig(sparsity=0.6))
+    out = prune(tiny_model, tmp_path / "p60", prune_config(sparsity=0.6))
     row = evaluate(out, str(tiny_corpus), "hau", "test", speed=False)
     assert abs(row["sparsity_encoder_linear"] - 0.6) < 0.01
     assert 0 < row["sparsity"] < row["sparsity_encoder_linear"]  # embeddings are not pruned

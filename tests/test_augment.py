@@ -50,7 +50,7 @@ def test_teacher_labels_are_what_the_teacher_predicts_and_resume_exactly(tiny_mo
     lines = (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()
     (tmp_path / "b.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:10], encoding="utf-8")
     calls = []
-    import ndogo.evaluate as ev
+    import ndogo.models.tagging as ev
 
     original = ev.predict_tags
     monkeypatch.setattr(ev, "predict_tags", lambda r, chunk, b=32: calls.append(len(chunk)) or original(r, chunk, b))

@@ -63,9 +63,9 @@ def test_unoptimized_export_also_matches(tiny_model: Path, tmp_path: Path) -> No
 
 
 def test_export_refuses_what_it_cannot_export(tiny_model: Path, tmp_path: Path) -> None:
-    from ndogo.compress.quantize import QuantizeConfig, quantize
+    from ndogo.compress.quantize import quant_config, quantize
 
-    dynamic = quantize(tiny_model, tmp_path / "dyn", QuantizeConfig("dynamic-int8"))
+    dynamic = quantize(tiny_model, tmp_path / "dyn", quant_config("dynamic-int8"))
     with pytest.raises(ModelError, match="quantized in torch"):
         export_onnx(dynamic, tmp_path / "x")
     empty = tmp_path / "empty"

@@ -12,19 +12,16 @@ from typer.testing import CliRunner
 
 from conftest import make_tiny_model
 from ndogo.cli import app
-from ndogo.compress.prune import (
-    SPARSE_FILE,
+from ndogo.compress.prune import prune
+from ndogo.compress.prune._sparse import SPARSE_FILE, decode_sparse, densify, encode_sparse
+from ndogo.compress.prune.magnitude import (
     GradualPruning,
-    PruneConfig,
     cubic_sparsity,
-    decode_sparse,
-    densify,
-    encode_sparse,
     finetune_pruning,
     magnitude_prune,
     prunable,
-    prune,
 )
+from ndogo.compress.prune.magnitude import MagnitudeConfig as PruneConfig
 from ndogo.models.loading import load_for_tokens, read_meta
 from ndogo.models.runner import load_runner, size_on_disk
 from ndogo.train.finetune import FinetuneConfig, finetune

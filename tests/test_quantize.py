@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ndogo.compress.quantize import METHODS, QuantizeConfig, pack_int4, quantize, unpack_int4
+from ndogo.compress.quantize import METHODS, QuantizeConfig, pack_int4, quant_config, quantize, unpack_int4
 from ndogo.evaluate import predict_tags
 from ndogo.models.loading import ModelError
 from ndogo.models.runner import load_runner, size_on_disk
@@ -26,8 +26,8 @@ def _batch() -> dict[str, torch.Tensor]:
 
 def _config(method: str, corpus: Path) -> QuantizeConfig:
     if method == "onnx-int8-static":
-        return QuantizeConfig(method, data=str(corpus), lang="hau", calib_sentences=8)
-    return QuantizeConfig(method)
+        return quant_config(method, data=str(corpus), lang="hau", calib_sentences=8)
+    return quant_config(method)
 
 
 @pytest.fixture(scope="module")
@@ -177,14 +177,18 @@ def test_int4_weights_are_packed_on_disk(quantized: dict[str, Path]) -> None:
 
 
 def test_bad_input_is_a_clear_error(tiny_model: Path, quantized: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown quantization method"):
-        QuantizeConfig("int3")
-    with pytest.raises(ValueError, match="embeddings"):
-        QuantizeConfig("onnx-int8", embeddings="int8")
+    with pytest.raises(ValueError, match=r"unknown quantize method .int3.; choose one of"):
+        quant_config("int3")
+    with pytest.raises(ValueError, match=r"onnx-int8 has no option .embeddings."):
+        quant_config("onnx-int8", embeddings="int8")
+    with pytest.raises(ValueError, match="embeddings must be one of keep, int8"):
+        quant_config("dynamic-int8", embeddings="int4")
+    with pytest.raises(ValueError, match="threshold must be >= 0"):
+        quant_config("llm-int8", threshold=-1.0)
     with pytest.raises(ModelError, match="already quantized"):
-        quantize(quantized["fp16"], tmp_path / "again", QuantizeConfig("dynamic-int8"))
+        quantize(quantized["fp16"], tmp_path / "again", quant_config("dynamic-int8"))
     with pytest.raises(ValueError, match="new directory"):
-        quantize(tiny_model, tiny_model, QuantizeConfig("fp16"))
+        quantize(tiny_model, tiny_model, quant_config("fp16"))
     broken = tmp_path / "broken"
     broken.mkdir()
     for f in ("config.json", "ndogo.json", "tokenizer.json", "tokenizer_config.json"):
@@ -194,7 +198,7 @@ def test_bad_input_is_a_clear_error(tiny_model: Path, quantized: dict[str, Path]
 
 
 def test_int8_embeddings_combine_with_a_linear_method(tiny_model: Path, tmp_path: Path) -> None:
-    out = quantize(tiny_model, tmp_path / "dyn-emb", QuantizeConfig("dynamic-int8", embeddings="int8"))
+    out = quantize(tiny_model, tmp_path / "dyn-emb", quant_config("dynamic-int8", embeddings="int8"))
     tensors = load_file(str(out / "model.safetensors"))
     assert tensors["bert.embeddings.word_embeddings._weight_qdata"].dtype == torch.int8
     runner = load_runner(out)

@@ -108,9 +108,9 @@ def test_unmeasured_numbers_say_so(tiny_model: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def int8_run(run: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run quantized with onnx-int8 (its ndogo.json links back to the run) and evaluated on test."""
-    from ndogo.compress.quantize import QuantizeConfig, quantize
+    from ndogo.compress.quantize import quant_config, quantize
 
-    int8 = quantize(run, tmp_path_factory.mktemp("int8") / "hau-int8", QuantizeConfig("onnx-int8"))
+    int8 = quantize(run, tmp_path_factory.mktemp("int8") / "hau-int8", quant_config("onnx-int8"))
     save_eval(int8, evaluate(int8, str(tiny_corpus), "hau", "test", speed=True, threads=1, sample=16))
     return int8
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import make_tiny_model
-from ndogo.compress.prune import PruneConfig, prune
-from ndogo.compress.structured import (
+from ndogo.compress.prune import prune, prune_config
+from ndogo.compress.prune._structured import (
     Plan,
     encoder_layers,
     gradient_scores,
@@ -75,7 +75,7 @@ def test_gradient_scores_from_training_batches(four_heads: Path, tiny_corpus: Pa
 
 def test_saved_structured_model_reloads_small_and_identical(four_heads: Path, tiny_corpus: Path,
                                                             tmp_path: Path) -> None:
-    out = prune(four_heads, tmp_path / "h50", PruneConfig(sparsity=0.5, method="heads", importance="gradient",
+    out = prune(four_heads, tmp_path / "h50", prune_config("heads", sparsity=0.5, importance="gradient",
                                                            importance_batches=2, data=str(tiny_corpus), lang="hau"))
     meta = read_meta(out)
     assert meta["kind"] == "structured" and [s["heads"] for s in meta["layers"]] == [2, 2]
@@ -90,19 +90,19 @@ def test_saved_structured_model_reloads_small_and_identical(four_heads: Path, ti
 
 
 def test_structured_recovery_keeps_the_smaller_shape(four_heads: Path, tiny_corpus: Path, tmp_path: Path) -> None:
-    out = prune(four_heads, tmp_path / "f50r", PruneConfig(sparsity=0.5, method="ffn", recover_epochs=1, lr=5e-3,
+    out = prune(four_heads, tmp_path / "f50r", prune_config("ffn", sparsity=0.5, recover_epochs=1, lr=5e-3,
                                                             data=str(tiny_corpus), lang="hau", threads=1,
                                                             show_progress=False))
     meta = read_meta(out)
     assert [s["ffn"] for s in meta["layers"]] == [32, 32] and meta["recovery"]["epochs"] == 1
     small = load_runner(out).module
     assert all(layer.intermediate.dense.out_features == 32 for layer in encoder_layers(small))
-    oneshot = load_runner(prune(four_heads, tmp_path / "f50", PruneConfig(sparsity=0.5, method="ffn"))).module
+    oneshot = load_runner(prune(four_heads, tmp_path / "f50", prune_config("ffn", sparsity=0.5))).module
     assert not torch.equal(small.classifier.weight, oneshot.classifier.weight)  # it was trained
 
 
 def test_structured_refuses_what_it_cannot_do(four_heads: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scope"):
-        prune(four_heads, tmp_path / "x", PruneConfig(sparsity=0.5, method="heads", scope="global"))
+        prune(four_heads, tmp_path / "x", prune_config("heads", sparsity=0.5, scope="global"))
     with pytest.raises(ValueError, match="lang"):
-        prune(four_heads, tmp_path / "x", PruneConfig(sparsity=0.5, method="ffn", importance="gradient"))
+        prune(four_heads, tmp_path / "x", prune_config("ffn", sparsity=0.5, importance="gradient"))

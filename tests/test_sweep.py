@@ -279,3 +279,19 @@ def test_timed_cells_record_end_to_end_latency(tiny_model: Path, tiny_corpus: Pa
     run_sweep(config, tmp_path / "out", show_progress=False)
     rows = Store(tmp_path / "out").rows("done")
     assert rows and all(r["latency_e2e_ms_b1"] > 0 and r["latency_ms_b1"] > 0 for r in rows)
+
+
+def test_lang_runs_some_of_the_languages_with_the_same_cell_ids(tmp_path: Path, tiny_model: Path,
+                                                                tiny_corpus: Path) -> None:
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    shutil.copytree(corpus / "hau", corpus / "yor")
+    path = write_config(tmp_path / "grid.toml", tiny_model)
+    path.write_text(path.read_text().replace('["hau"]', '["hau", "yor"]'))
+    full = load_sweep_config(path, str(corpus))
+    only = full.only_languages(["yor"])
+    assert {c.id for c in only.cells()} == {c.id for c in full.cells() if c.lang == "yor"}
+    with pytest.raises(ConfigError, match="the config's languages are hau, yor; not swa"):
+        full.only_languages(["swa"])

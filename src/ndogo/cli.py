@@ -277,7 +277,7 @@ def finetune(
                          patience=patience, threads=threads, save_every=save_every, keep_checkpoint=keep_checkpoint)
     hooks = {}
     if prune_sparsity is not None:
-        from ndogo.compress.prune import finetune_pruning
+        from ndogo.compress.prune.magnitude import finetune_pruning
 
         hooks = finetune_pruning(cfg, prune_sparsity, prune_schedule)
     metrics = run_finetune(cfg, **hooks)

@@ -13,25 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ndogo.data.corpus import load_corpus
 from ndogo.metrics.entity import score
 from ndogo.metrics.perf import measure, peak_rss_mb
 from ndogo.models.runner import Runner, load_runner, size_on_disk
-from ndogo.models.windowing import encode_sentences, predict_words
-
-
-def predict_tags(runner: Runner, sentences: list[list[str]], batch_size: int = 32,
-                 show_progress: bool = False) -> tuple[list[list[str]], list[list[float]]]:
-    """Predicted tags and their probabilities for each word of each sentence."""
-    windows = encode_sentences(runner.tokenizer, sentences, runner.max_length)
-    with tqdm(total=len(windows), desc="predict", unit="win", disable=not show_progress) as bar:
-        probs = predict_words(runner.forward, windows, [len(s) for s in sentences], runner.pad_id,
-                              batch_size, progress=bar.update)
-    tags = [[runner.labels[i] for i in p.argmax(-1)] for p in probs]
-    scores = [[float(x) for x in p.max(-1)] for p in probs]
-    return tags, scores
+from ndogo.models.tagging import predict_tags
+from ndogo.models.windowing import encode_sentences
 
 
 def latency_e2e_ms(runner: Runner, texts: list[str], repeats: int = 3, warmup: int = 20) -> float:
@@ -88,7 +76,7 @@ def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", 
         windows = encode_sentences(runner.tokenizer, words, runner.max_length)
         result.update(measure(runner.forward, windows, runner.pad_id, sample=sample))
         result["latency_e2e_ms_b1"] = round(latency_e2e_ms(runner, [" ".join(w) for w in words[:sample]]), 3)
-        from ndogo.experiments.cell import cpu_model
+        from ndogo.metrics.perf import cpu_model
 
         result["cpu"] = cpu_model()  # a latency means nothing without the machine it was timed on
     else:

@@ -15,5 +15,7 @@ import typer
 def register_all(app: typer.Typer) -> None:
     """Import each module of this package and let it add its commands."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # helpers shared by the commands (_options.py)
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(app)

@@ -15,68 +15,79 @@ def _floats(text: str, what: str) -> list[float]:
         raise ValueError(f"{what}: expected comma-separated numbers, got {text!r}") from None
 
 
+PRUNE_INTRO = """Prune a saved model and save the smaller one; reports the achieved sparsity and size on disk.
+
+Magnitude pruning zeroes the smallest weights of every encoder Linear layer and stores the model as kind `sparse` (bitmask + non-zero values), so it is smaller on disk roughly in proportion to its density; `ndogo densify` turns it back into a plain Hugging Face directory. heads / ffn physically remove attention heads or FFN neurons, so the model also runs faster (kind `structured`).
+
+Methods (--method, default magnitude), each with its own options:
+
+{methods}
+
+Examples:
+
+  ndogo prune runs/minilm-hau --sparsity 0.6 --out runs/prune/hau-s60
+
+  ndogo prune runs/minilm-hau --sparsity 0.6 --out runs/prune/hau-s60-r1 --recover-epochs 1 --data ../shared/data/masakhaner --lang hau
+
+  ndogo prune runs/minilm-hau --method heads --sparsity 0.5 --importance gradient --data ../shared/data/masakhaner --lang hau --out runs/prune/hau-h50
+"""
+
+
 def register(app: typer.Typer) -> None:
     """Add the pruning commands to the `ndogo` app."""
     from ndogo.cli import quiet_libraries, refuse_used_out, split_langs, user_errors
+    from ndogo.commands._options import build_config, flag, method_options, methods_help, parameters, with_signature
+    from ndogo.compress.prune import PRUNE
 
-    @app.command()
-    @user_errors
-    def prune(
+    methods = [PRUNE.get(n) for n in PRUNE.names()]
+    flags = {f.name: flag(f) for m in methods for f in m.options()}
+
+    def _fixed(
         run: Annotated[Path, typer.Argument(help="A saved model directory (kind hf or sparse), usually a fine-tuned run.")],
-        sparsity: Annotated[float, typer.Option(help="Magnitude: fraction of weights zeroed, 0 ≤ S < 1. Heads/ffn: fraction of heads or FFN neurons removed in every layer.")],
         out: Annotated[Path, typer.Option(help="Where the pruned model is saved.")],
-        method: Annotated[str, typer.Option(help="magnitude (unstructured zeros, saved sparse: smaller on disk), heads or ffn (structured: rows and columns removed, so faster).")] = "magnitude",
-        scope: Annotated[str, typer.Option(help="layer: the same sparsity in every Linear layer; global: one magnitude threshold over the whole encoder.")] = "layer",
-        include_embeddings: Annotated[bool, typer.Option(help="Prune the embedding tables too (magnitude only); they are half of a small model.")] = False,
-        importance: Annotated[str, typer.Option(help="heads/ffn: rank by weight norm, or by gradient (Taylor) scores on a few training batches (needs --lang).")] = "weight",
-        importance_batches: Annotated[int, typer.Option(min=1, help="Training batches for gradient importance.")] = 8,
-        recover_epochs: Annotated[int, typer.Option(min=0, help="Fine-tune this many epochs after pruning, pruned weights held at zero (needs --lang).")] = 0,
-        data: Annotated[str | None, typer.Option(help="Corpus for recovery / gradient importance; default $NDOGO_DATA or `masakhaner`.")] = None,
-        lang: Annotated[str | None, typer.Option(help="Language(s) the model was fine-tuned on, comma-separated.")] = None,
-        lr: Annotated[float, typer.Option(help="Peak learning rate of recovery fine-tuning.")] = 5e-5,
-        save_format: Annotated[str, typer.Option("--format", help="sparse (bitmask file, size ∝ density) or hf (plain masked dense directory).")] = "sparse",
-        threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
+        method: Annotated[str, typer.Option(help="The pruning method (listed above, with its options).")] = "magnitude",
         as_json: Annotated[bool, typer.Option("--json", help="Print the saved ndogo.json record.")] = False,
     ) -> None:
-        """Prune a saved model and save the smaller one; reports the achieved sparsity and size on disk.
+        """The hand-written part of the signature; the method options are generated from their configs."""
 
-        Magnitude pruning zeroes the smallest weights of every encoder Linear layer and
-        stores the model as kind `sparse` (bitmask + non-zero values), so it is smaller on
-        disk roughly in proportion to its density; `ndogo densify` turns it back into a plain
-        Hugging Face directory. --method heads|ffn physically removes attention heads or FFN
-        neurons, so the model also runs faster (kind `structured`).
-
-        Examples:
-          ndogo prune runs/minilm-hau --sparsity 0.6 --out runs/prune/hau-s60
-          ndogo prune runs/minilm-hau --sparsity 0.6 --out runs/prune/hau-s60-r1 --recover-epochs 1 --data ../shared/data/masakhaner --lang hau
-          ndogo prune runs/minilm-hau --method heads --sparsity 0.5 --importance gradient --data ../shared/data/masakhaner --lang hau --out runs/prune/hau-h50
-        """
+    def body(run: Path, out: Path, method: str = "magnitude", as_json: bool = False, **options: object) -> None:
         quiet_libraries()
+        try:
+            chosen = PRUNE.get(method)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--method") from None
+        if options.get("lang"):
+            options["lang"] = ",".join(split_langs(str(options["lang"])))
+        if as_json:
+            options["show_progress"] = False
+        cfg = build_config(chosen, options, flags)
         refuse_used_out(out)
         import json
 
-        from ndogo.compress.prune import PruneConfig
         from ndogo.compress.prune import prune as run_prune
         from ndogo.models.loading import read_meta
 
-        cfg = PruneConfig(sparsity=sparsity, method=method, scope=scope, include_embeddings=include_embeddings,
-                          importance=importance, importance_batches=importance_batches, recover_epochs=recover_epochs,
-                          data=data, lang=",".join(split_langs(lang)) if lang else None, lr=lr, threads=threads,
-                          save_format=save_format, show_progress=not as_json)
         meta = read_meta(run_prune(run, out, cfg))
         if as_json:
             typer.echo(json.dumps(meta, indent=2, ensure_ascii=False))
             return
         size = f"{meta['size_bytes'] / 2**20:.1f} MiB on disk"
-        if method == "magnitude":
+        if "pruned_params" in meta:
             typer.echo(f"sparsity {meta['sparsity']:.4f} over {meta['pruned_params']:,} pruned weights "
-                       f"(requested {sparsity}), {meta['model_sparsity']:.4f} of the whole model; {size}; saved in {out}")
-        else:
+                       f"(requested {cfg.sparsity}), {meta['model_sparsity']:.4f} of the whole model; {size}; "
+                       f"saved in {out}")
+        elif "layers" in meta:
             kept = ", ".join(f"{s['heads']}h/{s['ffn']}f" for s in meta["layers"])
             typer.echo(f"{meta['param_reduction']:.1%} fewer parameters ({meta['params']:,}); layers keep "
                        f"heads/FFN {kept}; {size}; saved in {out}")
+        else:
+            typer.echo(f"{method}: {size}; saved in {out}")
         if meta.get("recovery"):
             typer.echo(f"recovery: {meta['recovery']['epochs']} epoch(s), best dev F1 {meta['recovery']['best_dev_f1']:.4f}")
+
+    doc = PRUNE_INTRO.format(methods=methods_help(methods, PRUNE.base))
+    generated = method_options(methods, skip=("show_progress",))
+    app.command("prune")(user_errors(with_signature(body, "prune", doc, parameters(_fixed), generated)))
 
     @app.command()
     @user_errors

@@ -1,21 +1,13 @@
 """Compression stages: each is a function from a saved model to a saved model.
 
-The contract every stage module follows (prune.py, distill.py, quantize.py, trim.py):
+The contract every stage follows (prune, distill, quantize, trim):
 
     def <verb>(run: str | Path, out: str | Path, config: <Verb>Config) -> Path
 
 It reads the model directory `run`, writes a complete model directory `out`
 (weights, tokenizer, and `ndogo.json` whose "kind" says how to load it), and
-returns `out`. A new model kind registers its loader with
-`ndogo.models.runner.register_kind` when its module is imported; importing this
-package imports every stage module, so `load_runner` can load any kind.
-Recipes (`ndogo compress`) chain these functions; `ndogo evaluate` measures any output.
+returns `out`. Stages with methods (quantize, prune) are packages holding one
+module per method (`compress/methods.py` is their registry). Nothing is imported
+here: `load_runner` imports exactly the module that loads a kind
+(`models/runner.py: KIND_MODULES`), and recipes the module of each stage they use.
 """
-
-from __future__ import annotations
-
-import importlib
-import pkgutil
-
-for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    importlib.import_module(f"{__name__}.{_info.name}")

@@ -15,7 +15,7 @@ very source, and a student taught the teacher's answers on the test sentences
 would make its test F1 meaningless.
 
 The teacher labels each sentence exactly as evaluation would (same windows,
-first sub-word of each word, `ndogo.evaluate.predict_tags`); the tags are the
+first sub-word of each word, `ndogo.models.tagging.predict_tags`); the tags are the
 sentence's targets for the gold-label loss and the distillation loss adds the
 teacher's soft distribution on top. Labels are written to a JSON-lines cache
 chunk by chunk, so an interrupted labelling pass resumes where it stopped and a
@@ -101,7 +101,7 @@ def teacher_label(runner: Any, sentences: list[list[str]], cache: Path, batch_si
     A cache line is {"tokens": [...], "tags": [...]}; a cache whose sentences are
     not these (another text, another limit) is refused rather than mixed in.
     """
-    from ndogo.evaluate import predict_tags
+    from ndogo.models.tagging import predict_tags
 
     done: list[Sentence] = []
     if cache.is_file():

@@ -121,7 +121,8 @@ def canonical_name(name: str) -> str:
 def _config_class(name: str, function: Callable[..., Any]) -> type:
     hints = typing.get_type_hints(function)
     cls = hints.get("config")
-    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+    # a stage with methods (quantize, prune) takes the base class of its methods' configs
+    if not (isinstance(cls, type) and (dataclasses.is_dataclass(cls) or getattr(cls, "registry", None))):
         raise RecipeError(f"stage {name!r}: {function.__qualname__} has no `config: <dataclass>` parameter")
     return cls
 
@@ -347,7 +348,8 @@ class BoundStage:
 
     def identity(self) -> dict[str, Any]:
         """What decides the stage's output, for the reuse key."""
-        values = dataclasses.asdict(self.config)
+        identity = getattr(self.config, "identity", None)  # a method's config adds its method name
+        values = identity() if callable(identity) else dataclasses.asdict(self.config)
         return {k: v for k, v in values.items() if k not in NOT_IDENTITY}
 
 
@@ -376,15 +378,24 @@ def bind_stage(call: StageCall, context: dict[str, Any], where: str) -> BoundSta
     in seconds instead of after an hour of fine-tuning.
     """
     stage = resolve_stage(call.stage)
-    fields = {f.name: f for f in dataclasses.fields(stage.config_cls)}
-    hints = typing.get_type_hints(stage.config_cls)
-    settable = [n for n in fields if n not in CHAIN_FIELDS]
+    cls, options, takes = stage.config_cls, dict(call.options), call.stage
+    registry = getattr(cls, "registry", None)
+    if registry is not None:
+        # a stage with methods: `method` picks the method's config class, which holds its options
+        try:
+            cls = registry.config_class(options.pop("method", None))
+        except ValueError as err:
+            raise RecipeError(f"{where}.method: {err}") from None
+        takes = f"{call.stage} method {cls.method}"
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    settable = [n for n in fields if n not in CHAIN_FIELDS] + (["method"] if registry is not None else [])
     kwargs: dict[str, Any] = {}
-    for key, value in call.options.items():
+    for key, value in options.items():
         if key in CHAIN_FIELDS and key in fields:
             raise RecipeError(f"{where}.{key}: set by the chain (the previous stage's output), not by a recipe")
         if key not in fields:
-            raise RecipeError(f"{where}.{key}: unknown option; {call.stage} takes {', '.join(settable)}")
+            raise RecipeError(f"{where}.{key}: unknown option; {takes} takes {', '.join(settable)}")
         kwargs[key] = _check_type(value, hints.get(key, Any), f"{where}.{key}")
     for key in CONTEXT_FIELDS:
         if key in fields and key not in kwargs and key in context:
@@ -398,7 +409,7 @@ def bind_stage(call: StageCall, context: dict[str, Any], where: str) -> BoundSta
     if missing:
         raise RecipeError(f"{where}.{missing[0]}: required option missing")
     try:
-        config = stage.config_cls(**kwargs)
+        config = cls(**kwargs)
         # stages check their own settings in __post_init__ or, by convention, in check()
         check = getattr(config, "check", None)
         if callable(check):
@@ -664,7 +675,7 @@ def plain_finetune(config: FinetuneStageConfig) -> tuple[FinetuneConfig, dict[st
     cfg.extra = dict(cfg.extra)
     if not config.prune_sparsity:
         return cfg, {}
-    from ndogo.compress.prune import finetune_pruning
+    from ndogo.compress.prune.magnitude import finetune_pruning
 
     return cfg, finetune_pruning(cfg, config.prune_sparsity, config.prune_schedule, config.prune_scope)
 

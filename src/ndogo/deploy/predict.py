@@ -3,7 +3,7 @@
 `load(run).predict(["Musa ya je Kano."])` splits each text into words
 (`ndogo.deploy.words`), tags the words exactly as evaluation does (same
 windowing of long sentences, same first-sub-word reading, through
-`ndogo.evaluate.predict_tags`), and turns the IOB2 tags into entities with
+`ndogo.models.tagging.predict_tags`), and turns the IOB2 tags into entities with
 character offsets into the text, a label and a score. Because it goes through
 `load_runner`, it works for every kind of model: dense, pruned, distilled,
 quantized, trimmed or exported.
@@ -29,8 +29,8 @@ from ndogo.data.conll import TAG_RE, DataError, check_file, decode, is_boundary,
 from ndogo.deploy import entities as _entities
 from ndogo.deploy.entities import Entity
 from ndogo.deploy.words import Word, check_texts, split_words
-from ndogo.evaluate import predict_tags
 from ndogo.models.runner import Runner, load_runner
+from ndogo.models.tagging import predict_tags
 
 INPUT_FORMATS = ("text", "conll")
 OUTPUT_FORMATS = ("jsonl", "conll")

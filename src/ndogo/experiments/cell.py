@@ -21,6 +21,7 @@ from typing import Any
 
 from ndogo.compress.recipe import bind_recipe, file_lock, run_chain
 from ndogo.experiments.config import BASELINE, Cell
+from ndogo.metrics.perf import cpu_model
 
 PACKAGES = ("ndogo", "torch", "transformers", "tokenizers", "seqeval", "onnxruntime", "torchao", "bitsandbytes",
             "ray")
@@ -43,17 +44,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def cpu_model() -> str:
-    """The CPU's name, recorded with every row: latencies from different CPUs do not compare."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(threads: int | None = None) -> dict[str, Any]:

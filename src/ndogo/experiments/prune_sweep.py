@@ -96,7 +96,8 @@ def eval_langs(spec: SweepSpec, cell: Cell) -> list[str]:
 
 def build(spec: SweepSpec, cell: Cell) -> tuple[Path, dict[str, Any]]:
     """The model directory a cell scores, and what building it recorded."""
-    from ndogo.compress.prune import PruneConfig, prune
+    from ndogo.compress.prune import prune
+    from ndogo.compress.prune.magnitude import MagnitudeConfig
     from ndogo.models.loading import read_meta
 
     source = Path(spec.runs.format(lang=cell.lang))
@@ -105,14 +106,14 @@ def build(spec: SweepSpec, cell: Cell) -> tuple[Path, dict[str, Any]]:
     target = Path(spec.out) / "models" / cell.key
     if cell.when == "after":
         if not (target / "ndogo.json").is_file():
-            cfg = PruneConfig(sparsity=cell.sparsity, scope=spec.scope, include_embeddings=spec.include_embeddings,
-                              recover_epochs=cell.recover_epochs, data=spec.data, lang=cell.lang,
-                              threads=spec.threads, show_progress=cell.recover_epochs > 0)
+            cfg = MagnitudeConfig(sparsity=cell.sparsity, scope=spec.scope, include_embeddings=spec.include_embeddings,
+                                  recover_epochs=cell.recover_epochs, data=spec.data, lang=cell.lang,
+                                  threads=spec.threads, show_progress=cell.recover_epochs > 0)
             prune(source, target, cfg)
         meta = read_meta(target)
         return target, {"achieved_sparsity": meta["sparsity"],
                         "train_dev_f1": (meta.get("recovery") or {}).get("best_dev_f1")}
-    from ndogo.compress.prune import achieved_sparsity, finetune_pruning, masks_from_zeros, prunable
+    from ndogo.compress.prune.magnitude import achieved_sparsity, finetune_pruning, masks_from_zeros, prunable
     from ndogo.models.loading import load_for_tokens
     from ndogo.train.finetune import FinetuneConfig, finetune
 
@@ -249,7 +250,7 @@ def write_reports(rows: list[dict[str, Any]], out: Path, langs: list[str]) -> li
 
 def run_sweep(spec: SweepSpec, show_progress: bool = True) -> list[Path]:
     """Run every cell whose rows are not in OUT/sweep.csv yet, then write the tables and plots."""
-    from ndogo.compress.prune import SCOPES
+    from ndogo.compress.prune.magnitude import SCOPES
 
     if spec.scope not in SCOPES:  # checked here, not after the dense cells have been scored
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {spec.scope!r}")

@@ -9,10 +9,12 @@ repeats within a few percent. Throughput runs the same sample in batches of 32.
 
 from __future__ import annotations
 
+import platform
 import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -84,3 +86,14 @@ def measure(forward: Forward, windows: Sequence[Window], pad_id: int, sample: in
         "threads": torch.get_num_threads(),
         "latency_sentences": len(chosen),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's name, recorded with every row: latencies from different CPUs do not compare."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -109,9 +109,9 @@ LOADERS: dict[str, Callable[[Path, dict[str, Any]], Runner]] = {"hf": load_hf}
 # `import ndogo.compress`, so loading an int8 model does not import distillation, the MLM loop and
 # recipes, and this ground-floor module imports nothing above it. A new kind adds its line here.
 KIND_MODULES = {
-    "sparse": "ndogo.compress.prune",
-    "quantized": "ndogo.compress.quantize",
-    "structured": "ndogo.compress.structured",
+    "sparse": "ndogo.compress.prune._sparse",
+    "quantized": "ndogo.compress.quantize._kind",
+    "structured": "ndogo.compress.prune._structured",
     "onnx": "ndogo.deploy.onnx",
     "ort": "ndogo.deploy.onnx",
 }

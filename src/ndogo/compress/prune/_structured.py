@@ -1,4 +1,4 @@
-"""Structured pruning: remove whole attention heads or FFN neurons, so the matrices really shrink.
+"""Structured pruning (the `heads` and `ffn` methods): remove whole heads or FFN neurons, so the matrices shrink.
 
 Unstructured zeros make a model smaller on disk but not faster on a CPU (dense
 kernels multiply the zeros too). Removing a head drops its rows of the query,
@@ -39,7 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.pytorch_utils import prune_linear_layer
 
-from ndogo.compress.prune import PruneConfig, build_model, load_module, recover, runner_for
+from ndogo.compress.prune._common import build_model, load_module, recover, runner_for
 from ndogo.models.loading import ModelError, write_meta
 from ndogo.models.runner import count_params, register_kind, size_on_disk
 
@@ -240,15 +240,9 @@ def load_structured(path: Path, meta: dict[str, Any]) -> Any:
 register_kind("structured", load_structured)
 
 
-def prune_structured(run: str | Path, out: str | Path, config: PruneConfig) -> Path:
-    """Remove `config.sparsity` of the heads or FFN neurons of every layer of `run`; save kind `structured`."""
-    if config.scope != "layer":
-        raise ValueError("structured pruning removes the same fraction in every layer: use --scope layer")
-    if config.include_embeddings:
-        raise ValueError("--include-embeddings applies to magnitude pruning only")
+def prune_structured(run: str | Path, out: str | Path, config: Any, method: str) -> Path:
+    """Remove `config.sparsity` of the heads or FFN neurons (`method`) of every layer; save kind `structured`."""
     out = Path(out)
-    if out.resolve() == Path(run).resolve():
-        raise ValueError(f"--out must differ from the model being pruned ({run})")
     model, runner = load_module(run)
     if runner.kind != "hf":
         raise ModelError(f"{run}: structured pruning starts from a dense hf model, not {runner.kind!r}")
@@ -258,7 +252,7 @@ def prune_structured(run: str | Path, out: str | Path, config: PruneConfig) -> P
         heads, neurons = gradient_scores(model, batches, config.importance_batches, config.show_progress)
     else:
         heads, neurons = weight_scores(model)
-    plan = plan_pruning(heads, neurons, config.method, config.sparsity)
+    plan = plan_pruning(heads, neurons, method, config.sparsity)
     params_before = count_params(model)[0]
     source_meta = {**runner.meta, "source": str(run)}
     recovery = None
@@ -278,8 +272,8 @@ def prune_structured(run: str | Path, out: str | Path, config: PruneConfig) -> P
     meta = {k: v for k, v in runner.meta.items() if k not in ("kind", "weights", "layers")}
     meta.update({
         "stage": "prune", "source": str(run),
-        "prune": {k: v for k, v in vars(config).items() if k != "show_progress"},
-        "sparsity_requested": config.sparsity, "method": config.method,
+        "prune": config.record(),
+        "sparsity_requested": config.sparsity, "method": method,
         "params_before": params_before, "params": params, "param_reduction": round(1 - params / params_before, 6),
         "kept_heads": plan.heads, "recovery": recovery, "max_length": runner.max_length, "labels": runner.labels,
     })
