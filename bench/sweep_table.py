@@ -5,22 +5,71 @@ batch-1 latency with their ratios to the baseline, parameters), which is how doc
 shows a sweep:
 
     python bench/sweep_table.py runs/sweeps/chained
+
+Several sources make one table: sweep directories (their results.sqlite) and CSV files of rows
+(`ndogo report`'s results.csv, or a committed docs/bench/*.csv). A sweep split over sessions or
+processes (`ndogo sweep --lang`) is shown whole this way; a row (cell id) found in several
+sources is taken from the last one. `--csv` writes the merged rows in report's CSV columns:
+
+    python bench/sweep_table.py docs/bench/me5s.csv runs/me5s-swa runs/me5s-yor --csv docs/bench/me5s.csv
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+NUMBERS = ("f1", "precision", "recall", "dev_f1", "size_bytes", "latency_ms_b1", "latency_e2e_ms_b1",
+           "throughput_b32", "sparsity", "sparsity_encoder_linear", "params", "nonzero_params", "seed",
+           "threads", "seconds", "attempts")
+
+
+def _number(value: str) -> Any:
+    if value == "":
+        return None
+    number = float(value)
+    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+
+
+def read_rows(source: Path) -> list[dict[str, Any]]:
+    """Done rows of a sweep directory or a CSV of rows, per-type F1 under `per_type`."""
+    if source.is_dir():
+        con = sqlite3.connect(source / "results.sqlite")
+        return [json.loads(r[0]) for r in con.execute("select row from cells where status = 'done'")]
+    rows = []
+    with source.open(encoding="utf-8", newline="") as f:
+        for raw in csv.DictReader(f):
+            if raw.get("status") != "done":
+                continue
+            row: dict[str, Any] = {k: (_number(v) if k in NUMBERS else v) for k, v in raw.items()
+                                   if not k.startswith("f1_")}
+            row["per_type"] = {k[3:]: {"f1": float(v)} for k, v in raw.items() if k.startswith("f1_") and v}
+            rows.append(row)
+    return rows
+
+
+def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    from ndogo.report.build import write_csv
+
+    write_csv(rows, path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sweep", type=Path, help="a sweep directory holding results.sqlite")
+    parser.add_argument("sources", type=Path, nargs="+", help="sweep directories (results.sqlite) or CSVs of rows")
+    parser.add_argument("--csv", type=Path, help="write the merged rows here (report's results.csv columns)")
     args = parser.parse_args()
-    con = sqlite3.connect(args.sweep / "results.sqlite")
-    rows = [json.loads(r[0]) for r in con.execute("select row from cells where status = 'done'")]
+    merged: dict[str, dict[str, Any]] = {}
+    for source in args.sources:
+        for row in read_rows(source):
+            merged[row["cell_id"]] = row
+    rows = list(merged.values())
+    if args.csv:
+        write_rows(rows, args.csv)
     base = {(r["model"], r["lang"], r["seed"]): r for r in rows if r["recipe"] == "baseline"}
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
     print("| lang | recipe | dev F1 | Δdev | test F1 | ΔF1 (pts) | params | size MB | smaller | b1 ms | faster |")
