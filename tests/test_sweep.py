@@ -295,3 +295,20 @@ def test_lang_runs_some_of_the_languages_with_the_same_cell_ids(tmp_path: Path, 
     assert {c.id for c in only.cells()} == {c.id for c in full.cells() if c.lang == "yor"}
     with pytest.raises(ConfigError, match="the config's languages are hau, yor; not swa"):
         full.only_languages(["swa"])
+
+
+def test_the_row_is_defined_once_and_typed(tmp_path: Path) -> None:
+    from ndogo.experiments.row import KEY, STORED, csv_columns
+    from ndogo.experiments.store import SCHEMA, Store
+    from ndogo.report.build import CSV_COLUMNS
+
+    assert CSV_COLUMNS == csv_columns() and set(KEY) <= set(CSV_COLUMNS)
+    assert all(f"    {name} " in SCHEMA for name in (*KEY, *STORED))  # every stored column is a SQL column
+    store = Store(tmp_path)
+    row = {"cell_id": "c1", "model": "m", "lang": "hau", "recipe": "baseline", "seed": 1, "status": "done",
+           "f1": "0.8"}
+    with pytest.raises(TypeError, match="row column 'f1' should be float, got str"):
+        store.put(row)
+    store.put({**row, "f1": 0.8, "size_bytes": 10})
+    assert store.rows("done")[0]["f1"] == 0.8
+    store.close()

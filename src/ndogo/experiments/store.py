@@ -5,8 +5,8 @@ moment (each write is one transaction, journaled to disk before it counts), and
 lets anyone query the results without ndogo. The cell id is the primary key,
 so a cell rerun after a kill replaces its row: none is lost, none duplicated.
 
-Columns that reports sort and filter on are real columns; the full row
-(per-type F1, durations, versions, machine...) is kept as JSON beside them.
+Columns that reports sort and filter on are real columns (`row.py` marks them); the full
+row (per-type F1, durations, versions, machine...) is kept as JSON beside them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from ndogo.experiments.row import KEY, STORED, check_row
 
 STORE = "results.sqlite"
 SCHEMA = """
@@ -127,18 +129,17 @@ class Store:
         """Write a finished (done or failed) cell's row in one transaction, replacing any earlier one."""
         if row.get("status") not in ("done", "failed"):
             raise ValueError(f"a stored row is done or failed, not {row.get('status')!r}")
-        values = {**_key_columns(row), "status": row["status"], "f1": row.get("f1"),
-                  "size_bytes": row.get("size_bytes"), "latency_ms_b1": row.get("latency_ms_b1"),
-                  "sparsity": row.get("sparsity"), "error": row.get("error"), "started": row.get("started"),
+        check_row(row)
+        values = {**_key_columns(row), "status": row["status"], **{c: row.get(c) for c in STORED},
+                  "error": row.get("error"), "started": row.get("started"),
                   "finished": row.get("finished", time.time()), "row": json.dumps(row, default=str)}
+        names = [*KEY, "status", *STORED, "error", "started", "finished"]
+        updates = ", ".join(f"{n}=excluded.{n}" for n in names if n != "cell_id")
         with self.transaction() as c:
             c.execute(
-                "INSERT INTO cells (cell_id, model, lang, recipe, seed, status, f1, size_bytes, latency_ms_b1, "
-                "sparsity, error, started, finished, attempts, row) VALUES (:cell_id, :model, :lang, :recipe, :seed, "
-                ":status, :f1, :size_bytes, :latency_ms_b1, :sparsity, :error, :started, :finished, 1, :row) "
-                "ON CONFLICT(cell_id) DO UPDATE SET status=excluded.status, f1=excluded.f1, "
-                "size_bytes=excluded.size_bytes, latency_ms_b1=excluded.latency_ms_b1, sparsity=excluded.sparsity, "
-                "error=excluded.error, started=excluded.started, finished=excluded.finished, row=excluded.row",
+                f"INSERT INTO cells ({', '.join(names)}, attempts, row) "
+                f"VALUES ({', '.join(':' + n for n in names)}, 1, :row) "
+                f"ON CONFLICT(cell_id) DO UPDATE SET {updates}, row=excluded.row",
                 values,
             )
 
@@ -174,7 +175,7 @@ def _statements(script: str) -> list[str]:
 
 
 def _key_columns(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("cell_id", "model", "lang", "recipe", "seed")}
+    return {k: row[k] for k in KEY}
 
 
 def open_store(directory: str | Path, must_exist: bool = True) -> Store:

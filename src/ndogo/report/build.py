@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ndogo.experiments.row import csv_columns
 from ndogo.experiments.store import open_store
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.summary import BASELINE, Summary, ordered, summarize
 
-CSV_COLUMNS = ["cell_id", "model", "lang", "recipe", "recipe_spec", "start", "seed", "status", "split", "f1",
-               "precision", "recall", "dev_f1", "size_bytes", "latency_ms_b1", "latency_e2e_ms_b1", "throughput_b32",
-               "sparsity", "sparsity_encoder_linear", "params", "nonzero_params", "kind", "threads", "seconds",
-               "attempts", "path", "error"]
+CSV_COLUMNS = csv_columns()  # one definition of the row: ndogo.experiments.row
 
 
 @dataclass
