@@ -81,7 +81,7 @@ def build_config(method: Method, given: dict[str, Any], flags: dict[str, str]) -
     set_ = {k: v for k, v in given.items() if v is not None}
     wrong = [k for k in set_ if k not in fields]
     if wrong:
-        takes = ", ".join(flags.get(f.name, f.name) for f in method.options()) or "no options of its own"
+        takes = ", ".join(flags[f.name] for f in method.options() if f.name in flags) or "no options of its own"
         raise typer.BadParameter(f"{flags.get(wrong[0], wrong[0])} does not apply to method {method.name} "
                                  f"(it takes {takes})")
     required = [f.name for f in method.options() if f.default is dataclasses.MISSING

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
     from ndogo.compress.prune import PRUNE
 
     methods = [PRUNE.get(n) for n in PRUNE.names()]
-    flags = {f.name: flag(f) for m in methods for f in m.options()}
+    flags = {f.name: flag(f) for m in methods for f in m.options() if f.name != "show_progress"}
 
     def _fixed(
         run: Annotated[Path, typer.Argument(help="A saved model directory (kind hf or sparse), usually a fine-tuned run.")],
