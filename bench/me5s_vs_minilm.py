@@ -1,0 +1,66 @@
+"""me5s beside minilm: what each method costs each model, per language, from committed rows only.
+
+Reads the me5s sweep rows (docs/bench/me5s.csv), minilm's atlas rows (docs/bench/atlas-minilm.csv)
+and minilm's one-shot pruning sweep (docs/bench/prune-sweep.csv: pruned after fine-tuning, no
+recovery, scored on the model's own language), and prints one markdown table: test F1 of each
+baseline, then ΔF1 (points) and how many times smaller each method makes each model. A cell is
+"–" where no committed row holds it; nothing is typed in.
+
+    python bench/me5s_vs_minilm.py --langs hau,swa,yor
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "bench"
+# me5s recipe -> the minilm recipe that is the same method (a 6-layer student of a 12-layer
+# model against a 3-layer student of a 6-layer one: both halve the depth)
+SAME = {"onnx-int8": "onnx-int8", "llm-int8": "llm-int8", "dynamic-int8": "dynamic-int8",
+        "trimw-int8": "trimw-int8", "distil6": "distil3", "distil6-int8": "distil3-int8"}
+
+
+def done(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("status", "done") == "done"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--langs", default="hau,swa,yor")
+    args = parser.parse_args()
+    langs = args.langs.split(",")
+    me5s = {(r["lang"], r["recipe"]): r for r in done(DOCS / "me5s.csv")}
+    minilm = {(r["lang"], r["recipe"]): r for r in done(DOCS / "atlas-minilm.csv")}
+    for r in done(DOCS / "prune-sweep.csv"):
+        if r["when"] == "after" and r["recover_epochs"] == "0" and r["eval_lang"] == r["model_lang"]:
+            minilm[(r["model_lang"], f"prune-{round(100 * float(r['sparsity']))}")] = {
+                "f1": r["f1"], "size_bytes": r["size_bytes"], "source": "prune-sweep"}
+        if r["when"] == "dense" and r["eval_lang"] == r["model_lang"] and (r["model_lang"], "baseline") not in minilm:
+            minilm[(r["model_lang"], "baseline")] = {"f1": r["f1"], "size_bytes": r["size_bytes"]}
+
+    def cell(rows: dict, lang: str, recipe: str) -> str:
+        base, row = rows.get((lang, "baseline")), rows.get((lang, recipe))
+        if not base or not row:
+            return "–"
+        delta = 100 * (float(row["f1"]) - float(base["f1"]))
+        return f"{delta:+.2f} ({float(base['size_bytes']) / float(row['size_bytes']):.1f}×)"
+
+    header = "| method (me5s / minilm) | " + " | ".join(f"{lang} me5s | {lang} minilm" for lang in langs) + " |"
+    print(header)
+    print("|---|" + "---:|---:|" * len(langs))
+    base = [f"{100 * float(me5s[(x, 'baseline')]['f1']):.2f}" if (x, "baseline") in me5s else "–" for x in langs]
+    mini = [f"{100 * float(minilm[(x, 'baseline')]['f1']):.2f}" if (x, "baseline") in minilm else "–" for x in langs]
+    print("| test F1 of the fp32 baseline | " + " | ".join(f"{a} | {b}" for a, b in zip(base, mini)) + " |")
+    recipes = list(SAME) + [f"prune-{s}" for s in range(10, 100, 10)]
+    for recipe in recipes:
+        other = SAME.get(recipe, recipe)
+        name = recipe if other == recipe else f"{recipe} / {other}"
+        print(f"| {name} | " + " | ".join(f"{cell(me5s, x, recipe)} | {cell(minilm, x, other)}" for x in langs)
+              + " |")
+
+
+if __name__ == "__main__":
+    main()
