@@ -53,7 +53,8 @@ def main() -> None:
     print("|---|" + "---:|---:|" * len(langs))
     base = [f"{100 * float(me5s[(x, 'baseline')]['f1']):.2f}" if (x, "baseline") in me5s else "–" for x in langs]
     mini = [f"{100 * float(minilm[(x, 'baseline')]['f1']):.2f}" if (x, "baseline") in minilm else "–" for x in langs]
-    print("| test F1 of the fp32 baseline | " + " | ".join(f"{a} | {b}" for a, b in zip(base, mini, strict=True)) + " |")
+    pairs = " | ".join(f"{a} | {b}" for a, b in zip(base, mini, strict=True))
+    print(f"| test F1 of the fp32 baseline | {pairs} |")
     recipes = list(SAME) + [f"prune-{s}" for s in range(10, 100, 10)]
     for recipe in recipes:
         other = SAME.get(recipe, recipe)
