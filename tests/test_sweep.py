@@ -295,6 +295,11 @@ def test_lang_runs_some_of_the_languages_with_the_same_cell_ids(tmp_path: Path, 
     assert {c.id for c in only.cells()} == {c.id for c in full.cells() if c.lang == "yor"}
     with pytest.raises(ConfigError, match="the config's languages are hau, yor; not swa"):
         full.only_languages(["swa"])
+    more = full.only_recipes(["more"])  # it starts from the fine-tuned baseline, which comes along
+    assert [r.name for r in more.recipes] == ["baseline", "more"]
+    assert {c.id for c in more.cells()} == {c.id for c in full.cells() if c.recipe.name in ("baseline", "more")}
+    with pytest.raises(ConfigError, match="not nope"):
+        full.only_recipes(["nope"])
 
 
 def test_the_row_is_defined_once_and_typed(tmp_path: Path) -> None:

@@ -93,6 +93,9 @@ def sweep(
     progress: Annotated[bool, typer.Option(help="Show the progress bar (a line per finished cell is always printed).")] = True,
     lang: Annotated[str | None, typer.Option(help="Only these of the config's languages (comma-separated, e.g. swa,yor), "
                                              "to split a sweep over sessions; a cell's id and row do not change.")] = None,
+    recipe: Annotated[str | None, typer.Option(help="Only these of the config's recipes (comma-separated; the baseline "
+                                               "comes along where they need it), e.g. to run one recipe beside a sweep "
+                                               "in another --out.")] = None,
 ) -> None:
     """Run every cell (model × language × recipe × seed) of a grid and store one row per cell.
 
@@ -113,6 +116,8 @@ def sweep(
     cfg = load_sweep_config(config, data)
     if lang is not None:
         cfg = cfg.only_languages([x.strip() for x in lang.split(",") if x.strip()])
+    if recipe is not None:
+        cfg = cfg.only_recipes([x.strip() for x in recipe.split(",") if x.strip()])
     summary = run_sweep(cfg, out, executor=executor, resume=resume, ray_address=ray_address,
                         show_progress=progress)
     typer.echo(f"{summary.done} of {summary.total} cells done, {summary.failed} failed ({summary.seconds / 60:.1f} min); results in "

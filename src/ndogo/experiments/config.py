@@ -144,6 +144,18 @@ class SweepConfig:
                               f"{', '.join(self.languages)}" + (f"; not {', '.join(unknown)}" if unknown else ""))
         return dataclasses.replace(self, languages=[x for x in self.languages if x in languages])
 
+    def only_recipes(self, names: list[str]) -> SweepConfig:
+        """The same grid restricted to some of its recipes (and the baseline those that need one)."""
+        known = [r.name for r in self.recipes]
+        unknown = [x for x in names if x not in known]
+        if not names or unknown:
+            raise ConfigError(f"{self.path}: --recipe {','.join(names) or '(empty)'}: the config's recipes are "
+                              f"{', '.join(known)}" + (f"; not {', '.join(unknown)}" if unknown else ""))
+        keep = set(names)
+        if any(r.name in keep and r.recipe.start == "finetuned" for r in self.recipes):
+            keep.add(BASELINE)  # their cells wait on the baseline's
+        return dataclasses.replace(self, recipes=[r for r in self.recipes if r.name in keep])
+
     def cells(self) -> list[Cell]:
         """The grid in run order: for each model, language and seed, the baseline first."""
         out = []
