@@ -49,17 +49,9 @@ INT8_METHODS = ("dynamic-int8", "dynamic-int8+emb8", "torchao-int8", "llm-int8",
 EMB8 = "emb8"
 DEFAULT_METHODS = ("onnx-fp32", "fp16", "bf16", "dynamic-int8", "dynamic-int8+emb8", "torchao-int8", "llm-int8",
                    "int4-weight", "int8-embed", "onnx-int8", "onnx-int8-static")
+from ndogo.metrics.perf import cpu_model as cpu_name  # noqa: E402  (one reader of /proc/cpuinfo)
+
 TARGET = {"speedup_b1": 2.5, "size_red": 70.0, "f1_loss": 1.0}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def measure_one(run: str, lang: str, data: str, threads: int, out: str, part: str) -> None:

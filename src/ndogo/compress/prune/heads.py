@@ -8,33 +8,12 @@ also stores the result (kind `structured`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from ndogo.compress.methods import option
-from ndogo.compress.prune import PRUNE, PruneConfig
+from ndogo.compress.prune import PRUNE
+from ndogo.compress.prune._structured_method import StructuredConfig, StructuredPruning
 
 
-@PRUNE.register("heads")
+@PRUNE.register("heads", StructuredPruning("heads"))
 @dataclass
-class HeadsConfig(PruneConfig):
+class HeadsConfig(StructuredConfig):
     """Structured: remove the least important attention heads of every layer (smaller and faster)."""
-
-    importance: str = option("weight", choices=("weight", "gradient"),
-                             help="rank by weight norm, or by gradient (Taylor) scores on a few training batches "
-                                  "(needs --lang)")
-    importance_batches: int = option(8, min=1, help="training batches for gradient importance")
-
-    def check(self) -> None:
-        super().check()
-        if self.importance == "gradient" and not self.lang:
-            raise ValueError("gradient importance needs --lang (and --data)")
-
-
-class Heads:
-    def prune(self, run: Path, out: Path, config: HeadsConfig) -> Path:
-        from ndogo.compress.prune._structured import prune_structured
-
-        return prune_structured(run, out, config, "heads")
-
-
-PRUNE.handler(HeadsConfig)(Heads())
