@@ -232,6 +232,7 @@ def test_sweep_writes_rows_tables_plots_and_resumes(tiny_model: Path, tiny_corpu
     import shutil
 
     from ndogo.experiments.prune_sweep import SweepSpec, read_rows, run_sweep
+    from ndogo.report.sparsity_sweep import write_reports
 
     corpus = tmp_path / "corpus"
     shutil.copytree(tiny_corpus, corpus)
@@ -240,15 +241,37 @@ def test_sweep_writes_rows_tables_plots_and_resumes(tiny_model: Path, tiny_corpu
         shutil.copytree(tiny_model, tmp_path / f"tiny-{lang}")
     spec = SweepSpec(out=str(tmp_path / "sweep"), runs=str(tmp_path / "tiny-{lang}"), langs=["hau", "yor"],
                      data=str(corpus), sparsities=[0, 0.5, 0.9], threads=1)
-    paths = run_sweep(spec, show_progress=False)
+    result = run_sweep(spec, show_progress=False)
+    paths = [result.csv, *write_reports(result.rows, tmp_path / "sweep", ["hau", "yor"])]
     rows = read_rows(tmp_path / "sweep" / "sweep.csv")
+    assert rows == result.rows and not result.failures
     assert len(rows) == 2 * 3 * 2  # 2 models x (dense, 0.5, 0.9) x 2 evaluation languages
+    # the columns of docs/bench/prune-sweep.csv, unchanged
+    assert list(rows[0]) == ["cell", "model_lang", "when", "sparsity", "recover_epochs", "eval_lang", "transfer",
+                             "f1", "precision", "recall", "f1_PER", "f1_ORG", "f1_LOC", "f1_DATE",
+                             "achieved_sparsity", "model_sparsity", "size_bytes", "train_dev_f1", "seconds", "model"]
+    assert [r["cell"] for r in rows[:4]] == ["hau-dense-s0-r0"] * 2 + ["yor-dense-s0-r0"] * 2
+    # one pipeline: the cells are the sweep's, in its store, and its config reruns them as they are
+    from ndogo.experiments.config import load_sweep_config
+    from ndogo.experiments.store import Store
+
+    store = Store(tmp_path / "sweep")
+    stored = store.rows("done")
+    store.close()
+    assert len(stored) == 6 and all(set(r["transfer"]) == {"yor" if r["lang"] == "hau" else "hau"} for r in stored)
+    again = load_sweep_config(result.config)
+    assert {c.id for c in again.cells()} == {r["cell_id"] for r in stored}
+    zero_shot = next(r for r in rows if r["cell"] == "hau-after-s0.5-r0" and r["eval_lang"] == "yor")
+    assert zero_shot["f1"] == round(next(r for r in stored if r["recipe"] == "after-s0.5-r0"
+                                         and r["lang"] == "hau")["transfer"]["yor"]["f1"], 4)
     assert {(r["model_lang"], r["eval_lang"]) for r in rows if r["transfer"] == "True"} == {("hau", "yor"),
                                                                                            ("yor", "hau")}
     assert all(abs(r["achieved_sparsity"] - r["sparsity"]) <= 0.005 for r in rows)
     assert {p.name for p in paths} >= {"sweep.csv", "sweep.md", "f1-vs-sparsity-hau.png", "f1-vs-sparsity-yor.png"}
     assert "| 0.9 | 0.900" in (tmp_path / "sweep" / "sweep.md").read_text()
-    assert not (tmp_path / "sweep" / "models" / "hau-after-s0.5-r0").exists()  # scored, then deleted
+    pruned = [r["path"] for r in stored if r["recipe"] != "baseline"]
+    assert pruned and not any(Path(p).exists() for p in pruned)  # scored, then deleted
+    assert all(Path(r["path"]).exists() for r in stored if r["recipe"] == "baseline")  # the user's runs stay
     run_sweep(spec, show_progress=False)  # finished cells are skipped
     assert len(read_rows(tmp_path / "sweep" / "sweep.csv")) == len(rows)
 
@@ -294,6 +317,33 @@ def test_before_only_sweep_needs_no_fine_tuned_run(tiny_model: Path, tiny_corpus
     run_sweep(spec, show_progress=False)
     (row,) = read_rows(tmp_path / "sweep" / "sweep.csv")
     assert row["when"] == "before" and abs(row["achieved_sparsity"] - 0.5) <= 0.005
+    assert Path(row["model"]).is_dir() and row["train_dev_f1"] != ""  # a training run: kept
     with_dense = SweepSpec(**{**spec.__dict__, "sparsities": [0]})
     with pytest.raises(ValueError, match="no fine-tuned model for hau"):
         run_sweep(with_dense, show_progress=False)
+
+
+def test_the_report_of_a_pruning_sweep_shows_zero_shot_transfer(tiny_model: Path, tiny_corpus: Path,
+                                                                 tmp_path: Path) -> None:
+    """`ndogo report` reads a prune-sweep folder like any sweep, transfer table included."""
+    import shutil
+
+    from ndogo.experiments.prune_sweep import SweepSpec, run_sweep
+    from ndogo.report.build import write_report
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    shutil.copytree(corpus / "hau", corpus / "yor")
+    spec = SweepSpec(out=str(tmp_path / "sweep"), runs=str(tiny_model), langs=["hau"], eval_langs=["yor"],
+                     data=str(corpus), sparsities=[0, 0.5], threads=1)
+    result = run_sweep(spec, show_progress=False)
+    assert [(r["cell"], r["eval_lang"]) for r in result.rows] == [
+        ("hau-dense-s0-r0", "hau"), ("hau-dense-s0-r0", "yor"), ("hau-after-s0.5-r0", "hau"),
+        ("hau-after-s0.5-r0", "yor")]
+    paths = write_report(tmp_path / "sweep", tmp_path / "report")
+    text = next(p for p in paths if p.suffix == ".md").read_text()
+    assert "Zero-shot transfer (test F1)" in text
+    own = {r["cell"]: r["f1"] for r in result.rows if r["eval_lang"] == "hau"}
+    zero = {r["cell"]: r["f1"] for r in result.rows if r["eval_lang"] == "yor"}
+    assert f"| pruned | hau | after-s0.5-r0 | {100 * own['hau-after-s0.5-r0']:.2f} (own) | " \
+           f"{100 * zero['hau-after-s0.5-r0']:.2f} |" in text

@@ -317,3 +317,38 @@ def test_the_row_is_defined_once_and_typed(tmp_path: Path) -> None:
     store.put({**row, "f1": 0.8, "size_bytes": 10})
     assert store.rows("done")[0]["f1"] == 0.8
     store.close()
+
+
+def test_transfer_and_finetuned_runs_are_checked_and_keep_older_cell_ids(tmp_path: Path, tiny_model: Path,
+                                                                         tiny_corpus: Path) -> None:
+    """`transfer`, `keep_models` and `finetuned` are optional keys: a config without them keeps its cell ids."""
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    shutil.copytree(corpus / "hau", corpus / "yor")
+    path = write_config(tmp_path / "grid.toml", tiny_model)
+    path.write_text(path.read_text().replace('["hau"]', '["hau", "yor"]'))
+    plain = {c.id for c in load_sweep_config(path, str(corpus)).cells()}
+    path.write_text(path.read_text().replace("speed = false", "speed = false\ntransfer = false\nkeep_models = false"))
+    assert {c.id for c in load_sweep_config(path, str(corpus)).cells()} == plain
+    path.write_text(path.read_text().replace("transfer = false", "transfer = true"))
+    scored = load_sweep_config(path, str(corpus))
+    assert scored.evaluate.transfer == ("hau", "yor") and not {c.id for c in scored.cells()} & plain
+    path.write_text(path.read_text().replace("transfer = true", 'transfer = ["xyz"]'))
+    with pytest.raises(ConfigError, match=r"evaluate\.transfer: .*xyz"):
+        load_sweep_config(path, str(corpus))
+    path.write_text(path.read_text().replace('transfer = ["xyz"]', "transfer = 3"))
+    with pytest.raises(ConfigError, match=r"evaluate\.transfer: expected bool or list"):
+        load_sweep_config(path, str(corpus))
+
+    path.write_text(path.read_text().replace("transfer = 3\n", "").replace(
+        f'model = "{tiny_model}"', f'model = "{tiny_model}"\nfinetuned = "{tmp_path}/runs-{{lang}}"'))
+    config = load_sweep_config(path, str(corpus))  # a missing run is refused when its cells would start
+    baseline = next(c for c in config.cells() if c.recipe.name == "baseline" and c.lang == "hau")
+    assert baseline.source == f"{tmp_path}/runs-hau" and not baseline.chain.stages  # the run itself, no finetune
+    with pytest.raises(ConfigError, match=r"models\.tiny\.finetuned: no fine-tuned model for hau at .*runs-hau"):
+        run_sweep(config, tmp_path / "out", show_progress=False)
+    path.write_text(path.read_text().replace("finetuned =", 'baselines = ["x"]\nfinetuned ='))
+    with pytest.raises(ConfigError, match="exclude each other"):
+        load_sweep_config(path, str(corpus))

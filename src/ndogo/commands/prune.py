@@ -131,13 +131,16 @@ def register(app: typer.Typer) -> None:
         """F1 against sparsity for each language's model, with zero-shot transfer: CSV, markdown and one PNG per language.
 
         Each cell (language, sparsity, recovery epochs) prunes that language's model,
-        scores it on its own test set and, with --transfer, on the others. Rows are
-        appended to OUT/sweep.csv as they finish; rerunning skips finished cells.
+        scores it on its own test set and, with --transfer, on the others. The grid is
+        run by `ndogo sweep` (OUT/prune-sweep.toml is its config, OUT/results.sqlite its
+        store, so `ndogo report OUT` views it too); OUT/sweep.csv holds a row per model
+        and evaluation language. Rerunning skips finished cells.
 
         Example: ndogo prune-sweep --out runs/prune-sweep --data ../shared/data/masakhaner --lang hau,swa,yor --recover-epochs 0,1 --threads 1
         """
         quiet_libraries()
         from ndogo.experiments.prune_sweep import SweepSpec, run_sweep
+        from ndogo.report.sparsity_sweep import write_reports
 
         spec = SweepSpec(out=str(out), runs=runs, langs=split_langs(lang), data=data,
                          eval_langs=split_langs(eval_lang) if eval_lang else None,
@@ -146,6 +149,12 @@ def register(app: typer.Typer) -> None:
                          transfer=transfer, scope=scope, include_embeddings=include_embeddings,
                          before=_floats(before, "--before"), before_model=before_model, before_epochs=before_epochs,
                          before_lr=before_lr, split=split, threads=threads, keep_models=keep_models)
-        paths = run_sweep(spec)
-        for p in paths:
+        result = run_sweep(spec)
+        langs = list(dict.fromkeys(r["model_lang"] for r in result.rows))
+        for p in [result.config, result.csv, *write_reports(result.rows, out, langs)]:
             typer.echo(f"wrote {p}")
+        if result.failures:
+            typer.echo(f"{len(result.failures)} cell(s) failed (rerun to retry them; logs in {out}/logs):", err=True)
+            for line in result.failures:
+                typer.echo(f"  {line}", err=True)
+            raise typer.Exit(1)

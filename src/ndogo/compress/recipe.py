@@ -650,6 +650,14 @@ class FinetuneStageConfig(FinetuneConfig):
     prune_sparsity: float = 0.0
     prune_schedule: str = "oneshot"
     prune_scope: str = "layer"
+    prune_include_embeddings: bool = False
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide the run (stage outputs are keyed by them)."""
+        values = dataclasses.asdict(self)
+        if not self.prune_include_embeddings:
+            del values["prune_include_embeddings"]  # added later: stages keyed before it keep their keys
+        return values
 
     def check(self) -> None:
         """Refuse fine-tuning and pruning settings that cannot work before anything is trained."""
@@ -677,7 +685,8 @@ def plain_finetune(config: FinetuneStageConfig) -> tuple[FinetuneConfig, dict[st
         return cfg, {}
     from ndogo.compress.prune.magnitude import finetune_pruning
 
-    return cfg, finetune_pruning(cfg, config.prune_sparsity, config.prune_schedule, config.prune_scope)
+    return cfg, finetune_pruning(cfg, config.prune_sparsity, config.prune_schedule, config.prune_scope,
+                                 config.prune_include_embeddings)
 
 
 def finetune_stage(run: str | Path, out: str | Path, config: FinetuneStageConfig) -> Path:

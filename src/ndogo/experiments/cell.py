@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
 import time
 import traceback
@@ -19,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ndogo.compress.recipe import bind_recipe, file_lock, run_chain
+from ndogo.compress.recipe import ChainResult, bind_recipe, file_lock, run_chain
 from ndogo.experiments.config import BASELINE, Cell
 from ndogo.metrics.perf import cpu_model
 
@@ -87,6 +88,25 @@ def describe(cell: Cell) -> dict[str, Any]:
             "data": cell.data, "split": cell.evaluate.split}
 
 
+KEPT_STAGES = ("finetune", "distill")  # outputs that cost a training run: never deleted
+
+
+def drop_model(result: ChainResult, artifacts: Path) -> bool:
+    """Delete a scored cell's model (`keep_models = false`) unless training made it or it is not ours.
+
+    Only the last stage's output goes, under that stage's lock; its marker then
+    points at nothing, so a later cell that needs it builds it again.
+    """
+    if not result.stages or result.stages[-1].stage in KEPT_STAGES:
+        return False
+    path = Path(result.stages[-1].path)
+    if path.parent.resolve() != artifacts.resolve() or not path.is_dir():
+        return False  # an adopted run or a user's directory
+    with file_lock(artifacts / f".{path.name}.lock"):
+        shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
 def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     """Build the cell's model (reusing finished stages) and measure it; always returns a row."""
     import torch
@@ -109,7 +129,8 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
               flush=True)
         try:
             bound = bind_recipe(cell.chain, cell.context())
-            adopt = 0 if not cell.model.train and cell.recipe.recipe.start == "finetuned" else None
+            adopt = 0 if (not cell.model.train and cell.model.finetuned is None
+                          and cell.recipe.recipe.start == "finetuned") else None
             result = run_chain(cell.source, bound, settings.artifacts, reuse=cell.model.baselines,
                                on_stage=lambda i, b: print(f"   stage {i + 1}: {b.call.one_line()}", flush=True),
                                adopt_only=adopt)
@@ -125,6 +146,17 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
                                 "dev_recall": dev["recall"], "dev_per_type": dev.get("per_type")})
             else:
                 metrics["dev_f1"] = metrics["f1"]
+            transfer = {}
+            for other in cell.evaluate.transfer:
+                if other == cell.lang:
+                    continue
+                # zero-shot: the model never saw this language's labels (the study's transfer table)
+                r = evaluate(result.path, cell.data, other, cell.evaluate.split, cell.evaluate.batch_size,
+                             speed=False, threads=cell.recipe.cpus)
+                transfer[other] = {k: r.get(k) for k in ("f1", "precision", "recall", "per_type")}
+                print(f"   zero-shot {other}: F1 {r['f1']:.4f}", flush=True)
+            if transfer:
+                metrics["transfer"] = transfer
             if cell.evaluate.speed:
                 metrics.update(measure_speed(result.path, cell))
             finetuned = next((s.path for s in result.stages if s.stage == "finetune"), None)
@@ -136,6 +168,8 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
                            "build": round(built - t0, 3), "evaluate": round(time.perf_counter() - built, 3)},
             )
             row["model"], row["lang"] = cell.model.name, cell.lang  # evaluate's own "model" is the path
+            if not cell.evaluate.keep_models and drop_model(result, Path(settings.artifacts)):
+                row["model_deleted"] = True
             print(f"   done: F1 {metrics['f1']:.4f}", flush=True)
         except Exception as err:  # any failure of the experiment is the row's result, not the sweep's end
             row.update(status="failed", error=f"{type(err).__name__}: {err}",

@@ -10,6 +10,7 @@ A sweep config is a TOML (or YAML) document:
     [models.minilm]
     model = "minilm"                         # hub id, local directory or short name
     baselines = ["runs/minilm-{lang}"]       # fine-tuned runs to reuse when their settings match
+    # finetuned = "runs/minilm-{lang}"       # or: start from these fine-tuned models as they are
     # train = false                          # never fine-tune here: use `baselines` or fail saying so
     finetune = { epochs = 3, lr = 1e-4 }     # defaults of every finetune stage of this model
 
@@ -24,6 +25,8 @@ A sweep config is a TOML (or YAML) document:
     [evaluate]
     split = "test"
     speed = true                             # latency and throughput (batch 1 and 32)
+    # transfer = true                        # also score each model zero-shot on the other languages
+    # keep_models = false                    # delete each cell's model once scored (training stages stay)
 
     [resources]
     cpus = 2                                 # per cell: torch threads, and Ray's CPU request
@@ -32,7 +35,9 @@ A sweep config is a TOML (or YAML) document:
 Each cell starts from its model fine-tuned on its language with its seed (one
 `finetune` stage with the model's settings, shared by every cell of that
 model, language and seed and reused from `baselines` when one matches), then
-applies its recipe. Every error names the key where it is written.
+applies its recipe. A model with `finetuned` instead starts from those runs as
+they are (no finetune stage; its baseline is the run itself), whatever trained
+them. Every error names the key where it is written.
 """
 
 from __future__ import annotations
@@ -74,6 +79,22 @@ class ModelSpec:
     baselines: tuple[str, ...] = ()
     # False: never fine-tune here; cells use a matching run from `baselines` or fail saying so
     train: bool = True
+    # a fine-tuned model per language ({lang}, {seed}) that cells start from as it is, however it was trained
+    finetuned: str | None = None
+
+    def finetuned_run(self, lang: str, seed: int) -> str | None:
+        """The run `finetuned` names for a language and seed (absolute where it exists), else None."""
+        if self.finetuned is None:
+            return None
+        path = Path(self.finetuned.format(lang=lang, seed=seed)).expanduser()
+        return str(path.resolve()) if path.exists() else str(path)
+
+    def identity(self) -> dict[str, Any]:
+        """What of the model decides a cell's result (unset newer keys left out, so older ids stay)."""
+        values = dataclasses.asdict(self)
+        if values["finetuned"] is None:
+            del values["finetuned"]
+        return values
 
 
 @dataclass(frozen=True)
@@ -96,6 +117,10 @@ class EvalSpec:
     sample: int = 200
     # A lock file held while a cell is measured, so timings on a shared machine do not overlap.
     lock: str | None = None
+    # languages each model is also scored on, zero-shot (the row's `transfer` column)
+    transfer: tuple[str, ...] = ()
+    # False: a cell's model is deleted once scored, unless its last stage trains (finetune, distill)
+    keep_models: bool = True
 
 
 @dataclass(frozen=True)
@@ -156,6 +181,14 @@ class SweepConfig:
             keep.add(BASELINE)  # their cells wait on the baseline's
         return dataclasses.replace(self, recipes=[r for r in self.recipes if r.name in keep])
 
+    def check_runs(self, cells: list[Cell]) -> None:
+        """A model's `finetuned` run missing for a cell about to start fails now, not as a failed row per cell."""
+        for cell in cells:
+            if cell.model.finetuned is not None and cell.recipe.recipe.start == "finetuned" \
+                    and not Path(cell.source).is_dir():
+                raise ConfigError(f"{self.path}: models.{cell.model.name}.finetuned: no fine-tuned model for "
+                                  f"{cell.lang} at {cell.source}")
+
     def cells(self) -> list[Cell]:
         """The grid in run order: for each model, language and seed, the baseline first."""
         out = []
@@ -175,16 +208,24 @@ def make_cell(model: ModelSpec, lang: str, recipe: RecipeSpec, seed: int, data: 
               baseline_id: str | None) -> Cell:
     """One cell, its id a hash of everything that decides its result, so a resumed sweep recognises it."""
     stages = list(recipe.recipe.stages)
+    source = model.model
     if recipe.recipe.start == "finetuned":
-        stages.insert(0, StageCall("finetune", {}))
+        finetuned = model.finetuned_run(lang, seed)
+        if finetuned is None:
+            stages.insert(0, StageCall("finetune", {}))
+        else:
+            source = finetuned  # the user's fine-tuned model, as it is
     # the model's fine-tuning settings are the defaults of every finetune stage of its cells
     stages = [StageCall(s.stage, {**model.finetune, **s.options}) if s.stage == "finetune" else s for s in stages]
     chain = Recipe(tuple(stages), recipe.name, "pretrained")
-    identity = {"model": dataclasses.asdict(model), "lang": lang, "chain": chain.one_line(), "seed": seed,
+    identity = {"model": model.identity(), "lang": lang, "chain": chain.one_line(), "seed": seed,
                 "data": data, "split": evaluate.split, "speed": evaluate.speed}
+    others = [x for x in evaluate.transfer if x != lang]
+    if others:  # scored on more languages: another row (left out when empty, so older ids stay)
+        identity["transfer"] = others
     cell_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     needs = baseline_id if recipe.recipe.start == "finetuned" and recipe.name != BASELINE else None
-    return Cell(cell_id, model, lang, recipe, seed, data, evaluate, model.model, chain, needs)
+    return Cell(cell_id, model, lang, recipe, seed, data, evaluate, source, chain, needs)
 
 
 def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
@@ -234,7 +275,13 @@ def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
         raise ConfigError(f"{where}: data: {data_value}: no such folder (and not a hub corpus name such as "
                           "'masakhaner')")
 
-    evaluate = _eval_spec(doc.get("evaluate", {}), f"{where}: evaluate")
+    evaluate = _eval_spec(doc.get("evaluate", {}), f"{where}: evaluate", languages)
+    if Path(data_value).exists():
+        for lang in evaluate.transfer:
+            try:
+                lang_dir(Path(data_value), lang)
+            except ValueError as err:
+                raise ConfigError(f"{where}: evaluate.transfer: {err}") from None
     cpus, gpus = _resources(doc.get("resources", {}), f"{where}: resources")
     models = _models(doc.get("models"), f"{where}: models")
     recipes = _recipes(doc.get("recipes"), f"{where}: recipes", cpus, gpus)
@@ -271,7 +318,8 @@ def check_cells(config: SweepConfig) -> None:
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kinds):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise ConfigError(f"{where}: expected {names.replace('NoneType', 'nothing')}, got {value!r}")
     return value
@@ -287,20 +335,29 @@ def _str_list(value: Any, where: str, what: str) -> list[str]:
     return list(value)
 
 
-def _eval_spec(value: Any, where: str) -> EvalSpec:
+def _eval_spec(value: Any, where: str, languages: list[str]) -> EvalSpec:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a table")
-    kinds = {"split": str, "speed": bool, "batch_size": int, "sample": int, "lock": str}
+    kinds = {"split": str, "speed": bool, "batch_size": int, "sample": int, "lock": str, "transfer": (bool, list),
+             "keep_models": bool}
     for key, val in value.items():
         if key not in kinds:
             raise ConfigError(f"{where}.{key}: unknown key; keys: {', '.join(kinds)}")
         _typed(val, kinds[key], f"{where}.{key}")
+    value = dict(value)
+    transfer = value.pop("transfer", False)
+    if transfer is True:  # every other language of the sweep
+        transfer = list(languages)
+    elif transfer is False:
+        transfer = []
+    else:
+        transfer = _str_list(transfer, f"{where}.transfer", "language codes") if transfer else []
     for key in ("batch_size", "sample"):
         if key in value and value[key] < 1:
             raise ConfigError(f"{where}.{key}: expected a whole number ≥ 1, got {value[key]!r}")
     if value.get("split", "test") not in ("train", "dev", "test"):
         raise ConfigError(f"{where}.split: expected train, dev or test, got {value['split']!r}")
-    return EvalSpec(**value)
+    return EvalSpec(**value, transfer=tuple(transfer))
 
 
 def _resources(value: Any, where: str) -> tuple[int, float]:
@@ -328,17 +385,22 @@ def _models(value: Any, where: str) -> list[ModelSpec]:
         at = f"{where}.{name}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{at}: expected a table (model, finetune, baselines)")
-        unknown = set(spec) - {"model", "finetune", "baselines", "train"}
+        unknown = set(spec) - {"model", "finetune", "baselines", "train", "finetuned"}
         if unknown:
-            raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key; keys: model, finetune, baselines, train")
+            raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key; keys: model, finetune, baselines, train, "
+                              "finetuned")
         model = _typed(spec.get("model", name), str, f"{at}.model")
         finetune = _typed(spec.get("finetune", {}), dict, f"{at}.finetune")
         baselines = spec.get("baselines", [])
         baselines = _str_list(baselines, f"{at}.baselines", "run directories") if baselines else []
         train = _typed(spec.get("train", True), bool, f"{at}.train")
-        if not train and not baselines:
+        finetuned = _typed(spec.get("finetuned"), (str, type(None)), f"{at}.finetuned")
+        if not train and not baselines and finetuned is None:
             raise ConfigError(f"{at}.train: false needs `baselines`, the fine-tuned runs to use instead")
-        models.append(ModelSpec(name, model, dict(finetune), tuple(baselines), train))
+        if finetuned is not None and baselines:
+            raise ConfigError(f"{at}: `finetuned` (start from these runs as they are) and `baselines` (reuse runs "
+                              "whose settings match) exclude each other")
+        models.append(ModelSpec(name, model, dict(finetune), tuple(baselines), train, finetuned))
     return models
 
 

@@ -1,37 +1,37 @@
-"""F1 against sparsity, per language, pruned after or before fine-tuning, with zero-shot transfer.
+"""`ndogo prune-sweep`: F1 against sparsity per language, after or before fine-tuning, with zero-shot transfer.
 
-The sweep is a list of independent cells (model language × when × sparsity ×
-recovery epochs); `run_cell` turns one into rows (one per evaluation
-language) and `run_sweep` runs the cells not yet in `sweep.csv`, appending
-rows as each finishes, so an interrupted sweep resumes where it stopped.
-`cells`, `run_cell` and `write_reports` are the three pieces a generic sweep
-runner needs to absorb this one. Two sweeps over disjoint cells (say one-shot
-and recovery) may share an output folder and run at once: rows are appended
-under a file lock and the tables are drawn from every row in the CSV.
+Not a pipeline of its own: the grid is written as a sweep config (OUT/prune-sweep.toml,
+one recipe per pruning variant) and run by the sweep, into the same cells, store and
+artifacts as any other (`ndogo sweep OUT/prune-sweep.toml --out OUT --resume` continues
+it; `ndogo report OUT` views it). What this module adds is the grid and the layout
+its users have always read: OUT/sweep.csv, a row per (pruned model, evaluation
+language), the model's own language first and the others zero-shot. The tables and
+plots drawn from those rows are a report view (`ndogo.report.sparsity_sweep`).
 
-Pruned models are written, scored, and deleted (unless `keep_models`), since
-a full sweep of three languages would otherwise leave over a gigabyte behind;
-runs pruned *before* fine-tuning are kept, being a full fine-tuning each.
+A variant is one recipe: `dense` is the fine-tuned run as it is (the baseline),
+`after` prunes it (`prune:sparsity=S,recover_epochs=R`), `before` prunes the
+pretrained encoder and fine-tunes it with the pruned weights held at zero
+(`finetune:prune_sparsity=S`). Pruned models are scored, then deleted unless
+`keep_models` (a sweep of three languages would leave gigabytes); models made by
+fine-tuning before pruning are kept, each being a full training run.
 """
 
 from __future__ import annotations
 
 import csv
-import fcntl
-import shutil
-import time
-from collections import defaultdict
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from tqdm.auto import tqdm
 
 from ndogo.data.corpus import KNOWN_TYPES
 
 FIELDS = ["cell", "model_lang", "when", "sparsity", "recover_epochs", "eval_lang", "transfer", "f1", "precision",
           "recall", *[f"f1_{t}" for t in KNOWN_TYPES], "achieved_sparsity", "model_sparsity", "size_bytes",
           "train_dev_f1", "seconds", "model"]
+CONFIG = "prune-sweep.toml"
+MODEL = "pruned"  # the model's name in the generated sweep config
 
 
 @dataclass
@@ -59,97 +59,116 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One model to build and score: `when` is dense (the run as is), after or before fine-tuning."""
+class Variant:
+    """One pruning variant of the grid, a recipe of the generated sweep config."""
 
-    lang: str
-    when: str
+    when: str  # dense, after or before (fine-tuning)
     sparsity: float
     recover_epochs: int = 0
 
     @property
-    def key(self) -> str:
-        return f"{self.lang}-{self.when}-s{self.sparsity:g}-r{self.recover_epochs}"
+    def recipe(self) -> str:
+        return "baseline" if self.when == "dense" else f"{self.when}-s{self.sparsity:g}-r{self.recover_epochs}"
+
+    def key(self, lang: str) -> str:
+        """The `cell` column: the same names the sweep's CSV has always had."""
+        return f"{lang}-{self.when}-s{self.sparsity:g}-r{self.recover_epochs}"
 
 
-def cells(spec: SweepSpec) -> list[Cell]:
-    """All cells, cheapest first: dense (where 0 is a sparsity), one-shot, recovery, before.
-
-    Within each, sparsities in the order given and every language at one
-    sparsity before the next, so a sweep cut short is still balanced across languages.
-    """
+def variants(spec: SweepSpec) -> list[Variant]:
+    """The grid's variants, cheapest first: dense (where 0 is a sparsity), one-shot, recovery, before."""
     for s in [*spec.sparsities, *spec.before]:
         if not 0 <= s < 1:
             raise ValueError(f"sparsities must be in [0, 1), got {s}")
-    out = [Cell(lang, "dense", 0.0) for lang in spec.langs] if 0 in spec.sparsities else []
+    out = [Variant("dense", 0.0)] if 0 in spec.sparsities else []
     for r in sorted(set(spec.recover_epochs)):
-        out += [Cell(lang, "after", s, r) for s in spec.sparsities for lang in spec.langs if s > 0]
-    out += [Cell(lang, "before", s) for s in spec.before for lang in spec.langs if s > 0]
-    return out
+        out += [Variant("after", s, r) for s in spec.sparsities if s > 0]
+    out += [Variant("before", s) for s in spec.before if s > 0]
+    return list(dict.fromkeys(out))
 
 
-def eval_langs(spec: SweepSpec, cell: Cell) -> list[str]:
+def eval_langs(spec: SweepSpec, lang: str) -> list[str]:
     """The model's own language first, then (with transfer) the others, zero-shot."""
-    others = [x for x in (spec.eval_langs or spec.langs) if x != cell.lang]
-    return [cell.lang, *(others if spec.transfer else [])]
+    others = [x for x in (spec.eval_langs or spec.langs) if x != lang]
+    return [lang, *(others if spec.transfer else [])]
 
 
-def build(spec: SweepSpec, cell: Cell) -> tuple[Path, dict[str, Any]]:
-    """The model directory a cell scores, and what building it recorded."""
-    from ndogo.compress.prune import prune
-    from ndogo.compress.prune.magnitude import MagnitudeConfig
-    from ndogo.models.loading import read_meta
-
-    source = Path(spec.runs.format(lang=cell.lang))
-    if cell.when == "dense":
-        return source, {}
-    target = Path(spec.out) / "models" / cell.key
-    if cell.when == "after":
-        if not (target / "ndogo.json").is_file():
-            cfg = MagnitudeConfig(sparsity=cell.sparsity, scope=spec.scope, include_embeddings=spec.include_embeddings,
-                                  recover_epochs=cell.recover_epochs, data=spec.data, lang=cell.lang,
-                                  threads=spec.threads, show_progress=cell.recover_epochs > 0)
-            prune(source, target, cfg)
-        meta = read_meta(target)
-        return target, {"achieved_sparsity": meta["sparsity"],
-                        "train_dev_f1": (meta.get("recovery") or {}).get("best_dev_f1")}
-    from ndogo.compress.prune.magnitude import achieved_sparsity, finetune_pruning, masks_from_zeros, prunable
-    from ndogo.models.loading import load_for_tokens
-    from ndogo.train.finetune import FinetuneConfig, finetune
-
-    ft = FinetuneConfig(model=spec.before_model, data=spec.data, langs=[cell.lang], out=str(target),
-                        epochs=spec.before_epochs, lr=spec.before_lr, batch_size=spec.before_batch_size,
-                        threads=spec.threads)
-    metrics = finetune(ft, **finetune_pruning(ft, cell.sparsity, "oneshot", spec.scope, spec.include_embeddings))
-    model = load_for_tokens(target)
-    names = [f"{n}.weight" for n, _ in prunable(model, spec.include_embeddings)]
-    return target, {"achieved_sparsity": round(achieved_sparsity(masks_from_zeros(model, names)), 6),
-                    "train_dev_f1": metrics["best_dev_f1"]}
+def _q(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string or list is a TOML one
 
 
-def run_cell(spec: SweepSpec, cell: Cell, skip: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
-    """Build the cell's model and score it on each evaluation language not in `skip`; one row each."""
-    from ndogo.evaluate import evaluate
+def sweep_toml(spec: SweepSpec) -> str:
+    """The grid as a sweep config: what `ndogo sweep` runs, and what a user can rerun or extend."""
+    from ndogo.data.corpus import resolve_data
 
-    t0 = time.perf_counter()
-    model, built = build(spec, cell)
-    rows = []
-    for lang in eval_langs(spec, cell):
-        if lang in skip:
+    data = resolve_data(spec.data)
+    if Path(data).expanduser().exists():
+        data = str(Path(data).expanduser().resolve())
+    runs = str(Path.cwd() / Path(spec.runs).expanduser())  # the config lives in OUT, not where we stand
+    before_model = spec.before_model
+    if Path(before_model).expanduser().exists():
+        before_model = str(Path(before_model).expanduser().resolve())
+    lines = [
+        "# Written by `ndogo prune-sweep`: its grid as a sweep config. Continue it with",
+        f"#   ndogo sweep {CONFIG} --out <this folder> --resume",
+        'name = "prune-sweep"',
+        f"languages = {_q(spec.langs)}",
+        "seeds = [42]",
+        f"data = {_q(data)}",
+        "",
+        f"[models.{MODEL}]",
+        f"model = {_q(before_model)}  # the pretrained encoder that `before` variants fine-tune",
+        f"finetuned = {_q(runs)}  # the fine-tuned runs that `dense` and `after` start from",
+        f"finetune = {{ epochs = {spec.before_epochs}, lr = {spec.before_lr!r}, "
+        f"batch_size = {spec.before_batch_size} }}",
+        "",
+        "[recipes]",
+    ]
+    emb = str(spec.include_embeddings).lower()
+    befores = []
+    for v in variants(spec):
+        if v.when == "dense":
+            lines.append('baseline = ""')
+        elif v.when == "after":
+            lines.append(f'{_q(v.recipe)} = "prune:sparsity={v.sparsity:g},scope={spec.scope},'
+                         f'include_embeddings={emb},recover_epochs={v.recover_epochs}"')
+        else:
+            befores.append(v)
+    for v in befores:
+        extra = ",prune_include_embeddings=true" if spec.include_embeddings else ""
+        lines += ["", f"[recipes.{_q(v.recipe)}]", 'from = "pretrained"',
+                  f'stages = "finetune:prune_sparsity={v.sparsity:g},prune_scope={spec.scope}{extra}"']
+    transfer = [x for x in (spec.eval_langs or spec.langs)] if spec.transfer else []
+    lines += ["", "[evaluate]", f"split = {_q(spec.split)}", "speed = false", f"transfer = {_q(transfer)}",
+              f"keep_models = {str(spec.keep_models).lower()}", "", "[resources]",
+              f"cpus = {spec.threads or os.cpu_count() or 1}", ""]
+    return "\n".join(lines)
+
+
+def csv_rows(row: dict[str, Any], variant: Variant, spec: SweepSpec) -> list[dict[str, Any]]:
+    """A stored result row as the sweep CSV's rows: one for its own language, one per zero-shot language."""
+    lang = row["lang"]
+    trained = variant.when == "before" or variant.recover_epochs > 0
+    common = {
+        "cell": variant.key(lang), "model_lang": lang, "when": variant.when, "sparsity": variant.sparsity,
+        "recover_epochs": variant.recover_epochs,
+        # over the encoder's Linear weights, the set magnitude pruning prunes by default
+        "achieved_sparsity": round(float(row.get("sparsity_encoder_linear") or 0.0), 6) if variant.sparsity else 0.0,
+        "model_sparsity": row.get("sparsity"), "size_bytes": row.get("size_bytes"),
+        "train_dev_f1": round(row["dev_f1"], 4) if trained and row.get("dev_f1") is not None else "",
+        "seconds": round(float(row.get("seconds") or 0.0), 1), "model": row.get("path", ""),
+    }
+    scores = {lang: row, **(row.get("transfer") or {})}
+    out = []
+    for target in eval_langs(spec, lang):
+        r = scores.get(target)
+        if r is None:
             continue
-        r = evaluate(model, spec.data, lang, spec.split, speed=False, threads=spec.threads)
-        rows.append({
-            "cell": cell.key, "model_lang": cell.lang, "when": cell.when, "sparsity": cell.sparsity,
-            "recover_epochs": cell.recover_epochs, "eval_lang": lang, "transfer": lang != cell.lang,
-            "f1": round(r["f1"], 4), "precision": round(r["precision"], 4), "recall": round(r["recall"], 4),
-            **{f"f1_{t}": round(r["per_type"][t]["f1"], 4) if t in r["per_type"] else "" for t in KNOWN_TYPES},
-            "achieved_sparsity": built.get("achieved_sparsity", 0.0), "model_sparsity": r["sparsity"],
-            "size_bytes": r["size_bytes"], "train_dev_f1": built.get("train_dev_f1") or "",
-            "seconds": round(time.perf_counter() - t0, 1), "model": str(model),
-        })
-    if cell.when == "after" and not spec.keep_models:
-        shutil.rmtree(model)
-    return rows
+        per_type = r.get("per_type") or {}
+        out.append({**common, "eval_lang": target, "transfer": target != lang, "f1": round(r["f1"], 4),
+                    "precision": round(r["precision"], 4), "recall": round(r["recall"], 4),
+                    **{f"f1_{t}": round(per_type[t]["f1"], 4) if t in per_type else "" for t in KNOWN_TYPES}})
+    return out
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -165,117 +184,87 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append rows under an exclusive lock, so sweeps of disjoint cells can share one CSV."""
-    with path.open("a", newline="") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The whole CSV, written then renamed (a reader never sees half of it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if f.tell() == 0:
-            writer.writeheader()
+        writer.writeheader()
         writer.writerows(rows)
-        f.flush()
+    os.replace(tmp, path)
 
 
-def variant(row: dict[str, Any]) -> str:
-    """Column name of a row's pruning variant: one-shot, +N epochs recovery, or before fine-tuning."""
-    if row["when"] == "before":
-        return "before FT"
-    return f"+{row['recover_epochs']} ep" if row["recover_epochs"] else "one-shot"
+@dataclass
+class PruneSweepResult:
+    """What a run left: the CSV and its rows, the sweep config, and the cells that failed (with why)."""
+
+    csv: Path
+    config: Path
+    rows: list[dict[str, Any]]
+    failures: list[str]
 
 
-def write_reports(rows: list[dict[str, Any]], out: Path, langs: list[str]) -> list[Path]:
-    """sweep.md (one table per model language) and f1-vs-sparsity-<lang>.png from the rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    lines = ["# F1 against sparsity", "", "Rows: sparsity of the encoder's Linear weights (achieved, over those "
-             "weights). Columns: test F1 on each language for each variant; the model's own language first, the "
-             "others zero-shot. Sparsity 0 is the dense fine-tuned model.", ""]
-    for lang in langs:
-        mine = [r for r in rows if r["model_lang"] == lang]
-        if not mine:
-            continue
-        dense = {r["eval_lang"]: r for r in mine if r["when"] == "dense"}
-        variants = sorted({variant(r) for r in mine if r["when"] != "dense"},
-                          key=lambda v: (v == "before FT", v != "one-shot", v))
-        evals = [lang, *sorted({r["eval_lang"] for r in mine} - {lang})]
-        table: dict[float, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for r in mine:
-            if r["when"] == "dense":
-                for v in variants or ["one-shot"]:
-                    table[0.0][f"{v}|{r['eval_lang']}"] = r
-            else:
-                table[r["sparsity"]][f"{variant(r)}|{r['eval_lang']}"] = r
-        cols = [(v, e) for v in variants or ["one-shot"] for e in evals]
-        lines += [f"## {lang} model", "",
-                  "| sparsity | achieved | size MiB | " + " | ".join(f"{e} {v}" for v, e in cols) + " |",
-                  "|---" * (3 + len(cols)) + "|"]
-        for s in sorted(table):
-            cells_ = table[s]
-            any_row = next(iter(cells_.values()))
-            oneshot = cells_.get(f"one-shot|{lang}", any_row)
-            size = f"{int(oneshot['size_bytes']) / 2**20:.1f}" if oneshot["when"] != "before" else ""
-            vals = [f"{cells_[f'{v}|{e}']['f1']:.4f}" if f"{v}|{e}" in cells_ else "" for v, e in cols]
-            lines.append(f"| {s:g} | {float(oneshot['achieved_sparsity']):.4f} | {size} | " + " | ".join(vals) + " |")
-        lines.append("")
-
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        styles = {"one-shot": "o-", "before FT": "s-"}
-        for v in variants:
-            for e in evals:
-                pts = sorted((s, c[f"{v}|{e}"]["f1"]) for s, c in table.items() if f"{v}|{e}" in c)
-                if len(pts) < 2:
-                    continue
-                style = styles.get(v, "^-") if e == lang else styles.get(v, "^-").replace("-", "--")
-                ax.plot(*zip(*pts, strict=True), style, label=f"{e} {v}" + ("" if e == lang else " (zero-shot)"),
-                        alpha=1.0 if e == lang else 0.6)
-        if lang in dense:
-            ax.axhline(dense[lang]["f1"], color="grey", lw=0.8, ls=":", label=f"{lang} dense")
-        ax.set(xlabel="sparsity (encoder Linear weights)", ylabel="test F1", ylim=(0, 1),
-               title=f"{lang} model: F1 against magnitude-pruning sparsity")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        png = out / f"f1-vs-sparsity-{lang}.png"
-        fig.tight_layout()
-        fig.savefig(png, dpi=120)
-        plt.close(fig)
-        paths.append(png)
-    md = out / "sweep.md"
-    md.write_text("\n".join(lines) + "\n")
-    return [md, *paths]
-
-
-def run_sweep(spec: SweepSpec, show_progress: bool = True) -> list[Path]:
-    """Run every cell whose rows are not in OUT/sweep.csv yet, then write the tables and plots."""
+def check(spec: SweepSpec) -> None:
+    """Refuse a grid that cannot work before anything is written (the sweep checks the rest)."""
     from ndogo.compress.prune.magnitude import SCOPES
-
-    if spec.scope not in SCOPES:  # checked here, not after the dense cells have been scored
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {spec.scope!r}")
-    # Only dense and after cells read a fine-tuned run; a before-only sweep starts from the pretrained model.
-    needs_run = {c.lang for c in cells(spec) if c.when != "before"}
-    for lang in spec.langs:
-        if lang in needs_run and not Path(spec.runs.format(lang=lang)).is_dir():
-            raise ValueError(f"no fine-tuned model for {lang} at {spec.runs.format(lang=lang)}")
     from ndogo.data.corpus import lang_dir, resolve_data
 
+    if spec.scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {spec.scope!r}")
+    variants(spec)
+    # only dense and after variants read a fine-tuned run; a before-only sweep starts from the pretrained model
+    if any(v.when != "before" for v in variants(spec)):
+        for lang in spec.langs:
+            if not Path(spec.runs.format(lang=lang, seed=42)).is_dir():
+                raise ValueError(f"no fine-tuned model for {lang} at {spec.runs.format(lang=lang, seed=42)}")
     root = Path(resolve_data(spec.data))
     if root.is_dir():  # a language the local corpus lacks fails now, not after the first cells are scored
         for lang in dict.fromkeys([*spec.langs, *(spec.eval_langs or [])]):
             lang_dir(root, lang)
+
+
+def run_sweep(spec: SweepSpec, show_progress: bool = True) -> PruneSweepResult:
+    """Run every cell not done yet in OUT (through `ndogo sweep`), then write OUT/sweep.csv from the store.
+
+    Rows already in OUT/sweep.csv are kept (an older ndogo appended them there
+    without a store), and a variant it holds for every language is not run again.
+    """
+    from rich.console import Console
+
+    from ndogo.experiments.config import load_sweep_config
+    from ndogo.experiments.store import Store
+    from ndogo.experiments.sweep import run_sweep as run_grid
+
+    check(spec)
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
+    config_path = out / CONFIG
+    config_path.write_text(sweep_toml(spec), encoding="utf-8")
+    config = load_sweep_config(config_path, spec.data)
+    ours = {c.id for c in config.cells()}  # not rows of an earlier grid with other settings
     csv_path = out / "sweep.csv"
-    done = defaultdict(set)
-    for r in read_rows(csv_path):
-        done[r["cell"]].add(r["eval_lang"])
-    todo = [c for c in cells(spec) if not set(eval_langs(spec, c)) <= done[c.key]]
-    for cell in tqdm(todo, desc="prune sweep", unit="cell", disable=not show_progress):
-        rows = run_cell(spec, cell, skip=done[cell.key])
-        append_rows(csv_path, rows)
-        if show_progress:
-            tqdm.write(f"{cell.key}: " + ", ".join(f"{r['eval_lang']} {r['f1']:.4f}" for r in rows))
-    rows = read_rows(csv_path)
-    return [csv_path, *write_reports(rows, out, list(dict.fromkeys(r["model_lang"] for r in rows)))]
+    by_recipe = {v.recipe: v for v in variants(spec)}
+    earlier = read_rows(csv_path)
+    done = {(r["cell"], r["eval_lang"]) for r in earlier}
+    todo = [v.recipe for v in by_recipe.values()
+            if not all((v.key(lang), e) in done for lang in spec.langs for e in eval_langs(spec, lang))]
+    failures: list[str] = []
+    if todo:
+        # the baseline comes along where `after` variants need it; a before-only grid needs no fine-tuned run
+        summary = run_grid(config.only_recipes(todo), out, resume=True, show_progress=show_progress,
+                           console=Console(stderr=True, quiet=not show_progress))
+        failures = summary.failures
+    store = Store(out)
+    try:
+        stored = [r for r in store.rows("done") if r.get("cell_id") in ours and r.get("recipe") in by_recipe]
+    finally:
+        store.close()
+    rows: list[dict[str, Any]] = []
+    for row in stored:
+        rows += csv_rows(row, by_recipe[row["recipe"]], spec)
+    have = {(r["cell"], r["eval_lang"]) for r in rows}
+    rows = [r for r in earlier if (r["cell"], r["eval_lang"]) not in have] + rows
+    order = {v.key(lang): (i, j) for i, v in enumerate(by_recipe.values()) for j, lang in enumerate(spec.langs)}
+    rows.sort(key=lambda r: order.get(r["cell"], (len(order), 0)))
+    write_rows(csv_path, rows)
+    return PruneSweepResult(csv_path, config_path, read_rows(csv_path), failures)

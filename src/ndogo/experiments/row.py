@@ -87,6 +87,7 @@ class Row(TypedDict, total=False):
     path: str
     error: str
     per_type: dict[str, dict[str, float]]  # F1 (precision, recall, support) per entity type on `split`
+    transfer: dict[str, dict[str, Any]]  # zero-shot f1/precision/recall/per_type on other languages
     stages: list[dict[str, Any]]
     durations: dict[str, Any]
     versions: dict[str, str]

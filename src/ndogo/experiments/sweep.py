@@ -246,6 +246,7 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
             store.begin_sweep(config.path, config.text, sys.argv, env)
             statuses = store.statuses()
             todo = [c for c in cells if statuses.get(c.id) != "done"]
+            config.check_runs(todo)
             skipped = len(cells) - len(todo)
             # absolute: Ray workers need not share this process's working directory
             settings = CellSettings(artifacts=str(out.resolve() / "artifacts"), logs=str(out.resolve() / "logs"))

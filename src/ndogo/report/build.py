@@ -171,6 +171,9 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[T
                             [[s.model, s.lang, s.recipe, *(f"{100 * s.per_type[t]:.2f}" if t in s.per_type else "–"
                                                            for t in types)] for s in summaries],
                             "F1 ×100 per entity type, mean over seeds."))
+    transfer = transfer_table(rows)
+    if transfer is not None:
+        tables.append(transfer)
     recipes = {}
     for s in summaries:
         recipes.setdefault(s.recipe, s)
@@ -187,6 +190,31 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[T
                             [[r["model"], r["lang"], r["recipe"], str(r["seed"]), r["status"],
                               (r.get("error") or "interrupted")[:300]] for r in failed]))
     return tables
+
+
+def transfer_table(rows: list[dict[str, Any]]) -> Table | None:
+    """Each model scored on its own language and, zero-shot, on the others (`[evaluate] transfer`)."""
+    done = [r for r in rows if r.get("status") == "done" and isinstance(r.get("f1"), int | float)]
+    if not any(r.get("transfer") for r in done):
+        return None
+    targets = ordered([r["lang"] for r in done] + [t for r in done for t in (r.get("transfer") or {})])
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in done:
+        groups.setdefault((r["model"], r["lang"], r["recipe"]), []).append(r)
+    body = []
+    for (model, lang, recipe), group in groups.items():
+        cells = []
+        for target in targets:
+            scores = [r["f1"] if target == lang else (r.get("transfer") or {}).get(target, {}).get("f1")
+                      for r in group]
+            scores = [x for x in scores if isinstance(x, int | float)]
+            text = f"{100 * sum(scores) / len(scores):.2f}" if scores else "–"
+            cells.append(f"{text} (own)" if target == lang and scores else text)
+        body.append([model, lang, recipe, *cells])
+    split = next((r.get("split", "test") for r in done), "test")
+    return Table(f"Zero-shot transfer ({split} F1)", ["model", "trained on", "method", *targets], body,
+                 "F1 ×100, mean over seeds: on the model's own language (own), and zero-shot on the "
+                 "others (their labels never seen in training).")
 
 
 def pruning_level(s: Summary) -> str:
