@@ -243,46 +243,42 @@ def score(
     emit(result, as_json, table)
 
 
-@app.command()
-@user_errors
-def finetune(
-    model: Annotated[str, typer.Option(help="Hub id (castorini/afriberta_large), local directory, or `minilm`.")],
-    lang: Annotated[str, typer.Option(help="Language code(s), comma-separated: one model trained on all.")],
-    out: Annotated[Path, typer.Option(help="Run directory: the best model, metrics.json and a checkpoint.")],
-    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs (the best one on dev F1 is kept).")] = 10,
-    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many optimizer steps (overrides --epochs).")] = None,
-    lr: Annotated[float, typer.Option(help="Peak AdamW learning rate (10% warm-up, then linear decay). 1e-4 with 10 epochs is the measured minilm budget; me5s wants 2e-4 (docs/results.md).")] = 1e-4,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    seed: Annotated[int, typer.Option()] = 42,
-    save_every: Annotated[int, typer.Option(min=1, help="Checkpoint every this many steps (and at every epoch's end, and on Ctrl-C).")] = 200,
-    keep_checkpoint: Annotated[bool, typer.Option(help="Keep the resume checkpoint (optimizer state, 2-3x the model's size) once training is done.")] = False,
-    max_length: Annotated[int | None, typer.Option(min=1, help="Window length in sub-words; default: the model's.")] = None,
-    patience: Annotated[int | None, typer.Option(min=1, help="Stop after this many epochs without dev F1 gain.")] = None,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
-    prune_sparsity: Annotated[float | None, typer.Option(help="Prune the pretrained encoder's Linear weights to this sparsity *before* fine-tuning; pruned weights stay zero throughout.")] = None,
-    prune_schedule: Annotated[str, typer.Option(help="oneshot: prune once at the start; gradual: Zhu & Gupta's cubic schedule over the first half of training.")] = "oneshot",
-) -> None:
-    """Fine-tune an encoder for NER; resumes from <out>/checkpoint if a run was interrupted.
+FINETUNE_DOC = """Fine-tune an encoder for NER; resumes from <out>/checkpoint if a run was interrupted.
 
-    Example: ndogo finetune --model minilm --data ../shared/data/masakhaner --lang hau --out runs/hau
-    Pruned before fine-tuning: ... --out runs/hau-p60 --prune-sparsity 0.6 --prune-schedule gradual
-    """
+Every option is a field of the fine-tuning config (ndogo.train.config), the same one a
+recipe's `finetune:...` stage and a sweep's [models.X] finetune table take.
+
+Example: ndogo finetune --model minilm --data ../shared/data/masakhaner --lang hau --out runs/hau
+
+Pruned before fine-tuning: ... --out runs/hau-p60 --prune-sparsity 0.6 --prune-schedule gradual
+"""
+
+
+def _finetune(**options: Any) -> None:
     quiet_libraries()
-    from ndogo.train.finetune import FinetuneConfig
+    from ndogo.commands._options import config_from_options
+    from ndogo.compress.recipe import plain_finetune
+    from ndogo.train.config import FinetuneStageConfig
     from ndogo.train.finetune import finetune as run_finetune
 
-    cfg = FinetuneConfig(model=model, data=data, langs=split_langs(lang), out=str(out), epochs=epochs,
-                         max_steps=max_steps, lr=lr, batch_size=batch_size, seed=seed, max_length=max_length,
-                         patience=patience, threads=threads, save_every=save_every, keep_checkpoint=keep_checkpoint)
-    hooks = {}
-    if prune_sparsity is not None:
-        from ndogo.compress.prune.magnitude import finetune_pruning
-
-        hooks = finetune_pruning(cfg, prune_sparsity, prune_schedule)
+    stage = config_from_options(FinetuneStageConfig, options, skip=("extra",))
+    stage.check()
+    cfg, hooks = plain_finetune(stage)
     metrics = run_finetune(cfg, **hooks)
     typer.echo(f"best dev F1 {metrics['best_dev_f1']:.4f} at epoch {metrics['best_epoch']}; "
-               f"model saved in {out} ({metrics['train_seconds']:.0f}s training)")
+               f"model saved in {cfg.out} ({metrics['train_seconds']:.0f}s training)")
+
+
+def _register_finetune() -> None:
+    from ndogo.commands._options import config_options, with_signature
+    from ndogo.train.config import FinetuneStageConfig
+
+    command = with_signature(_finetune, "finetune", FINETUNE_DOC, [],
+                             config_options(FinetuneStageConfig, skip=("extra",)))
+    app.command("finetune")(user_errors(command))
+
+
+_register_finetune()
 
 
 @app.command()

@@ -1,11 +1,14 @@
 """Command-line options generated from config dataclasses, so the CLI and the configs cannot drift.
 
-A stage's command (`ndogo quantize`, `ndogo prune`) takes its arguments (the model, --out,
---method...) by hand and every method option from the methods' config classes: the field's
-name is the flag, its type the option's type, and `option(help=..., min=..., flag=...)`
-metadata its help text, bounds and flag name. An option that only some methods take says
-which in its help, and passing it to another method is an error naming both. Typer reads a
-command's parameters from its signature, so the generated ones are given as `__signature__`.
+A command takes its arguments (the model, --out, --method...) by hand and every setting
+from a config class: the field's name is the flag, its type the option's type, and
+`option(help=..., min=..., flag=..., sep=...)` metadata (`ndogo.options`) its help text,
+bounds and flag name. `ndogo quantize` / `ndogo prune` read the options of every registered
+method (an option that only some methods take says which in its help, and passing it to
+another method is an error naming both); `ndogo finetune`, `distill`, `pretrain` and
+`trim-vocab` read their stage's config. Every generated option defaults to None, "not
+given", so the config's own default applies. Typer reads a command's parameters from its
+signature, so the generated ones are given as `__signature__`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ndogo.compress.methods import Method, field_help
+from ndogo.compress.methods import Method
+from ndogo.options import field_help
 
 
 def _plain(hint: Any) -> Any:
@@ -36,6 +40,30 @@ def flag(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
+def _parameter(f: dataclasses.Field, hint: Any, prefix: str = "") -> inspect.Parameter:
+    """The Typer option of one config field (default None: the config's default applies)."""
+    text = prefix + field_help(f)
+    required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    plain = _plain(hint)
+    if required and plain is not hint:
+        required = False  # `X | None` without a default: None is a value the config takes
+    if required:
+        text += " (required)"
+    if f.metadata.get("choices"):
+        text = text.rstrip(".") + f"; one of {', '.join(f.metadata['choices'])}."
+    if f.default is not dataclasses.MISSING and f.default is not None and f.default != "":
+        text += f" (default {f.default})"  # not [default: …]: square brackets are rich markup
+    if f.metadata.get("sep"):
+        plain = str  # one option, split at the separator
+        sep = f.metadata["sep"]
+        text += f" ({'comma' if sep == ',' else repr(sep)}-separated)"
+    bounds = {k: f.metadata[k] for k in ("min", "max") if f.metadata.get(k) is not None and plain in (int, float)}
+    decls = [flag(f)] if plain is not bool else [f"{flag(f)}/--no-{flag(f)[2:]}"]
+    info = typer.Option(*decls, help=text, show_default=False, **bounds)
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[plain | None, info])
+
+
 def method_options(methods: Sequence[Method], skip: Sequence[str] = ()) -> list[inspect.Parameter]:
     """One keyword parameter (a Typer option, default None) per option of any of `methods`."""
     seen: dict[str, tuple[dataclasses.Field, Any, list[str]]] = {}
@@ -44,25 +72,57 @@ def method_options(methods: Sequence[Method], skip: Sequence[str] = ()) -> list[
         for f in method.options():
             if f.name not in skip:
                 seen.setdefault(f.name, (f, hints.get(f.name, str), []))[2].append(method.name)
-    params = []
-    for name, (f, hint, owners) in seen.items():
-        text = field_help(f)
-        if len(owners) < len(methods):
-            text = f"{', '.join(owners)}: {text}"
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            text += " (required)"
-        if f.metadata.get("choices"):
-            text += f"; one of {', '.join(f.metadata['choices'])}"
-        if f.default is not dataclasses.MISSING and f.default is not None:
-            text += f" (default {f.default})"  # not [default: …]: square brackets are rich markup
-        plain = _plain(hint)
-        bounds = {k: f.metadata[k] for k in ("min", "max") if f.metadata.get(k) is not None
-                  and plain in (int, float)}
-        decls = [flag(f)] if plain is not bool else [f"{flag(f)}/--no-{flag(f)[2:]}"]
-        info = typer.Option(*decls, help=text, show_default=False, **bounds)
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=Annotated[plain | None, info]))
-    return params
+    return [_parameter(f, hint, f"{', '.join(owners)}: " if len(owners) < len(methods) else "")
+            for f, hint, owners in seen.values()]
+
+
+def config_fields(cls: type, skip: Sequence[str] = ()) -> list[dataclasses.Field]:
+    """The fields of `cls` a command line sets: init fields with help, not in `skip`, not dicts."""
+    hints = typing.get_type_hints(cls)
+    return [f for f in dataclasses.fields(cls) if f.init and f.name not in skip
+            and typing.get_origin(_plain(hints[f.name])) is not dict and _plain(hints[f.name]) is not dict]
+
+
+def config_options(cls: type, skip: Sequence[str] = ()) -> list[inspect.Parameter]:
+    """One Typer option per settable field of config class `cls` (see `config_fields`)."""
+    hints = typing.get_type_hints(cls)
+    missing = [f.name for f in config_fields(cls, skip) if not field_help(f)]
+    if missing:  # a setting with no help text is a bug in the config, not something to ship
+        raise TypeError(f"{cls.__qualname__}: fields without option(help=...): {', '.join(missing)}")
+    return [_parameter(f, hints[f.name]) for f in config_fields(cls, skip)]
+
+
+def config_from_options(cls: type, given: dict[str, Any], fixed: dict[str, Any] | None = None,
+                        skip: Sequence[str] = ()) -> Any:
+    """Config `cls` from the generated options the user gave (None = not given) and the fixed values.
+
+    A `sep` field's text is split (and its items converted to the list's item type); a
+    required field not given is an error naming its flag.
+    """
+    hints = typing.get_type_hints(cls)
+    values = dict(fixed or {})
+    for f in config_fields(cls, skip):
+        if f.name in values:
+            continue
+        value = given.get(f.name)
+        if value is None:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                if _plain(hints[f.name]) is hints[f.name]:
+                    raise typer.BadParameter(f"{flag(f)} is required", param_hint=flag(f))
+                values[f.name] = None
+            continue
+        sep = f.metadata.get("sep")
+        if sep and isinstance(value, str):
+            item = (typing.get_args(_plain(hints[f.name])) or (str,))[0]
+            try:
+                items = [item(x.strip()) for x in value.split(sep) if x.strip()]
+            except ValueError:
+                raise ValueError(f"{flag(f)} {value!r}: expected {sep}-separated {item.__name__} values") from None
+            if not items:  # "" or "," would otherwise quietly mean the config's default
+                raise ValueError(f"{flag(f)} {value!r}: give at least one {f.metadata.get('item') or 'value'}")
+            value = items
+        values[f.name] = value
+    return cls(**values)  # its own checks' ValueErrors reach the user as one "error:" line
 
 
 def methods_help(methods: Sequence[Method], shared: type | None = None) -> str:

@@ -4,38 +4,38 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from ndogo.cli import quiet_libraries, refuse_used_out, user_errors
 
 
-def trim_vocab(
+def _trim_fixed(
     run: Annotated[Path, typer.Argument(help="A fine-tuned Hugging Face model directory (kind 'hf').")],
-    lang: Annotated[str, typer.Option(help="Language whose training text decides the vocabulary.")],
     out: Annotated[Path, typer.Option(help="New model directory to write.")],
-    data: Annotated[str | None, typer.Option(help="MasakhaNER-layout folder; its <lang>/train.txt is counted. Default $NDOGO_DATA or `masakhaner`.")] = None,
-    corpus: Annotated[Path | None, typer.Option(help="Monolingual text counted too: a text file (one sentence or paragraph a line), or a folder whose <corpus>/<lang>.txt is read (a folder is needed for --other-langs).")] = None,
-    exclude_eval: Annotated[bool, typer.Option(help="Leave out monolingual lines that contain a dev or test sentence of --data, so test F1 stays a fair measure.")] = True,
-    other_langs: Annotated[bool, typer.Option(help="Also count the other languages' text in --corpus (names cross languages), ranked after this language's own sub-words.")] = False,
-    min_count: Annotated[int, typer.Option(min=1, help="Keep sub-words seen at least this many times (in the language's own text, and separately in the other languages').")] = 1,
-    keep: Annotated[int | None, typer.Option(min=1, help="Keep the K highest-ranked sub-words instead of --min-count: the language's own by count, then the other languages' (with --other-langs).")] = None,
 ) -> None:
-    """Keep only the sub-words a language uses: a smaller embedding matrix and tokenizer.
+    """The hand-written part of `trim-vocab`'s signature; the rest comes from TrimConfig."""
 
-    Counts the sub-words the model's own tokenizer produces on the training text (and on monolingual text with --corpus), keeps the special tokens, the counted sub-words and the single characters of the text, slices the embedding rows (and any tied output layer) and saves a tokenizer numbered for them. The result is a normal Hugging Face directory.
 
-    On any text whose sub-words were all kept, the new tokenizer gives exactly the old tokens; another word falls back to a shorter split into kept sub-words (never the unknown token, unless it has a character the counted text never had).
+TRIM_DOC = """Keep only the sub-words a language uses: a smaller embedding matrix and tokenizer.
 
-    Example: ndogo trim-vocab runs/minilm-hau --lang hau --data ../shared/data/masakhaner --corpus ../shared/data/monolingual --out runs/trim/minilm-hau-trim
-    """
+Counts the sub-words the model's own tokenizer produces on the training text (and on monolingual text with --corpus), keeps the special tokens, the counted sub-words and the single characters of the text, slices the embedding rows (and any tied output layer) and saves a tokenizer numbered for them. The result is a normal Hugging Face directory.
+
+On any text whose sub-words were all kept, the new tokenizer gives exactly the old tokens; another word falls back to a shorter split into kept sub-words (never the unknown token, unless it has a character the counted text never had).
+
+Example: ndogo trim-vocab runs/minilm-hau --lang hau --data ../shared/data/masakhaner --corpus ../shared/data/monolingual --out runs/trim/minilm-hau-trim
+"""
+
+
+def trim_vocab(run: Path, out: Path, **options: Any) -> None:
     quiet_libraries()
+    from ndogo.commands._options import config_from_options
     from ndogo.compress.trim import TrimConfig, trim
     from ndogo.models.runner import size_on_disk
 
-    cfg = TrimConfig(lang=lang, data=data, corpus=str(corpus) if corpus else None, exclude_eval=exclude_eval,
-                     other_langs=other_langs, min_count=min_count, keep=keep, show_progress=True)
+    refuse_used_out(out)
+    cfg = config_from_options(TrimConfig, options, {"show_progress": True})
     trim(run, out, cfg)
     from ndogo.models.loading import read_meta
 
@@ -130,7 +130,12 @@ def ship(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `ndogo` app."""
-    app.command("trim-vocab")(user_errors(trim_vocab))
+    from ndogo.commands._options import config_options, parameters, with_signature
+    from ndogo.compress.trim import TrimConfig
+
+    command = with_signature(trim_vocab, "trim-vocab", TRIM_DOC, parameters(_trim_fixed),
+                             config_options(TrimConfig, skip=("show_progress",)))
+    app.command("trim-vocab")(user_errors(command))
     app.command("export")(user_errors(export))
     app.command("predict")(user_errors(predict))
     app.command("ship")(user_errors(ship))

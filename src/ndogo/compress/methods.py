@@ -30,6 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ndogo.options import check_fields, field_help, option
+
+__all__ = ["Method", "MethodConfig", "MethodRegistry", "field_help", "option", "resolved_hints"]
+
 PLUGINS_ENV = "NDOGO_PLUGINS"
 
 
@@ -42,19 +46,7 @@ class MethodConfig:
 
     def __post_init__(self) -> None:
         """Check every field against the bounds and choices its `option(...)` declares."""
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value, meta = getattr(self, f.name), f.metadata
-            if value is None or isinstance(value, bool):
-                continue
-            if meta.get("choices") and value not in meta["choices"]:
-                raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}, not {value!r}")
-            if isinstance(value, (int, float)):
-                if value != value:  # NaN
-                    raise ValueError(f"{f.name} must be a number, not NaN")
-                if meta.get("min") is not None and value < meta["min"]:
-                    raise ValueError(f"{f.name} must be >= {meta['min']}, not {value}")
-                if meta.get("max") is not None and value > meta["max"]:
-                    raise ValueError(f"{f.name} must be <= {meta['max']}, not {value}")
+        check_fields(self)
 
     def identity(self) -> dict[str, Any]:
         """What decides the output (the reuse key of a recipe stage): the method and its fields."""
@@ -190,22 +182,6 @@ class MethodRegistry:
         if self.default is None:
             raise ValueError(f"{self.stage} needs a method; choose one of {', '.join(self.names())}")
         return self.default
-
-
-def field_help(f: dataclasses.Field) -> str:
-    """The help text of a config field (its metadata's `help`)."""
-    return str(f.metadata.get("help", ""))
-
-
-def option(default: Any = dataclasses.MISSING, *, help: str, min: float | None = None,
-           max: float | None = None, flag: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with the metadata the command line is generated from (help, bounds, flag name)."""
-    metadata = {"help": help, "min": min, "max": max, "flag": flag, "choices": choices}
-    if default is dataclasses.MISSING:
-        return dataclasses.field(metadata=metadata)
-    if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 def resolved_hints(cls: type) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ndogo.models.loading import ModelError, resolve_model
-from ndogo.train.finetune import FinetuneConfig
+from ndogo.train.config import FinetuneConfig, FinetuneStageConfig
 
 # Where each stage lives, by convention `ndogo.compress.<module>` with a function named
 # like the verb. Stages that other work adds later slot in here by name.
@@ -636,40 +636,6 @@ def compress(run: str | Path, recipe: Recipe, out: str | Path, context: dict[str
 
 # ----------------------------------------------------------------------------------------------
 # The finetune stage: the foundation's fine-tuning loop under the stage contract.
-
-
-@dataclass
-class FinetuneStageConfig(FinetuneConfig):
-    """`ndogo finetune`'s settings, plus pruning *before* fine-tuning as the pruning stage defines it.
-
-    With `prune_sparsity` > 0 the encoder is pruned when loaded (`oneshot`) or
-    along Zhu & Gupta's cubic schedule (`gradual`), and the pruned weights are
-    held at zero through every optimizer step (`ndogo finetune --prune-sparsity`).
-    """
-
-    prune_sparsity: float = 0.0
-    prune_schedule: str = "oneshot"
-    prune_scope: str = "layer"
-    prune_include_embeddings: bool = False
-
-    def identity(self) -> dict[str, Any]:
-        """The settings that decide the run (stage outputs are keyed by them)."""
-        values = dataclasses.asdict(self)
-        if not self.prune_include_embeddings:
-            del values["prune_include_embeddings"]  # added later: stages keyed before it keep their keys
-        return values
-
-    def check(self) -> None:
-        """Refuse fine-tuning and pruning settings that cannot work before anything is trained."""
-        from ndogo.train.finetune import check_finetune
-
-        check_finetune(self)
-        if not 0 <= self.prune_sparsity < 1:
-            raise ValueError(f"prune_sparsity must be in [0, 1), got {self.prune_sparsity}")
-        if self.prune_schedule not in ("oneshot", "gradual"):
-            raise ValueError(f"prune_schedule must be oneshot or gradual, got {self.prune_schedule!r}")
-        if self.prune_scope not in ("layer", "global"):
-            raise ValueError(f"prune_scope must be layer or global, got {self.prune_scope!r}")
 
 
 def plain_finetune(config: FinetuneStageConfig) -> tuple[FinetuneConfig, dict[str, Any]]:

@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,56 +49,9 @@ from ndogo.models.loading import (
 from ndogo.models.windowing import Window, collate, encode_sentences, length_batches, predict_words
 from ndogo.train.checkpoint import has_checkpoint, load_checkpoint, refuse_pickle
 from ndogo.train.checkpoint import save_checkpoint as write_checkpoint
+from ndogo.train.config import FinetuneConfig, check_finetune
 
 CHECKPOINT = "checkpoint"
-
-
-@dataclass
-class FinetuneConfig:
-    """Everything that decides a fine-tuning run (saved beside the model)."""
-
-    model: str
-    data: str | None
-    langs: list[str]
-    out: str
-    epochs: int = 10
-    max_steps: int | None = None
-    # the project's measured budget for minilm (10 epochs at 1e-4: docs/results.md §1), not BERT's 5e-5
-    lr: float = 1e-4
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_length: int | None = None
-    seed: int = 42
-    eval_batch_size: int = 32
-    patience: int | None = None
-    save_every: int = 200
-    threads: int | None = None
-    max_train_sentences: int | None = None
-    keep_checkpoint: bool = False  # a finished run drops its resume state (optimizer: 2-3x the weights)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def check_finetune(cfg: FinetuneConfig) -> None:
-    """Refuse settings that cannot train, before any data or model is loaded.
-
-    torch itself would refuse some of them only after the corpus and model are loaded (a
-    negative lr), divide by zero on others (batch_size 0), or train a NaN model and save it
-    with exit 0 (lr inf).
-    """
-    if not math.isfinite(cfg.lr) or cfg.lr <= 0:
-        raise ValueError(f"lr must be a positive finite number, got {cfg.lr}")
-    for name in ("epochs", "batch_size", "save_every", "eval_batch_size"):
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-    if cfg.max_steps is not None and cfg.max_steps < 1:
-        raise ValueError(f"max_steps must be at least 1, got {cfg.max_steps}")
-    if not 0 <= cfg.seed < 2**32:
-        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {cfg.seed}")
-    if not 0 <= cfg.warmup_ratio < 1 or not math.isfinite(cfg.weight_decay) or cfg.weight_decay < 0:
-        raise ValueError(f"warmup_ratio must be in [0, 1) and weight_decay ≥ 0, got {cfg.warmup_ratio}, "
-                         f"{cfg.weight_decay}")
 
 
 # Settings that change how a run is executed, not what it computes: a resume may change them.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,57 +27,8 @@ from transformers import XLMRobertaTokenizer as XLMRobertaTokenizerFast  # trans
 from ndogo.data.leakage import drop_eval_text
 from ndogo.models.loading import NDOGO_META, read_meta, write_meta
 from ndogo.models.runner import count_params, size_on_disk
-from ndogo.train.mlm import MLMConfig, PackedCorpus, mlm_objective, read_texts, sampling_probs, train_mlm
-
-
-@dataclass
-class PretrainConfig:
-    """Tokenizer, model shape, data and optimisation of a pretraining run (saved in metrics.json)."""
-
-    corpus: str
-    out: str
-    layers: int = 4
-    hidden: int = 256
-    heads: int = 4
-    intermediate: int | None = None  # default 4 × hidden
-    vocab_size: int = 25000
-    seq_len: int = 128
-    alpha: float = 0.3
-    max_steps: int = 10000
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 5e-4
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    mask_prob: float = 0.15
-    seed: int = 42
-    save_every: int = 500
-    log_every: int = 50
-    eval_every: int = 500
-    held_out_blocks: int = 256
-    precision: str = "auto"
-    threads: int | None = None
-    # NER corpus roots whose dev/test sentences are dropped from the raw text (see ndogo.data.leakage)
-    exclude_eval: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden size {self.hidden} must be a multiple of the number of heads {self.heads}")
-        if self.layers < 1 or self.vocab_size < 100:
-            raise ValueError(f"need at least 1 layer and a vocabulary of 100 (got {self.layers}, {self.vocab_size})")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        # The optimisation settings are checked now, not after the tokenizer has been trained
-        # (minutes on a real corpus) and saved into --out.
-        self.mlm()
-
-    def mlm(self) -> MLMConfig:
-        """The shared MLM loop's settings: pretraining and agnostic distillation train through one loop."""
-        return MLMConfig(out=self.out, max_steps=self.max_steps, batch_size=self.batch_size,
-                         grad_accum=self.grad_accum, lr=self.lr, warmup_ratio=self.warmup_ratio,
-                         weight_decay=self.weight_decay, mask_prob=self.mask_prob, seed=self.seed,
-                         save_every=self.save_every, log_every=self.log_every, eval_every=self.eval_every,
-                         precision=self.precision, threads=self.threads)
+from ndogo.train.config import PretrainConfig
+from ndogo.train.mlm import PackedCorpus, mlm_objective, read_texts, sampling_probs, train_mlm
 
 
 def tokenizer_repeats(texts: dict[str, list[str]], alpha: float) -> dict[str, int]:

@@ -67,6 +67,7 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from ndogo.compress.trim import TrimConfig
 from ndogo.data.conll import decode
 from ndogo.data.corpus import load_corpus
 from ndogo.data.leakage import drop_lines_containing
@@ -80,21 +81,6 @@ TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json")
 # Config fields that hold token ids and must follow the new numbering.
 CONFIG_ID_FIELDS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id",
                     "unk_token_id", "mask_token_id", "decoder_start_token_id")
-
-
-@dataclass
-class TrimConfig:
-    """What decides a trimmed vocabulary (saved in ndogo.json beside the model)."""
-
-    lang: str
-    data: str | None = None  # NER corpus (MasakhaNER layout); its train split is counted
-    corpus: str | None = None  # folder of monolingual text, <corpus>/<lang>.txt, counted too
-    exclude_eval: bool = True  # drop monolingual lines that contain a dev or test sentence of `data`
-    other_langs: bool = False  # also count the other <corpus>/*.txt, ranked after this language's sub-words
-    min_count: int = 1  # keep sub-words seen at least this often ...
-    keep: int | None = None  # ... or the `keep` most frequent ones (then min_count is ignored)
-    batch_size: int = 1000  # lines per tokenizer call while counting
-    show_progress: bool = False
 
 
 @dataclass

@@ -43,7 +43,7 @@ import copy
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 
+from ndogo.compress.distill import DistillConfig
 from ndogo.models.loading import (
     ModelError,
     load_for_tokens,
@@ -64,77 +65,6 @@ from ndogo.models.loading import (
 )
 from ndogo.models.runner import count_params, size_on_disk
 from ndogo.models.windowing import IGNORE
-
-MODES = ("agnostic", "task")
-
-
-@dataclass
-class DistillConfig:
-    """Student shape, route, data, losses and optimisation of a distillation run."""
-
-    mode: str
-    student_layers: int | None = None  # K: every other layer of the teacher (i·N/K)
-    layer_map: list[int] | None = None  # or exactly these teacher layers
-    student_hidden: int | None = None  # smaller hidden size, by slicing (see the module docstring)
-    # agnostic: raw text, one <lang>.txt per language
-    corpus: str | None = None
-    exclude_eval: list[str] = field(default_factory=list)  # NER roots whose dev/test lines leave the corpus
-    seq_len: int = 128
-    alpha: float = 0.3  # language sampling smoothing
-    max_steps: int | None = None  # agnostic: optimizer steps (default 2000); task: overrides epochs
-    # task: NER data
-    data: str | None = None
-    langs: list[str] = field(default_factory=list)
-    epochs: int = 10
-    # task: raw in-language text the teacher labels for the student (files, or folders of <lang>.txt);
-    # lines holding a dev/test sentence of `data` (and of `exclude_eval`) are dropped first
-    unlabeled: list[str] = field(default_factory=list)
-    unlabeled_limit: int | None = None  # at most this many teacher-labelled sentences (file order)
-    # losses: None means the route's default (agnostic 5 / 2 / 1 as DistilBERT; task 0.5 / 0.5 / 0)
-    temperature: float = 2.0
-    soft_weight: float | None = None
-    hard_weight: float | None = None
-    cos_weight: float | None = None
-    # task: layer-wise losses between each student layer and its mapped teacher layer (0: off)
-    hidden_weight: float = 0.0  # MSE of hidden states (TinyBERT)
-    attention_weight: float = 0.0  # KL of head-averaged attention distributions
-    # optimisation
-    lr: float | None = None  # agnostic 5e-4, task 1e-4
-    batch_size: int | None = None  # agnostic 32 blocks, task 16 windows
-    grad_accum: int = 1
-    seed: int = 42
-    save_every: int = 200
-    precision: str = "auto"
-    threads: int | None = None
-    show_progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be agnostic or task, got {self.mode!r}")
-        if self.mode == "agnostic" and not self.corpus:
-            raise ValueError("agnostic distillation needs --corpus (a folder of <lang>.txt raw text)")
-        if self.mode == "task" and not self.langs:
-            raise ValueError("task distillation needs --lang (the NER languages the teacher was fine-tuned on)")
-        if self.unlabeled and self.mode != "task":
-            raise ValueError("--unlabeled is for task distillation (the teacher labels it); agnostic uses --corpus")
-        if self.unlabeled_limit is not None and self.unlabeled_limit < 1:
-            raise ValueError(f"unlabeled_limit must be at least 1, got {self.unlabeled_limit}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-        if self.precision not in ("auto", "bf16", "fp32"):  # checked here, not after the corpus is packed
-            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        agnostic = self.mode == "agnostic"
-        defaults = {"soft_weight": 5.0 if agnostic else 0.5, "hard_weight": 2.0 if agnostic else 0.5,
-                    "cos_weight": 1.0 if agnostic else 0.0, "lr": 5e-4 if agnostic else 1e-4,
-                    "batch_size": 32 if agnostic else 16}
-        for name, value in defaults.items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
-        if min(self.soft_weight, self.hard_weight, self.cos_weight, self.hidden_weight, self.attention_weight) < 0:
-            raise ValueError("loss weights must be non-negative")
-        if (self.hidden_weight or self.attention_weight) and self.mode != "task":
-            raise ValueError("hidden_weight and attention_weight are losses of task distillation")
-
 
 # ---------------------------------------------------------------- student initialisation
 

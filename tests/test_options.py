@@ -1,0 +1,67 @@
+"""Options declared once: every setting of a stage's config is an option of its command, with its help."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ndogo.cli import app
+from ndogo.commands._options import config_fields, flag
+
+runner = CliRunner()
+
+
+def _configs() -> list[tuple[str, type, tuple[str, ...]]]:
+    from ndogo.compress.distill import DistillConfig
+    from ndogo.compress.trim import TrimConfig
+    from ndogo.train.config import FinetuneStageConfig, PretrainConfig
+
+    return [("finetune", FinetuneStageConfig, ("extra",)), ("distill", DistillConfig, ("show_progress",)),
+            ("pretrain", PretrainConfig, ()), ("trim-vocab", TrimConfig, ("show_progress",))]
+
+
+@pytest.mark.parametrize(("command", "cls", "skip"), _configs(), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_config_field_is_an_option_with_its_help(command: str, cls: type, skip: tuple[str, ...]) -> None:
+    text = " ".join(runner.invoke(app, [command, "--help"], env={"COLUMNS": "1000"}).output.split())
+    for f in config_fields(cls, skip):
+        assert flag(f) in text, f"{command}: {f.name} has no {flag(f)}"
+        assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+        first = " ".join(f.metadata["help"].split()[:4])
+        assert first in text, f"{command} {flag(f)}: help not shown"
+    names = {f.name for f in dataclasses.fields(cls)}
+    assert set(skip) <= names  # nothing skipped that the config does not have
+
+
+def test_list_options_are_split_and_empty_ones_refused(tmp_path: Path) -> None:
+    from ndogo.commands._options import config_from_options
+    from ndogo.compress.distill import DistillConfig
+
+    cfg = config_from_options(DistillConfig, {"layer_map": "0, 3,6", "langs": "hau,yor"}, skip=("show_progress",))
+    assert cfg.layer_map == [0, 3, 6] and cfg.langs == ["hau", "yor"] and cfg.mode == "task"
+    with pytest.raises(ValueError, match=r"--layer-map '0,x': expected ,-separated int values"):
+        config_from_options(DistillConfig, {"layer_map": "0,x", "langs": "hau"})
+    result = runner.invoke(app, ["distill", "--teacher", "t", "--out", str(tmp_path / "o"), "--lang", ","])
+    assert result.exit_code == 2 and "--lang ',': give at least one language code" in result.output
+    result = runner.invoke(app, ["finetune", "--lang", "hau", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--model is required" in result.output
+    result = runner.invoke(app, ["distill", "--teacher", "t", "--out", str(tmp_path / "o"), "--mode", "both"])
+    assert result.exit_code == 2 and "mode must be one of agnostic, task, not 'both'" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_recipe_stage_takes_the_fields_the_command_takes() -> None:
+    """Recipes bind stage options to the same config fields (`finetune:prune_scope=global`)."""
+    from ndogo.compress.recipe import StageCall, bind_stage
+
+    bound = bind_stage(StageCall("finetune", {"prune_sparsity": 0.5, "prune_scope": "global",
+                                              "prune_include_embeddings": True, "warmup_ratio": 0.2}),
+                       {"lang": "hau", "langs": ["hau"], "data": "masakhaner"}, "recipe stage 1")
+    assert (bound.config.prune_scope, bound.config.prune_include_embeddings, bound.config.warmup_ratio) == (
+        "global", True, 0.2)
+    assert "prune_include_embeddings" in bound.identity()
+    context = {"lang": "hau", "langs": ["hau"], "data": "masakhaner"}
+    plain = bind_stage(StageCall("finetune", {}), context, "recipe stage 1")
+    assert "prune_include_embeddings" not in plain.identity()  # older stage keys stay as they were
