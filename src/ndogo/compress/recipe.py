@@ -34,7 +34,6 @@ existing fine-tuned run with the same settings instead of training again.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import importlib
 import json
@@ -44,12 +43,12 @@ import time
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ndogo.locks import file_lock
 from ndogo.models.loading import ModelError, resolve_model
 from ndogo.train.config import FinetuneConfig, FinetuneStageConfig
 
@@ -514,18 +513,6 @@ def stage_key(previous: str, bound: BoundStage) -> str:
     """A hash of the stage and everything before it: the name of its output, so a rerun finds it done."""
     blob = json.dumps([previous, bound.stage.name, bound.identity()], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (sweep cells under Ray); the OS drops it if one is killed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -20,8 +20,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ndogo.compress.recipe import ChainResult, bind_recipe, file_lock, run_chain
+from ndogo.compress.recipe import ChainResult, bind_recipe, run_chain
 from ndogo.experiments.config import BASELINE, Cell
+from ndogo.locks import file_lock
 from ndogo.metrics.perf import cpu_model
 
 PACKAGES = ("ndogo", "torch", "transformers", "tokenizers", "seqeval", "onnxruntime", "torchao", "bitsandbytes",

@@ -60,8 +60,8 @@ from ndogo.compress.recipe import (
     recipe_from_data,
 )
 from ndogo.data.corpus import is_hub_name, lang_dir, resolve_data
+from ndogo.experiments.row import BASELINE
 
-BASELINE = "baseline"
 TOP_KEYS = {"name", "languages", "seeds", "data", "models", "recipes", "evaluate", "resources"}
 
 

@@ -52,6 +52,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("error", str, "why a failed cell failed"),
 )
 KEY = ("cell_id", "model", "lang", "recipe", "seed")
+BASELINE = "baseline"  # the recipe name of the fine-tuned model as it is: every Δ is against it
 STORED = tuple(c.name for c in COLUMNS if c.stored)
 BY_NAME = {c.name: c for c in COLUMNS}
 

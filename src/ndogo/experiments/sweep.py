@@ -14,12 +14,10 @@ same way). Cells whose recipe starts from the pretrained model run at any time.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ndogo.experiments.cell import CellSettings, describe, machine, run_cell, versions
 from ndogo.experiments.config import BASELINE, Cell, SweepConfig
 from ndogo.experiments.store import STORE, Store
+from ndogo.locks import file_lock
 
 EXECUTORS = ("local", "ray")
 
@@ -51,20 +50,10 @@ class SweepError(ValueError):
     """A sweep that cannot start as asked (directory in use, results there without --resume)."""
 
 
-@contextmanager
-def exclusive(directory: Path) -> Iterator[None]:
+def exclusive(directory: Path) -> AbstractContextManager[None]:
     """One sweep process per directory: a second one would rerun the first one's running cells."""
-    handle = open(directory / ".sweep.lock", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise SweepError(f"{directory}: another `ndogo sweep` is running in this directory") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+    return file_lock(directory / ".sweep.lock", wait=False,
+                     busy=SweepError(f"{directory}: another `ndogo sweep` is running in this directory"))
 
 
 class Schedule:

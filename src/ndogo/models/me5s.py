@@ -30,7 +30,6 @@ README says which one you have.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +40,8 @@ from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
+
+from ndogo.locks import file_lock
 
 HUB_ID = "intfloat/multilingual-e5-small"
 MAGIC = b"E5S1"
@@ -230,8 +231,7 @@ def me5s_dir(cache: Path | None = None) -> Path:
     if (out / "config.json").is_file():
         return out
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".me5s-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits for the first one's conversion
+    with file_lock(root / f".me5s-{key}.lock"):  # a second process waits for the first one's conversion
         if not (out / "config.json").is_file():
             tmp = root / f".me5s-{key}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)

@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-BASELINE = "baseline"
+from ndogo.experiments.row import BASELINE
 
 
 @dataclass

@@ -16,7 +16,6 @@ never pickles; a finished run removes its checkpoint unless `keep_checkpoint`.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -27,6 +26,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ndogo.data.corpus import Corpus, labels_for_types, load_corpus
+from ndogo.locks import file_lock
 from ndogo.metrics.entity import score
 from ndogo.models.loading import (
     load_for_tokens,
@@ -126,19 +127,16 @@ class InterruptFlag:
         self._restore()
 
 
-def hold_run_lock(out: Path) -> Any:
+def hold_run_lock(out: Path) -> ExitStack:
     """Refuse to train when another process is training into the same directory.
 
-    Two runs writing one checkpoint would corrupt it; the lock is released when
-    the returned file is closed (at the latest when the process ends, even on kill -9).
+    Two runs writing one checkpoint would corrupt it; the lock is held until the
+    returned object is released (at the latest when the process ends, even on kill -9).
     """
-    handle = open(out / ".lock", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ValueError(f"{out}: another process is training into this directory") from None
-    return handle
+    held = ExitStack()  # .close() releases it; so does the garbage collector, at the latest
+    held.enter_context(file_lock(out / ".lock", wait=False,
+                                 busy=ValueError(f"{out}: another process is training into this directory")))
+    return held
 
 
 def set_seed(seed: int) -> None:
