@@ -594,7 +594,9 @@ def _build(b: BoundStage, current: str | Path, target: Path, reuse: Sequence[str
 
 def _with_chain_fields(config: Any, run: str | Path, out: Path) -> Any:
     names = {f.name for f in dataclasses.fields(config)}
-    values = {"model": str(run), "run": str(run), "out": str(out)}
+    values: dict[str, Any] = {"model": str(run), "run": str(run), "out": str(out)}
+    if os.environ.get("NDOGO_PROGRESS") == "0":  # a sweep cell: progress bars would only clutter its log
+        values["show_progress"] = False
     return dataclasses.replace(config, **{k: v for k, v in values.items() if k in names})
 
 
