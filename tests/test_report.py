@@ -66,7 +66,7 @@ def test_report_writes_every_file_with_the_studys_layout(sweep_dir: Path, tmp_pa
     files = write_report(sweep_dir, tmp_path / "report")
     names = {p.name for p in files}
     assert names == {"results.csv", "results.md", "f1_vs_sparsity.png", "f1_vs_size.png", "f1_vs_latency.png",
-                     "index.html"}
+                     "atlas_minilm.png", "index.html"}
     assert all(p.stat().st_size > 0 for p in files)
     md = (tmp_path / "report" / "results.md").read_text()
     # a row per language, a column per method, F1 mean ± std over seeds and Δ to the baseline in points
@@ -80,7 +80,7 @@ def test_report_writes_every_file_with_the_studys_layout(sweep_dir: Path, tmp_pa
         rows = list(csv.DictReader(handle))
     assert len(rows) == 17 and {"f1_PER", "f1_LOC"} <= set(rows[0])
     page = (tmp_path / "report" / "index.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 3
+    assert page.count('src="data:image/png;base64,') == 4
     assert "AMD EPYC" in page and "name = &quot;study&quot;" in page  # environment and config recorded
 
 
@@ -182,7 +182,7 @@ def test_plots_keep_titles_inside_and_labels_apart(sweep_dir: Path, tmp_path: Pa
     figures = []
     monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
     write_report(sweep_dir, tmp_path / "report")
-    assert len(figures) == 3
+    assert len(figures) == 4
     for fig in figures:
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
@@ -191,6 +191,24 @@ def test_plots_keep_titles_inside_and_labels_apart(sweep_dir: Path, tmp_path: Pa
         for ax in fig.axes:
             boxes = [t.get_window_extent(renderer) for t in ax.texts]
             assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_the_atlas_map_shows_every_language_and_method_and_marks_noise(sweep_dir: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Language × method ΔF1: a change inside the baseline's seed spread is bracketed, not shown as an effect."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    write_report(sweep_dir, tmp_path / "report")
+    atlas = next(f for f in figures if "fp32 baseline" in f._suptitle.get_text())
+    delta = atlas.axes[0]
+    assert [t.get_text() for t in delta.get_yticklabels()] == ["hau", "swa"]
+    assert [t.get_text() for t in delta.get_xticklabels()] == ["p50", "p90", "p50-int8"]
+    texts = [t.get_text() for t in delta.texts]
+    # hau's baseline is 80.00 ± 1.41 over two seeds: p50's −1.00 is noise, p90's −18.00 and p50-int8's −2.00 are not
+    assert texts[:3] == ["(-1.0)", "-18.0", "-2.0"]
+    assert "seed spread" in atlas._suptitle.get_text()
 
 
 def test_structured_pruning_is_shown_as_what_it_removes(sweep_dir: Path, tmp_path: Path) -> None:

@@ -5,6 +5,8 @@
   starting from the dense baseline at sparsity 0.
 - F1 against size on disk and against batch-1 latency, every method a point,
   with the Pareto front (nothing else is both cheaper and better) drawn through.
+- The atlas: a language × method heatmap of ΔF1 (and of size and speed-up), so which
+  languages degrade first under which method is read at a glance.
 """
 
 from __future__ import annotations
@@ -165,11 +167,66 @@ def place_labels(fig: plt.Figure, ax: plt.Axes, xs: list[float], ys: list[float]
             placed.append(text.get_window_extent(renderer))
 
 
+def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None) -> Path | None:
+    """Language × method: test ΔF1 against the baseline, times smaller, times faster at batch 1.
+
+    A ΔF1 inside the baseline's seed spread (its std over seeds, where it has more than
+    one) is printed in brackets: noise, not an effect. None when the grid is too small
+    for a map to say more than the table (fewer than two languages or two methods).
+    """
+    here = [s for s in summaries if s.recipe != BASELINE and (model is None or s.model == model)]
+    langs = ordered([s.lang for s in here])
+    methods = ordered([s.recipe for s in here])
+    if len(langs) < 2 or len(methods) < 2:
+        return None
+    spread = {s.lang: 100 * s.f1_std for s in summaries
+              if s.recipe == BASELINE and (model is None or s.model == model) and len(s.f1) > 1}
+    cell = {(s.lang, s.recipe): s for s in here}
+    panels = [("test ΔF1 (points)", "delta", 1.0, "RdBu"), ("times smaller", "size_x", 1.0, "Greens"),
+              ("times faster, batch 1", "speedup_b1", 1.0, "Purples")]
+    panels = [p for p in panels if any(getattr(s, p[1]) is not None for s in here)]
+    height = 0.45 * len(langs) + 1.6
+    fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH_IN, height * len(panels)), squeeze=False,
+                             layout="constrained")
+    for ax, (title, attr, scale, cmap) in zip([a for row in axes for a in row], panels, strict=True):
+        grid = [[getattr(cell[(lg, m)], attr) * scale if (lg, m) in cell and getattr(cell[(lg, m)], attr)
+                 is not None else math.nan for m in methods] for lg in langs]
+        values = [v for row in grid for v in row if not math.isnan(v)]
+        if attr == "delta":
+            bound = max(1.0, min(10.0, max(abs(v) for v in values)))  # past ±10 points every collapse looks alike
+            image = ax.imshow(grid, cmap=cmap, vmin=-bound, vmax=bound, aspect="auto")
+        else:
+            image = ax.imshow(grid, cmap=cmap, vmin=min(1.0, min(values)), vmax=max(values), aspect="auto")
+        for i, lg in enumerate(langs):
+            for j, _ in enumerate(methods):
+                v = grid[i][j]
+                if math.isnan(v):
+                    text = "–"
+                elif attr == "delta":
+                    text = f"{v:+.1f}"
+                    if lg in spread and abs(v) <= spread[lg]:
+                        text = f"({text})"
+                else:
+                    text = f"{v:.1f}×"
+                dark = not math.isnan(v) and abs(image.norm(v) - (0.5 if attr == "delta" else 0.0)) > 0.35
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(langs)), langs, fontsize=9)
+        ax.set_title(title + (f" — {model}" if model else ""), fontsize=10)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.suptitle("Per language and method, against each language's fp32 baseline"
+                 + (" (bracketed ΔF1: inside the baseline's seed spread)" if spread else ""))
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
 def write_plots(summaries: list[Summary], out: Path) -> list[Path]:
     """Every plot the rows allow; plots without data (no pruning, no latency) are left out."""
     made = [
         plot_sparsity(summaries, out / "f1_vs_sparsity.png"),
         plot_tradeoff(summaries, "size_bytes", "size on disk (MB)", out / "f1_vs_size.png", scale=1e-6, logx=True),
         plot_tradeoff(summaries, "latency_ms_b1", "latency at batch 1 (ms)", out / "f1_vs_latency.png"),
+        *[plot_heatmap(summaries, out / f"atlas_{m}.png", m) for m in ordered([s.model for s in summaries])],
     ]
     return [p for p in made if p is not None]
