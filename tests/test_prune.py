@@ -335,7 +335,7 @@ def test_the_report_of_a_pruning_sweep_shows_zero_shot_transfer(tiny_model: Path
     shutil.copytree(tiny_corpus, corpus)
     shutil.copytree(corpus / "hau", corpus / "yor")
     spec = SweepSpec(out=str(tmp_path / "sweep"), runs=str(tiny_model), langs=["hau"], eval_langs=["yor"],
-                     data=str(corpus), sparsities=[0, 0.5], threads=1)
+                     data=str(corpus), sparsities=[0, 0.5], threads=1, executor="ray")  # cells side by side
     result = run_sweep(spec, show_progress=False)
     assert [(r["cell"], r["eval_lang"]) for r in result.rows] == [
         ("hau-dense-s0-r0", "hau"), ("hau-dense-s0-r0", "yor"), ("hau-after-s0.5-r0", "hau"),

@@ -126,7 +126,8 @@ def register(app: typer.Typer) -> None:
         before_lr: Annotated[float, typer.Option(help="Learning rate of --before runs (the dense baseline's).")] = 1e-4,
         split: Annotated[str, typer.Option(help="Split scored.")] = "test",
         threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (1 on a shared machine).")] = None,
-        keep_models: Annotated[bool, typer.Option(help="Keep every pruned model under OUT/models (large).")] = False,
+        keep_models: Annotated[bool, typer.Option(help="Keep every pruned model under OUT/artifacts (large).")] = False,
+        executor: Annotated[str, typer.Option(help="local: one cell at a time; ray: as many at once as the cores allow at --threads each (e.g. two at --threads 1 on two cores).")] = "local",
     ) -> None:
         """F1 against sparsity for each language's model, with zero-shot transfer: CSV, markdown and one PNG per language.
 
@@ -134,7 +135,8 @@ def register(app: typer.Typer) -> None:
         scores it on its own test set and, with --transfer, on the others. The grid is
         run by `ndogo sweep` (OUT/prune-sweep.toml is its config, OUT/results.sqlite its
         store, so `ndogo report OUT` views it too); OUT/sweep.csv holds a row per model
-        and evaluation language. Rerunning skips finished cells.
+        and evaluation language. Rerunning skips finished cells. One process per OUT:
+        to run cells side by side, use --executor ray.
 
         Example: ndogo prune-sweep --out runs/prune-sweep --data ../shared/data/masakhaner --lang hau,swa,yor --recover-epochs 0,1 --threads 1
         """
@@ -148,7 +150,8 @@ def register(app: typer.Typer) -> None:
                          recover_epochs=[int(x) for x in _floats(recover_epochs, "--recover-epochs")],
                          transfer=transfer, scope=scope, include_embeddings=include_embeddings,
                          before=_floats(before, "--before"), before_model=before_model, before_epochs=before_epochs,
-                         before_lr=before_lr, split=split, threads=threads, keep_models=keep_models)
+                         before_lr=before_lr, split=split, threads=threads, keep_models=keep_models,
+                         executor=executor)
         result = run_sweep(spec)
         langs = list(dict.fromkeys(r["model_lang"] for r in result.rows))
         for p in [result.config, result.csv, *write_reports(result.rows, out, langs)]:

@@ -56,6 +56,7 @@ class SweepSpec:
     split: str = "test"
     threads: int | None = None
     keep_models: bool = False
+    executor: str = "local"  # ray: as many cells at once as the cores allow (`threads` each)
 
 
 @dataclass(frozen=True)
@@ -251,8 +252,8 @@ def run_sweep(spec: SweepSpec, show_progress: bool = True) -> PruneSweepResult:
     failures: list[str] = []
     if todo:
         # the baseline comes along where `after` variants need it; a before-only grid needs no fine-tuned run
-        summary = run_grid(config.only_recipes(todo), out, resume=True, show_progress=show_progress,
-                           console=Console(stderr=True, quiet=not show_progress))
+        summary = run_grid(config.only_recipes(todo), out, executor=spec.executor, resume=True,
+                           show_progress=show_progress, console=Console(stderr=True, quiet=not show_progress))
         failures = summary.failures
     store = Store(out)
     try:
