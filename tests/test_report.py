@@ -229,3 +229,25 @@ def test_quickstart_index_html_in_headless_chromium(tmp_path: Path) -> None:
         pytest.skip(f"{QUICKSTART_REPORT} is absent: run the quickstart and its report first (see README)")
     result = load_in_chromium(QUICKSTART_REPORT, tmp_path)
     assert result["count"] >= 2 and result["broken"] == [] and result["external"] == []
+
+
+def test_language_facts_come_from_the_corpus_and_the_tokenizers(tiny_model: Path, tiny_corpus: Path) -> None:
+    """The atlas's per-language facts: training size, entity density, fertility, unseen sub-words."""
+    from ndogo.data.corpus import load_local
+    from ndogo.data.stats import split_stats
+    from ndogo.data.tokenization import tokenizer_facts
+    from ndogo.models.loading import load_tokenizer
+    from ndogo.report.facts import facts_rows
+
+    row = {**fake_row("hau", "baseline", "", 1, 0.8, 90, 10, 0.0), "data": str(tiny_corpus),
+           "path": str(tiny_model)}
+    header, (line,) = facts_rows([row, {**row, "lang": "xyz", "data": "/nowhere"}])  # no corpus: no row
+    corpus = load_local(tiny_corpus, "hau", ("train", "test"))
+    stats = split_stats(corpus.splits["train"])
+    facts = tokenizer_facts(load_tokenizer(tiny_model), [s.tokens for s in corpus.splits["train"]],
+                            [s.tokens for s in corpus.splits["test"]])
+    assert header[:5] == ["language", "train sentences", "train entities", "entities / 100 tokens",
+                          "minilm: sub-words / word (test)"]
+    assert line == ["hau", f"{stats['sentences']:,}", f"{stats['entities']:,}",
+                    f"{100 * stats['entities'] / stats['tokens']:.1f}", f"{facts['fertility_test']:.2f}",
+                    f"{100 * facts['unseen_subwords_test']:.1f}%"]

@@ -18,6 +18,7 @@ from typing import Any
 
 from ndogo.experiments.row import csv_columns
 from ndogo.experiments.store import open_store
+from ndogo.report.facts import facts_rows
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.summary import BASELINE, Summary, ordered, summarize
 
@@ -174,6 +175,11 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[T
     transfer = transfer_table(rows)
     if transfer is not None:
         tables.append(transfer)
+    facts = facts_rows(rows)
+    if facts is not None:
+        tables.append(Table("Language facts", facts[0], facts[1],
+                            "From the corpus and each model's tokenizer, not from any model's outputs: how much "
+                            "each language gives its models to learn from, and how they read it."))
     recipes = {}
     for s in summaries:
         recipes.setdefault(s.recipe, s)

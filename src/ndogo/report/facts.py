@@ -1,0 +1,83 @@
+"""The per-language facts beside the atlas: what a language gives its models to learn from.
+
+For every language of a sweep on a local corpus: training sentences and entities, entity
+density, and for each model its tokenizer's fertility on test (sub-words per word) and the
+share of test sub-words never seen in training; for a model whose recipe trims the
+vocabulary, the share of test words the trimmed tokenizer splits differently from its
+parent's. These are the facts the study found results to follow (data-sparse and
+complex languages degrade first) and the cost model (`predict_cost.py`) fits on. They are
+computed from the corpus and the tokenizers, never from the model's outputs, in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ndogo.report.summary import BASELINE, ordered
+
+
+def _tokenizer(source: str) -> Any:
+    from ndogo.models.loading import load_tokenizer
+
+    try:
+        return load_tokenizer(source)
+    except Exception:  # a hub model with no hub, a deleted run: the fact is left out, not the report
+        return None
+
+
+def facts_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]] | None:
+    """(header, rows) of the facts table, or None when no language has a local corpus."""
+    from ndogo.data.corpus import load_local
+    from ndogo.data.stats import split_stats
+    from ndogo.data.tokenization import resplit_share, tokenizer_facts
+
+    done = [r for r in rows if r.get("status") == "done"]
+    models: dict[str, str] = {}
+    for r in done:  # the tokenizer of a fine-tuned baseline on disk, else of the pretrained model named
+        baseline = r.get("recipe") == BASELINE and r.get("path") and Path(r["path"]).is_dir()
+        if baseline or r["model"] not in models:
+            models[r["model"]] = r["path"] if baseline else (r.get("model_source") or r["model"])
+    trims = {}  # (model, lang) -> (recipe, trimmed model dir), the first trimming recipe with its model on disk
+    for r in done:
+        if "trim:" in str(r.get("recipe_spec", "")) and (r["model"], r["lang"]) not in trims:
+            stages = [s for s in r.get("stages") or [] if s.get("stage") == "trim"]
+            if stages and Path(stages[0]["path"]).is_dir():
+                trims[(r["model"], r["lang"])] = (r["recipe"], stages[0]["path"])
+    tokenizers = {m: _tokenizer(src) for m, src in models.items()}
+    header = ["language", "train sentences", "train entities", "entities / 100 tokens"]
+    for m in models:
+        header += [f"{m}: sub-words / word (test)", f"{m}: unseen test sub-words"]
+    if trims:
+        header.append("test words re-split by trimming")
+    body = []
+    for lang in ordered([r["lang"] for r in done]):
+        data = next((r.get("data") for r in done if r["lang"] == lang and r.get("data")), None)
+        if not data or not Path(data).is_dir():
+            continue
+        try:
+            corpus = load_local(data, lang, ("train", "test"))
+        except (OSError, ValueError):
+            continue
+        train, test = corpus.splits.get("train", []), corpus.splits.get("test", [])
+        stats = split_stats(train)
+        line = [lang, f"{stats['sentences']:,}", f"{stats['entities']:,}",
+                f"{100 * stats['entities'] / max(stats['tokens'], 1):.1f}"]
+        for tok in tokenizers.values():
+            if tok is None:
+                line += ["–", "–"]
+                continue
+            facts = tokenizer_facts(tok, [s.tokens for s in train], [s.tokens for s in test])
+            line += [f"{facts['fertility_test']:.2f}", f"{100 * facts['unseen_subwords_test']:.1f}%"]
+        if trims:
+            shares = []
+            for m, tok in tokenizers.items():
+                if (m, lang) in trims and tok is not None:
+                    recipe, path = trims[(m, lang)]
+                    trimmed = _tokenizer(path)
+                    if trimmed is not None:
+                        share = resplit_share(tok, trimmed, [s.tokens for s in test])
+                        shares.append(f"{100 * share:.2f}% ({m}/{recipe})")
+            line.append("; ".join(shares) or "–")
+        body.append(line)
+    return (header, body) if body else None
