@@ -100,3 +100,14 @@ except ImportError:
 else:
     raise SystemExit("the import block does not work")
 """
+
+
+@pytest.fixture
+def two_language_corpus(tiny_corpus: Path, tmp_path: Path) -> Path:
+    """The tiny corpus with its hau copied as a second "language", yor (zero-shot scoring, --lang splits)."""
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    shutil.copytree(corpus / "hau", corpus / "yor")
+    return corpus

@@ -323,17 +323,13 @@ def test_before_only_sweep_needs_no_fine_tuned_run(tiny_model: Path, tiny_corpus
         run_sweep(with_dense, show_progress=False)
 
 
-def test_the_report_of_a_pruning_sweep_shows_zero_shot_transfer(tiny_model: Path, tiny_corpus: Path,
+def test_the_report_of_a_pruning_sweep_shows_zero_shot_transfer(tiny_model: Path, two_language_corpus: Path,
                                                                  tmp_path: Path) -> None:
     """`ndogo report` reads a prune-sweep folder like any sweep, transfer table included."""
-    import shutil
-
     from ndogo.experiments.prune_sweep import SweepSpec, run_sweep
     from ndogo.report.build import write_report
 
-    corpus = tmp_path / "corpus"
-    shutil.copytree(tiny_corpus, corpus)
-    shutil.copytree(corpus / "hau", corpus / "yor")
+    corpus = two_language_corpus
     spec = SweepSpec(out=str(tmp_path / "sweep"), runs=str(tiny_model), langs=["hau"], eval_langs=["yor"],
                      data=str(corpus), sparsities=[0, 0.5], threads=1, executor="ray")  # cells side by side
     result = run_sweep(spec, show_progress=False)

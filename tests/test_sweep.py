@@ -320,13 +320,9 @@ def test_the_row_is_defined_once_and_typed(tmp_path: Path) -> None:
 
 
 def test_transfer_and_finetuned_runs_are_checked_and_keep_older_cell_ids(tmp_path: Path, tiny_model: Path,
-                                                                         tiny_corpus: Path) -> None:
+                                                                         two_language_corpus: Path) -> None:
     """`transfer`, `keep_models` and `finetuned` are optional keys: a config without them keeps its cell ids."""
-    import shutil
-
-    corpus = tmp_path / "corpus"
-    shutil.copytree(tiny_corpus, corpus)
-    shutil.copytree(corpus / "hau", corpus / "yor")
+    corpus = two_language_corpus
     path = write_config(tmp_path / "grid.toml", tiny_model)
     path.write_text(path.read_text().replace('["hau"]', '["hau", "yor"]'))
     plain = {c.id for c in load_sweep_config(path, str(corpus)).cells()}
