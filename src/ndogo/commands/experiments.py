@@ -96,6 +96,8 @@ def sweep(
     recipe: Annotated[str | None, typer.Option(help="Only these of the config's recipes (comma-separated; the baseline "
                                                "comes along where they need it), e.g. to run one recipe beside a sweep "
                                                "in another --out.")] = None,
+    seed: Annotated[str | None, typer.Option(help="Only these of the config's seeds (comma-separated, e.g. 42 or 1,2), "
+                                             "to run one seed of every cell first; a cell's id and row do not change.")] = None,
 ) -> None:
     """Run every cell (model × language × recipe × seed) of a grid and store one row per cell.
 
@@ -118,6 +120,13 @@ def sweep(
         cfg = cfg.only_languages([x.strip() for x in lang.split(",") if x.strip()])
     if recipe is not None:
         cfg = cfg.only_recipes([x.strip() for x in recipe.split(",") if x.strip()])
+    if seed is not None:
+        try:
+            seeds = [int(x) for x in seed.split(",") if x.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"expected whole numbers separated by commas, got {seed!r}",
+                                     param_hint="--seed") from None
+        cfg = cfg.only_seeds(seeds)
     summary = run_sweep(cfg, out, executor=executor, resume=resume, ray_address=ray_address,
                         show_progress=progress)
     typer.echo(f"{summary.done} of {summary.total} cells done, {summary.failed} failed ({summary.seconds / 60:.1f} min); results in "

@@ -169,6 +169,15 @@ class SweepConfig:
                               f"{', '.join(self.languages)}" + (f"; not {', '.join(unknown)}" if unknown else ""))
         return dataclasses.replace(self, languages=[x for x in self.languages if x in languages])
 
+    def only_seeds(self, seeds: list[int]) -> SweepConfig:
+        """The same grid restricted to some of its seeds (their cells keep their ids)."""
+        unknown = [x for x in seeds if x not in self.seeds]
+        if not seeds or unknown:
+            not_these = f"; not {', '.join(map(str, unknown))}" if unknown else ""
+            raise ConfigError(f"{self.path}: --seed {','.join(map(str, seeds)) or '(empty)'}: the config's seeds are "
+                              f"{', '.join(map(str, self.seeds))}{not_these}")
+        return dataclasses.replace(self, seeds=[x for x in self.seeds if x in seeds])
+
     def only_recipes(self, names: list[str]) -> SweepConfig:
         """The same grid restricted to some of its recipes (and the baseline those that need one)."""
         known = [r.name for r in self.recipes]
