@@ -134,9 +134,26 @@ def test_bad_input(tiny_model: Path, tiny_corpus: Path, tmp_path: Path, trimmed:
     with pytest.raises(ValueError, match="not empty"):
         trim(tiny_model, trimmed, TrimConfig(lang="hau", data=str(tiny_corpus)))
     with pytest.raises(FileNotFoundError, match="no monolingual text"):
-        trim(tiny_model, tmp_path / "o2", TrimConfig(lang="hau", data=str(tiny_corpus), corpus=str(tmp_path)))
+        trim(tiny_model, tmp_path / "o2", TrimConfig(lang="hau", data=str(tiny_corpus),
+                                                     corpus=str(tmp_path / "nowhere.txt")))
     with pytest.raises(ValueError, match="min-count"):
         trim(tiny_model, tmp_path / "o3", TrimConfig(lang="hau", data=str(tiny_corpus), min_count=0))
+
+
+def test_a_folder_without_the_language_counts_its_training_text(tiny_model: Path, tiny_corpus: Path,
+                                                                 tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Most MasakhaNER 2.0 languages have no monolingual text: trimming goes on, says so, records it."""
+    folder = tmp_path / "mono"
+    folder.mkdir()
+    (folder / "yor.txt").write_text("Ade lọ sí ọjà .\n")
+    out = trim(tiny_model, tmp_path / "o", TrimConfig(lang="hau", data=str(tiny_corpus), corpus=str(folder),
+                                                      other_langs=True))
+    info = read_meta(out)["trim"]
+    assert info["monolingual_lines"] == 0 and info["other_lang_lines"] == 1
+    assert info["monolingual_missing"] == str(folder / "hau.txt") and len(info["sources"]) == 1
+    assert "no monolingual text for 'hau'" in capsys.readouterr().err
+    alone = trim(tiny_model, tmp_path / "t", TrimConfig(lang="hau", data=str(tiny_corpus)))
+    assert read_meta(alone)["trim"]["vocab_after"] < info["vocab_after"]  # the other language's words came in
 
 
 def test_tied_output_layer_is_sliced_and_stays_tied() -> None:

@@ -55,6 +55,7 @@ segmentation the fine-tuned model learned. Restricting the serialized model
 from __future__ import annotations
 
 import json
+import sys
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -382,7 +383,16 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     if "train" not in corpus.splits:
         raise ValueError(f"{corpus.name}: no train split for {config.lang}")
     sentences = [s.tokens for s in corpus.require("train", "trimming (it counts the training text)")]
-    lines = monolingual_lines(config.corpus, config.lang) if config.corpus else []
+    own_text = monolingual_path(config.corpus, config.lang) if config.corpus else None
+    missing = own_text is not None and not own_text.is_file() and Path(config.corpus).is_dir()
+    if missing:
+        # A folder of <lang>.txt without this language (most MasakhaNER 2.0 languages have no
+        # monolingual text here): its own text is then the training set alone, said aloud and
+        # recorded in ndogo.json, so a sweep over many languages does not fail on the new ones.
+        print(f"trim: no monolingual text for {config.lang!r} in {config.corpus} ({own_text.name} missing); "
+              "counting its training text" + (" and the other languages' text" if config.other_langs else ""),
+              file=sys.stderr)
+    lines = monolingual_lines(config.corpus, config.lang) if config.corpus and not missing else []
     dropped = 0
     held_out = load_corpus(config.data, config.lang, ("dev", "test")).splits if config.exclude_eval else {}
     if lines and config.exclude_eval:
@@ -427,12 +437,11 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     if len(load_tokenizer(out)) != len(plan.keep_ids):
         raise ModelError(f"{out}: the saved tokenizer does not have the {len(plan.keep_ids)} kept tokens")
 
-    sources = [corpus.sources["train"]] + ([str(monolingual_path(config.corpus, config.lang).resolve())]
-                                           if config.corpus else [])
+    sources = [corpus.sources["train"]] + ([str(own_text.resolve())] if own_text is not None and not missing else [])
     write_meta(out, {**meta, "kind": "hf", "stage": "trim", "parent": str(run), "trim": {
         **{k: v for k, v in asdict(config).items() if k not in ("show_progress", "batch_size")},
         "sources": sources, "monolingual_lines": len(lines), "other_lang_lines": len(other_lines),
-        "dropped_eval_lines": dropped,
+        "dropped_eval_lines": dropped, "monolingual_missing": str(own_text) if missing else None,
         "vocab_before": plan.vocab_before, "vocab_after": len(plan.keep_ids),
         "counted": plan.counted, "special": plan.special, "alphabet": plan.alphabet, "fallback": FALLBACK,
     }})
