@@ -55,8 +55,8 @@ segmentation the fine-tuned model learned. Restricting the serialized model
 from __future__ import annotations
 
 import json
-import sys
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
