@@ -12,6 +12,10 @@ processes (`ndogo sweep --lang`) is shown whole this way; a row (cell id) found 
 sources is taken from the last one. `--csv` writes the merged rows in report's CSV columns:
 
     python bench/sweep_table.py docs/bench/me5s.csv runs/me5s-swa runs/me5s-yor --csv docs/bench/me5s.csv
+
+`--seeds` shows one line per language and recipe over its seeds instead (test F1 mean ± std, ΔF1
+against the baseline's mean, dev ΔF1, which is what chooses) and, per recipe, the mean ΔF1 over the
+languages and the worst language: the view of a multi-seed sweep such as configs/students-aug.toml.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sources", type=Path, nargs="+", help="sweep directories (results.sqlite) or CSVs of rows")
     parser.add_argument("--csv", type=Path, help="write the merged rows here (report's results.csv columns)")
+    parser.add_argument("--seeds", action="store_true", help="one line per language and recipe, over its seeds")
     args = parser.parse_args()
     merged: dict[str, dict[str, Any]] = {}
     for source in args.sources:
@@ -70,6 +75,9 @@ def main() -> None:
     rows = list(merged.values())
     if args.csv:
         write_rows(rows, args.csv)
+    if args.seeds:
+        seed_table(rows)
+        return
     base = {(r["model"], r["lang"], r["seed"]): r for r in rows if r["recipe"] == "baseline"}
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
     print("| lang | recipe | dev F1 | Δdev | test F1 | ΔF1 (pts) | params | size MB | smaller | b1 ms | faster |")
@@ -86,6 +94,40 @@ def main() -> None:
                       f"{r['params'] / 1e6:.1f}M | {r['size_bytes'] / 1e6:.1f} | "
                       f"{b['size_bytes'] / r['size_bytes']:.2f}× | "
                       f"{r['latency_ms_b1']:.2f} | {b['latency_ms_b1'] / r['latency_ms_b1']:.2f}× |")
+
+
+def seed_table(rows: list[dict[str, Any]]) -> None:
+    """Mean ± std over seeds per language and recipe, then each recipe over the languages."""
+    import statistics
+
+    from ndogo.report.summary import summarize
+
+    summaries = [s for s in summarize(rows) if s.delta is not None]
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        if isinstance(r.get("seconds"), int | float):
+            seconds.setdefault((r["lang"], r["recipe"]), []).append(r["seconds"])
+    print("| lang | recipe | seeds | dev ΔF1 | test F1 | ΔF1 (pts) | size MB | smaller | b1 ms | faster | cell min |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s in summaries:
+        dev = f"{s.dev_delta:+.2f}" if s.dev_delta is not None else "–"
+        minutes = statistics.fmean(seconds.get((s.lang, s.recipe), [0.0])) / 60
+        print(f"| {s.lang} | {s.recipe} | {len(s.f1)} | {dev} | {s.f1_text()} | {s.delta:+.2f} | "
+              f"{(s.size_bytes or 0) / 1e6:.1f} | {s.size_x or 0:.2f}× | {s.latency_ms_b1 or 0:.2f} | "
+              f"{s.speedup_b1 or 0:.2f}× | {minutes:.1f} |")
+    langs = list(dict.fromkeys(s.lang for s in summaries))
+    print()
+    print(f"| recipe | languages | mean ΔF1 over {', '.join(langs)} | worst | mean dev ΔF1 | smaller | faster |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    for name in dict.fromkeys(s.recipe for s in summaries):
+        group = [s for s in summaries if s.recipe == name]
+        worst = min(group, key=lambda s: s.delta or 0.0)
+        devs = [s.dev_delta for s in group if s.dev_delta is not None]
+        dev = f"{statistics.fmean(devs):+.2f}" if devs else "–"
+        print(f"| {name} | {len(group)} | {statistics.fmean(s.delta or 0.0 for s in group):+.2f} | "
+              f"{worst.lang} {worst.delta:+.2f} | {dev} | "
+              f"{statistics.fmean(s.size_x or 0.0 for s in group):.2f}× | "
+              f"{statistics.fmean(s.speedup_b1 or 0.0 for s in group):.2f}× |")
 
 
 if __name__ == "__main__":
