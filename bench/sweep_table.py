@@ -21,39 +21,15 @@ languages and the worst language: the view of a multi-seed sweep such as configs
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-NUMBERS = ("f1", "precision", "recall", "dev_f1", "size_bytes", "latency_ms_b1", "latency_e2e_ms_b1",
-           "throughput_b32", "sparsity", "sparsity_encoder_linear", "params", "nonzero_params", "seed",
-           "threads", "seconds", "attempts")
 
+def read_rows(source: Path, status: str | None = "done") -> list[dict[str, Any]]:
+    """Rows of a sweep directory or a CSV of rows, per-type F1 under `per_type`."""
+    from ndogo.experiments.store import load_rows
 
-def _number(value: str) -> Any:
-    if value == "":
-        return None
-    number = float(value)
-    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
-
-
-def read_rows(source: Path) -> list[dict[str, Any]]:
-    """Done rows of a sweep directory or a CSV of rows, per-type F1 under `per_type`."""
-    if source.is_dir():
-        con = sqlite3.connect(source / "results.sqlite")
-        return [json.loads(r[0]) for r in con.execute("select row from cells where status = 'done'")]
-    rows = []
-    with source.open(encoding="utf-8", newline="") as f:
-        for raw in csv.DictReader(f):
-            if raw.get("status") != "done":
-                continue
-            row: dict[str, Any] = {k: (_number(v) if k in NUMBERS else v) for k, v in raw.items()
-                                   if not k.startswith("f1_")}
-            row["per_type"] = {k[3:]: {"f1": float(v)} for k, v in raw.items() if k.startswith("f1_") and v}
-            rows.append(row)
-    return rows
+    return load_rows(source, status)
 
 
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
@@ -70,11 +46,11 @@ def main() -> None:
     args = parser.parse_args()
     merged: dict[str, dict[str, Any]] = {}
     for source in args.sources:
-        for row in read_rows(source):
+        for row in read_rows(source, status=None):
             merged[row["cell_id"]] = row
-    rows = list(merged.values())
-    if args.csv:
-        write_rows(rows, args.csv)
+    if args.csv:  # failed cells too: their rows say why they could not run
+        write_rows(list(merged.values()), args.csv)
+    rows = [r for r in merged.values() if r.get("status") == "done"]
     if args.seeds:
         seed_table(rows)
         return

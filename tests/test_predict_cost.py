@@ -64,3 +64,37 @@ def test_recommend_predicts_for_a_language_without_rows(tmp_path: Path) -> None:
                                   "--json"])
     parsed = json.loads(as_json.output)
     assert parsed["facts"]["log_train_sentences"] > 7 and parsed["predictions"][0]["recipe"] == "int8"
+
+
+def test_recommend_reads_committed_csv_rows_and_a_new_corpus(tmp_path: Path) -> None:
+    """A MasakhaNER 2.0 language predicted from MasakhaNER 1.0 rows kept only as a CSV (the atlas's evidence)."""
+    from ndogo.experiments.store import load_rows
+    from ndogo.report.build import write_csv
+
+    shared = need_shared()
+    rows = []
+    for i, lang in enumerate(["hau", "swa", "yor", "luo"]):
+        for recipe, spec, f1 in (("baseline", "", 0.80), ("int8", "quantize:method=onnx-int8", 0.80 - 0.004 * i)):
+            rows.append({**fake_row(lang, recipe, spec, 42, f1, 90 if recipe == "baseline" else 23, 10, 0.0),
+                         "data": None})  # a CSV written before rows carried their corpus
+    rows.append({**fake_row("ibo", "int8", "quantize:method=onnx-int8", 42, 0.5, 23, 10, 0.0), "status": "failed",
+                 "f1": None, "error": "killed"})
+    path = write_csv(rows, tmp_path / "rows.csv")
+    back = load_rows(path)
+    assert len(back) == 8 and back[0]["seed"] == 42 and isinstance(back[0]["size_bytes"], int)
+    assert [r["error"] for r in load_rows(path, status=None) if r["status"] == "failed"] == ["killed"]
+    runner = CliRunner()
+    args = ["recommend", str(path), "--lang", "ewe", "--max-f1-drop", "1", "--data", str(shared / "masakhaner2")]
+    refused = runner.invoke(app, args)  # these rows do not say which corpus hau's facts come from
+    assert refused.exit_code != 0 and "--rows-data" in refused.output
+    result = runner.invoke(app, args + ["--rows-data", str(shared / "masakhaner")])
+    assert result.exit_code == 0, result.output
+    assert "ewe: no sweep rows; predicted from the atlas's 4 languages" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(path.read_text().replace(",42,", ",forty-two,", 1))
+    try:
+        load_rows(bad)
+    except ValueError as err:
+        assert "bad.csv:2: column 'seed'" in str(err)
+    else:
+        raise AssertionError("a bad seed was read")

@@ -160,7 +160,8 @@ def report(
 
 @user_errors
 def recommend(
-    directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite).")],
+    directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite), or a CSV of its rows "
+                                                   "(e.g. the committed docs/bench/atlas-minilm.csv).")],
     lang: Annotated[str, typer.Option(help="The language to ship.")],
     max_f1_drop: Annotated[float, typer.Option(help="Largest F1 loss against the fine-tuned baseline you accept, in points (1 = 0.01 F1).")],
     optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1).")] = "size",
@@ -169,6 +170,7 @@ def recommend(
     split: Annotated[str, typer.Option(help="Which split's F1 the budget is read on: dev (the default; test is only reported) or test (for rows measured before dev F1 was recorded; the output says so).")] = "dev",
     ship: Annotated[Path | None, typer.Option(help="Also write the chosen model as a bundle with its model card here (see `ndogo ship`).")] = None,
     data: Annotated[Path | None, typer.Option(help="For a language the sweep has no rows for: the corpus root holding it (default: the sweep's own data), to predict its costs from the other languages' rows.")] = None,
+    rows_data: Annotated[Path | None, typer.Option(help="The corpus root the rows were measured on, where they do not record it (CSVs written before the `data` column); the known languages' facts are read there.")] = None,
 ) -> None:
     """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
 
@@ -182,6 +184,11 @@ def recommend(
 
       ndogo recommend runs/sweeps/quickstart --lang hau --max-f1-drop 1 --optimize latency
 
+    A language the atlas never ran, predicted from its committed rows:
+
+      ndogo recommend docs/bench/atlas-minilm.csv --lang ewe --max-f1-drop 1 \\
+          --data ../shared/data/masakhaner2 --rows-data ../shared/data/masakhaner
+
     With --ship DIR the chosen model is also written as a bundle with its model card (`ndogo ship`), its numbers
     taken from the sweep's row (test and dev F1 per type, size, latency and machine, the baseline's cost).
     """
@@ -193,7 +200,7 @@ def recommend(
     except ValueError as err:
         if "no finished cells for language" not in str(err):
             raise
-        typer.echo(predicted_costs(directory, lang, max_f1_drop, model, data, as_json))
+        typer.echo(predicted_costs(directory, lang, max_f1_drop, model, data, as_json, rows_data))
         return
     if ship is not None:
         quiet_libraries()
@@ -209,24 +216,35 @@ def recommend(
 
 
 def predicted_costs(directory: Path, lang: str, budget: float, model: str | None, data: Path | None,
-                    as_json: bool) -> str:
-    """The cost model's answer for a language the sweep never ran (see ndogo.report.predict_cost)."""
+                    as_json: bool, rows_data: Path | None = None) -> str:
+    """The cost model's answer for a language the sweep never ran (see ndogo.report.predict_cost).
+
+    Each known language's facts are read from the corpus its own rows were measured on
+    (or `rows_data`), the new language's from `data`: the atlas of MasakhaNER 1.0 can
+    then predict a MasakhaNER 2.0 language without mixing the two corpora's versions of hau.
+    """
     quiet_libraries()
     from dataclasses import asdict
 
     from ndogo.data.corpus import lang_dir
-    from ndogo.experiments.store import open_store
+    from ndogo.experiments.store import load_rows
     from ndogo.models.loading import load_tokenizer
     from ndogo.report.predict_cost import format_predictions, language_facts, predict_costs
 
-    store = open_store(directory)
-    try:
-        rows = [r for r in store.rows("done") if model is None or r.get("model") == model]
-    finally:
-        store.close()
+    rows = [r for r in load_rows(directory) if model is None or r.get("model") == model]
     if not rows:
         raise ValueError(f"{directory}: no finished cells at all; nothing to predict {lang!r} from")
-    root = Path(data) if data else Path(rows[0].get("data", ""))
+
+    def measured_on(lg: str) -> Path:
+        recorded = next((r.get("data") for r in rows if r["lang"] == lg and r.get("data")), None)
+        root = rows_data or (Path(recorded) if recorded else None)
+        if root is None or not root.is_dir():
+            raise ValueError(f"{directory}: the rows of {lg!r} do not name a local corpus"
+                             f"{f' ({recorded})' if recorded else ''}; give the one they were measured on "
+                             "with --rows-data")
+        return root
+
+    root = Path(data) if data else measured_on(rows[0]["lang"])
     if not root.is_dir():
         raise ValueError(f"{lang}: no rows in {directory}, and no local corpus to read its facts from (--data)")
     lang_dir(root, lang)  # a language the corpus lacks is named here
@@ -235,7 +253,7 @@ def predicted_costs(directory: Path, lang: str, budget: float, model: str | None
         raise ValueError(f"{directory}: rows of several models ({', '.join(sorted(sources))}); choose one with --model")
     tokenizer = load_tokenizer(sources.pop())
     langs = sorted({r["lang"] for r in rows})
-    facts = {lg: language_facts(root, lg, tokenizer) for lg in langs}
+    facts = {lg: language_facts(measured_on(lg), lg, tokenizer) for lg in langs}
     new = language_facts(root, lang, tokenizer)
     predictions = predict_costs(rows, facts, new, model)
     if as_json:

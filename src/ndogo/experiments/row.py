@@ -49,6 +49,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("seconds", float, "wall time of the cell: building the model and measuring it"),
     Column("attempts", int, "how many times the cell was started"),
     Column("path", str, "the model directory the row measures"),
+    Column("data", str, "the corpus the row was measured on: a local folder or a hub id"),
     Column("error", str, "why a failed cell failed"),
 )
 KEY = ("cell_id", "model", "lang", "recipe", "seed")

@@ -11,6 +11,7 @@ row (per-type F1, durations, versions, machine...) is kept as JSON beside them.
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 import time
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.row import KEY, STORED, check_row
+from ndogo.experiments.row import BY_NAME, KEY, STORED, check_row
 
 STORE = "results.sqlite"
 SCHEMA = """
@@ -183,3 +184,46 @@ def open_store(directory: str | Path, must_exist: bool = True) -> Store:
     if must_exist and not (Path(directory) / STORE).is_file():
         raise FileNotFoundError(f"{directory}: no sweep results here ({STORE} is absent); run `ndogo sweep` first")
     return Store(directory)
+
+
+def load_rows(source: str | Path, status: str | None = "done") -> list[dict[str, Any]]:
+    """The rows of a sweep directory, or of a CSV of rows (`ndogo report`'s results.csv, docs/bench/*.csv).
+
+    Committed CSVs are the evidence that outlives a sweep's directory, so `recommend`
+    and the tables read them as they read a store. Values are typed by the row's columns;
+    per-type F1 (f1_<TYPE>) goes back under `per_type`, as the store keeps it. `status`
+    None: every row, failed ones too (a failed cell's row says why it could not run).
+    """
+    path = Path(source)
+    if path.is_dir():
+        store = open_store(path)
+        try:
+            return store.rows(status=status)
+        finally:
+            store.close()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: neither a sweep directory nor a CSV of rows")
+    rows = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in KEY if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not a CSV of sweep rows (no {missing[0]!r} column)")
+        for line, raw in enumerate(reader, start=2):
+            if status is not None and raw.get("status") != status:
+                continue
+            row: dict[str, Any] = {"per_type": {}}
+            for name, text in raw.items():
+                if name.startswith("f1_"):
+                    if text:
+                        row["per_type"][name[3:]] = {"f1": float(text)}
+                    continue
+                column = BY_NAME.get(name)
+                try:
+                    row[name] = None if text == "" else column.type(float(text)) if column is not None \
+                        and column.type is int else column.type(text) if column is not None else text
+                except ValueError:
+                    raise ValueError(f"{path}:{line}: column {name!r}: {text!r} is not a {column.type.__name__}") \
+                        from None
+            rows.append(row)
+    return rows

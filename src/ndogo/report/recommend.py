@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.store import open_store
+from ndogo.experiments.store import load_rows
 from ndogo.report.summary import BASELINE, Summary, summarize
 
 OPTIMIZE = {"size": "size_bytes", "latency": "latency_ms_b1"}
@@ -28,11 +28,7 @@ SPLITS = ("dev", "test")
 def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: str = "size",
               model: str | None = None, split: str = "dev") -> dict[str, Any]:
     """The best recipe for `lang` whose mean `split` F1 is at most `max_f1_drop` points below the baseline's."""
-    store = open_store(directory)
-    try:
-        rows = store.rows(status="done")
-    finally:
-        store.close()
+    rows = load_rows(directory)
     return recommend_rows(rows, str(directory), lang, max_f1_drop, optimize, model, split)
 
 
