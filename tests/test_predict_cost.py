@@ -87,7 +87,7 @@ def test_recommend_reads_committed_csv_rows_and_a_new_corpus(tmp_path: Path) -> 
     args = ["recommend", str(path), "--lang", "ewe", "--max-f1-drop", "1", "--data", str(shared / "masakhaner2")]
     refused = runner.invoke(app, args)  # these rows do not say which corpus hau's facts come from
     assert refused.exit_code != 0 and "--rows-data" in refused.output
-    result = runner.invoke(app, args + ["--rows-data", str(shared / "masakhaner")])
+    result = runner.invoke(app, [*args, "--rows-data", str(shared / "masakhaner")])
     assert result.exit_code == 0, result.output
     assert "ewe: no sweep rows; predicted from the atlas's 4 languages" in result.output
     bad = tmp_path / "bad.csv"
