@@ -151,3 +151,41 @@ def test_a_refused_run_leaves_no_empty_out_behind(tmp_path: Path, tiny_corpus: P
                                      "--out", str(out), "--threads", "1"])
         assert result.exit_code == 2, result.output
         assert not out.exists()
+
+
+def test_bf16_training_is_opt_in_and_older_fp32_runs_stay_reusable(tiny_model: Path, tiny_corpus: Path,
+                                                                   tmp_path: Path) -> None:
+    """precision=bf16 autocasts the training passes; fp32 stays the default and the reuse key of older runs."""
+    import dataclasses
+
+    from ndogo.compress.recipe import find_finetuned
+    from ndogo.train.config import FinetuneStageConfig
+    from ndogo.train.finetune import same_run
+    from ndogo.train.mlm import resolve_precision
+
+    fp32 = config(tiny_model, tiny_corpus, tmp_path / "fp32")
+    assert fp32.precision == "fp32"
+    finetune(fp32, show_progress=False)
+    saved = tmp_path / "fp32" / "metrics.json"
+    metrics = json.loads(saved.read_text())
+    older = {k: v for k, v in metrics["config"].items() if k != "precision"}  # as saved before the field
+    saved.write_text(json.dumps({**metrics, "config": older}))
+    assert same_run(older, json.loads(json.dumps(fp32.__dict__)))
+    def stage(cfg: FinetuneConfig) -> FinetuneStageConfig:
+        return FinetuneStageConfig(**dataclasses.asdict(cfg))
+
+    assert find_finetuned(str(tiny_model), stage(fp32), [str(tmp_path / "fp32")]) == (tmp_path / "fp32").resolve()
+    bf16 = config(tiny_model, tiny_corpus, tmp_path / "bf16", precision="bf16")
+    assert find_finetuned(str(tiny_model), stage(bf16), [str(tmp_path / "fp32")]) is None  # another run
+    if resolve_precision("auto") != "bf16":
+        with pytest.raises(ValueError, match="no native bf16"):
+            finetune(bf16, show_progress=False)
+        return
+    trained = finetune(bf16, show_progress=False)
+    assert trained["config"]["precision"] == "bf16" and trained["history"][-1]["loss"] < 2.2
+    weights = load_file(tmp_path / "bf16" / "model.safetensors")
+    assert all(w.dtype == torch.float32 for w in weights.values())  # weights stay fp32
+    from ndogo.train.config import check_finetune
+
+    with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
+        check_finetune(FinetuneConfig(model="m", data="d", langs=["hau"], out="o", precision="fp16"))

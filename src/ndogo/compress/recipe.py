@@ -703,6 +703,8 @@ def _finetune_identity(cfg: Any) -> dict[str, Any]:
         values["data"] = str(Path(data).expanduser().resolve())
     values["langs"] = list(values.get("langs") or [])
     values.pop("out", None)
+    if values.get("precision", "fp32") == "fp32":
+        values.pop("precision", None)  # runs saved before the field existed trained in fp32
     return values
 
 

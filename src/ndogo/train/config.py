@@ -47,6 +47,10 @@ class FinetuneConfig:
     save_every: int = option(200, min=1, help="Checkpoint every this many steps (and at every epoch's end, and on "
                              "Ctrl-C).")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")
+    # fp32 is what every landed result used; bf16 is opt-in (bench/train_precision.py measures it)
+    precision: str = option("fp32", choices=("fp32", "bf16"), help="fp32, or bf16: the forward and backward "
+                            "passes autocast to bfloat16 (weights, optimizer and dev scoring stay fp32); faster "
+                            "on a CPU with AMX or AVX512-BF16, refused without one.")
     max_train_sentences: int | None = option(None, min=1, help="Train on only the first N training sentences (a "
                                              "learning curve, or a quick try).")
     # a finished run drops its resume state (optimizer: 2-3x the weights)
@@ -75,6 +79,8 @@ def check_finetune(cfg: FinetuneConfig) -> None:
     if not 0 <= cfg.warmup_ratio < 1 or not math.isfinite(cfg.weight_decay) or cfg.weight_decay < 0:
         raise ValueError(f"warmup_ratio must be in [0, 1) and weight_decay ≥ 0, got {cfg.warmup_ratio}, "
                          f"{cfg.weight_decay}")
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {cfg.precision!r}")
 
 
 @dataclass

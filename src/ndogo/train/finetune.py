@@ -62,7 +62,9 @@ OPERATIONAL = ("threads", "save_every", "eval_batch_size", "keep_checkpoint")
 def same_run(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether a checkpoint's configuration is this run's, ignoring operational settings."""
     def strip(config: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in config.items() if k not in OPERATIONAL}
+        # precision fp32 is also what a run saved before the field existed did
+        return {k: v for k, v in config.items() if k not in OPERATIONAL
+                and not (k == "precision" and v == "fp32")}
 
     return strip(saved) == strip(current)
 
@@ -270,6 +272,11 @@ def finetune(
         start_hook(model, state["step"], total)
     gold_dev = [s.tags for s in dev]
     words_dev = [s.tokens for s in dev]
+    bf16 = cfg.precision == "bf16"
+    if bf16:
+        from ndogo.train.mlm import resolve_precision
+
+        resolve_precision("bf16")  # refused on a CPU without native bf16, where it would be slower
     model.train()
     bar = tqdm(total=total, initial=state["step"], desc=f"finetune {','.join(cfg.langs)}",
                unit="step", disable=not show_progress, dynamic_ncols=True)
@@ -285,8 +292,9 @@ def finetune(
                 if b < state["batch_in_epoch"]:
                     continue  # done before the resume
                 batch = collate([train_w[i] for i in idx], pad_id)
-                loss = loss_fn(model, batch) if loss_fn is not None else model(**batch).loss
-                loss.backward()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    loss = loss_fn(model, batch) if loss_fn is not None else model(**batch).loss
+                loss.float().backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()

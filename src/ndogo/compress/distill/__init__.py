@@ -71,8 +71,8 @@ class DistillConfig:
     grad_accum: int = option(1, min=1, help="Split each step's batch into this many micro-batches (less memory).")
     seed: int = option(42, min=0, help="Seed of the student's data order and of every random choice.")
     save_every: int = option(200, min=1, help="Checkpoint every this many steps.")
-    precision: str = option("auto", choices=("auto", "bf16", "fp32"), help="agnostic: auto (bf16 where the CPU "
-                            "has native bf16), bf16 or fp32.")
+    precision: str = option("auto", choices=("auto", "bf16", "fp32"), help="auto (agnostic: bf16 where the CPU "
+                            "has native bf16; task: fp32, as the landed students), bf16 or fp32.")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")
     show_progress: bool = True
 

@@ -571,7 +571,9 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     ft = FinetuneConfig(model=teacher_name, data=config.data, langs=config.langs, out=str(out),
                         epochs=config.epochs, max_steps=config.max_steps, lr=config.lr,
                         batch_size=config.batch_size, max_length=max_length, seed=config.seed,
-                        save_every=config.save_every, threads=config.threads, extra=record)
+                        save_every=config.save_every, threads=config.threads, extra=record,
+                        # task students train in fp32 unless asked: "auto" keeps the landed students' numbers
+                        precision="bf16" if config.precision == "bf16" else "fp32")
     metrics = finetune(ft, model_transform=lambda model: make_student(model, shape), loss_fn=loss_fn,
                        show_progress=config.show_progress, extra_train=extra_train)
     final = {k: round(float(np.mean(v)), 5) for k, v in recent.items()}
