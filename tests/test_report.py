@@ -76,6 +76,9 @@ def test_report_writes_every_file_with_the_studys_layout(sweep_dir: Path, tmp_pa
     assert "| hau | 90.0 | 50.0 (1.80× smaller) |" in md
     assert "| hau | 10.00 | 9.00 (1.11× faster) |" in md
     assert "ValueError: no method x" in md  # the failed cell is listed, not hidden
+    # one-stage methods the study also ran sit beside its numbers; chains (p50-int8) are ours alone
+    assert "| p50 | 2 | -1.00 [-1.00 … -1.00] | 44.4 | 10.0 | – | – | – | holds to 50–60% sparsity" in md
+    assert "beside the study" in md and "| p50-int8 | 2 |" not in md.split("beside the study")[1].split("###")[0]
     with (tmp_path / "report" / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 17 and {"f1_PER", "f1_LOC"} <= set(rows[0])

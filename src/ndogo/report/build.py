@@ -20,6 +20,7 @@ from ndogo.experiments.row import csv_columns
 from ndogo.experiments.store import open_store
 from ndogo.report.facts import facts_rows
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
+from ndogo.report.study import beside_the_study
 from ndogo.report.summary import BASELINE, Summary, ordered, summarize
 
 CSV_COLUMNS = csv_columns()  # one definition of the row: ndogo.experiments.row
@@ -166,6 +167,14 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[T
                 "in brackets: times faster than the baseline.",
                 lambda s: _ratio_cell(s.latency_ms_b1, s.speedup_b1 if s.recipe != BASELINE else None,
                                       "{:.2f}", "faster"), None))
+        study = beside_the_study(summaries, model)
+        if study:
+            tables.append(Table(
+                f"{label}beside the study", ["method", "languages", "ΔF1 (pts) [range]", "size −%", "b1 time −%",
+                                             "study ΔF1", "study size −%", "study time −%", "the study found"],
+                study, "Ours: mean over the languages this sweep ran (test F1, mean over seeds), the range in "
+                "brackets; time is latency at batch 1. The study's: AfriBERTa on MasakhaNER, its averages "
+                "where it gives them, else its finding."))
     types = sorted({t for s in summaries for t in s.per_type})
     if types:
         tables.append(Table("F1 per entity type", ["model", "language", "method", *types],
