@@ -254,3 +254,17 @@ def test_language_facts_come_from_the_corpus_and_the_tokenizers(tiny_model: Path
     assert line == ["hau", f"{stats['sentences']:,}", f"{stats['entities']:,}",
                     f"{100 * stats['entities'] / stats['tokens']:.1f}", f"{facts['fertility_test']:.2f}",
                     f"{100 * facts['unseen_subwords_test']:.1f}%"]
+
+
+def test_a_committed_csv_of_rows_is_reported_like_its_sweep(sweep_dir: Path, tmp_path: Path) -> None:
+    """docs/bench/*.csv outlive their sweep directories: `ndogo report ROWS.csv` gives the same tables."""
+    from_sweep = write_report(sweep_dir, tmp_path / "a")
+    csv_path = next(p for p in from_sweep if p.name == "results.csv")
+    from_csv = write_report(csv_path, tmp_path / "b")
+    assert {p.name for p in from_csv} == {p.name for p in from_sweep}
+
+    def tables(path: Path) -> str:  # the tables, without the sweep's header (config, machine)
+        text = path.read_text()
+        return text[text.index("| language |"):]
+
+    assert tables(tmp_path / "b" / "results.md") == tables(tmp_path / "a" / "results.md")

@@ -141,7 +141,8 @@ def sweep(
 
 @user_errors
 def report(
-    directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite).")],
+    directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite), or a CSV of its rows "
+                                                   "(e.g. the committed docs/bench/atlas-minilm.csv).")],
     out: Annotated[Path, typer.Option(help="Report folder: results.csv, results.md, PNG plots, index.html.")],
 ) -> None:
     """Tables (F1 and Δ to the baseline per language and method, mean ± std over seeds), plots and one HTML page.

@@ -219,8 +219,11 @@ def load_rows(source: str | Path, status: str | None = "done") -> list[dict[str,
                         row["per_type"][name[3:]] = {"f1": float(text)}
                     continue
                 column = BY_NAME.get(name)
+                if text == "":  # a CSV cannot tell "" from None: text columns read "", numbers None
+                    row[name] = "" if column is None or column.type is str else None
+                    continue
                 try:
-                    row[name] = None if text == "" else column.type(float(text)) if column is not None \
+                    row[name] = column.type(float(text)) if column is not None \
                         and column.type is int else column.type(text) if column is not None else text
                 except ValueError:
                     raise ValueError(f"{path}:{line}: column {name!r}: {text!r} is not a {column.type.__name__}") \

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ndogo.experiments.row import csv_columns
-from ndogo.experiments.store import open_store
+from ndogo.experiments.store import load_rows, open_store
 from ndogo.report.facts import facts_rows
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.study import beside_the_study
@@ -313,14 +313,22 @@ def write_html(report: Report, path: Path) -> Path:
 
 
 def write_report(directory: str | Path, out: str | Path) -> list[Path]:
-    """Write every report file for the sweep in `directory` into `out`; returns their paths."""
+    """Write every report file for the sweep in `directory` into `out`; returns their paths.
+
+    `directory` may also be a CSV of rows (a committed docs/bench/*.csv): the evidence that
+    outlives a sweep's directory is then reported the same way, without the sweep's config
+    and machine, which the CSV does not keep.
+    """
     out = Path(out)
-    store = open_store(directory)
-    try:
-        rows = store.rows()
-        sweeps = store.sweeps()
-    finally:
-        store.close()
+    if Path(directory).is_file():
+        rows, sweeps = load_rows(directory, status=None), []
+    else:
+        store = open_store(directory)
+        try:
+            rows = store.rows()
+            sweeps = store.sweeps()
+        finally:
+            store.close()
     if not rows:
         raise ValueError(f"{directory}: the sweep has no cells yet")
     out.mkdir(parents=True, exist_ok=True)
