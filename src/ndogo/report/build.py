@@ -264,8 +264,9 @@ def write_markdown(report: Report, path: Path) -> Path:
     machine = env.get("machine", {})
     lines = [f"## Sweep `{report.name}`", "",
              f"{report.counts.get('done', 0)} cells done, {report.counts.get('failed', 0)} failed, "
-             f"{report.counts.get('running', 0)} interrupted. Machine: {machine.get('cpu', '?')}, "
-             f"{machine.get('cores', '?')} cores.", ""]
+             f"{report.counts.get('running', 0)} interrupted. "
+             + (f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores." if machine else
+                "Rows read from a CSV: the sweep's config and machine are not recorded there."), ""]
     if report.ship:
         lines += ["### What to ship", "", *[f"- {line}" for line in report.ship], ""]
     lines += [t.markdown() for t in report.tables]
