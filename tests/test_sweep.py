@@ -300,6 +300,12 @@ def test_lang_runs_some_of_the_languages_with_the_same_cell_ids(tmp_path: Path, 
     assert {c.id for c in more.cells()} == {c.id for c in full.cells() if c.recipe.name in ("baseline", "more")}
     with pytest.raises(ConfigError, match="not nope"):
         full.only_recipes(["nope"])
+    (corpus / "yor").rename(tmp_path / "yor-elsewhere")  # a corpus holding only the language asked for
+    with pytest.raises(ConfigError, match="no language 'yor'"):
+        load_sweep_config(path, str(corpus))
+    alone = load_sweep_config(path, str(corpus), only=["hau"])
+    assert alone.languages == ["hau"]
+    assert {c.id for c in alone.cells()} == {c.id for c in full.cells() if c.lang == "hau"}
     first = full.only_seeds([2])  # one seed of every cell first, the others in a later session
     assert first.seeds == [2] and {c.id for c in first.cells()} == {c.id for c in full.cells() if c.seed == 2}
     with pytest.raises(ConfigError, match="the config's seeds are 1, 2; not 7"):

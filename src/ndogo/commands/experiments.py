@@ -115,9 +115,8 @@ def sweep(
     from ndogo.experiments.config import load_sweep_config
     from ndogo.experiments.sweep import run_sweep
 
-    cfg = load_sweep_config(config, data)
-    if lang is not None:
-        cfg = cfg.only_languages([x.strip() for x in lang.split(",") if x.strip()])
+    only = None if lang is None else [x.strip() for x in lang.split(",") if x.strip()]
+    cfg = load_sweep_config(config, data, only)
     if recipe is not None:
         cfg = cfg.only_recipes([x.strip() for x in recipe.split(",") if x.strip()])
     if seed is not None:

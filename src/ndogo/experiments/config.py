@@ -237,11 +237,13 @@ def make_cell(model: ModelSpec, lang: str, recipe: RecipeSpec, seed: int, data: 
     return Cell(cell_id, model, lang, recipe, seed, data, evaluate, source, chain, needs)
 
 
-def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
+def load_sweep_config(path: str | Path, data: str | None = None, only: list[str] | None = None) -> SweepConfig:
     """Read a sweep config and check everything that can be checked without running anything.
 
     `data` (the --data option) wins over the config's `data`, which wins over
-    $NDOGO_DATA and the hub's MasakhaNER.
+    $NDOGO_DATA and the hub's MasakhaNER. `only` (the --lang option) restricts the
+    grid to some of its languages, and the corpus need only hold those: a new
+    language's folder alone runs a seventeen-language config's cells for it.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -274,7 +276,7 @@ def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
     data_value = resolve_data(data_value)
     if Path(data_value).expanduser().exists():
         data_value = str(Path(data_value).expanduser().resolve())
-        for lang in languages:
+        for lang in languages if only is None else [x for x in only if x in languages]:
             try:
                 lang_dir(Path(data_value), lang)
             except ValueError as err:
@@ -297,6 +299,8 @@ def load_sweep_config(path: str | Path, data: str | None = None) -> SweepConfig:
 
     config = SweepConfig(name, str(path), path.read_text(encoding="utf-8"), languages, list(seeds), data_value,
                          models, recipes, evaluate)
+    if only is not None:
+        config = config.only_languages(only)
     check_cells(config)
     return config
 
