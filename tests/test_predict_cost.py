@@ -26,7 +26,7 @@ def test_ridge_recovers_an_exact_linear_cost_and_predicts_a_new_language() -> No
     points = [facts(i) for i in range(8)]
     y = [3 * f["fertility_test"] - 2 * f["log_train_sentences"] for f in points]
     model = ridge_fit(points, y, alpha=1e-9)
-    new = facts(8.5)
+    new = facts(3.5)  # inside the atlas's range: far outside it the facts are clipped (see below)
     assert abs(ridge_predict(model, new) - (3 * new["fertility_test"] - 2 * new["log_train_sentences"])) < 1e-4
     assert len(model["w"]) == len(FEATURES)
 
@@ -98,3 +98,22 @@ def test_recommend_reads_committed_csv_rows_and_a_new_corpus(tmp_path: Path) -> 
         assert "bad.csv:2: column 'seed'" in str(err)
     else:
         raise AssertionError("a bad seed was read")
+
+
+def test_a_near_constant_fact_cannot_blow_a_prediction_up() -> None:
+    """unknown_words_test is 0.0001 on one atlas language and 0 on the others; a new language at 0.001
+    used to sit 25 spreads out and be predicted hundreds of points off. It is clipped and flagged."""
+    from ndogo.report.predict_cost import format_predictions
+
+    langs = ["a", "b", "c", "d"]
+    known = {lang: facts(i) for i, lang in enumerate(langs)}
+    known["d"]["unknown_words_test"] = 0.0001
+    rows = []
+    for i, lang in enumerate(langs):
+        rows.append(fake_row(lang, "baseline", "", 1, 0.80, 90, 10, 0.0))
+        rows.append(fake_row(lang, "int8", "quantize:method=onnx-int8", 1, 0.80 - 0.01 * i, 23, 3, 0.0))
+    new = {**facts(1.5), "unknown_words_test": 0.05}
+    (pred,) = predict_costs(rows, known, new)
+    assert -5 < pred.predicted_delta < 2 and pred.outside == ["unknown_words_test"]
+    assert pred.observed is not None and abs(pred.observed[0] + 3.0) < 1e-9 and pred.observed[1] == 0.0
+    assert "extrapolates" in format_predictions("new", [pred], 1.0)

@@ -15,6 +15,7 @@ that error is large; it is printed as it is.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,14 @@ from ndogo.report.summary import BASELINE, summarize
 FEATURES = ("log_train_sentences", "entities_per_100_tokens", "fertility_test", "unseen_subwords_test",
             "unknown_words_test", "latin_script")
 RIDGE = 1.0
+# The smallest spread of a fact that counts as a difference between languages. Standardising by a
+# spread below it (unknown words: 0.0001 on yor, 0 elsewhere) would turn a new language's tiny value
+# into tens of standard deviations and the prediction into hundreds of points.
+MIN_SCALE = {"log_train_sentences": 0.1, "entities_per_100_tokens": 0.5, "fertility_test": 0.05,
+             "unseen_subwords_test": 0.005, "unknown_words_test": 0.01, "latin_script": 0.5}
+# A new language further than this from the atlas's languages (in those spreads) is extrapolated:
+# its facts are clipped here and the answer says so.
+MAX_Z = 2.0
 NON_LATIN = {"amh": "Ge'ez", "zh": "Han"}
 
 
@@ -51,9 +60,17 @@ def _design(facts: list[dict[str, float]], mean: np.ndarray | None = None,
             scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.array([[f[k] for k in FEATURES] for f in facts], dtype=float)
     if mean is None:
-        mean, scale = x.mean(0), x.std(0)
-        scale[scale == 0] = 1.0
-    return (x - mean) / scale, mean, scale
+        mean = x.mean(0)
+        scale = np.maximum(x.std(0), np.array([MIN_SCALE[k] for k in FEATURES]))
+    return np.clip((x - mean) / scale, -MAX_Z, MAX_Z), mean, scale
+
+
+def outside_range(facts: list[dict[str, float]], new: dict[str, float]) -> list[str]:
+    """The facts in which `new` lies further than MAX_Z spreads from the known languages' mean."""
+    x = np.array([[f[k] for k in FEATURES] for f in facts], dtype=float)
+    scale = np.maximum(x.std(0), np.array([MIN_SCALE[k] for k in FEATURES]))
+    z = (np.array([new[k] for k in FEATURES]) - x.mean(0)) / scale
+    return [k for k, v in zip(FEATURES, z, strict=True) if abs(v) > MAX_Z]
 
 
 def ridge_fit(facts: list[dict[str, float]], y: list[float], alpha: float = RIDGE) -> dict[str, Any]:
@@ -81,6 +98,8 @@ class CostPrediction:
     loo_mae: float | None  # mean absolute leave-one-language-out error, points (None: too few languages)
     languages: list[str]
     size_x: float | None  # mean over the atlas's languages: size does not depend on the language much
+    outside: list[str] = dataclasses.field(default_factory=list)  # facts beyond the atlas's range (clipped)
+    observed: tuple[float, float] | None = None  # the lowest and highest change the atlas measured
 
 
 def predict_costs(rows: list[dict[str, Any]], facts: dict[str, dict[str, float]], new: dict[str, float],
@@ -104,7 +123,8 @@ def predict_costs(rows: list[dict[str, Any]], facts: dict[str, dict[str, float]]
         sizes = [s.size_x for s in known if s.size_x]
         out.append(CostPrediction(recipe, known[0].recipe_spec, ridge_predict(fitted, new),
                                   float(np.mean(errors)) if errors else None, langs,
-                                  float(np.mean(sizes)) if sizes else None))
+                                  float(np.mean(sizes)) if sizes else None,
+                                  outside_range([facts[lang] for lang in langs], new), (min(y), max(y))))
     return out
 
 
@@ -116,10 +136,15 @@ def format_predictions(lang: str, predictions: list[CostPrediction], budget: flo
     lines = [f"{lang}: no sweep rows; predicted from the atlas's {len(predictions[0].languages)} languages "
              "(ridge regression on training size, entity density, tokenizer fertility, unseen and unknown "
              "sub-words, script; ± its leave-one-language-out mean absolute error):"]
+    outside = predictions[0].outside
+    if outside:
+        lines.append(f"  {lang} lies outside the atlas's languages in {', '.join(outside)}: those facts are "
+                     f"clipped to {MAX_Z:g} spreads, so this extrapolates and the error below understates it")
     for p in sorted(predictions, key=lambda p: -(p.size_x or 1.0)):
         err = f"± {p.loo_mae:.2f}" if p.loo_mae is not None else "(error not measurable)"
         size = f"{p.size_x:.2f}× smaller" if p.size_x else ""
-        lines.append(f"  {p.recipe:<22} ΔF1 {p.predicted_delta:+6.2f} {err:<10} {size}")
+        seen = f"  (measured {p.observed[0]:+.2f} … {p.observed[1]:+.2f})" if p.observed else ""
+        lines.append(f"  {p.recipe:<22} ΔF1 {p.predicted_delta:+6.2f} {err:<10} {size}{seen}")
     fits = [p for p in predictions if -p.predicted_delta + (p.loo_mae or 0.0) <= budget]
     if fits:
         best = max(fits, key=lambda p: p.size_x or 1.0)
