@@ -102,7 +102,7 @@ def test_recommend_reads_committed_csv_rows_and_a_new_corpus(tmp_path: Path) -> 
 
 def test_a_near_constant_fact_cannot_blow_a_prediction_up() -> None:
     """unknown_words_test is 0.0001 on one atlas language and 0 on the others; a new language at 0.001
-    used to sit 25 spreads out and be predicted hundreds of points off. It is clipped and flagged."""
+    used to sit far outside (ewe: ~1,800 spreads) and be predicted hundreds of points off. It is clipped and flagged."""
     from ndogo.report.predict_cost import format_predictions
 
     langs = ["a", "b", "c", "d"]
