@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -76,11 +75,9 @@ def main() -> None:
         rows.append({"model": name, "fp32_s": round(fp32, 4), "bf16_s": round(bf16, 4),
                      "speedup": round(fp32 / bf16, 2), "steps": args.steps, "threads": args.threads})
         print(f"{name}: fp32 {fp32:.3f} s/step, bf16 {bf16:.3f} s/step, {fp32 / bf16:.2f}x", flush=True)
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from ndogo.metrics.perf import cpu_model
+
+    cpu = cpu_model()
     lines = [f"Machine: {cpu}, torch {torch.__version__}, {args.threads} thread(s), batch {args.batch} x "
              f"{args.width} sub-words, median of {args.steps} steps each, fp32 and bf16 alternating.", "",
              "| model | fp32 s/step | bf16 s/step | bf16 faster |", "|---|---:|---:|---:|"]

@@ -223,8 +223,12 @@ def load_rows(source: str | Path, status: str | None = "done") -> list[dict[str,
                     row[name] = "" if column is None or column.type is str else None
                     continue
                 try:
-                    row[name] = column.type(float(text)) if column is not None \
-                        and column.type is int else column.type(text) if column is not None else text
+                    if column is None:
+                        row[name] = text  # a column this version does not know: kept as written
+                    elif column.type is int:
+                        row[name] = int(float(text))  # "42" and "42.0" alike
+                    else:
+                        row[name] = column.type(text)
                 except ValueError:
                     raise ValueError(f"{path}:{line}: column {name!r}: {text!r} is not a {column.type.__name__}") \
                         from None

@@ -60,16 +60,20 @@ def _design(facts: list[dict[str, float]], mean: np.ndarray | None = None,
             scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.array([[f[k] for k in FEATURES] for f in facts], dtype=float)
     if mean is None:
-        mean = x.mean(0)
-        scale = np.maximum(x.std(0), np.array([MIN_SCALE[k] for k in FEATURES]))
+        mean, scale = _spread(facts)
     return np.clip((x - mean) / scale, -MAX_Z, MAX_Z), mean, scale
+
+
+def _spread(facts: list[dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of each fact over the known languages, the spread floored at MIN_SCALE."""
+    x = np.array([[f[k] for k in FEATURES] for f in facts], dtype=float)
+    return x.mean(0), np.maximum(x.std(0), np.array([MIN_SCALE[k] for k in FEATURES]))
 
 
 def outside_range(facts: list[dict[str, float]], new: dict[str, float]) -> list[str]:
     """The facts in which `new` lies further than MAX_Z spreads from the known languages' mean."""
-    x = np.array([[f[k] for k in FEATURES] for f in facts], dtype=float)
-    scale = np.maximum(x.std(0), np.array([MIN_SCALE[k] for k in FEATURES]))
-    z = (np.array([new[k] for k in FEATURES]) - x.mean(0)) / scale
+    mean, scale = _spread(facts)
+    z = (np.array([new[k] for k in FEATURES]) - mean) / scale
     return [k for k, v in zip(FEATURES, z, strict=True) if abs(v) > MAX_Z]
 
 
