@@ -13,6 +13,10 @@ sources is taken from the last one. `--csv` writes the merged rows in report's C
 
     python bench/sweep_table.py docs/bench/me5s.csv runs/me5s-swa runs/me5s-yor --csv docs/bench/me5s.csv
 
+`--lang` and `--recipe` keep only those rows (a committed CSV of one view out of a larger sweep):
+
+    python bench/sweep_table.py docs/bench/atlas-minilm.csv runs/gold-hau --lang hau --recipe distil3 --seeds
+
 `--seeds` shows one line per language and recipe over its seeds instead (test F1 mean ± std, ΔF1
 against the baseline's mean, dev ΔF1, which is what chooses) and, per recipe, the mean ΔF1 over the
 languages and the worst language: the view of a multi-seed sweep such as configs/students-aug.toml.
@@ -43,11 +47,16 @@ def main() -> None:
     parser.add_argument("sources", type=Path, nargs="+", help="sweep directories (results.sqlite) or CSVs of rows")
     parser.add_argument("--csv", type=Path, help="write the merged rows here (report's results.csv columns)")
     parser.add_argument("--seeds", action="store_true", help="one line per language and recipe, over its seeds")
+    parser.add_argument("--lang", help="keep only these languages (comma-separated)")
+    parser.add_argument("--recipe", help="keep only these recipes (comma-separated; the baseline is always kept)")
     args = parser.parse_args()
+    langs = set(args.lang.split(",")) if args.lang else None
+    recipes = set(args.recipe.split(",")) | {"baseline"} if args.recipe else None
     merged: dict[str, dict[str, Any]] = {}
     for source in args.sources:
         for row in read_rows(source, status=None):
-            merged[row["cell_id"]] = row
+            if (langs is None or row["lang"] in langs) and (recipes is None or row["recipe"] in recipes):
+                merged[row["cell_id"]] = row
     if args.csv:  # failed cells too: their rows say why they could not run
         write_rows(list(merged.values()), args.csv)
     rows = [r for r in merged.values() if r.get("status") == "done"]
@@ -55,11 +64,11 @@ def main() -> None:
         seed_table(rows)
         return
     base = {(r["model"], r["lang"], r["seed"]): r for r in rows if r["recipe"] == "baseline"}
-    recipes = list(dict.fromkeys(r["recipe"] for r in rows))
+    names = list(dict.fromkeys(r["recipe"] for r in rows))
     print("| lang | recipe | dev F1 | Δdev | test F1 | ΔF1 (pts) | params | size MB | smaller | b1 ms | faster |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for lang in dict.fromkeys(r["lang"] for r in rows):
-        for name in recipes:
+        for name in names:
             for r in (x for x in rows if x["lang"] == lang and x["recipe"] == name):
                 b = base.get((r["model"], r["lang"], r["seed"]))
                 if b is None:
