@@ -268,3 +268,21 @@ def test_a_committed_csv_of_rows_is_reported_like_its_sweep(sweep_dir: Path, tmp
         return text[text.index("| language |"):]
 
     assert tables(tmp_path / "b" / "results.md") == tables(tmp_path / "a" / "results.md")
+
+
+def test_sweep_table_keeps_only_the_languages_and_recipes_asked_for(sweep_dir: Path, tmp_path: Path) -> None:
+    """bench/sweep_table.py --lang/--recipe: a committed CSV of one view (the baseline always kept)."""
+    import sys
+
+    from ndogo.experiments.store import load_rows
+
+    out = tmp_path / "view.csv"
+    recipe = next(r for r in (m[0] for m in METHODS) if r != "baseline")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "sweep_table.py"), str(sweep_dir), "--lang", "swa",
+                           "--recipe", recipe, "--seeds", "--csv", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert {(r["lang"], r["recipe"]) for r in rows} == {("swa", "baseline"), ("swa", recipe)}
+    assert len(rows) == len([r for r in load_rows(sweep_dir, None) if r["lang"] == "swa"
+                             and r["recipe"] in ("baseline", recipe)]) == 4
+    assert f"| swa | {recipe} | 2 |" in done.stdout and "| hau |" not in done.stdout
