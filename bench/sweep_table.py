@@ -55,11 +55,12 @@ def main() -> None:
     merged: dict[str, dict[str, Any]] = {}
     for source in args.sources:
         for row in read_rows(source, status=None):
+            if row.get("status") == "running":  # claimed, no result yet: never hides a finished row
+                continue
             if (langs is None or row["lang"] in langs) and (recipes is None or row["recipe"] in recipes):
                 merged[row["cell_id"]] = row
-    if args.csv:  # failed cells too: their rows say why they could not run; a cell still "running"
-        # (or interrupted: `sweep --resume` reruns it) has no result yet, so it is left out
-        write_rows([r for r in merged.values() if r.get("status") != "running"], args.csv)
+    if args.csv:  # failed cells too: their rows say why they could not run
+        write_rows(list(merged.values()), args.csv)
     rows = [r for r in merged.values() if r.get("status") == "done"]
     if args.seeds:
         seed_table(rows)

@@ -277,16 +277,19 @@ def test_sweep_table_keeps_only_the_languages_and_recipes_asked_for(sweep_dir: P
     from ndogo.experiments.store import load_rows
 
     recipe = next(r for r in (m[0] for m in METHODS) if r != "baseline")
-    store = Store(sweep_dir)  # an interrupted cell: claimed, never finished; not a row of the CSV
-    store.mark_running(fake_row("swa", recipe, "", 3, 0.0, 1, 1, 0))
+    earlier = tmp_path / "earlier.csv"  # the committed rows, then the sweep claims one cell again
+    subprocess.run([sys.executable, str(ROOT / "bench" / "sweep_table.py"), str(sweep_dir), "--csv", str(earlier)],
+                   check=True, capture_output=True)
+    store = Store(sweep_dir)  # claimed, not finished: it must neither hide the earlier row nor be one
+    store.mark_running(fake_row("swa", recipe, "", 1, 0.0, 1, 1, 0))
     store.close()
     out = tmp_path / "view.csv"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "sweep_table.py"), str(sweep_dir), "--lang", "swa",
-                           "--recipe", recipe, "--seeds", "--csv", str(out)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "sweep_table.py"), str(earlier), str(sweep_dir),
+                           "--lang", "swa", "--recipe", recipe, "--seeds", "--csv", str(out)],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(out.open()))
     assert {(r["lang"], r["recipe"]) for r in rows} == {("swa", "baseline"), ("swa", recipe)}
-    assert len(rows) == len([r for r in load_rows(sweep_dir, "done") if r["lang"] == "swa"
-                             and r["recipe"] in ("baseline", recipe)]) == 4
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
     assert any(r["status"] == "running" for r in load_rows(sweep_dir, None))
     assert f"| swa | {recipe} | 2 |" in done.stdout and "| hau |" not in done.stdout
