@@ -13,7 +13,8 @@ sources is taken from the last one. `--csv` writes the merged rows in report's C
 
     python bench/sweep_table.py docs/bench/me5s.csv runs/me5s-swa runs/me5s-yor --csv docs/bench/me5s.csv
 
-`--lang` and `--recipe` keep only those rows (a committed CSV of one view out of a larger sweep):
+`--lang` and `--recipe` keep only those rows (a committed CSV of one view out of a larger sweep;
+with `--csv` the file holds only the kept rows, so never point it at a source you filter):
 
     python bench/sweep_table.py docs/bench/atlas-minilm.csv runs/gold-hau --lang hau --recipe distil3 --seeds
 
