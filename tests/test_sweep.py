@@ -358,3 +358,12 @@ def test_transfer_and_finetuned_runs_are_checked_and_keep_older_cell_ids(tmp_pat
     path.write_text(path.read_text().replace("finetuned =", 'baselines = ["x"]\nfinetuned ='))
     with pytest.raises(ConfigError, match="exclude each other"):
         load_sweep_config(path, str(corpus))
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (Path(__file__).parent.parent / "configs").glob("*.toml")))
+def test_every_committed_config_binds_every_cell(config: str) -> None:
+    """A typo in a committed sweep config (a stage option, a recipe's syntax) fails here, not an hour
+    into a background run. The hub name stands in for the corpus, so ../shared is not needed."""
+    path = Path(__file__).parent.parent / "configs" / config
+    loaded = load_sweep_config(path, data="masakhaner")
+    assert loaded.cells(), f"{config}: no cells"
