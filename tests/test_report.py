@@ -169,7 +169,8 @@ def load_in_chromium(page: Path, tmp_path: Path) -> dict:
 def test_index_html_in_headless_chromium(sweep_dir: Path, tmp_path: Path) -> None:
     write_report(sweep_dir, tmp_path / "report")
     result = load_in_chromium(tmp_path / "report" / "index.html", tmp_path)
-    assert result["count"] == 3 and result["broken"] == [] and result["external"] == []
+    # four plots: F1 vs sparsity, vs size, vs latency, and the atlas map of the one model
+    assert result["count"] == 4 and result["broken"] == [] and result["external"] == []
     assert result["tables"] >= 5
     assert result["shipFirst"] and result["shipLines"] == 2  # hau and swa
     assert not result["overflow"]
@@ -224,6 +225,19 @@ def test_structured_pruning_is_shown_as_what_it_removes(sweep_dir: Path, tmp_pat
     assert pruning_level(ffn) == "25% of FFN neurons"
     (mag,) = summarize([fake_row("hau", "p50", "prune:sparsity=0.5", 1, 0.78, 60, 7, 0.25)])
     assert pruning_level(mag) == "50% of encoder Linear weights"
+
+
+def test_the_committed_atlas_page_in_headless_chromium(tmp_path: Path) -> None:
+    """#15.3: the atlas page a person reads, from the committed rows: every plot drawn, nothing cut off."""
+    rows = ROOT / "docs" / "bench" / "atlas-minilm.csv"
+    write_report(rows, tmp_path / "atlas")
+    result = load_in_chromium(tmp_path / "atlas" / "index.html", tmp_path)
+    assert result["count"] == 4 and result["broken"] == [] and result["external"] == []
+    assert result["shipFirst"] and not result["overflow"]
+    languages = {r["lang"] for r in csv.DictReader(rows.open(encoding="utf-8"))}
+    assert result["shipLines"] == len(languages)  # one "what to ship" line per language of the atlas
+    for shown, natural in result["widths"]:
+        assert shown >= 0.95 * result["body"] - 40 and natural >= 1300, result
 
 
 def test_quickstart_index_html_in_headless_chromium(tmp_path: Path) -> None:
