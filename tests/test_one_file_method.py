@@ -138,6 +138,7 @@ round = "quantize:method=fp16-round"
 
 [evaluate]
 speed = false
+skip_empty_baselines = false
 """, encoding="utf-8")
     summary = run_sweep(load_sweep_config(config, str(tiny_corpus)), tmp_path / "sweep", show_progress=False)
     assert (summary.done, summary.failed) == (3, 0)

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_config(path: Path, model: Path, seeds: str = "[1, 2]", recipes: str = "", speed: str = "false",
-                 extra: str = "") -> Path:
+                 extra: str = "", skip: str = "false") -> Path:
+    """A tiny grid. Its 3-step baselines often find no entity on dev: the guard for that is off unless asked."""
     path.write_text(f"""
 name = "tiny"
 languages = ["hau"]
@@ -39,6 +40,7 @@ more = "finetune:max_steps=2"
 
 [evaluate]
 speed = {speed}
+skip_empty_baselines = {skip}
 
 [resources]
 cpus = 1
@@ -214,6 +216,43 @@ def test_existing_baselines_are_used_and_never_retrained(tmp_path: Path, tiny_mo
     trained_from = [json.loads(m.read_text())["input"] for m in (tmp_path / "out" / "artifacts").glob("*.json")
                     if json.loads(m.read_text())["reused"] == ""]
     assert trained_from == [str(existing)]  # only the recipe's own fine-tuning ran, on top of the existing run
+
+
+def test_a_baseline_that_finds_no_entity_is_not_compressed(tmp_path: Path, tiny_model: Path,
+                                                           tiny_corpus: Path) -> None:
+    """Its dependents are recorded as not run with the reason (also on resume), instead of scoring a free 0."""
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from ndogo.compress.recipe import compress, parse_recipe
+
+    run = tmp_path / "runs" / "tiny-hau"
+    compress(tiny_model, parse_recipe("finetune:max_steps=3,batch_size=8,lr=1e-3,threads=1"), run,
+             {"lang": "hau", "seed": 1, "data": str(tiny_corpus)})
+    model = AutoModelForTokenClassification.from_pretrained(run)
+    with torch.no_grad():  # a model that tags every word O, as one that cannot read the language does
+        model.classifier.weight.zero_()
+        model.classifier.bias.fill_(-10.0)
+        model.classifier.bias[model.config.label2id["O"]] = 10.0
+    model.save_pretrained(run)
+    config = write_config(tmp_path / "grid.toml", tiny_model, seeds="[1]", skip="true")
+    config.write_text(config.read_text().replace(
+        f'model = "{tiny_model}"', f'model = "{tiny_model}"\nfinetuned = "{tmp_path}/runs/tiny-{{lang}}"'))
+    for resume in (False, True):
+        summary = run_sweep(load_sweep_config(config, str(tiny_corpus)), tmp_path / "out", resume=resume,
+                            show_progress=False)
+        assert (summary.done, summary.failed, summary.skipped) == (1, 1, int(resume))  # resumed: baseline kept
+        store = Store(tmp_path / "out")
+        try:
+            rows = {r["recipe"]: r for r in store.rows()}
+        finally:
+            store.close()
+        assert rows["baseline"]["status"] == "done" and rows["baseline"]["dev_f1"] == 0.0
+        assert rows["more"]["status"] == "failed" and rows["more"]["seconds"] == 0.0
+        assert rows["more"]["error"].startswith("not run: its baseline learned nothing (dev F1 0.00")
+    config.write_text(config.read_text().replace("skip_empty_baselines = true", "skip_empty_baselines = false"))
+    summary = run_sweep(load_sweep_config(config, str(tiny_corpus)), tmp_path / "out2", show_progress=False)
+    assert (summary.done, summary.failed) == (2, 0)  # asked to, it compresses the empty baseline anyway
 
 
 def test_missing_data_folder_fails_before_any_cell(tmp_path: Path, tiny_model: Path) -> None:

@@ -27,6 +27,7 @@ A sweep config is a TOML (or YAML) document:
     speed = true                             # latency and throughput (batch 1 and 32)
     # transfer = true                        # also score each model zero-shot on the other languages
     # keep_models = false                    # delete each cell's model once scored (training stages stay)
+    # skip_empty_baselines = false           # compress even a baseline that found no entity on dev
 
     [resources]
     cpus = 2                                 # per cell: torch threads, and Ray's CPU request
@@ -121,6 +122,9 @@ class EvalSpec:
     transfer: tuple[str, ...] = ()
     # False: a cell's model is deleted once scored, unless its last stage trains (finetune, distill)
     keep_models: bool = True
+    # True: when a baseline finds no entity on dev (F1 0, e.g. a tokenizer that cannot read the
+    # language), the cells built on it are recorded as not run, with the reason, instead of scoring 0
+    skip_empty_baselines: bool = True
 
 
 @dataclass(frozen=True)
@@ -352,7 +356,7 @@ def _eval_spec(value: Any, where: str, languages: list[str]) -> EvalSpec:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a table")
     kinds = {"split": str, "speed": bool, "batch_size": int, "sample": int, "lock": str, "transfer": (bool, list),
-             "keep_models": bool}
+             "keep_models": bool, "skip_empty_baselines": bool}
     for key, val in value.items():
         if key not in kinds:
             raise ConfigError(f"{where}.{key}: unknown key; keys: {', '.join(kinds)}")

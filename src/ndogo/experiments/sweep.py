@@ -9,7 +9,12 @@ reuses every stage already finished (a fine-tuned baseline is trained once).
 
 A cell built on the fine-tuned baseline waits for its baseline cell; when that
 failed, it is recorded as failed without running (it would retrain and fail the
-same way). Cells whose recipe starts from the pretrained model run at any time.
+same way). When the baseline is done but learned nothing (dev F1 0: not one
+entity found, as when its tokenizer cannot read the language), its dependents are recorded as failed
+without running too, saying so: compressing a model that finds nothing scores
+nothing, and a ΔF1 of 0 against it would read as a free compression
+(`[evaluate] skip_empty_baselines = false` compresses it anyway). Cells whose
+recipe starts from the pretrained model run at any time.
 """
 
 from __future__ import annotations
@@ -70,6 +75,12 @@ class Schedule:
         self.waiting = list(todo)
         self.status = dict(statuses)
         self.running: set[str] = set()
+        self.reasons: dict[str, str] = {}  # baseline id -> why its dependents cannot run
+
+    def unusable(self, baseline_id: str, reason: str) -> None:
+        """A done baseline its dependents must not build on (it learned nothing), and why."""
+        self.status[baseline_id] = "unusable"
+        self.reasons[baseline_id] = reason
 
     def ready(self) -> tuple[list[Cell], list[Cell]]:
         """(cells that can start, cells that cannot ever run because their baseline failed)."""
@@ -78,7 +89,7 @@ class Schedule:
             need = self.status.get(cell.needs) if cell.needs else "done"
             if need == "done":
                 start.append(cell)
-            elif need == "failed" and cell.needs not in self.running:
+            elif need in ("failed", "unusable") and cell.needs not in self.running:
                 blocked.append(cell)
             else:
                 keep.append(cell)
@@ -101,12 +112,45 @@ class Schedule:
         return bool(self.waiting or self.running)
 
 
-def blocked_row(cell: Cell) -> dict[str, Any]:
-    """A failed row for a cell whose baseline failed: stored, so the sweep says why it never ran."""
+def blocked_row(cell: Cell, reason: str | None = None) -> dict[str, Any]:
+    """A failed row for a cell whose baseline failed or learned nothing: stored, so the sweep says why it never ran."""
     now = time.time()
+    why = reason or f"its baseline cell {cell.needs} failed (see that cell's error)"
     return {**describe(cell), "status": "failed", "started": now, "finished": now, "seconds": 0.0,
-            "error": f"not run: its baseline cell {cell.needs} failed (see that cell's error)",
-            "versions": versions(), "machine": machine(cell.recipe.cpus)}
+            "error": f"not run: {why}", "versions": versions(), "machine": machine(cell.recipe.cpus)}
+
+
+def unusable_baseline(row: dict[str, Any]) -> str | None:
+    """Why a done baseline row cannot carry compressions (it learned nothing), or None when it can."""
+    dev = row.get("dev_f1")
+    # Exactly zero, not a floor: a baseline that finds even a few entities is a real, if poor, model
+    # whose compressions say something (a tiny test model's 0.8 points among them).
+    if row.get("status") != "done" or dev is None or float(dev) > 0.0:
+        return None
+    why = ("its baseline learned nothing (dev F1 0.00: not one entity found), so every compression of it "
+           "would score 0 too and its ΔF1 of 0 would read as free")
+    unknown = _unknown_dev_words(row)
+    if unknown is not None and unknown >= 0.5:
+        why += (f"; {100 * unknown:.0f}% of its dev words are the tokenizer's unknown token: this model "
+                f"cannot read {row.get('lang')}, so choose one whose vocabulary covers its script")
+    return why
+
+
+def _unknown_dev_words(row: dict[str, Any]) -> float | None:
+    """Share of the language's dev words the baseline's tokenizer reads as unknown (None if unavailable).
+
+    Only a hint for the reason above, so any failure to load the data or tokenizer just leaves it out.
+    """
+    try:
+        from ndogo.data.corpus import load_local
+        from ndogo.data.tokenization import tokenizer_facts
+        from ndogo.models.loading import load_tokenizer
+
+        words = [s.tokens for s in load_local(row["data"], row["lang"], ("dev",)).splits.get("dev", [])]
+        facts = tokenizer_facts(load_tokenizer(row["path"]), words, words)
+        return float(facts["unknown_words_test"])
+    except Exception:  # a hint, never a reason for the sweep to fail
+        return None
 
 
 TRAINING_STAGES = ("finetune", "distill")
@@ -240,13 +284,19 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
             # absolute: Ray workers need not share this process's working directory
             settings = CellSettings(artifacts=str(out.resolve() / "artifacts"), logs=str(out.resolve() / "logs"))
             schedule = Schedule(todo, {k: v for k, v in statuses.items() if v == "done"})
+            by_id = {c.id: c for c in cells}
+            needed = {c.needs for c in todo if c.needs}
+            for row in store.rows("done"):
+                cell = by_id.get(row["cell_id"])
+                if (cell and cell.id in needed and cell.evaluate.skip_empty_baselines
+                        and (reason := unusable_baseline(row))):
+                    schedule.unusable(cell.id, reason)  # resumed: its dependents are still not run
             t0 = time.perf_counter()
             if skipped:
                 console.print(f"{out}: {skipped} of {len(cells)} cells already done; running the other {len(todo)}")
             started_ray = executor == "ray" and not _ray_running()
             try:
                 parallel = 1 if executor == "local" else _ray_parallel(ray_address, cells)
-                by_id = {c.id: c for c in cells}
                 history: dict[str, list[float]] = {}
                 for row in store.rows("done"):
                     if row["cell_id"] in by_id and row.get("seconds"):
@@ -276,7 +326,7 @@ def _run_local(schedule: Schedule, store: Store, settings: CellSettings, reporte
     while schedule.left:
         start, blocked = schedule.ready()
         for cell in blocked:
-            _record(store, schedule, reporter, cell, blocked_row(cell), ran=False)
+            _record(store, schedule, reporter, cell, blocked_row(cell, schedule.reasons.get(cell.needs)), ran=False)
         if not start:
             if not schedule.left:
                 break
@@ -294,6 +344,9 @@ def _record(store: Store, schedule: Schedule, reporter: Reporter, cell: Cell, ro
             ran: bool = True) -> None:
     store.put(row)
     schedule.finished(cell, row["status"])
+    if (ran and cell.evaluate.skip_empty_baselines and any(c.needs == cell.id for c in schedule.waiting)
+            and (reason := unusable_baseline(row))):
+        schedule.unusable(cell.id, reason)
     reporter.finish(cell, row, ran)
 
 
@@ -342,7 +395,7 @@ def _run_ray(schedule: Schedule, store: Store, settings: CellSettings, reporter:
     while schedule.left:
         start, blocked = schedule.ready()
         for cell in blocked:
-            _record(store, schedule, reporter, cell, blocked_row(cell), ran=False)
+            _record(store, schedule, reporter, cell, blocked_row(cell, schedule.reasons.get(cell.needs)), ran=False)
         later = []
         for cell in start:
             fits = cell.recipe.cpus <= free_cpus and cell.recipe.gpus <= free_gpus
