@@ -118,6 +118,25 @@ def test_recommend_chooses_on_dev_and_reports_test(sweep_dir: Path) -> None:
         recommend(sweep_dir, "hau", 1.0, optimize="speed")
 
 
+def test_a_baseline_that_found_no_entity_is_never_shipped(tmp_path: Path) -> None:
+    """minilm on Amharic tags every word O: dev F1 0 is no model to ship, and the report's line says why."""
+    from ndogo.report.build import what_to_ship
+    from ndogo.report.recommend import recommend_rows
+
+    rows = [fake_row("amh", "baseline", "", 42, 0.0, 91, 20, 0.0),
+            {**fake_row("amh", "onnx-int8", "quantize:method=onnx-int8", 42, 0, 23, 4, 0.0), "status": "failed",
+             "f1": None, "dev_f1": None, "error": "not run: its baseline learned nothing"}]
+    with pytest.raises(ValueError, match=r"minilm found no entity in amh's dev set \(F1 0.00\)"):
+        recommend_rows(rows, "atlas.csv", "amh", 1.0)
+    assert what_to_ship(rows, "atlas.csv", ["amh"])[0].startswith("amh: nothing to ship (the baseline of minilm")
+    # another model that reads the language is still chosen from
+    me5s = [{**r, "model": "me5s", "cell_id": r["cell_id"] + "-me5s"} for r in
+            (fake_row("amh", "baseline", "", 42, 0.6, 487, 50, 0.0),
+             fake_row("amh", "onnx-int8", "quantize:method=onnx-int8", 42, 0.598, 120, 10, 0.0))]
+    choice = recommend_rows(rows + me5s, "atlas.csv", "amh", 1.0)
+    assert (choice["model"], choice["recipe"]) == ("me5s", "onnx-int8")
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if found := shutil.which(name):

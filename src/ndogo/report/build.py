@@ -87,7 +87,7 @@ def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -
         try:
             c = recommend_rows(rows, directory, lang, SHIP_BUDGET, "size", split=split)
         except ValueError as err:
-            lines.append(f"{lang}: nothing to recommend yet ({str(err).split(': ', 1)[-1]})")
+            lines.append(f"{lang}: nothing to ship ({str(err).split(': ', 1)[-1]})")
             continue
         dev = (f"dev {100 * c['dev_f1']:.2f} ({-c['dev_f1_drop_points']:+.2f}), "
                if c.get("dev_f1") is not None else "")

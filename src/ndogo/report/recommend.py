@@ -59,6 +59,17 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         raise ValueError(f"{directory}: the rows for {lang} carry no dev F1 (measured before sweeps recorded it); "
                          "rerun the sweep's evaluation, or choose on test with --split test and say so")
 
+    # A baseline that found no entity (F1 0 on the choosing split) is no model to ship, nor to measure
+    # compressions against (each would be "free"): leave its model out, say so when nothing is left.
+    empty = {b.model for b in found if b.recipe == BASELINE
+             and (b.dev_f1_mean if split == "dev" else b.f1_mean) == 0.0}
+    if empty:
+        found = [s for s in found if s.model not in empty]
+        if not found:
+            raise ValueError(f"{directory}: the baseline of {', '.join(sorted(empty))} found no entity in {lang}'s "
+                             f"{split} set (F1 0.00), so there is nothing to ship; use a model that reads {lang} "
+                             "(a tokenizer that maps its words to the unknown token learns nothing)")
+
     def drop(s: Summary) -> float | None:
         return s.dev_delta if split == "dev" else s.delta
 
