@@ -234,6 +234,22 @@ def test_the_atlas_map_shows_every_language_and_method_and_marks_noise(sweep_dir
     assert "seed spread" in atlas._suptitle.get_text()
 
 
+def test_a_language_whose_baseline_found_nothing_keeps_its_row_on_the_map(sweep_dir: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """amh under minilm: baseline F1 0, compressions not run; the map shows the row and says so."""
+    import matplotlib.pyplot as plt
+
+    store = Store(sweep_dir)
+    store.put(fake_row("amh", "baseline", "", 1, 0.0, 91, 20, 0.0))
+    store.close()
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    write_report(sweep_dir, tmp_path / "report")
+    delta = next(f for f in figures if "fp32 baseline" in f._suptitle.get_text()).axes[0]
+    assert [t.get_text() for t in delta.get_yticklabels()] == ["hau", "swa", "amh (baseline F1 0)"]
+    assert [t.get_text() for t in delta.texts][-3:] == ["not run"] * 3
+
+
 def test_structured_pruning_is_shown_as_what_it_removes(sweep_dir: Path, tmp_path: Path) -> None:
     """#19.17: a 25% FFN recipe has no zeros; the table said 0.0% while the plot put it at 25%."""
     from ndogo.report.build import pruning_level

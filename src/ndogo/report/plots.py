@@ -175,7 +175,11 @@ def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None)
     for a map to say more than the table (fewer than two languages or two methods).
     """
     here = [s for s in summaries if s.recipe != BASELINE and (model is None or s.model == model)]
-    langs = ordered([s.lang for s in here])
+    bases = [s for s in summaries if s.recipe == BASELINE and (model is None or s.model == model)]
+    # a baseline that found no entity (a tokenizer that cannot read the language) keeps its row, marked,
+    # so the map shows the language and why it has nothing, instead of dropping it
+    empty = {s.lang for s in bases if s.f1_mean == 0.0}
+    langs = ordered([s.lang for s in here] + sorted(empty))
     methods = ordered([s.recipe for s in here])
     if len(langs) < 2 or len(methods) < 2:
         return None
@@ -201,7 +205,7 @@ def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None)
             for j, _ in enumerate(methods):
                 v = grid[i][j]
                 if math.isnan(v):
-                    text = "–"
+                    text = "not run" if lg in empty else "–"
                 elif attr == "delta":
                     text = f"{v:+.1f}"
                     if lg in spread and abs(v) <= spread[lg]:
@@ -211,7 +215,8 @@ def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None)
                 dark = not math.isnan(v) and abs(image.norm(v) - (0.5 if attr == "delta" else 0.0)) > 0.35
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
         ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(langs)), langs, fontsize=9)
+        ax.set_yticks(range(len(langs)), [f"{lg} (baseline F1 0)" if lg in empty else lg for lg in langs],
+                      fontsize=9)
         ax.set_title(title + (f" — {model}" if model else ""), fontsize=10)
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.suptitle("Per language and method, against each language's fp32 baseline"
