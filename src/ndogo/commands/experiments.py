@@ -133,8 +133,12 @@ def sweep(
     for failure in summary.failures:
         typer.echo(f"  failed: {failure}")
     if summary.failed:
-        typer.echo(f"fix the cause and rerun with --resume to retry the failed cells: ndogo sweep {config} "
-                   f"--out {out} --resume")
+        if all("its baseline learned nothing" in f for f in summary.failures):
+            typer.echo("these cells stay not run on --resume: their baseline found no entity; use a model "
+                       "that reads the language, or set [evaluate] skip_empty_baselines = false")
+        else:
+            typer.echo(f"fix the cause and rerun with --resume to retry the failed cells: ndogo sweep {config} "
+                       f"--out {out} --resume")
         raise typer.Exit(1)
 
 

@@ -286,11 +286,9 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
             schedule = Schedule(todo, {k: v for k, v in statuses.items() if v == "done"})
             by_id = {c.id: c for c in cells}
             needed = {c.needs for c in todo if c.needs}
-            for row in store.rows("done"):
-                cell = by_id.get(row["cell_id"])
-                if (cell and cell.id in needed and cell.evaluate.skip_empty_baselines
-                        and (reason := unusable_baseline(row))):
-                    schedule.unusable(cell.id, reason)  # resumed: its dependents are still not run
+            for row in store.rows("done"):  # resumed: an empty baseline's dependents are still not run
+                if row["cell_id"] in needed:
+                    _check_baseline(schedule, by_id[row["cell_id"]], row)
             t0 = time.perf_counter()
             if skipped:
                 console.print(f"{out}: {skipped} of {len(cells)} cells already done; running the other {len(todo)}")
@@ -344,10 +342,15 @@ def _record(store: Store, schedule: Schedule, reporter: Reporter, cell: Cell, ro
             ran: bool = True) -> None:
     store.put(row)
     schedule.finished(cell, row["status"])
-    if (ran and cell.evaluate.skip_empty_baselines and any(c.needs == cell.id for c in schedule.waiting)
-            and (reason := unusable_baseline(row))):
-        schedule.unusable(cell.id, reason)
+    if ran and any(c.needs == cell.id for c in schedule.waiting):
+        _check_baseline(schedule, cell, row)
     reporter.finish(cell, row, ran)
+
+
+def _check_baseline(schedule: Schedule, cell: Cell, row: dict[str, Any]) -> None:
+    """Mark a finished baseline its dependents must not build on (it found no entity), unless asked to."""
+    if cell.evaluate.skip_empty_baselines and (reason := unusable_baseline(row)):
+        schedule.unusable(cell.id, reason)
 
 
 def _ray_running() -> bool:
