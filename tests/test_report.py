@@ -342,3 +342,24 @@ def test_sweep_table_keeps_only_the_languages_and_recipes_asked_for(sweep_dir: P
     assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
     assert any(r["status"] == "running" for r in load_rows(sweep_dir, None))
     assert f"| swa | {recipe} | 2 |" in done.stdout and "| hau |" not in done.stdout
+
+
+def test_more_seeds_from_another_source_join_the_tables(tmp_path: Path) -> None:
+    """`ndogo report ROWS.csv --also SEEDS.csv`: the seed spread run as another sweep is read with the atlas."""
+    one = Store(tmp_path / "atlas")
+    one.begin_sweep("configs/atlas.toml", 'name = "atlas"\n', ["ndogo", "sweep"], {"name": "atlas"})
+    more = Store(tmp_path / "seeds")
+    more.begin_sweep("configs/seeds.toml", 'name = "seeds"\n', ["ndogo", "sweep"], {"name": "seeds"})
+    for recipe, spec, f1s, size, latency, sparsity in METHODS[:2]:
+        one.put(fake_row("hau", recipe, spec, 42, f1s[0], size, latency, sparsity))
+        more.put(fake_row("hau", recipe, spec, 7, f1s[1], size, latency, sparsity))
+    one.close()
+    more.close()
+
+    write_report(tmp_path / "atlas", tmp_path / "alone")
+    write_report(tmp_path / "atlas", tmp_path / "both", also=[tmp_path / "seeds"])
+    alone, both = (tmp_path / name / "results.md" for name in ("alone", "both"))
+    assert "| hau | 79.00 |" in alone.read_text()
+    assert "| hau | 80.00 ± 1.41 |" in both.read_text()  # mean ± std of 79 and 81
+    with (tmp_path / "both" / "results.csv").open(newline="") as handle:
+        assert sorted(int(r["seed"]) for r in csv.DictReader(handle)) == [7, 7, 42, 42]

@@ -147,6 +147,9 @@ def report(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite), or a CSV of its rows "
                                                    "(e.g. the committed docs/bench/atlas-minilm.csv).")],
     out: Annotated[Path, typer.Option(help="Report folder: results.csv, results.md, PNG plots, index.html.")],
+    also: Annotated[list[Path] | None, typer.Option(help="More rows to report with it (repeatable): a sweep directory or "
+                                                         "CSV holding more seeds of the same cells, e.g. "
+                                                         "docs/bench/atlas-seeds.csv.")] = None,
 ) -> None:
     """Tables (F1 and Δ to the baseline per language and method, mean ± std over seeds), plots and one HTML page.
 
@@ -154,10 +157,13 @@ def report(
     environment (package versions, CPU, threads).
 
     Example: ndogo report runs/sweeps/quickstart --out runs/sweeps/quickstart/report
+
+    Example, the atlas with its seed spread: ndogo report docs/bench/atlas-minilm.csv
+    --also docs/bench/atlas-seeds.csv --out docs/atlas
     """
     from ndogo.report import write_report
 
-    files = write_report(directory, out)
+    files = write_report(directory, out, also=also or ())
     for path in files:
         typer.echo(str(path))
 

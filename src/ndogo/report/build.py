@@ -12,6 +12,7 @@ import html
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,12 +314,15 @@ def write_html(report: Report, path: Path) -> Path:
     return path
 
 
-def write_report(directory: str | Path, out: str | Path) -> list[Path]:
+def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Path] = ()) -> list[Path]:
     """Write every report file for the sweep in `directory` into `out`; returns their paths.
 
     `directory` may also be a CSV of rows (a committed docs/bench/*.csv): the evidence that
     outlives a sweep's directory is then reported the same way, without the sweep's config
-    and machine, which the CSV does not keep.
+    and machine, which the CSV does not keep. `also` adds the rows of other sources (sweep
+    directories or CSVs), e.g. more seeds of the same cells run as another sweep, so that the
+    tables show mean ± std and "what to ship" chooses on the mean; a cell id found twice is
+    taken from the later source.
     """
     out = Path(out)
     if Path(directory).is_file():
@@ -330,6 +334,11 @@ def write_report(directory: str | Path, out: str | Path) -> list[Path]:
             sweeps = store.sweeps()
         finally:
             store.close()
+    if also:
+        by_id = {r["cell_id"]: r for r in rows}
+        for source in also:
+            by_id.update({r["cell_id"]: r for r in load_rows(source, status=None)})
+        rows = list(by_id.values())
     if not rows:
         raise ValueError(f"{directory}: the sweep has no cells yet")
     out.mkdir(parents=True, exist_ok=True)
