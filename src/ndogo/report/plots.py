@@ -95,11 +95,15 @@ def plot_sparsity(summaries: list[Summary], path: Path) -> Path | None:
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
         for b in base.values():
             ax.axhline(100 * b.f1_mean, color="grey", linestyle=":", linewidth=1)
-        ax.set(title=lang, xlabel="pruned (%): of the encoder's Linear weights, or of its heads / FFN neurons "
-               "for structured recipes (legend)", ylabel="test F1", xlim=(-3, 100))
+        ax.set(title=lang, xlabel="pruned (%)", ylabel="test F1", xlim=(-3, 100))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("F1 against sparsity (dotted: dense baseline; bars: std over seeds)")
+        if curves:
+            ax.legend(fontsize=8)
+        else:  # e.g. a baseline that found no entity: its pruning cells were not run
+            ax.text(0.5, 0.5, "no pruned model measured", ha="center", va="center", color="grey",
+                    transform=ax.transAxes)
+    fig.suptitle("F1 against sparsity: % of the encoder's Linear weights, or of its heads / FFN neurons for "
+                 "structured recipes (legend)\ndotted: dense baseline; bars: std over seeds", fontsize=10)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
