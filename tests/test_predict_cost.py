@@ -117,3 +117,27 @@ def test_a_near_constant_fact_cannot_blow_a_prediction_up() -> None:
     assert -5 < pred.predicted_delta < 2 and pred.outside == ["unknown_words_test"]
     assert pred.observed is not None and abs(pred.observed[0] + 3.0) < 1e-9 and pred.observed[1] == 0.0
     assert "extrapolates" in format_predictions("new", [pred], 1.0)
+
+
+def test_the_facts_must_beat_the_plain_mean_or_the_mean_is_the_prediction() -> None:
+    """A cost unrelated to the facts is predicted by the other languages' mean (and says so); a cost
+    the facts explain is predicted by the fit. Both errors are measured leave-one-language-out."""
+    from ndogo.report.predict_cost import format_predictions
+
+    langs = [chr(ord("a") + i) for i in range(8)]
+    known = {lang: facts(i) for i, lang in enumerate(langs)}
+    noise = [0.3, -0.4, 0.1, -0.2, 0.4, -0.1, 0.2, -0.3]  # a change that has nothing to do with the facts
+    rows = []
+    for i, lang in enumerate(langs):
+        rows.append(fake_row(lang, "baseline", "", 1, 0.80, 90, 10, 0.0))
+        rows.append(fake_row(lang, "noisy", "quantize:method=onnx-int8", 1, 0.80 + noise[i] / 100, 23, 3, 0.0))
+        rows.append(fake_row(lang, "linear", "prune:sparsity=0.5", 1, 0.80 - 0.02 * i, 70, 10, 0.0))
+    preds = {p.recipe: p for p in predict_costs(rows, known, facts(3.5))}
+    noisy, linear = preds["noisy"], preds["linear"]
+    assert noisy.predictor == "mean" and abs(noisy.predicted_delta - sum(noise) / 8) < 1e-6
+    assert noisy.loo_mae == noisy.mean_loo_mae
+    assert linear.predictor == "facts" and linear.loo_mae is not None and linear.mean_loo_mae is not None
+    assert linear.loo_mae < linear.mean_loo_mae
+    assert not linear.beyond_measured and -14.0 <= linear.predicted_delta <= 0.0
+    text = format_predictions("new", [noisy, linear], 1.0)
+    assert " mean " in text and " facts " in text

@@ -269,5 +269,5 @@ def predicted_costs(directory: Path, lang: str, budget: float, model: str | None
     if as_json:
         import json
 
-        return json.dumps({"lang": lang, "facts": new, "predictions": [asdict(p) for p in predictions]}, indent=2)
+        return json.dumps({"lang": lang, "facts": new, "predictions": [{**asdict(p), "beyond_measured": p.beyond_measured} for p in predictions]}, indent=2)
     return format_predictions(lang, predictions, budget)
