@@ -21,6 +21,11 @@ with `--csv` the file holds only the kept rows, so never point it at a source yo
 `--seeds` shows one line per language and recipe over its seeds instead (test F1 mean ± std, ΔF1
 against the baseline's mean, dev ΔF1, which is what chooses) and, per recipe, the mean ΔF1 over the
 languages and the worst language: the view of a multi-seed sweep such as configs/students-aug.toml.
+
+`--pivot` shows one line per language instead: the baseline's test F1, then each recipe's test ΔF1
+in points (mean over the seeds a row has), the layout of the atlas's per-step tables:
+
+    python bench/sweep_table.py docs/bench/atlas-me5s.csv --pivot
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def main() -> None:
     parser.add_argument("sources", type=Path, nargs="+", help="sweep directories (results.sqlite) or CSVs of rows")
     parser.add_argument("--csv", type=Path, help="write the merged rows here (report's results.csv columns)")
     parser.add_argument("--seeds", action="store_true", help="one line per language and recipe, over its seeds")
+    parser.add_argument("--pivot", action="store_true", help="one line per language, a test ΔF1 column per recipe")
     parser.add_argument("--lang", help="keep only these languages (comma-separated)")
     parser.add_argument("--recipe", help="keep only these recipes (comma-separated; the baseline is always kept)")
     args = parser.parse_args()
@@ -66,6 +72,9 @@ def main() -> None:
     if args.seeds:
         seed_table(rows)
         return
+    if args.pivot:
+        pivot_table(rows)
+        return
     base = {(r["model"], r["lang"], r["seed"]): r for r in rows if r["recipe"] == "baseline"}
     names = list(dict.fromkeys(r["recipe"] for r in rows))
     print("| lang | recipe | dev F1 | Δdev | test F1 | ΔF1 (pts) | params | size MB | smaller | b1 ms | faster |")
@@ -82,6 +91,26 @@ def main() -> None:
                       f"{r['params'] / 1e6:.1f}M | {r['size_bytes'] / 1e6:.1f} | "
                       f"{b['size_bytes'] / r['size_bytes']:.2f}× | "
                       f"{r['latency_ms_b1']:.2f} | {b['latency_ms_b1'] / r['latency_ms_b1']:.2f}× |")
+
+
+def pivot_table(rows: list[dict[str, Any]]) -> None:
+    """A line per (model, language): the baseline's test F1, then every recipe's test ΔF1 ("–": no row)."""
+    from ndogo.report.summary import summarize
+
+    summaries = summarize(rows)
+    recipes = [r for r in dict.fromkeys(s.recipe for s in summaries) if r != "baseline"]
+    models = list(dict.fromkeys(s.model for s in summaries))
+    first = "| model | lang |" if len(models) > 1 else "| lang |"
+    print(f"{first} baseline test F1 | " + " | ".join(recipes) + " |")
+    print("|---|" + ("---|" if len(models) > 1 else "") + "---:|" * (len(recipes) + 1))
+    for model in models:
+        for lang in dict.fromkeys(s.lang for s in summaries if s.model == model):
+            found = {s.recipe: s for s in summaries if s.model == model and s.lang == lang}
+            if "baseline" not in found:
+                continue
+            cells = [f"{found[r].delta:+.2f}" if r in found and found[r].delta is not None else "–" for r in recipes]
+            head = f"| {model} | {lang} |" if len(models) > 1 else f"| {lang} |"
+            print(f"{head} {found['baseline'].f1_mean * 100:.2f} | " + " | ".join(cells) + " |")
 
 
 def seed_table(rows: list[dict[str, Any]]) -> None:
