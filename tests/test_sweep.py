@@ -406,3 +406,26 @@ def test_every_committed_config_binds_every_cell(config: str) -> None:
     path = Path(__file__).parent.parent / "configs" / config
     loaded = load_sweep_config(path, data="masakhaner")
     assert loaded.cells(), f"{config}: no cells"
+
+
+def test_a_config_can_name_a_floor_under_which_a_weak_baseline_is_not_compressed(tmp_path: Path, tiny_model: Path,
+                                                                                  tiny_corpus: Path) -> None:
+    """me5s's 3-epoch budget reaches dev F1 0.15 on luo: a sweep may refuse to compress such a baseline, saying
+    why; by default only a baseline that found nothing is refused, and a poor one is compressed."""
+    from ndogo.experiments.sweep import unusable_baseline
+
+    weak = {"status": "done", "dev_f1": 0.1505, "lang": "luo"}
+    assert unusable_baseline(weak) is None  # the default floor: exactly zero
+    why = unusable_baseline(weak, 0.2)
+    assert why is not None and "too weak to compress (dev F1 15.05" in why and "min_baseline_dev_f1 = 0.2" in why
+    assert unusable_baseline({**weak, "dev_f1": 0.25}, 0.2) is None
+    assert unusable_baseline({**weak, "dev_f1": 0.0}, 0.2).startswith("its baseline learned nothing")
+    config = write_config(tmp_path / "grid.toml", tiny_model, skip="true")
+    text = config.read_text()
+    floor = "skip_empty_baselines = true\nmin_baseline_dev_f1 = {}"
+    config.write_text(text.replace("skip_empty_baselines = true", floor.format("0.2")))
+    assert load_sweep_config(config, str(tiny_corpus)).evaluate.min_baseline_dev_f1 == 0.2
+    for bad in ("20", "-0.1", "true"):
+        config.write_text(text.replace("skip_empty_baselines = true", floor.format(bad)))
+        with pytest.raises(ConfigError, match=r"evaluate\.min_baseline_dev_f1: expected"):
+            load_sweep_config(config, str(tiny_corpus))

@@ -136,6 +136,9 @@ def sweep(
         if all("its baseline learned nothing" in f for f in summary.failures):
             typer.echo("these cells stay not run on --resume: their baseline found no entity; use a model "
                        "that reads the language, or set [evaluate] skip_empty_baselines = false")
+        elif all("its baseline learned nothing" in f or "too weak to compress" in f for f in summary.failures):
+            typer.echo("these cells stay not run on --resume: their baseline is under the config's "
+                       "min_baseline_dev_f1; train it longer, or lower the floor")
         else:
             typer.echo(f"fix the cause and rerun with --resume to retry the failed cells: ndogo sweep {config} "
                        f"--out {out} --resume")

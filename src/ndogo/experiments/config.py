@@ -28,6 +28,7 @@ A sweep config is a TOML (or YAML) document:
     # transfer = true                        # also score each model zero-shot on the other languages
     # keep_models = false                    # delete each cell's model once scored (training stages stay)
     # skip_empty_baselines = false           # compress even a baseline that found no entity on dev
+    # min_baseline_dev_f1 = 0.2              # nor compress one whose dev F1 is this low (0-1; default 0)
 
     [resources]
     cpus = 2                                 # per cell: torch threads, and Ray's CPU request
@@ -125,6 +126,10 @@ class EvalSpec:
     # True: when a baseline finds no entity on dev (F1 0, e.g. a tokenizer that cannot read the
     # language), the cells built on it are recorded as not run, with the reason, instead of scoring 0
     skip_empty_baselines: bool = True
+    # With skip_empty_baselines: a baseline whose dev F1 (0-1) is at or below this floor is not
+    # compressed either. 0 (the default) means only one that found nothing; a floor is opt-in, for
+    # grids where a budget can fail on a language (me5s's 3 epochs are 123 steps on luo).
+    min_baseline_dev_f1: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -356,7 +361,7 @@ def _eval_spec(value: Any, where: str, languages: list[str]) -> EvalSpec:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a table")
     kinds = {"split": str, "speed": bool, "batch_size": int, "sample": int, "lock": str, "transfer": (bool, list),
-             "keep_models": bool, "skip_empty_baselines": bool}
+             "keep_models": bool, "skip_empty_baselines": bool, "min_baseline_dev_f1": (int, float)}
     for key, val in value.items():
         if key not in kinds:
             raise ConfigError(f"{where}.{key}: unknown key; keys: {', '.join(kinds)}")
@@ -372,6 +377,10 @@ def _eval_spec(value: Any, where: str, languages: list[str]) -> EvalSpec:
     for key in ("batch_size", "sample"):
         if key in value and value[key] < 1:
             raise ConfigError(f"{where}.{key}: expected a whole number ≥ 1, got {value[key]!r}")
+    floor = value.get("min_baseline_dev_f1", 0.0)
+    if isinstance(floor, bool) or not 0.0 <= floor < 1.0:
+        raise ConfigError(f"{where}.min_baseline_dev_f1: expected an F1 between 0 and 1 (0.2 is 20 points), "
+                          f"got {floor!r}")
     if value.get("split", "test") not in ("train", "dev", "test"):
         raise ConfigError(f"{where}.split: expected train, dev or test, got {value['split']!r}")
     return EvalSpec(**value, transfer=tuple(transfer))

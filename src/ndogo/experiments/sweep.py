@@ -13,7 +13,8 @@ same way). When the baseline is done but learned nothing (dev F1 0: not one
 entity found, as when its tokenizer cannot read the language), its dependents are recorded as failed
 without running too, saying so: compressing a model that finds nothing scores
 nothing, and a ΔF1 of 0 against it would read as a free compression
-(`[evaluate] skip_empty_baselines = false` compresses it anyway). Cells whose
+(`[evaluate] skip_empty_baselines = false` compresses it anyway; `min_baseline_dev_f1` raises the
+bar from "found nothing" to a dev F1 floor the config names). Cells whose
 recipe starts from the pretrained model run at any time.
 """
 
@@ -120,13 +121,18 @@ def blocked_row(cell: Cell, reason: str | None = None) -> dict[str, Any]:
             "error": f"not run: {why}", "versions": versions(), "machine": machine(cell.recipe.cpus)}
 
 
-def unusable_baseline(row: dict[str, Any]) -> str | None:
+def unusable_baseline(row: dict[str, Any], floor: float = 0.0) -> str | None:
     """Why a done baseline row cannot carry compressions (it learned nothing), or None when it can."""
     dev = row.get("dev_f1")
-    # Exactly zero, not a floor: a baseline that finds even a few entities is a real, if poor, model
-    # whose compressions say something (a tiny test model's 0.8 points among them).
-    if row.get("status") != "done" or dev is None or float(dev) > 0.0:
+    # Exactly zero by default, not a floor: a baseline that finds even a few entities is a real, if
+    # poor, model whose compressions say something (a tiny test model's 0.8 points among them). A
+    # config that knows better names its floor (`min_baseline_dev_f1`).
+    if row.get("status") != "done" or dev is None or float(dev) > floor:
         return None
+    if float(dev) > 0.0:
+        return (f"its baseline is too weak to compress (dev F1 {100 * float(dev):.2f}, at or under the sweep's "
+                f"floor min_baseline_dev_f1 = {floor:g}): a ΔF1 against it says little; train the baseline "
+                "longer, or lower the floor")
     why = ("its baseline learned nothing (dev F1 0.00: not one entity found), so every compression of it "
            "would score 0 too and its ΔF1 of 0 would read as free")
     unknown = _unknown_dev_words(row)
@@ -349,7 +355,7 @@ def _record(store: Store, schedule: Schedule, reporter: Reporter, cell: Cell, ro
 
 def _check_baseline(schedule: Schedule, cell: Cell, row: dict[str, Any]) -> None:
     """Mark a finished baseline its dependents must not build on (it found no entity), unless asked to."""
-    if cell.evaluate.skip_empty_baselines and (reason := unusable_baseline(row)):
+    if cell.evaluate.skip_empty_baselines and (reason := unusable_baseline(row, cell.evaluate.min_baseline_dev_f1)):
         schedule.unusable(cell.id, reason)
 
 
