@@ -363,3 +363,14 @@ def test_more_seeds_from_another_source_join_the_tables(tmp_path: Path) -> None:
     assert "| hau | 80.00 ± 1.41 |" in both.read_text()  # mean ± std of 79 and 81
     with (tmp_path / "both" / "results.csv").open(newline="") as handle:
         assert sorted(int(r["seed"]) for r in csv.DictReader(handle)) == [7, 7, 42, 42]
+
+
+def test_two_experiments_of_one_seed_are_not_averaged_as_seeds() -> None:
+    """wol on MasakhaNER 1.0 and on 2.0, seed 42 both: a report that merged them would print a mean of two corpora."""
+    from ndogo.report.summary import summarize
+
+    one = fake_row("wol", "baseline", "", 42, 0.44, 91, 20, 0.0)
+    two = {**one, "cell_id": one["cell_id"] + "-mnr2", "f1": 0.62, "data": "/data/masakhaner2"}
+    assert len(summarize([one, {**one, "cell_id": "other", "seed": 1}])) == 1  # two seeds: one summary
+    with pytest.raises(ValueError, match=r"wol: minilm baseline has two rows for seed 42 .*/data/masakhaner2"):
+        summarize([one, two])

@@ -74,6 +74,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
             groups.setdefault((row["model"], row["lang"], row["recipe"]), []).append(row)
     out = []
     for (model, lang, recipe), group in groups.items():
+        _check_one_row_per_seed(group)
         types = sorted({t for r in group for t in r.get("per_type", {})})
         per_type = {t: statistics.fmean(r["per_type"][t]["f1"] for r in group if t in r.get("per_type", {}))
                     for t in types}
@@ -101,6 +102,26 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
         if s.latency_ms_b1 and b.latency_ms_b1:
             s.speedup_b1 = b.latency_ms_b1 / s.latency_ms_b1
     return out
+
+
+def _check_one_row_per_seed(group: list[dict[str, Any]]) -> None:
+    """Refuse to average two rows of one seed: they are two experiments, not a seed spread.
+
+    A report over several sources (`--also`) meets this when a language was measured on two corpora
+    (MasakhaNER 1.0 and 2.0) or at two budgets: averaging them would print a mean ± std that no
+    experiment measured.
+    """
+    by_seed: dict[Any, dict[str, Any]] = {}
+    for row in group:
+        first = by_seed.setdefault(row["seed"], row)
+        if first is row:
+            continue
+        differ = [f"{key} {first.get(key) or '–'} / {row.get(key) or '–'}" for key in ("data", "recipe_spec")
+                  if (first.get(key) or "") != (row.get(key) or "")]
+        raise ValueError(
+            f"{row['lang']}: {row['model']} {row['recipe']} has two rows for seed {row['seed']} (cells "
+            f"{first.get('cell_id')} and {row.get('cell_id')}{': ' + '; '.join(differ) if differ else ''}): "
+            "they are two experiments, not seeds of one; report each source on its own, or keep one of them")
 
 
 def ordered(values: list[str]) -> list[str]:
