@@ -262,9 +262,11 @@ def test_structured_pruning_is_shown_as_what_it_removes(sweep_dir: Path, tmp_pat
     assert pruning_level(mag) == "50% of encoder Linear weights"
 
 
-def test_the_committed_atlas_page_in_headless_chromium(tmp_path: Path) -> None:
-    """#15.3: the atlas page a person reads, from the committed rows: every plot drawn, nothing cut off."""
-    rows = ROOT / "docs" / "bench" / "atlas-minilm.csv"
+@pytest.mark.parametrize("name", ["atlas-minilm.csv", "atlas-mnr2.csv"])
+def test_the_committed_atlas_page_in_headless_chromium(name: str, tmp_path: Path) -> None:
+    """#15.3: the atlas pages a person reads (MasakhaNER 1.0 and 2.0), from the committed rows: every plot
+    drawn, nothing cut off."""
+    rows = ROOT / "docs" / "bench" / name
     write_report(rows, tmp_path / "atlas")
     result = load_in_chromium(tmp_path / "atlas" / "index.html", tmp_path)
     assert result["count"] == 4 and result["broken"] == [] and result["external"] == []
