@@ -141,3 +141,40 @@ def test_the_facts_must_beat_the_plain_mean_or_the_mean_is_the_prediction() -> N
     assert not linear.beyond_measured and -14.0 <= linear.predicted_delta <= 0.0
     text = format_predictions("new", [noisy, linear], 1.0)
     assert " mean " in text and " facts " in text
+
+
+def test_both_corpora_of_the_atlas_are_read_together_and_told_apart(tmp_path: Path) -> None:
+    """`--also` the MasakhaNER 2.0 rows: wol measured on both corpora is two languages (wol, wol@masakhaner2),
+    never averaged; recommend chooses for either; the cost model fits on every language of both."""
+    from ndogo.experiments.store import load_sources
+    from ndogo.report.build import write_csv, write_report
+
+    shared = need_shared()
+    one, two = [], []
+    for i, lang in enumerate(["hau", "swa", "wol"]):
+        for recipe, spec, f1 in (("baseline", "", 0.80), ("int8", "quantize:method=onnx-int8", 0.80 - 0.004 * i)):
+            one.append({**fake_row(lang, recipe, spec, 42, f1, 90 if recipe == "baseline" else 23, 10, 0.0),
+                        "data": str(shared / "masakhaner")})
+    for i, lang in enumerate(["wol", "ewe"]):
+        for recipe, spec, f1 in (("baseline", "", 0.70), ("int8", "quantize:method=onnx-int8", 0.70 - 0.02 * i)):
+            row = fake_row(lang, recipe, spec, 42, f1, 90 if recipe == "baseline" else 23, 10, 0.0)
+            two.append({**row, "cell_id": row["cell_id"] + "-2", "data": str(shared / "masakhaner2")})
+    a, b = write_csv(one, tmp_path / "mnr1.csv"), write_csv(two, tmp_path / "mnr2.csv")
+    rows = load_sources([a, b])
+    assert sorted({r["lang"] for r in rows}) == ["ewe", "hau", "swa", "wol", "wol@masakhaner2"]
+
+    write_report(a, tmp_path / "page", also=[b])
+    page = (tmp_path / "page" / "results.md").read_text()
+    assert "| wol | 80.00 |" in page and "| wol@masakhaner2 | 70.00 |" in page  # not 75.00 ± 7.07
+    assert "wol@" not in (tmp_path / "page" / "results.csv").read_text()  # the rows themselves keep their code
+
+    runner = CliRunner()
+    chosen = runner.invoke(app, ["recommend", str(a), "--also", str(b), "--lang", "wol@masakhaner2",
+                                 "--max-f1-drop", "1", "--json"])
+    assert chosen.exit_code == 0, chosen.output
+    choice = json.loads(chosen.output)
+    assert choice["baseline_f1"] == 0.7 and "--lang wol " in choice["command"] and "masakhaner2" in choice["command"]
+    predicted = runner.invoke(app, ["recommend", str(a), "--also", str(b), "--lang", "fon", "--max-f1-drop", "1",
+                                    "--data", str(shared / "masakhaner2")])
+    assert predicted.exit_code == 0, predicted.output
+    assert "fon: no sweep rows; predicted from the atlas's 5 languages" in predicted.output

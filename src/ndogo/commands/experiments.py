@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -184,6 +185,7 @@ def recommend(
     ship: Annotated[Path | None, typer.Option(help="Also write the chosen model as a bundle with its model card here (see `ndogo ship`).")] = None,
     data: Annotated[Path | None, typer.Option(help="For a language the sweep has no rows for: the corpus root holding it (default: the sweep's own data), to predict its costs from the other languages' rows.")] = None,
     rows_data: Annotated[Path | None, typer.Option(help="The corpus root the rows were measured on, where they do not record it (CSVs written before the `data` column); the known languages' facts are read there.")] = None,
+    also: Annotated[list[Path] | None, typer.Option(help="More rows to choose or predict from (repeatable): a sweep directory or CSV, e.g. docs/bench/atlas-seeds.csv or the MasakhaNER 2.0 atlas; a language measured on a second corpus is named lang@corpus (wol@masakhaner2).")] = None,
 ) -> None:
     """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
 
@@ -197,10 +199,10 @@ def recommend(
 
       ndogo recommend runs/sweeps/quickstart --lang hau --max-f1-drop 1 --optimize latency
 
-    A language the atlas never ran, predicted from its committed rows:
+    A language the atlas never ran, predicted from its committed rows (both corpora's languages):
 
-      ndogo recommend docs/bench/atlas-minilm.csv --lang ewe --max-f1-drop 1 \\
-          --data ../shared/data/masakhaner2 --rows-data ../shared/data/masakhaner
+      ndogo recommend docs/bench/atlas-minilm.csv --also docs/bench/atlas-mnr2.csv --lang xho \\
+          --max-f1-drop 1 --data ../shared/data/masakhaner2
 
     With --ship DIR the chosen model is also written as a bundle with its model card (`ndogo ship`), its numbers
     taken from the sweep's row (test and dev F1 per type, size, latency and machine, the baseline's cost).
@@ -209,11 +211,11 @@ def recommend(
     from ndogo.report.recommend import recommend as pick
 
     try:
-        choice = pick(directory, lang, max_f1_drop, optimize, model, split)
+        choice = pick(directory, lang, max_f1_drop, optimize, model, split, also or ())
     except ValueError as err:
         if "no finished cells for language" not in str(err):
             raise
-        typer.echo(predicted_costs(directory, lang, max_f1_drop, model, data, as_json, rows_data))
+        typer.echo(predicted_costs(directory, lang, max_f1_drop, model, data, as_json, rows_data, also or ()))
         return
     if ship is not None:
         quiet_libraries()
@@ -229,7 +231,7 @@ def recommend(
 
 
 def predicted_costs(directory: Path, lang: str, budget: float, model: str | None, data: Path | None,
-                    as_json: bool, rows_data: Path | None = None) -> str:
+                    as_json: bool, rows_data: Path | None = None, also: Sequence[Path] = ()) -> str:
     """The cost model's answer for a language the sweep never ran (see ndogo.report.predict_cost).
 
     Each known language's facts are read from the corpus its own rows were measured on
@@ -240,24 +242,26 @@ def predicted_costs(directory: Path, lang: str, budget: float, model: str | None
     from dataclasses import asdict
 
     from ndogo.data.corpus import lang_dir
-    from ndogo.experiments.store import load_rows
+    from ndogo.experiments.store import base_lang, load_sources
     from ndogo.models.loading import load_tokenizer
-    from ndogo.report.predict_cost import format_predictions, language_facts, predict_costs
+    from ndogo.report.predict_cost import find_corpus, format_predictions, language_facts, predict_costs
 
-    rows = [r for r in load_rows(directory) if model is None or r.get("model") == model]
+    rows = [r for r in load_sources([directory, *also]) if model is None or r.get("model") == model]
     if not rows:
         raise ValueError(f"{directory}: no finished cells at all; nothing to predict {lang!r} from")
 
+    new_root = Path(data) if data else None
+
     def measured_on(lg: str) -> Path:
-        recorded = next((r.get("data") for r in rows if r["lang"] == lg and r.get("data")), None)
-        root = rows_data or (Path(recorded) if recorded else None)
-        if root is None or not root.is_dir():
-            raise ValueError(f"{directory}: the rows of {lg!r} do not name a local corpus"
+        root = find_corpus(rows, lg, near=new_root, fallback=rows_data)
+        if root is None:
+            recorded = next((r.get("data") for r in rows if r["lang"] == lg and r.get("data")), None)
+            raise ValueError(f"{directory}: the rows of {lg!r} do not name a local corpus that holds it"
                              f"{f' ({recorded})' if recorded else ''}; give the one they were measured on "
                              "with --rows-data")
         return root
 
-    root = Path(data) if data else measured_on(rows[0]["lang"])
+    root = new_root or measured_on(rows[0]["lang"])
     if not root.is_dir():
         raise ValueError(f"{lang}: no rows in {directory}, and no local corpus to read its facts from (--data)")
     lang_dir(root, lang)  # a language the corpus lacks is named here
@@ -266,7 +270,7 @@ def predicted_costs(directory: Path, lang: str, budget: float, model: str | None
         raise ValueError(f"{directory}: rows of several models ({', '.join(sorted(sources))}); choose one with --model")
     tokenizer = load_tokenizer(sources.pop())
     langs = sorted({r["lang"] for r in rows})
-    facts = {lg: language_facts(measured_on(lg), lg, tokenizer) for lg in langs}
+    facts = {lg: language_facts(measured_on(lg), base_lang(lg), tokenizer) for lg in langs}
     new = language_facts(root, lang, tokenizer)
     predictions = predict_costs(rows, facts, new, model)
     if as_json:

@@ -15,7 +15,7 @@ import csv
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -234,3 +234,43 @@ def load_rows(source: str | Path, status: str | None = "done") -> list[dict[str,
                         from None
             rows.append(row)
     return rows
+
+
+# MasakhaNER 1.0 and 2.0 both hold hau, wol, luo...: read together, the same language on two corpora
+# is two experiments. The rows of the first corpus seen keep the code, the others are labelled
+# "wol@masakhaner2", so tables, plots and `recommend` keep them apart and name the corpus.
+CORPUS_MARK = "@"
+
+
+def corpus_name(data: str | None) -> str:
+    """The corpus a row was measured on, by its folder or hub name ("masakhaner2"); "" if unrecorded."""
+    return Path(str(data).rstrip("/")).name if data else ""
+
+
+def base_lang(label: str) -> str:
+    """The language code of a label: "wol@masakhaner2" -> "wol"."""
+    return label.split(CORPUS_MARK, 1)[0]
+
+
+def label_corpora(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, a language met on a second corpus relabelled `lang@corpus` (rows without `data` kept as they are)."""
+    first: dict[str, str] = {}
+    out = []
+    for row in rows:
+        name = corpus_name(row.get("data"))
+        if name and CORPUS_MARK not in row["lang"] and first.setdefault(row["lang"], name) != name:
+            row = {**row, "lang": f"{row['lang']}{CORPUS_MARK}{name}"}
+        out.append(row)
+    return out
+
+
+def load_sources(sources: Sequence[str | Path], status: str | None = "done") -> list[dict[str, Any]]:
+    """The rows of several sweep directories or CSVs read as one (`report --also`, `recommend --also`).
+
+    A cell id found in several sources is taken from the last; a language measured on more than one
+    corpus is told apart by `label_corpora`, so that MasakhaNER 1.0's and 2.0's wol are never averaged.
+    """
+    by_id: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        by_id.update({r["cell_id"]: r for r in load_rows(source, status)})
+    return label_corpora(list(by_id.values()))

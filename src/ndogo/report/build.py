@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ndogo.experiments.row import csv_columns
-from ndogo.experiments.store import load_rows, open_store
+from ndogo.experiments.store import label_corpora, load_rows, open_store
 from ndogo.report.facts import facts_rows
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.study import beside_the_study
@@ -339,6 +339,7 @@ def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Pa
         for source in also:
             by_id.update({r["cell_id"]: r for r in load_rows(source, status=None)})
         rows = list(by_id.values())
+    stored, rows = rows, label_corpora(rows)  # one language on two corpora: "wol" and "wol@masakhaner2"
     if not rows:
         raise ValueError(f"{directory}: the sweep has no cells yet")
     out.mkdir(parents=True, exist_ok=True)
@@ -352,6 +353,6 @@ def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Pa
     plots = write_plots(summaries, out) if summaries else []
     ship = what_to_ship(rows, str(directory), ordered([s.lang for s in summaries]))
     report = Report(name, build_tables(summaries, rows), plots, last.get("config") or "", environment, counts, ship)
-    files = [write_csv(rows, out / "results.csv"), write_markdown(report, out / "results.md"), *plots,
+    files = [write_csv(stored, out / "results.csv"), write_markdown(report, out / "results.md"), *plots,
              write_html(report, out / "index.html")]
     return files

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ndogo.experiments.store import base_lang
 from ndogo.report.summary import BASELINE, ordered
 
 
@@ -56,7 +57,7 @@ def facts_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]] 
         if not data or not Path(data).is_dir():
             continue
         try:
-            corpus = load_local(data, lang, ("train", "test"))
+            corpus = load_local(data, base_lang(lang), ("train", "test"))
         except (OSError, ValueError):
             continue
         train, test = corpus.splits.get("train", []), corpus.splits.get("test", [])

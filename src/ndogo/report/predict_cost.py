@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ndogo.experiments.store import base_lang, corpus_name
 from ndogo.report.summary import BASELINE, summarize
 
 FEATURES = ("log_train_sentences", "entities_per_100_tokens", "fertility_test", "unseen_subwords_test",
@@ -59,6 +60,24 @@ def language_facts(data: str | Path, lang: str, tokenizer: Any) -> dict[str, flo
             "entities_per_100_tokens": 100 * stats["entities"] / max(stats["tokens"], 1),
             "fertility_test": facts["fertility_test"], "unseen_subwords_test": facts["unseen_subwords_test"],
             "unknown_words_test": facts["unknown_words_test"], "latin_script": float(lang not in NON_LATIN)}
+
+
+def find_corpus(rows: list[dict[str, Any]], label: str, near: Path | None = None,
+                fallback: Path | None = None) -> Path | None:
+    """The local corpus root a known language's rows were measured on, or None.
+
+    Committed rows name the folder of the machine that ran them. When it is absent here, the corpus
+    of the same name beside `near` (the new language's root) is used, and failing that `near` itself
+    (a copy of one language, as the hidden-language check made, holds the same text). Rows that name
+    no corpus (written before rows carried one) use `fallback`.
+    """
+    lang = base_lang(label)
+    recorded = next((r.get("data") for r in rows if r["lang"] == label and r.get("data")), None)
+    candidates = [Path(recorded)] if recorded else [fallback] if fallback is not None else []
+    if recorded and near is not None:
+        sibling = near.parent / corpus_name(recorded)
+        candidates.append(sibling if sibling.is_dir() else near)
+    return next((root for root in candidates if root.is_dir() and (root / lang).is_dir()), None)
 
 
 def _design(facts: list[dict[str, float]], mean: np.ndarray | None = None,
@@ -111,6 +130,7 @@ class CostPrediction:
     observed: tuple[float, float] | None = None  # the lowest and highest change the atlas measured
     mean_loo_mae: float | None = None  # the same error for the other languages' mean change, the plainest guess
     predictor: str = "facts"  # "facts" (the ridge fit) or "mean" (where the facts did not beat the mean)
+    facts_loo_mae: float | None = None  # the ridge fit's own leave-one-out error, whichever was chosen
 
     @property
     def beyond_measured(self) -> bool:
@@ -146,7 +166,7 @@ def predict_costs(rows: list[dict[str, Any]], facts: dict[str, dict[str, float]]
                                   mean_mae if use_mean else loo_mae, langs,
                                   float(np.mean(sizes)) if sizes else None,
                                   outside_range([facts[lang] for lang in langs], new), (min(y), max(y)),
-                                  mean_mae, "mean" if use_mean else "facts"))
+                                  mean_mae, "mean" if use_mean else "facts", loo_mae))
     return out
 
 
@@ -155,11 +175,14 @@ def format_predictions(lang: str, predictions: list[CostPrediction], budget: flo
     if not predictions:
         return (f"{lang}: no sweep rows, and too few languages in the atlas (3 per method are needed) "
                 "to predict what compression costs it")
-    lines = [f"{lang}: no sweep rows; predicted from the atlas's {len(predictions[0].languages)} languages "
+    known = sorted({lg for p in predictions for lg in p.languages})
+    counts = {len(p.languages) for p in predictions}
+    each = "" if len(counts) == 1 else ", each method from the languages it has rows for (n)"
+    lines = [f"{lang}: no sweep rows; predicted from the atlas's {len(known)} languages{each} "
              "(ridge regression on training size, entity density, tokenizer fertility, unseen and unknown "
              "sub-words, script; ± its leave-one-language-out mean absolute error; 'mean': the facts did "
              "not beat the other languages' mean change in that check, so the mean is the prediction):"]
-    outside = predictions[0].outside
+    outside = list(dict.fromkeys(f for p in predictions for f in p.outside))
     if outside:
         lines.append(f"  {lang} lies outside the atlas's languages in {', '.join(outside)}: those facts are "
                      f"clipped to {MAX_Z:g} spreads, so this extrapolates and the error below understates it")
@@ -168,7 +191,8 @@ def format_predictions(lang: str, predictions: list[CostPrediction], budget: flo
         size = f"{p.size_x:.2f}× smaller" if p.size_x else ""
         seen = f"  (measured {p.observed[0]:+.2f} … {p.observed[1]:+.2f})" if p.observed else ""
         beyond = " beyond what was measured" if p.beyond_measured else ""
-        lines.append(f"  {p.recipe:<22} ΔF1 {p.predicted_delta:+6.2f} {err:<10} {p.predictor:<5} "
+        n = f" n={len(p.languages):<2}" if each else ""
+        lines.append(f"  {p.recipe:<22} ΔF1 {p.predicted_delta:+6.2f} {err:<10} {p.predictor:<5}{n} "
                      f"{size}{seen}{beyond}")
     fits = [p for p in predictions if -p.predicted_delta + (p.loo_mae or 0.0) <= budget]
     if fits:

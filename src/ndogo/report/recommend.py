@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.store import load_rows
+from ndogo.experiments.store import base_lang, load_sources
 from ndogo.report.summary import BASELINE, Summary, summarize
 
 OPTIMIZE = {"size": "size_bytes", "latency": "latency_ms_b1"}
@@ -26,9 +27,13 @@ SPLITS = ("dev", "test")
 
 
 def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: str = "size",
-              model: str | None = None, split: str = "dev") -> dict[str, Any]:
-    """The best recipe for `lang` whose mean `split` F1 is at most `max_f1_drop` points below the baseline's."""
-    rows = load_rows(directory)
+              model: str | None = None, split: str = "dev", also: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """The best recipe for `lang` whose mean `split` F1 is at most `max_f1_drop` points below the baseline's.
+
+    `also` adds the rows of other sweeps or CSVs (more seeds, another model, another corpus: a language
+    measured on a second corpus is chosen for as `lang@corpus`, e.g. wol@masakhaner2).
+    """
+    rows = load_sources([directory, *also])
     return recommend_rows(rows, str(directory), lang, max_f1_drop, optimize, model, split)
 
 
@@ -105,8 +110,8 @@ def reproduce(s: Summary, lang: str) -> str:
         return f"(the fine-tuned baseline itself: {s.baseline_paths[0] or s.paths[0]})"
     data = f" --data {shlex.quote(s.data)}" if s.data else ""
     start = s.baseline_paths[0] if s.start == "finetuned" and s.baseline_paths[0] else "<pretrained model>"
-    out = f"runs/{lang}-{s.recipe}"
-    return (f"ndogo compress {shlex.quote(start)} --recipe {shlex.quote(s.recipe_spec)} --lang {lang}{data} "
+    out = f"runs/{lang.replace('@', '-')}-{s.recipe}"
+    return (f"ndogo compress {shlex.quote(start)} --recipe {shlex.quote(s.recipe_spec)} --lang {base_lang(lang)}{data} "
             f"--seed {s.seeds[0]} --out {shlex.quote(out)}")
 
 
