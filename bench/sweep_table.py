@@ -18,6 +18,12 @@ with `--csv` the file holds only the kept rows, so never point it at a source yo
 
     python bench/sweep_table.py docs/bench/atlas-minilm.csv runs/gold-hau --lang hau --recipe distil3 --seeds
 
+`--fill-data ROOT` records ROOT as the corpus of rows written before rows carried one (the atlas's
+first MasakhaNER 1.0 rows), so that they are told apart from the same language on MasakhaNER 2.0:
+
+    python bench/sweep_table.py docs/bench/atlas-minilm.csv --fill-data ../shared/data/masakhaner \
+        --csv docs/bench/atlas-minilm.csv
+
 `--seeds` shows one line per language and recipe over its seeds instead (test F1 mean ± std, ΔF1
 against the baseline's mean, dev ΔF1, which is what chooses) and, per recipe, the mean ΔF1 over the
 languages and the worst language: the view of a multi-seed sweep such as configs/students-aug.toml.
@@ -56,6 +62,9 @@ def main() -> None:
     parser.add_argument("--pivot", action="store_true", help="one line per language, a test ΔF1 column per recipe")
     parser.add_argument("--lang", help="keep only these languages (comma-separated)")
     parser.add_argument("--recipe", help="keep only these recipes (comma-separated; the baseline is always kept)")
+    parser.add_argument("--fill-data", type=Path, metavar="ROOT",
+                        help="rows written before rows recorded their corpus get this one (the root they were "
+                             "measured on), so that they are told from another corpus's rows of the same language")
     args = parser.parse_args()
     langs = set(args.lang.split(",")) if args.lang else None
     recipes = set(args.recipe.split(",")) | {"baseline"} if args.recipe else None
@@ -65,6 +74,8 @@ def main() -> None:
             if row.get("status") == "running":  # claimed, no result yet: never hides a finished row
                 continue
             if (langs is None or row["lang"] in langs) and (recipes is None or row["recipe"] in recipes):
+                if args.fill_data and not row.get("data"):
+                    row = {**row, "data": str(args.fill_data.resolve())}
                 merged[row["cell_id"]] = row
     if args.csv:  # failed cells too: their rows say why they could not run
         write_rows(list(merged.values()), args.csv)
