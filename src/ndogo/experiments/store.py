@@ -237,8 +237,8 @@ def load_rows(source: str | Path, status: str | None = "done") -> list[dict[str,
 
 
 # MasakhaNER 1.0 and 2.0 both hold hau, wol, luo...: read together, the same language on two corpora
-# is two experiments. The rows of the first corpus seen keep the code, the others are labelled
-# "wol@masakhaner2", so tables, plots and `recommend` keep them apart and name the corpus.
+# is two experiments. Rows on the first corpus seen keep their code; rows on any other corpus are
+# labelled "wol@masakhaner2", so tables, plots and `recommend` keep them apart and name the corpus.
 CORPUS_MARK = "@"
 
 
@@ -253,12 +253,15 @@ def base_lang(label: str) -> str:
 
 
 def label_corpora(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows, a language met on a second corpus relabelled `lang@corpus` (rows without `data` kept as they are)."""
-    first: dict[str, str] = {}
+    """The rows, those on another corpus than the first one seen relabelled `lang@corpus`.
+
+    Rows that do not record their corpus are taken to be on the first one.
+    """
+    first = next((corpus_name(r.get("data")) for r in rows if r.get("data")), "")
     out = []
     for row in rows:
         name = corpus_name(row.get("data"))
-        if name and CORPUS_MARK not in row["lang"] and first.setdefault(row["lang"], name) != name:
+        if name and name != first and CORPUS_MARK not in row["lang"]:
             row = {**row, "lang": f"{row['lang']}{CORPUS_MARK}{name}"}
         out.append(row)
     return out

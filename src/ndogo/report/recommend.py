@@ -50,6 +50,7 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         raise ValueError(f"--max-f1-drop is a loss in F1 points and cannot be negative, got {max_f1_drop}")
     directory = where
     rows = [r for r in rows if r.get("status") == "done"]
+    lang = corpus_label(rows, lang, directory)
     found = [s for s in summarize(rows) if s.lang == lang and (model is None or s.model == model)]
     if not found:
         langs = ", ".join(sorted({r["lang"] for r in rows})) or "none (no cell of this sweep has finished)"
@@ -98,6 +99,17 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         "dev_f1_drop_points": round(-best.dev_delta, 2) if best.dev_delta is not None else None,
         "command": reproduce(best, lang),
     }
+
+
+def corpus_label(rows: list[dict[str, Any]], lang: str, where: str) -> str:
+    """`lang` as the rows name it: "ewe" is "ewe@masakhaner2" where only MasakhaNER 2.0 measured it."""
+    labels = {r["lang"] for r in rows}
+    if lang in labels:
+        return lang
+    same = sorted(label for label in labels if base_lang(label) == lang)
+    if len(same) > 1:
+        raise ValueError(f"{where}: {lang} was measured on several corpora ({', '.join(same)}); name one with --lang")
+    return same[0] if same else lang
 
 
 def _r(x: float | None) -> float | None:
