@@ -24,6 +24,12 @@ first MasakhaNER 1.0 rows), so that they are told apart from the same language o
     python bench/sweep_table.py docs/bench/atlas-minilm.csv --fill-data ../shared/data/masakhaner \
         --csv docs/bench/atlas-minilm.csv
 
+`--data-from OLD=NEW` does the same for rows measured on a copy of a corpus (the hidden-language
+check copied ewe alone into a new root): they name the corpus itself, whose text they read:
+
+    python bench/sweep_table.py docs/bench/atlas-mnr2.csv \
+        --data-from /work/runs/hidden-ewe/data=../shared/data/masakhaner2 --csv docs/bench/atlas-mnr2.csv
+
 `--seeds` shows one line per language and recipe over its seeds instead (test F1 mean ± std, ΔF1
 against the baseline's mean, dev ΔF1, which is what chooses) and, per recipe, the mean ΔF1 over the
 languages and the worst language: the view of a multi-seed sweep such as configs/students-aug.toml.
@@ -62,18 +68,29 @@ def main() -> None:
     parser.add_argument("--pivot", action="store_true", help="one line per language, a test ΔF1 column per recipe")
     parser.add_argument("--lang", help="keep only these languages (comma-separated)")
     parser.add_argument("--recipe", help="keep only these recipes (comma-separated; the baseline is always kept)")
+    parser.add_argument("--data-from", metavar="OLD=NEW", action="append", default=[],
+                        help="rows measured on a copy (OLD) of a corpus name the corpus itself (NEW), e.g. the "
+                             "hidden-language check's one-language copy of MasakhaNER 2.0 (repeatable)")
     parser.add_argument("--fill-data", type=Path, metavar="ROOT",
                         help="rows written before rows recorded their corpus get this one (the root they were "
                              "measured on), so that they are told from another corpus's rows of the same language")
     args = parser.parse_args()
     langs = set(args.lang.split(",")) if args.lang else None
     recipes = set(args.recipe.split(",")) | {"baseline"} if args.recipe else None
+    moved = {}
+    for pair in args.data_from:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            parser.error(f"--data-from {pair!r}: expected OLD=NEW")
+        moved[old] = str(Path(new).resolve())
     merged: dict[str, dict[str, Any]] = {}
     for source in args.sources:
         for row in read_rows(source, status=None):
             if row.get("status") == "running":  # claimed, no result yet: never hides a finished row
                 continue
             if (langs is None or row["lang"] in langs) and (recipes is None or row["recipe"] in recipes):
+                if row.get("data") in moved:
+                    row = {**row, "data": moved[row["data"]]}
                 if args.fill_data and not row.get("data"):
                     row = {**row, "data": str(args.fill_data.resolve())}
                 merged[row["cell_id"]] = row
