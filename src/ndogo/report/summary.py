@@ -121,7 +121,8 @@ def _check_one_row_per_seed(group: list[dict[str, Any]]) -> None:
         raise ValueError(
             f"{row['lang']}: {row['model']} {row['recipe']} has two rows for seed {row['seed']} (cells "
             f"{first.get('cell_id')} and {row.get('cell_id')}{': ' + '; '.join(differ) if differ else ''}): "
-            "they are two experiments, not seeds of one; report each source on its own, or keep one of them")
+            "they are two experiments, not seeds of one; report each source on its own, or keep one of them "
+            "(a sweep folder reused after its config changed holds both: run the new config into a fresh --out)")
 
 
 def ordered(values: list[str]) -> list[str]:
