@@ -236,3 +236,19 @@ def test_other_languages_rank_after_own(tiny_model: Path, tiny_corpus: Path, tmp
     assert load_tokenizer(budget).get_vocab() == load_tokenizer(own).get_vocab()
     with pytest.raises(ValueError, match="give --corpus"):
         trim(tiny_model, tmp_path / "x", TrimConfig(lang="hau", data=str(tiny_corpus), other_langs=True))
+
+
+def test_the_tokenizer_alone_rebuilds_what_trim_saves(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """The atlas's facts measure what trimming re-splits without the trimmed model on disk: the in-memory
+    tokenizer of `trimmed_tokenizer` must split every test word as the saved one does."""
+    from ndogo.compress.trim import trimmed_tokenizer
+    from ndogo.data.tokenization import resplit_share
+
+    config = TrimConfig(lang="hau", data=str(tiny_corpus), keep=20)
+    saved = load_tokenizer(trim(tiny_model, tmp_path / "t", config))
+    rebuilt = trimmed_tokenizer(load_tokenizer(tiny_model), config)
+    words = [w for s in sentences(tiny_corpus, "test") for w in s] + UNSEEN
+    assert [rebuilt.tokenize(w) for w in words] == [saved.tokenize(w) for w in words]
+    test = sentences(tiny_corpus, "test")
+    share = resplit_share(load_tokenizer(tiny_model), rebuilt, test)
+    assert share == resplit_share(load_tokenizer(tiny_model), saved, test) and 0 < share < 1

@@ -361,24 +361,24 @@ def slice_vocab(model: torch.nn.Module, keep_ids: Sequence[int]) -> None:
     config.vocab_size = len(index)
 
 
-def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
-    """Trim a fine-tuned model's vocabulary to what `config.lang` uses; returns `out`.
+@dataclass
+class TrimCount:
+    """What counting decided for a tokenizer and a language: the plan, and where the counts came from."""
 
-    Example:
-        trim("runs/minilm-hau", "runs/trim/minilm-hau",
-             TrimConfig(lang="hau", data="../shared/data/masakhaner", corpus="../shared/data/monolingual"))
+    plan: TrimPlan
+    sources: list[str]
+    monolingual_lines: int
+    other_lang_lines: int
+    dropped_eval_lines: int
+    monolingual_missing: str | None
+
+
+def count_for_trim(tokenizer: PreTrainedTokenizerBase, config: TrimConfig) -> TrimCount:
+    """Count the language's text (and the other languages', with `other_langs`) and plan the kept ids.
+
+    The part of `trim` that needs no model: the atlas's facts rebuild a trimmed tokenizer with it
+    (`trimmed_tokenizer`) to measure what trimming re-splits, when the trimmed model is not on disk.
     """
-    # a short name (`me5s`, `minilm`) trims the pretrained encoder: the `trim | finetune` recipe
-    run, out = Path(resolve_model(run)), Path(out)
-    if not run.is_dir():
-        raise ModelError(f"{run}: not a local model directory (trimming rewrites its tokenizer files)")
-    meta = read_meta(run)
-    if meta.get("kind", "hf") != "hf":
-        raise ModelError(f"{run}: trim-vocab needs a Hugging Face model (kind 'hf'), not kind {meta['kind']!r}; "
-                         "trim first, then quantize or export")
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out}: already exists and is not empty; choose a new output directory")
-    tokenizer = load_tokenizer(run)
     corpus = load_corpus(config.data, config.lang, ("train",))
     if "train" not in corpus.splits:
         raise ValueError(f"{corpus.name}: no train split for {config.lang}")
@@ -413,9 +413,41 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
                                                                             for s in split])
             dropped += dropped_other
     other_counts = count_tokens(tokenizer, [], other_lines, config.batch_size, config.show_progress)
-    backend = tokenizer.backend_tokenizer
-    chars = text_characters(backend, [" ".join(s) for s in sentences] + lines)
+    chars = text_characters(tokenizer.backend_tokenizer, [" ".join(s) for s in sentences] + lines)
     plan = plan_vocab(tokenizer, counts, chars, config.min_count, config.keep, other_counts)
+    sources = [corpus.sources["train"]] + ([str(own_text.resolve())] if own_text is not None and not missing else [])
+    return TrimCount(plan, sources, len(lines), len(other_lines), dropped, str(own_text) if missing else None)
+
+
+def trimmed_tokenizer(tokenizer: PreTrainedTokenizerBase, config: TrimConfig) -> PreTrainedTokenizerBase:
+    """The tokenizer `trim` would save for this config, in memory (no model is read or written)."""
+    from transformers import PreTrainedTokenizerFast
+
+    plan = count_for_trim(tokenizer, config).plan
+    spec = trimmed_tokenizer_spec(json.loads(tokenizer.backend_tokenizer.to_str()), plan)
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)))
+
+
+def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
+    """Trim a fine-tuned model's vocabulary to what `config.lang` uses; returns `out`.
+
+    Example:
+        trim("runs/minilm-hau", "runs/trim/minilm-hau",
+             TrimConfig(lang="hau", data="../shared/data/masakhaner", corpus="../shared/data/monolingual"))
+    """
+    # a short name (`me5s`, `minilm`) trims the pretrained encoder: the `trim | finetune` recipe
+    run, out = Path(resolve_model(run)), Path(out)
+    if not run.is_dir():
+        raise ModelError(f"{run}: not a local model directory (trimming rewrites its tokenizer files)")
+    meta = read_meta(run)
+    if meta.get("kind", "hf") != "hf":
+        raise ModelError(f"{run}: trim-vocab needs a Hugging Face model (kind 'hf'), not kind {meta['kind']!r}; "
+                         "trim first, then quantize or export")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out}: already exists and is not empty; choose a new output directory")
+    tokenizer = load_tokenizer(run)
+    counted = count_for_trim(tokenizer, config)
+    plan, backend = counted.plan, tokenizer.backend_tokenizer
 
     model = load_for_tokens(run).eval()
     rows = model.get_input_embeddings().num_embeddings
@@ -437,11 +469,11 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     if len(load_tokenizer(out)) != len(plan.keep_ids):
         raise ModelError(f"{out}: the saved tokenizer does not have the {len(plan.keep_ids)} kept tokens")
 
-    sources = [corpus.sources["train"]] + ([str(own_text.resolve())] if own_text is not None and not missing else [])
     write_meta(out, {**meta, "kind": "hf", "stage": "trim", "parent": str(run), "trim": {
         **{k: v for k, v in asdict(config).items() if k not in ("show_progress", "batch_size")},
-        "sources": sources, "monolingual_lines": len(lines), "other_lang_lines": len(other_lines),
-        "dropped_eval_lines": dropped, "monolingual_missing": str(own_text) if missing else None,
+        "sources": counted.sources, "monolingual_lines": counted.monolingual_lines,
+        "other_lang_lines": counted.other_lang_lines, "dropped_eval_lines": counted.dropped_eval_lines,
+        "monolingual_missing": counted.monolingual_missing,
         "vocab_before": plan.vocab_before, "vocab_after": len(plan.keep_ids),
         "counted": plan.counted, "special": plan.special, "alphabet": plan.alphabet, "fallback": FALLBACK,
     }})
