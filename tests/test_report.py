@@ -379,3 +379,22 @@ def test_two_experiments_of_one_seed_are_not_averaged_as_seeds() -> None:
     assert len(summarize([one, {**one, "cell_id": "other", "seed": 1}])) == 1  # two seeds: one summary
     with pytest.raises(ValueError, match=r"wol: minilm baseline has two rows for seed 42 .*/data/masakhaner2"):
         summarize([one, two])
+
+
+def test_language_facts_can_come_from_the_atlas_facts_csv(sweep_dir: Path, tmp_path: Path) -> None:
+    """`report --facts`: bench/atlas_facts.py's rows (with what trimming re-splits) make the facts table, each
+    language matched on its corpus; a language the CSV lacks is left out, not invented."""
+    facts = tmp_path / "facts.csv"
+    header = ("lang,corpus,script,train_sentences,train_tokens,train_entities,entities_per_100_tokens,tokenizer,"
+              "fertility_train,fertility_test,unseen_subwords_test,unknown_words_test,resplit_words_test\n")
+    facts.write_text(header
+                     + "hau,masakhaner,Latin,1912,55010,4144,7.53,minilm,1.8,1.87,0.016,0.0,0.0033\n"
+                     + "hau,masakhaner2,Latin,5716,1,1,1.0,minilm,1.0,9.99,0.5,0.0,0.5\n", encoding="utf-8")
+    write_report(sweep_dir, tmp_path / "report", facts=[facts])
+    page = (tmp_path / "report" / "results.md").read_text()
+    assert "| hau | 1,912 | 4,144 | 7.5 | 1.87 | 1.6% | 0.33% (minilm) |" in page
+    assert "9.99" not in page and "| swa | " not in page.split("Language facts")[1].split("###")[0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lang,x\nhau,1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a facts CSV"):
+        write_report(sweep_dir, tmp_path / "bad", facts=[bad])

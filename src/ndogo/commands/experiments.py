@@ -154,6 +154,9 @@ def report(
     also: Annotated[list[Path] | None, typer.Option(help="More rows to report with it (repeatable): a sweep directory or "
                                                          "CSV holding more seeds of the same cells, e.g. "
                                                          "docs/bench/atlas-seeds.csv.")] = None,
+    facts: Annotated[list[Path] | None, typer.Option(help="Language facts to show instead of computing them "
+                                                          "(repeatable): CSVs of bench/atlas_facts.py, which also "
+                                                          "hold the share of test words trimming re-splits.")] = None,
 ) -> None:
     """Tables (F1 and Δ to the baseline per language and method, mean ± std over seeds), plots and one HTML page.
 
@@ -162,12 +165,14 @@ def report(
 
     Example: ndogo report runs/sweeps/quickstart --out runs/sweeps/quickstart/report
 
-    Example, the atlas with its seed spread: ndogo report docs/bench/atlas-minilm.csv
-    --also docs/bench/atlas-seeds.csv --out docs/atlas
+    Example, the atlas (both corpora, both models, the seed spread, the language facts):
+    ndogo report docs/bench/atlas-minilm.csv --also docs/bench/atlas-seeds.csv
+    --also docs/bench/atlas-me5s.csv --also docs/bench/atlas-mnr2.csv
+    --facts docs/bench/atlas-facts.csv --facts docs/bench/atlas-facts-mnr2.csv --out docs/atlas
     """
     from ndogo.report import write_report
 
-    files = write_report(directory, out, also=also or ())
+    files = write_report(directory, out, also=also or (), facts=facts or ())
     for path in files:
         typer.echo(str(path))
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ndogo.experiments.row import csv_columns
 from ndogo.experiments.store import label_corpora, load_rows, open_store
-from ndogo.report.facts import facts_rows
+from ndogo.report.facts import facts_from_csv, facts_rows, read_facts
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.study import beside_the_study
 from ndogo.report.summary import BASELINE, Summary, ordered, summarize
@@ -146,7 +146,8 @@ def _ratio_cell(value: float | None, ratio: float | None, fmt: str, word: str) -
     return fmt.format(value) + (f" ({ratio:.2f}× {word})" if ratio is not None else "")
 
 
-def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[Table]:
+def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
+                 facts: list[dict[str, str]] | None = None) -> list[Table]:
     """The report's tables per model (F1, size, latency, ...), a row per language, as the study lays them out."""
     tables = []
     seeds = sorted({len(s.seeds) for s in summaries})
@@ -185,11 +186,13 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]]) -> list[T
     transfer = transfer_table(rows)
     if transfer is not None:
         tables.append(transfer)
-    facts = facts_rows(rows)
-    if facts is not None:
-        tables.append(Table("Language facts", facts[0], facts[1],
+    table = facts_from_csv(rows, facts) if facts else facts_rows(rows)
+    if table is not None:
+        tables.append(Table("Language facts", table[0], table[1],
                             "From the corpus and each model's tokenizer, not from any model's outputs: how much "
-                            "each language gives its models to learn from, and how they read it."))
+                            "each language gives its models to learn from, and how they read it"
+                            + (" (re-split: the share of test words the trim + int8 recipe's trimmed vocabulary "
+                               "cuts into other pieces than the full one)." if facts else ".")))
     recipes = {}
     for s in summaries:
         recipes.setdefault(s.recipe, s)
@@ -314,7 +317,8 @@ def write_html(report: Report, path: Path) -> Path:
     return path
 
 
-def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Path] = ()) -> list[Path]:
+def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Path] = (),
+                 facts: Sequence[str | Path] = ()) -> list[Path]:
     """Write every report file for the sweep in `directory` into `out`; returns their paths.
 
     `directory` may also be a CSV of rows (a committed docs/bench/*.csv): the evidence that
@@ -323,6 +327,9 @@ def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Pa
     directories or CSVs), e.g. more seeds of the same cells run as another sweep, so that the
     tables show mean ± std and "what to ship" chooses on the mean; a cell id found twice is
     taken from the later source.
+
+    `facts` are CSVs of bench/atlas_facts.py: the language facts are read there instead of
+    computed (they hold what trimming re-splits, which needs the trimmed vocabularies).
     """
     out = Path(out)
     if Path(directory).is_file():
@@ -352,7 +359,8 @@ def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Pa
                    "invocations": len(sweeps)}
     plots = write_plots(summaries, out) if summaries else []
     ship = what_to_ship(rows, str(directory), ordered([s.lang for s in summaries]))
-    report = Report(name, build_tables(summaries, rows), plots, last.get("config") or "", environment, counts, ship)
+    tables = build_tables(summaries, rows, read_facts(list(facts)) if facts else None)
+    report = Report(name, tables, plots, last.get("config") or "", environment, counts, ship)
     files = [write_csv(stored, out / "results.csv"), write_markdown(report, out / "results.md"), *plots,
              write_html(report, out / "index.html")]
     return files

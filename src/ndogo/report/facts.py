@@ -82,3 +82,53 @@ def facts_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]] 
             line.append("; ".join(shares) or "–")
         body.append(line)
     return (header, body) if body else None
+
+
+def read_facts(paths: list[str | Path]) -> list[dict[str, str]]:
+    """Rows of bench/atlas_facts.py's CSVs (one per language, corpus and tokenizer)."""
+    import csv
+
+    out: list[dict[str, str]] = []
+    for path in paths:
+        with Path(path).open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"lang", "tokenizer", "train_sentences"} - set(reader.fieldnames or [])
+            if missing:
+                raise ValueError(f"{path}: not a facts CSV of bench/atlas_facts.py (no {sorted(missing)[0]!r} column)")
+            out.extend(reader)
+    return out
+
+
+def facts_from_csv(rows: list[dict[str, Any]], facts: list[dict[str, str]]) -> tuple[list[str], list[list[str]]] | None:
+    """The facts table from precomputed facts (`ndogo report --facts`), each language matched on its code and
+    corpus (a label `wol@masakhaner2` reads the masakhaner2 facts of wol); "–" where the CSVs lack one."""
+    from ndogo.experiments.store import corpus_name
+
+    done = [r for r in rows if r.get("status") == "done"]
+    models = list(dict.fromkeys(r["model"] for r in done))
+    resplit = any(f.get("resplit_words_test") for f in facts)
+    header = ["language", "train sentences", "train entities", "entities / 100 tokens"]
+    for m in models:
+        header += [f"{m}: sub-words / word (test)", f"{m}: unseen test sub-words"]
+    if resplit:
+        header.append("test words re-split by trimming")
+    body = []
+    for label in ordered([r["lang"] for r in done]):
+        data = next((r.get("data") for r in done if r["lang"] == label and r.get("data")), None)
+        mine = [f for f in facts if f["lang"] == base_lang(label)
+                and (not f.get("corpus") or not data or f["corpus"] == corpus_name(data))]
+        if not mine:
+            continue
+        first = mine[0]
+        line = [label, f"{int(first['train_sentences']):,}", f"{int(first['train_entities']):,}",
+                f"{float(first['entities_per_100_tokens']):.1f}"]
+        by_model = {f["tokenizer"]: f for f in mine}
+        for m in models:
+            f = by_model.get(m)
+            line += ([f"{float(f['fertility_test']):.2f}", f"{100 * float(f['unseen_subwords_test']):.1f}%"]
+                     if f else ["–", "–"])
+        if resplit:
+            line.append("; ".join(f"{100 * float(by_model[m]['resplit_words_test']):.2f}% ({m})" for m in models
+                                  if m in by_model and by_model[m].get("resplit_words_test")) or "–")
+        body.append(line)
+    return (header, body) if body else None
