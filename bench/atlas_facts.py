@@ -50,7 +50,7 @@ def main() -> None:
     from ndogo.models.loading import load_tokenizer
 
     langs = args.lang.split(",") if args.lang else None
-    corpus = corpus_name(str(args.data.resolve()))
+    corpus_of_rows = corpus_name(str(args.data.resolve()))
     stats = directory_stats(args.data, langs)
     tokenizers = {name: load_tokenizer(name) for name in args.tokenizer}
     rows = []
@@ -64,7 +64,7 @@ def main() -> None:
                 trimmed = trimmed_tokenizer(tok, TrimConfig(lang=lang, data=str(args.data), corpus=args.corpus,
                                                             other_langs=True, keep=keeps[name]))
                 facts["resplit_words_test"] = resplit_share(tok, trimmed, words["test"])
-            rows.append({"lang": lang, "corpus": corpus, "script": SCRIPTS.get(lang, "Latin"),
+            rows.append({"lang": lang, "corpus": corpus_of_rows, "script": SCRIPTS.get(lang, "Latin"),
                          "train_sentences": train.get("sentences", 0), "train_tokens": train.get("tokens", 0),
                          "train_entities": train.get("entities", 0),
                          "entities_per_100_tokens": round(100 * train.get("entities", 0)

@@ -10,6 +10,9 @@ distinguishable from no relation (p > 0.05), and the table prints p so nobody re
     python bench/atlas_order.py docs/bench/atlas-minilm.csv docs/bench/atlas-seeds.csv \
         --facts docs/bench/atlas-facts.csv --tokenizer minilm --csv docs/bench/atlas-order.csv
 
+`--fact resplit_words_test` adds the share of test words trimming re-splits (bench/atlas_facts.py
+--trim), the fact that should matter for trim + int8 and for nothing else.
+
 Written by hand because it is a view no report needs elsewhere: a sort, a mean and scipy's ρ.
 """
 
@@ -50,32 +53,36 @@ def main() -> None:
     parser.add_argument("sources", nargs="+", help="Committed CSVs of rows or sweep directories.")
     parser.add_argument("--facts", required=True, help="bench/atlas_facts.py's CSV.")
     parser.add_argument("--tokenizer", default="minilm", help="Whose sub-word facts to correlate with.")
+    parser.add_argument("--fact", action="append", default=[],
+                        help="Another column of the facts CSV to correlate with (repeatable), e.g. "
+                             "resplit_words_test, the share of test words trimming re-splits.")
     parser.add_argument("--csv", help="Also write the table's rows here.")
     args = parser.parse_args()
+    names = FACTS + tuple(args.fact)
 
     facts: dict[str, dict[str, float]] = {}
     with open(args.facts, encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             if row["tokenizer"] == args.tokenizer:
-                facts[row["lang"]] = {name: float(row[name]) for name in FACTS}
+                facts[row["lang"]] = {name: float(row[name]) for name in names}
     table = []
     for recipe, by_lang in sorted(deltas(args.sources).items()):
         langs = sorted((lang for lang in by_lang if lang in facts), key=by_lang.get)
         loss = [by_lang[lang] for lang in langs]
         line = {"method": recipe, "languages": len(langs),
                 "worst_first": " ".join(f"{lang} {by_lang[lang]:+.2f}" for lang in langs)}
-        for name in FACTS:
+        for name in names:
             rho, p = spearmanr(loss, [facts[lang][name] for lang in langs])
             line[f"rho_{name}"], line[f"p_{name}"] = round(float(rho), 2), round(float(p), 3)
         table.append(line)
 
+    extra = "".join(f" | ρ with {name} (p)" for name in args.fact)
     print("| method | languages | test ΔF1, worst first | ρ with training sentences (p) "
-          "| ρ with sub-words per word (p) |")
-    print("|---|---:|---|---:|---:|")
+          f"| ρ with sub-words per word (p){extra} |")
+    print("|---|---:|---|---:|---:|" + "---:|" * len(args.fact))
     for line in table:
         print(f"| {line['method']} | {line['languages']} | {line['worst_first']} | "
-              f"{line['rho_train_sentences']:+.2f} ({line['p_train_sentences']:.3f}) | "
-              f"{line['rho_fertility_test']:+.2f} ({line['p_fertility_test']:.3f}) |")
+              + " | ".join(f"{line[f'rho_{name}']:+.2f} ({line[f'p_{name}']:.3f})" for name in names) + " |")
     if args.csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", encoding="utf-8", newline="") as handle:
