@@ -72,7 +72,7 @@ def main() -> None:
                          "tokenizer": name, **facts})
     header = list(dict.fromkeys(k for row in rows for k in row))
     print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" if h in ("lang", "script", "tokenizer") else "---:" for h in header) + "|")
+    print("|" + "|".join("---" if h in ("lang", "corpus", "script", "tokenizer") else "---:" for h in header) + "|")
     for row in rows:
         print("| " + " | ".join(str(row.get(h, "")) for h in header) + " |")
     if args.csv:
