@@ -398,3 +398,19 @@ def test_language_facts_can_come_from_the_atlas_facts_csv(sweep_dir: Path, tmp_p
     bad.write_text("lang,x\nhau,1\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not a facts CSV"):
         write_report(sweep_dir, tmp_path / "bad", facts=[bad])
+
+
+def test_a_model_with_zeros_of_its_own_is_not_plotted_as_pruned() -> None:
+    """me5s's fine-tuned weights are 9% zeros: its quantized model has that sparsity too, and is no pruned model."""
+    from ndogo.report.build import pruning_level
+    from ndogo.report.plots import requested_sparsity
+    from ndogo.report.summary import summarize
+
+    base, q, p = summarize([fake_row("hau", "baseline", "", 1, 0.8, 487, 60, 0.094),
+                            fake_row("hau", "onnx-int8", "quantize:method=onnx-int8", 1, 0.8, 135, 12, 0.093),
+                            fake_row("hau", "p50", "prune:sparsity=0.5", 1, 0.7, 437, 40, 0.18)])
+    assert requested_sparsity(q, base.sparsity) is None and requested_sparsity(base, base.sparsity) is None
+    assert requested_sparsity(p, base.sparsity) == 0.5
+    assert pruning_level(q, base.sparsity) == "9.3% zeros"
+    student = summarize([fake_row("hau", "distil6", "distill:mode=task,student_layers=6", 1, 0.8, 444, 20, 0.11)])[0]
+    assert requested_sparsity(student, base.sparsity) is None  # a smaller model, not a pruned one

@@ -196,9 +196,10 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
     recipes = {}
     for s in summaries:
         recipes.setdefault(s.recipe, s)
+    zeros = {(s.model, s.lang): s.sparsity for s in summaries if s.recipe == BASELINE}
     tables.append(Table("Methods", ["method", "recipe", "starts from", "pruned", "parameters (M)"],
                         [[r, s.recipe_spec or "(none)", f"the {s.start} model",
-                          pruning_level(s),
+                          pruning_level(s, zeros.get((s.model, s.lang))),
                           f"{s.params / 1e6:.2f}" if s.params else "–"] for r, s in recipes.items()],
                         "Each method is its recipe applied to the model fine-tuned on the language "
                         "(or to the pretrained model, for recipes that start there). Sparsity and parameters "
@@ -236,15 +237,15 @@ def transfer_table(rows: list[dict[str, Any]]) -> Table | None:
                  "others (their labels never seen in training).")
 
 
-def pruning_level(s: Summary) -> str:
+def pruning_level(s: Summary, baseline: float | None = None) -> str:
     """What a recipe prunes, in the unit it prunes: weights (magnitude) or whole heads / FFN neurons.
 
     Structured pruning leaves no zeros (the matrices shrink), so its measured sparsity
     is 0 while it removed, say, 25% of the FFN neurons; both the table and the plot say that.
     """
-    level = requested_sparsity(s)
+    level = requested_sparsity(s, baseline)
     kind = pruning_unit(s.recipe_spec)
-    if level is None:
+    if level is None:  # `baseline`: the zeros its baseline already had (me5s: 9%), which no method made
         return f"{100 * s.sparsity:.1f}% zeros" if s.sparsity else "–"
     return f"{100 * level:.0f}% of {kind}"
 
