@@ -269,7 +269,8 @@ def test_the_committed_atlas_page_in_headless_chromium(tmp_path: Path) -> None:
 
     bench = ROOT / "docs" / "bench"
     rows, *also = (bench / f"atlas-{name}.csv" for name in ("minilm", "seeds", "me5s", "mnr2"))
-    write_report(rows, tmp_path / "atlas", also=also)
+    write_report(rows, tmp_path / "atlas", also=also, facts=[bench / "atlas-facts.csv", bench / "atlas-facts-mnr2.csv"])
+    assert "test words re-split by trimming" in (tmp_path / "atlas" / "results.md").read_text()
     result = load_in_chromium(tmp_path / "atlas" / "index.html", tmp_path)
     assert result["count"] == 5 and result["broken"] == [] and result["external"] == []  # a map per model
     assert result["shipFirst"] and not result["overflow"]
