@@ -27,6 +27,14 @@ def _tokenizer(source: str) -> Any:
         return None
 
 
+def _header(models: list[str], resplit: bool) -> list[str]:
+    """The facts table's columns, whether the facts are computed here or read from a CSV."""
+    header = ["language", "train sentences", "train entities", "entities / 100 tokens"]
+    for m in models:
+        header += [f"{m}: sub-words / word (test)", f"{m}: unseen test sub-words"]
+    return header + (["test words re-split by trimming"] if resplit else [])
+
+
 def facts_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]] | None:
     """(header, rows) of the facts table, or None when no language has a local corpus."""
     from ndogo.data.corpus import load_local
@@ -46,11 +54,7 @@ def facts_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]] 
             if stages and Path(stages[0]["path"]).is_dir():
                 trims[(r["model"], r["lang"])] = (r["recipe"], stages[0]["path"])
     tokenizers = {m: _tokenizer(src) for m, src in models.items()}
-    header = ["language", "train sentences", "train entities", "entities / 100 tokens"]
-    for m in models:
-        header += [f"{m}: sub-words / word (test)", f"{m}: unseen test sub-words"]
-    if trims:
-        header.append("test words re-split by trimming")
+    header = _header(list(models), bool(trims))
     body = []
     for lang in ordered([r["lang"] for r in done]):
         data = next((r.get("data") for r in done if r["lang"] == lang and r.get("data")), None)
@@ -107,11 +111,7 @@ def facts_from_csv(rows: list[dict[str, Any]], facts: list[dict[str, str]]) -> t
     done = [r for r in rows if r.get("status") == "done"]
     models = list(dict.fromkeys(r["model"] for r in done))
     resplit = any(f.get("resplit_words_test") for f in facts)
-    header = ["language", "train sentences", "train entities", "entities / 100 tokens"]
-    for m in models:
-        header += [f"{m}: sub-words / word (test)", f"{m}: unseen test sub-words"]
-    if resplit:
-        header.append("test words re-split by trimming")
+    header = _header(models, resplit)
     body = []
     for label in ordered([r["lang"] for r in done]):
         data = next((r.get("data") for r in done if r["lang"] == label and r.get("data")), None)
