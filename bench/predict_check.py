@@ -61,8 +61,8 @@ def main() -> None:
     tokenizer = load_tokenizer(args.model)
     known_facts = {}
     for label in sorted({r["lang"] for r in known}):
-        root = args.known_data if label == base_lang(label) and not args.fit_also else next(
-            (c for c in (find_corpus(known, label, near=n) for n in (args.known_data, args.new_data)) if c), None)
+        root = next((c for c in (find_corpus(known, label, near=n, fallback=args.known_data)
+                                 for n in (args.known_data, args.new_data)) if c), None)
         if root is None:
             raise SystemExit(f"no corpus found here for {label}'s rows "
                              f"(looked beside {args.known_data} and {args.new_data})")
