@@ -11,7 +11,11 @@ distinguishable from no relation (p > 0.05), and the table prints p so nobody re
         --facts docs/bench/atlas-facts.csv --tokenizer minilm --csv docs/bench/atlas-order.csv
 
 `--fact resplit_words_test` adds the share of test words trimming re-splits (bench/atlas_facts.py
---trim), the fact that should matter for trim + int8 and for nothing else.
+--trim), the fact that should matter for trim + int8 and for nothing else. `--fact baseline_f1`
+is read from the rows, not the facts CSV: the language's baseline test F1 (mean over its seeds),
+to ask whether a strong model is a robust one. ΔF1 subtracts that same baseline, so noise in it
+biases ρ towards negative values; a positive ρ (stronger baseline, smaller loss) is not made by
+that coupling.
 
 Written by hand because it is a view no report needs elsewhere: a sort, a mean and scipy's ρ.
 """
@@ -29,10 +33,12 @@ from scipy.stats import spearmanr
 from ndogo.experiments.store import load_rows
 
 FACTS = ("train_sentences", "fertility_test")
+FROM_ROWS = "baseline_f1"  # a fact the rows give, not bench/atlas_facts.py
 
 
-def deltas(sources: list[str]) -> dict[str, dict[str, float]]:
-    """Test ΔF1 in points per (method, language), each side the mean over its seeds."""
+def deltas(sources: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Test ΔF1 in points per (method, language), each side the mean over its seeds, and each
+    language's baseline test F1 in points."""
     f1: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for source in sources:
         for row in load_rows(source):
@@ -40,12 +46,14 @@ def deltas(sources: list[str]) -> dict[str, dict[str, float]]:
                 continue
             f1[(row["lang"], row["recipe"])][int(row["seed"])] = float(row["f1"])
     out: dict[str, dict[str, float]] = defaultdict(dict)
+    baselines = {lang: 100 * statistics.mean(by_seed.values())
+                 for (lang, recipe), by_seed in f1.items() if recipe == "baseline"}
     for (lang, recipe), by_seed in f1.items():
         base = f1.get((lang, "baseline"))
         if recipe == "baseline" or not base or statistics.mean(base.values()) == 0:
             continue  # a baseline that found nothing (minilm on amh) has no loss to order
         out[recipe][lang] = 100 * (statistics.mean(by_seed.values()) - statistics.mean(base.values()))
-    return out
+    return out, baselines
 
 
 def main() -> None:
@@ -55,18 +63,22 @@ def main() -> None:
     parser.add_argument("--tokenizer", default="minilm", help="Whose sub-word facts to correlate with.")
     parser.add_argument("--fact", action="append", default=[],
                         help="Another column of the facts CSV to correlate with (repeatable), e.g. "
-                             "resplit_words_test, the share of test words trimming re-splits.")
+                             "resplit_words_test, the share of test words trimming re-splits; or "
+                             f"{FROM_ROWS}, the language's baseline test F1 from the rows.")
     parser.add_argument("--csv", help="Also write the table's rows here.")
     args = parser.parse_args()
     names = FACTS + tuple(args.fact)
 
+    loss_by_method, baselines = deltas(args.sources)
     facts: dict[str, dict[str, float]] = {}
     with open(args.facts, encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             if row["tokenizer"] == args.tokenizer:
-                facts[row["lang"]] = {name: float(row[name]) for name in names}
+                lang = row["lang"]
+                facts[lang] = {name: baselines.get(lang, float("nan")) if name == FROM_ROWS else float(row[name])
+                               for name in names}
     table = []
-    for recipe, by_lang in sorted(deltas(args.sources).items()):
+    for recipe, by_lang in sorted(loss_by_method.items()):
         langs = sorted((lang for lang in by_lang if lang in facts), key=by_lang.get)
         loss = [by_lang[lang] for lang in langs]
         line = {"method": recipe, "languages": len(langs),
