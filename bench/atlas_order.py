@@ -49,10 +49,10 @@ def deltas(sources: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, f
     baselines = {lang: 100 * statistics.mean(by_seed.values())
                  for (lang, recipe), by_seed in f1.items() if recipe == "baseline"}
     for (lang, recipe), by_seed in f1.items():
-        base = f1.get((lang, "baseline"))
-        if recipe == "baseline" or not base or statistics.mean(base.values()) == 0:
-            continue  # a baseline that found nothing (minilm on amh) has no loss to order
-        out[recipe][lang] = 100 * (statistics.mean(by_seed.values()) - statistics.mean(base.values()))
+        base = baselines.get(lang)
+        if recipe == "baseline" or not base:
+            continue  # no baseline, or one that found nothing (minilm on amh): no loss to order
+        out[recipe][lang] = 100 * statistics.mean(by_seed.values()) - base
     return out, baselines
 
 
