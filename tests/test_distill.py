@@ -175,6 +175,19 @@ def test_task_distillation_loss_falls_and_student_is_smaller(tiny_corpus: Path, 
     assert meta["size_bytes"] < meta["teacher_size_bytes"] and teacher_record(out)["teacher"] == str(teacher)
 
 
+def test_task_student_stops_when_dev_stops_improving(tiny_corpus: Path, tmp_path: Path) -> None:
+    """patience: a student that cannot learn (lr 1e-12) stops one epoch after its first, not after six."""
+    teacher = make_tiny_model(tmp_path / "teacher", layers=2, hidden=32, heads=4)
+    cfg = DistillConfig(mode="task", student_layers=1, data=str(tiny_corpus), langs=["hau"], epochs=6, patience=1,
+                        lr=1e-12, batch_size=8, threads=1, show_progress=False)
+    metrics = json.loads((distill(teacher, tmp_path / "student", cfg) / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 2
+    assert metrics["config"]["patience"] == 1
+    # an unset patience leaves the reuse key of students made before the option existed unchanged
+    assert "patience" not in DistillConfig(mode="task", langs=["hau"]).identity()
+    assert DistillConfig(mode="task", langs=["hau"], patience=2).identity()["patience"] == 2
+
+
 def test_task_distillation_refuses_a_teacher_with_other_labels(tiny_corpus: Path, tmp_path: Path) -> None:
     teacher = make_tiny_model(tmp_path / "t", labels=["O", "B-X", "I-X"])
     with pytest.raises(ValueError, match="labels"):

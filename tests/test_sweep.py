@@ -151,6 +151,9 @@ def test_failed_cell_is_recorded_and_the_rest_go_on(tmp_path: Path, tiny_model: 
     assert rows["boom"]["status"] == "failed" and "exploded (always)" in rows["boom"]["error"]
     assert rows["more"]["status"] == "done" and rows["baseline"]["status"] == "done"
     assert rows["more"]["versions"]["torch"] and rows["more"]["machine"]["cores"]
+    # a trained model's row shows how it trained: the epoch dev chose and the dev curve
+    trained = rows["baseline"]["training"]["1-finetune"]
+    assert trained["best_epoch"] >= 1 and len(trained["dev_curve"]) == trained["epochs_run"] >= 1
     with pytest.raises(SweepError, match="--resume"):
         run_sweep(cfg, tmp_path / "out", show_progress=False)
 

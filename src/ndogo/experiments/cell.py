@@ -108,6 +108,29 @@ def drop_model(result: ChainResult, artifacts: Path) -> bool:
     return True
 
 
+def training_record(stages: list[Any]) -> dict[str, Any]:
+    """Each trained stage's chosen epoch and dev curve (from its metrics.json), keyed by stage number.
+
+    A teacher's row must show that it trained until dev stopped improving: the epoch dev chose,
+    how many ran, and dev F1 after each.
+    """
+    import json
+
+    record: dict[str, Any] = {}
+    for i, stage in enumerate(stages):
+        if stage.stage not in KEPT_STAGES:
+            continue
+        try:
+            metrics = json.loads((Path(stage.path) / "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue
+        record[f"{i + 1}-{stage.stage}"] = {
+            "best_epoch": metrics.get("best_epoch"), "epochs_run": metrics.get("epochs_run"),
+            "patience": (metrics.get("config") or {}).get("patience"),
+            "dev_curve": [round(h["dev_f1"], 5) for h in metrics.get("history", []) if "dev_f1" in h]}
+    return record
+
+
 def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     """Build the cell's model (reusing finished stages) and measure it; always returns a row."""
     import torch
@@ -165,6 +188,7 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
             row.update(
                 status="done", path=str(result.path), baseline_path=finetuned,
                 stages=[vars(s) for s in result.stages],
+                training=training_record(result.stages),
                 durations={"stages": {f"{i + 1}-{s.stage}": s.seconds for i, s in enumerate(result.stages)},
                            "build": round(built - t0, 3), "evaluate": round(time.perf_counter() - built, 3)},
             )

@@ -91,6 +91,7 @@ class Row(TypedDict, total=False):
     per_type: dict[str, dict[str, float]]  # F1 (precision, recall, support) per entity type on `split`
     transfer: dict[str, dict[str, Any]]  # zero-shot f1/precision/recall/per_type on other languages
     stages: list[dict[str, Any]]
+    training: dict[str, dict[str, Any]]  # per trained stage: best epoch (chosen on dev), epochs run, dev curve
     durations: dict[str, Any]
     versions: dict[str, str]
     machine: dict[str, Any]

@@ -43,6 +43,10 @@ class DistillConfig:
     langs: list[str] = option([], flag="--lang", sep=",", item="language code, e.g. hau or hau,yor",
                               help="task: the teacher's language(s).")
     epochs: int = option(10, min=1, help="task: epochs (best dev F1 kept).")
+    # the converged-teacher rule applies to students too: a student stopped early against a teacher
+    # trained to convergence (or the reverse) compares budgets, not models
+    patience: int | None = option(None, min=1, help="task: stop after this many epochs without dev F1 gain (the "
+                                  "best epoch, chosen on dev, is kept).")
     # task: raw in-language text the teacher labels for the student (files, or folders of <lang>.txt);
     # lines holding a dev/test sentence of `data` (and of `exclude_eval`) are dropped first
     unlabeled: list[str] = option([], help="task: raw in-language text the teacher labels as extra training "
@@ -75,6 +79,15 @@ class DistillConfig:
                             "has native bf16; task: fp32, as the landed students), bf16 or fp32.")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")
     show_progress: bool = True
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the student (the stage's reuse key); an unset patience keeps the keys made before it."""
+        from dataclasses import asdict
+
+        values = asdict(self)
+        if values.get("patience") is None:
+            values.pop("patience", None)
+        return values
 
     def __post_init__(self) -> None:
         check_fields(self)  # the bounds and choices of the option(...) declarations

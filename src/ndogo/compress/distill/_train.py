@@ -569,7 +569,7 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
         return sum(weights[k] * v for k, v in parts.items())
 
     ft = FinetuneConfig(model=teacher_name, data=config.data, langs=config.langs, out=str(out),
-                        epochs=config.epochs, max_steps=config.max_steps, lr=config.lr,
+                        epochs=config.epochs, max_steps=config.max_steps, lr=config.lr, patience=config.patience,
                         batch_size=config.batch_size, max_length=max_length, seed=config.seed,
                         save_every=config.save_every, threads=config.threads, extra=record,
                         # task students train in fp32 unless asked: "auto" keeps the landed students' numbers
