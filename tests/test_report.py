@@ -415,3 +415,37 @@ def test_a_model_with_zeros_of_its_own_is_not_plotted_as_pruned() -> None:
     assert pruning_level(q, base.sparsity) == "9.3% zeros"
     student = summarize([fake_row("hau", "distil6", "distill:mode=task,student_layers=6", 1, 0.8, 444, 20, 0.11)])[0]
     assert requested_sparsity(student, base.sparsity) is None  # a smaller model, not a pruned one
+
+
+def test_a_single_seed_cell_is_compared_with_its_own_seeds_baseline() -> None:
+    """Δ pairs each seed with the baseline of the same seed: a seed-42 cell against the seed-42 baseline,
+    not against a three-seed mean (which would mix the baseline's spread into the cell's Δ)."""
+    from ndogo.report.summary import summarize
+
+    rows = [fake_row("hau", "baseline", "", seed, f1, 90, 20, 0.0) for seed, f1 in ((42, 0.80), (1, 0.76), (2, 0.78))]
+    rows.append(fake_row("hau", "int8", "quantize:method=onnx-int8", 42, 0.79, 23, 5, 0.0))
+    rows += [fake_row("hau", "student", "distill:student_layers=3", seed, f1, 40, 8, 0.0)
+             for seed, f1 in ((42, 0.78), (1, 0.75), (2, 0.78))]
+    by = {s.recipe: s for s in summarize(rows)}
+    assert by["int8"].delta == pytest.approx(-1.0) and by["int8"].paired  # not 79 - 78 = +1.0
+    assert by["student"].delta == pytest.approx((-2 - 1 + 0) / 3)
+    assert by["student"].delta_std == pytest.approx(1.0)
+    other = fake_row("hau", "other", "quantize:method=x", 7, 0.70, 23, 5, 0.0)  # no baseline of seed 7
+    (s,) = [x for x in summarize([*rows, other]) if x.recipe == "other"]
+    assert not s.paired and s.delta == pytest.approx(70 - 78)
+
+
+def test_recommend_says_where_dev_and_test_disagree_about_the_budget(tmp_path: Path) -> None:
+    """The choice is dev's; test is reported beside it, and a pick that test puts over the budget says so."""
+    from ndogo.report.recommend import format_recommendation, recommend_rows
+
+    rows = [fake_row("hau", "baseline", "", 42, 0.80, 90, 20, 0.0),
+            {**fake_row("hau", "int8", "quantize:method=onnx-int8", 42, 0.78, 23, 5, 0.0), "dev_f1": 0.795}]
+    rows[0]["dev_f1"] = 0.80
+    choice = recommend_rows(rows, "rows.csv", "hau", 1.0)
+    assert choice["recipe"] == "int8" and choice["other_split_within_budget"] is False
+    text = format_recommendation(choice)
+    assert "test disagrees: it loses 2.00 points, over the 1-point budget that dev met" in text
+    assert "one seed" in text
+    agree = recommend_rows(rows, "rows.csv", "hau", 3.0)
+    assert agree["other_split_within_budget"] is True and "test agrees" in format_recommendation(agree)

@@ -97,8 +97,16 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         "dev_f1": round(best.dev_f1_mean, 4) if best.dev_f1_mean is not None else None,
         "baseline_dev_f1": round(base.dev_f1_mean, 4) if base.dev_f1_mean is not None else None,
         "dev_f1_drop_points": round(-best.dev_delta, 2) if best.dev_delta is not None else None,
+        # each seed against its own seed's baseline, then the mean and spread over seeds
+        "f1_drop_std": round(best.delta_std, 2), "dev_f1_drop_std": round(best.dev_delta_std, 2),
+        # the choice is made on one split; the other says whether it agrees about the budget
+        "other_split_within_budget": _within(best.delta if split == "dev" else best.dev_delta, max_f1_drop),
         "command": reproduce(best, lang),
     }
+
+
+def _within(delta: float | None, budget: float) -> bool | None:
+    return None if delta is None else -delta <= budget + 1e-9
 
 
 def corpus_label(rows: list[dict[str, Any]], lang: str, where: str) -> str:
@@ -134,11 +142,24 @@ def format_recommendation(c: dict[str, Any]) -> str:
              f"of model {c['model']}, the best by {c['optimize']} of {c['within_budget']} within "
              f"{c['max_f1_drop']:g} {chosen} F1 point(s) ({c['candidates']} measured; chosen on {chosen})"]
     if c.get("dev_f1") is not None:
+        dev_std = f" ± {c['dev_f1_drop_std']:.2f}" if len(c["seeds"]) > 1 and c.get("dev_f1_drop_std") else ""
         lines.append(f"  dev F1   {100 * c['dev_f1']:.2f} (baseline {100 * c['baseline_dev_f1']:.2f}, "
-                     f"drop {c['dev_f1_drop_points']:.2f} points){'  <- chose' if chosen == 'dev' else ''}")
+                     f"drop {c['dev_f1_drop_points']:.2f}{dev_std} points){'  <- chose' if chosen == 'dev' else ''}")
+    seeds = len(c["seeds"])
+    test_std = f" ± {c['f1_drop_std']:.2f}" if seeds > 1 and c.get("f1_drop_std") is not None else ""
     lines.append(f"  test F1  {100 * c['f1']:.2f} (baseline {100 * c['baseline_f1']:.2f}, "
-                 f"drop {c['f1_drop_points']:.2f} points, over {len(c['seeds'])} seed(s))"
+                 f"drop {c['f1_drop_points']:.2f}{test_std} points, over {seeds} seed(s))"
                  f"{'  <- chose' if chosen == 'test' else '  (reported, not used to choose)'}")
+    agrees = c.get("other_split_within_budget")
+    other = "test" if chosen == "dev" else "dev"
+    other_drop = c["f1_drop_points"] if chosen == "dev" else c.get("dev_f1_drop_points")
+    if agrees is True:
+        lines.append(f"  {other} agrees: within the {c['max_f1_drop']:g}-point budget too")
+    elif agrees is False:
+        lines.append(f"  {other} disagrees: it loses {other_drop:.2f} points, over the {c['max_f1_drop']:g}-point "
+                     f"budget that {chosen} met; the claim holds on {chosen} only")
+    if seeds == 1:
+        lines.append("  one seed: a difference inside the run-to-run spread (about a point here) is noise")
     if c["size_bytes"] is not None:
         lines.append(f"  size     {c['size_bytes'] / 1e6:.1f} MB (baseline {c['baseline_size_bytes'] / 1e6:.1f} MB, "
                      f"{c['size_x'] or 1:.2f}× smaller)")

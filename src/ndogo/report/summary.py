@@ -38,8 +38,11 @@ class Summary:
     data: str = ""
     dev_f1: list[float] = field(default_factory=list)  # dev F1 per seed, where the rows carry it
     # filled against the baseline summary
-    delta: float | None = None  # F1 points
-    dev_delta: float | None = None  # dev F1 points: what selection reads
+    delta: float | None = None  # F1 points: the mean over seeds of (this seed - the baseline of the same seed)
+    dev_delta: float | None = None  # dev F1 points, paired the same way: what selection reads
+    delta_std: float = 0.0  # std over seeds of the paired test deltas (0 with one seed)
+    dev_delta_std: float = 0.0
+    paired: bool = True  # False where no seed of the baseline matches and its mean over seeds stood in
     size_x: float | None = None  # times smaller than the baseline
     speedup_b1: float | None = None  # times faster than the baseline at batch 1
 
@@ -94,14 +97,29 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
         b = base.get((s.model, s.lang))
         if b is None:
             continue
-        s.delta = 100 * (s.f1_mean - b.f1_mean)
+        s.delta, s.delta_std, s.paired = _paired(s.seeds, s.f1, b.seeds, b.f1)
         if s.dev_f1 and b.dev_f1:
-            s.dev_delta = 100 * (statistics.fmean(s.dev_f1) - statistics.fmean(b.dev_f1))
+            s.dev_delta, s.dev_delta_std, _ = _paired(s.seeds, s.dev_f1, b.seeds, b.dev_f1)
         if s.size_bytes and b.size_bytes:
             s.size_x = b.size_bytes / s.size_bytes
         if s.latency_ms_b1 and b.latency_ms_b1:
             s.speedup_b1 = b.latency_ms_b1 / s.latency_ms_b1
     return out
+
+
+def _paired(seeds: list[int], values: list[float], base_seeds: list[int],
+            base_values: list[float]) -> tuple[float, float, bool]:
+    """Δ in points, each seed against the baseline of the same seed: mean, std over seeds, paired or not.
+
+    A single-seed cell compared with a three-seed baseline mean would mix two kinds of noise (its
+    own seed's and the baseline's spread); a seed's fine-tuned model is the one its compression was
+    made from. Only where no seed matches (rows of another source) does the baseline's mean stand in.
+    """
+    own = dict(zip(base_seeds, base_values, strict=True))
+    pairs = [100 * (v - own[seed]) for seed, v in zip(seeds, values, strict=True) if seed in own]
+    if not pairs:
+        return 100 * (statistics.fmean(values) - statistics.fmean(base_values)), 0.0, False
+    return statistics.fmean(pairs), statistics.stdev(pairs) if len(pairs) > 1 else 0.0, True
 
 
 def _check_one_row_per_seed(group: list[dict[str, Any]]) -> None:
