@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import torch
 
 from ndogo.data.conll import TAG_RE, DataError, check_file, decode, is_boundary, split_columns, split_lines
@@ -31,6 +32,7 @@ from ndogo.deploy.entities import Entity
 from ndogo.deploy.words import Word, check_texts, split_words
 from ndogo.models.runner import Runner, load_runner
 from ndogo.models.tagging import predict_tags
+from ndogo.models.windowing import Window, encode_sentences, window_probs
 
 INPUT_FORMATS = ("text", "conll")
 OUTPUT_FORMATS = ("jsonl", "conll")
@@ -81,6 +83,18 @@ class Predictor:
         texts = check_texts(texts)
         sentences = [text_sentence(t, i + 1) for i, t in enumerate(texts)]
         return [p.entities for p in self.predict_sentences(sentences)]
+
+    @property
+    def labels(self) -> list[str]:
+        return self.runner.labels
+
+    def windows(self, sentences: Sequence[Sequence[str]]) -> list[Window]:
+        """The model inputs of pre-split sentences: `ndogo serve` schedules these one by one across requests."""
+        return encode_sentences(self.runner.tokenizer, sentences, self.runner.max_length)
+
+    def window_probs(self, windows: Sequence[Window]) -> np.ndarray:
+        """Label probabilities (batch, length, labels) of a batch of windows, padded to its longest."""
+        return window_probs(self.runner.forward, windows, self.runner.pad_id)
 
     def predict_sentences(self, sentences: Sequence[Sentence], show_progress: bool = False) -> list[Prediction]:
         """Tags, word scores and entities of already split sentences (empty ones get none)."""

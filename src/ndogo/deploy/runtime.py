@@ -33,7 +33,16 @@ import numpy as np
 
 from ndogo.deploy.entities import Entity, entities_from_tags
 from ndogo.deploy.words import check_texts, split_words
-from ndogo.models.align import WordMerger, build_windows, group_pieces, layout_from, length_batches, pad_batch, softmax
+from ndogo.models.align import (
+    Window,
+    WordMerger,
+    build_windows,
+    group_pieces,
+    layout_from,
+    length_batches,
+    pad_batch,
+    softmax,
+)
 
 META = "ndogo.json"
 # model file of each kind this runtime runs, in the order they are looked for
@@ -173,13 +182,21 @@ class OnnxPredictor:
         """Logits (batch, length, labels) of a padded batch."""
         return self.session.run(["logits"], {name: batch[name] for name in self.inputs})[0]
 
+    def windows(self, sentences: Sequence[Sequence[str]]) -> list[Window]:
+        """The model inputs of pre-split sentences: `ndogo serve` schedules these one by one across requests."""
+        return build_windows(self.tokenizer.pieces, self.layout, sentences, self.max_length)
+
+    def window_probs(self, windows: Sequence[Window]) -> np.ndarray:
+        """Label probabilities (batch, length, labels) of a batch of windows, padded to its longest."""
+        return softmax(self.forward(pad_batch(windows, self.pad_id)))
+
     def predict_words(self, sentences: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[list[float]]]:
         """Tags and their probabilities for each word of each pre-split sentence, as `evaluate.predict_tags`."""
-        windows = build_windows(self.tokenizer.pieces, self.layout, sentences, self.max_length)
+        windows = self.windows(sentences)
         merger = WordMerger([len(s) for s in sentences])
         for idx in length_batches(windows, self.batch_size, shuffle=False):
             chosen = [windows[i] for i in idx]
-            merger.add(chosen, softmax(self.forward(pad_batch(chosen, self.pad_id))))
+            merger.add(chosen, self.window_probs(chosen))
         probs = merger.result()
         tags = [[self.labels[i] for i in p.argmax(-1)] for p in probs]
         scores = [[float(x) for x in p.max(-1)] for p in probs]

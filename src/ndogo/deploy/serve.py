@@ -13,21 +13,39 @@ Endpoints:
 Why micro-batching: where a model call on several sentences costs less than as
 many calls on one, concurrent requests should run together. The batcher takes
 whatever is waiting when the model becomes free, and waits at most
-`max_wait_ms` for more when it has fewer than `max_batch` texts. How large a
+`max_wait_ms` for more when it has fewer than `max_batch` windows. How large a
 batch pays depends on the CPU: on the project's 2-core machine batches of 32
 cost more per sentence than single sentences (padding, cache), so the default
 `max_batch` is 4 (docs/results.md, section 8, measures both).
 
+Why the unit of work is a window, not a request: a text longer than the model's
+window (512 sub-words for most models) is cut into overlapping windows, and two
+10,000-character texts are about 30 of them, seconds of model time. Run as one
+call, they held every other client that long (issue 35). So each request is cut
+into its windows before it joins the queue (by the predictor's own `windows`, so
+the entities are the ones `predict` gives), and every model call takes windows
+round-robin from the requests waiting: a short request waits for one call, not
+for a long one to finish. What one request may ask for in all is bounded by
+`max_request_tokens` (model input sub-words, window overlaps counted).
+A predictor without `windows` and `window_probs` is scheduled text by text.
+
 Bad input is the client's error and gets a 4xx with a one-line reason, never a
-500: 400 malformed JSON, 413 a body, a text or a list over its limit, 422 a
-body of the wrong shape or types, or an empty text. The model runs on one
-worker thread, so a bad request can never take it down.
+500: 400 malformed JSON (nested too deeply included), 413 a body, a text, a list
+or a request's model input over its limit, 422 a body of the wrong shape or
+types, an empty text or one with a lone surrogate. Each request is checked and
+cut into windows on its own, before it shares a batch; if the model still fails
+on a shared batch, each request in it is run on its own, so only the one that
+fails gets a 500, and no answer carries another request's text. Unknown paths
+(404) and methods (405) are JSON errors too, and `/metrics` counts every error.
+The model runs on one worker thread, so a bad request can never take it down.
 
 On SIGTERM (or Ctrl-C) uvicorn stops accepting connections, the requests in
-flight are answered (up to `drain_s` seconds), then the process exits.
+flight are answered (up to `drain_s` seconds), the server says how many it
+finished, and the process exits 0 (1 if the drain ran out of time).
 
 The server binds loopback addresses only: it has no authentication or TLS, so
-anything else belongs behind a reverse proxy that the operator configures.
+anything else belongs behind a reverse proxy that the operator configures. It
+binds its port before loading the model, so a port in use is one line, at once.
 
 ONNX bundles are served by the torch-free runtime (`ndogo.deploy.runtime`):
 this module imports neither torch nor transformers for them.
@@ -37,14 +55,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import json
+import signal
+import socket
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from ndogo.deploy.entities import entities_from_tags
+from ndogo.deploy.words import split_words
+from ndogo.models.align import WordMerger
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -53,19 +80,25 @@ LOOPBACK_NAMES = ("localhost",)
 class ServeConfig:
     """Limits and batching of one server."""
 
-    # Texts per model call. Small on purpose: on the project's CPU one int8 minilm thread tags 54-65
-    # sentences/s one at a time but 27-28/s in batches of 32, and 32 clients got 1.57x the bare
-    # batch-32 throughput with batches of up to 4 against 0.71x with 32 (docs/results.md, section 8).
+    # Windows per model call (a text up to the model's window is one). Small on purpose: on the
+    # project's CPU one int8 minilm thread tags 54-65 sentences/s one at a time but 27-28/s in batches
+    # of 32, and 32 clients got 1.57x the bare batch-32 throughput with batches of up to 4 against
+    # 0.71x with 32 (docs/results.md, section 8).
     max_batch: int = 4
     max_wait_ms: float = 5.0  # longest a text waits for others to join its batch
     max_body_bytes: int = 1_000_000
     max_text_chars: int = 10_000
     max_texts: int = 256  # texts in one request
+    # Model input one request may ask for, in sub-words with special tokens and window overlaps counted
+    # (what the model runs): 256 sentences of 64, or two Hausa texts at the 10,000-character limit
+    # (about 7,000 each in minilm's 512-token windows); a 1 MB body of such texts is about 700,000.
+    # Bytes alone do not bound the work: 10,000 characters of punctuation are 10,000 words.
+    max_request_tokens: int = 16_384
     threads: int | None = None  # model threads (default: the runtime's)
     drain_s: float = 30.0  # longest SIGTERM waits for requests in flight
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_body_bytes", "max_text_chars", "max_texts"):
+        for name in ("max_batch", "max_body_bytes", "max_text_chars", "max_texts", "max_request_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.drain_s < 0:
@@ -101,7 +134,12 @@ def parse_request(body: bytes, cfg: ServeConfig) -> tuple[list[str], bool]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
-        raise BadInput(400, f"malformed JSON: {str(err).splitlines()[0]}") from None
+        reason = (str(err).splitlines() or ["not JSON"])[0]
+        if "integer string conversion" in reason:  # Python's own advice (set_int_max_str_digits) is not the client's
+            reason = "an integer of over 4300 digits"
+        raise BadInput(400, f"malformed JSON: {reason}") from None
+    except RecursionError:  # the parser recurses once per level: [[[[...]]]] of 200 kB runs out of stack
+        raise BadInput(400, "malformed JSON: nested too deeply (a request is an object of strings)") from None
     if not isinstance(data, dict):
         raise BadInput(422, f'expected a JSON object with "text" or "texts", got {type(data).__name__}')
     keys = set(data) & {"text", "texts"}
@@ -128,67 +166,210 @@ def parse_request(body: bytes, cfg: ServeConfig) -> tuple[list[str], bool]:
             raise BadInput(422, f"{where} is empty: give a sentence with at least one word")
         if len(text) > cfg.max_text_chars:
             raise BadInput(413, f"{where} has {len(text)} characters; the limit is {cfg.max_text_chars}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:  # JSON's "\\ud800" escape: no tokenizer can encode it
+            raise BadInput(422, f"{where} has a lone surrogate {text[err.start]!r} at character {err.start}: "
+                                "not valid Unicode text") from None
     return texts, single
 
 
-class Batcher:
-    """Runs queued texts through the model in batches of up to `max_batch`, one model call at a time."""
+def text_names(texts: Sequence[str], single: bool) -> list[str]:
+    """How a reason names each text of a request: `text` alone, `texts[i]` in a list."""
+    return ["text"] if single else [f"texts[{i}]" for i in range(len(texts))]
 
-    def __init__(self, predict: Any, cfg: ServeConfig, on_batch: Any = None) -> None:
+
+class TextJob:
+    """One request's texts, run through a plain `predict(texts)` a text at a time."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.pending: deque[Any] = deque(enumerate(texts))
+        self.found: list[Any] = [None] * len(texts)
+        self.future: asyncio.Future[list[Any]] | None = None
+
+    def accept(self, units: Sequence[Any], outputs: Sequence[Any]) -> None:
+        for (i, _), out in zip(units, outputs, strict=True):
+            self.found[i] = out
+
+    def result(self) -> list[Any]:
+        return self.found
+
+
+class WindowJob:
+    """One request cut into the model's windows, merged back into entities as predict does."""
+
+    def __init__(self, texts: Sequence[str], words: list[Any], windows: list[Any], labels: Sequence[str]) -> None:
+        self.texts, self.words, self.labels = texts, words, labels
+        # shortest first, as predict batches them: less padding in calls shared with short requests
+        self.pending: deque[Any] = deque(sorted(windows, key=lambda w: len(w.input_ids)))
+        self.merger = WordMerger([len(ws) for ws in words])
+        self.future: asyncio.Future[list[Any]] | None = None
+
+    def accept(self, units: Sequence[Any], outputs: Any) -> None:
+        self.merger.add(units, outputs)
+
+    def result(self) -> list[Any]:
+        found = []
+        for text, ws, p in zip(self.texts, self.words, self.merger.result(), strict=True):
+            tags = [self.labels[i] for i in p.argmax(-1)]
+            found.append(entities_from_tags(text, ws, tags, [float(x) for x in p.max(-1)]))
+        return found
+
+
+class TextModel:
+    """A plain `predict(texts)`: the unit of work is a text, and there is no tokenizer to count with."""
+
+    def __init__(self, predict: Callable[[list[str]], list[Any]]) -> None:
         self.predict = predict
+
+    def prepare(self, texts: Sequence[str], names: Sequence[str], max_tokens: int) -> TextJob:
+        return TextJob(texts)
+
+    def run(self, units: Sequence[Any]) -> list[Any]:
+        return self.predict([text for _, text in units])
+
+
+class WindowModel:
+    """A predictor with `windows` and `window_probs` (both of ndogo's): the unit of work is a window."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+
+    def prepare(self, texts: Sequence[str], names: Sequence[str], max_tokens: int) -> WindowJob:
+        """The request's windows; BadInput 413 at the text that takes it over `max_tokens`."""
+        words, windows, tokens = [], [], 0
+        for i, (text, name) in enumerate(zip(texts, names, strict=True)):
+            ws = split_words(text)
+            mine = self.predictor.windows([[w.text for w in ws]])
+            for w in mine:
+                w.sent = i
+            tokens += sum(len(w.input_ids) for w in mine)
+            if tokens > max_tokens:  # stop here: the rest of a 1 MB body is not worth tokenizing
+                grows = "needs" if len(texts) == 1 else "brings the request to"
+                raise BadInput(413, f"{name} {grows} {tokens} model input tokens (sub-words); "
+                                    f"the limit is {max_tokens} per request")
+            words.append(ws)
+            windows.extend(mine)
+        return WindowJob(texts, words, windows, self.predictor.labels)
+
+    def run(self, units: Sequence[Any]) -> Any:
+        return self.predictor.window_probs(units)
+
+
+def work_model(model: Any) -> TextModel | WindowModel:
+    """How the batcher runs `model`: by windows where it can cut texts into them, else by texts."""
+    if all(hasattr(model, name) for name in ("windows", "window_probs", "labels")):
+        return WindowModel(model)
+    return TextModel(model.predict if hasattr(model, "predict") else model)
+
+
+class Batcher:
+    """Runs the waiting requests' windows (or texts) through the model, up to `max_batch` a call, round-robin.
+
+    `model` is a predictor (`ndogo.load`'s) or any `predict(texts)` function. Requests are
+    checked and cut up on a thread of their own, so the model thread only ever runs the model.
+    """
+
+    def __init__(self, model: Any, cfg: ServeConfig, on_batch: Any = None) -> None:
+        self.model = work_model(model)
         self.cfg = cfg
         self.on_batch = on_batch
-        self.queue: asyncio.Queue[tuple[list[str], asyncio.Future[list[Any]]]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.active: list[Any] = []
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ndogo-model")
+        self.prep = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ndogo-prepare")
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, texts: list[str]) -> list[Any]:
-        """Entities of each text, once the batch holding them has run."""
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        await self.queue.put((texts, future))
-        return await future
+    async def submit(self, texts: list[str], single: bool = False) -> list[Any]:
+        """Entities of each text, once all its windows have run; BadInput where the request asks too much."""
+        loop = asyncio.get_running_loop()
+        job = await loop.run_in_executor(self.prep, self.model.prepare, texts, text_names(texts, single),
+                                         self.cfg.max_request_tokens)
+        job.future = loop.create_future()
+        await self.queue.put(job)
+        return await job.future
 
-    async def _collect(self) -> list[tuple[list[str], asyncio.Future[list[Any]]]]:
-        items = [await self.queue.get()]
-        size = len(items[0][0])
+    def _waiting(self) -> int:
+        return sum(len(job.pending) for job in self.active)
+
+    async def _collect(self) -> None:
+        """Wait for work, then at most `max_wait_ms` for more while there is less than a batch."""
+        if not self.active:
+            self.active.append(await self.queue.get())
         deadline = time.monotonic() + self.cfg.max_wait_ms / 1000
-        while size < self.cfg.max_batch:
+        while self._waiting() < self.cfg.max_batch:
             try:
-                item = self.queue.get_nowait()
+                job = self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), left)
+                    job = await asyncio.wait_for(self.queue.get(), left)
                 except TimeoutError:
                     break
-            items.append(item)
-            size += len(item[0])
-        return items
+            self.active.append(job)
+        while not self.queue.empty():  # everything already waiting joins the round-robin now
+            self.active.append(self.queue.get_nowait())
+
+    def _pick(self) -> list[tuple[Any, list[Any]]]:
+        """One unit from each request in turn until the batch is full: no request waits behind another's."""
+        self.active = [job for job in self.active if not job.future.done()]  # a cancelled client
+        groups: dict[int, tuple[Any, list[Any]]] = {}
+        taken = 0
+        while taken < self.cfg.max_batch and self._waiting():
+            for job in self.active:
+                if job.pending and taken < self.cfg.max_batch:
+                    groups.setdefault(id(job), (job, []))[1].append(job.pending.popleft())
+                    taken += 1
+        if self.active:  # the next call starts its round with the next request
+            self.active.append(self.active.pop(0))
+        return list(groups.values())
+
+    async def _call(self, units: list[Any]) -> Any:
+        out = await asyncio.get_running_loop().run_in_executor(self.pool, self.model.run, units)
+        if self.on_batch:
+            self.on_batch(len(units))
+        return out
+
+    def _fail(self, job: Any, err: BaseException) -> None:
+        job.pending.clear()
+        if not job.future.done():
+            job.future.set_exception(err)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            items = await self._collect()
-            texts = [t for batch, _ in items for t in batch]
-            try:
-                found = await loop.run_in_executor(self.pool, self.predict, texts)
-            except Exception as err:  # the model failed: those requests fail, the server goes on
-                for _, future in items:
-                    if not future.done():
-                        future.set_exception(err)
+            await self._collect()
+            groups = self._pick()
+            if not groups:
                 continue
-            if self.on_batch:
-                self.on_batch(len(texts))
-            k = 0
-            for batch, future in items:
-                if not future.done():
-                    future.set_result(found[k : k + len(batch)])
-                k += len(batch)
+            try:
+                out = await self._call([u for _, units in groups for u in units])
+                k = 0
+                for job, units in groups:
+                    job.accept(units, out[k : k + len(units)])
+                    k += len(units)
+            except Exception as err:
+                if len(groups) == 1:
+                    self._fail(groups[0][0], err)
+                else:
+                    # The model failed on a shared batch: run each request's part on its own, so only
+                    # the one that fails gets the error, and its message names no one else's text.
+                    for job, units in groups:
+                        try:
+                            job.accept(units, await self._call(units))
+                        except Exception as own:
+                            self._fail(job, own)
+            for job, _ in groups:
+                if not job.pending and not job.future.done():
+                    try:
+                        job.future.set_result(job.result())
+                    except Exception as err:
+                        job.future.set_exception(err)
+            self.active = [job for job in self.active if job.pending and not job.future.done()]
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -196,6 +377,7 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         self.pool.shutdown(wait=True)
+        self.prep.shutdown(wait=True)
 
 
 def _metrics() -> Any:
@@ -204,13 +386,14 @@ def _metrics() -> Any:
     registry = CollectorRegistry()
     return {
         "registry": registry,
-        "requests": Counter("ndogo_requests", "HTTP requests to /v1/entities, by status", ["status"],
-                            registry=registry),
+        "requests": Counter("ndogo_requests", "HTTP requests to /v1/entities, and errors on any path, by status",
+                            ["status"], registry=registry),
         "errors": Counter("ndogo_request_errors", "Requests answered with an error, by status", ["status"],
                           registry=registry),
         "latency": Histogram("ndogo_request_latency_seconds", "Time from request to response, /v1/entities",
                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry),
-        "batch": Histogram("ndogo_batch_size", "Texts per model call", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        "batch": Histogram("ndogo_batch_size", "Windows per model call (a text up to the model's window is one)",
+                           buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
                            registry=registry),
         "texts": Counter("ndogo_texts", "Texts tagged", registry=registry),
         "in_flight": Gauge("ndogo_requests_in_flight", "Requests being answered", registry=registry),
@@ -224,23 +407,40 @@ def load_model(bundle: str | Path, threads: int | None) -> Any:
     return ndogo.load(bundle, threads=threads)
 
 
+def json_answer(payload: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Any:
+    """A JSON response that can always be rendered: a stray lone surrogate is escaped, never a 500."""
+    from starlette.responses import JSONResponse, Response
+
+    try:
+        return JSONResponse(payload, status_code=status, headers=headers)
+    except UnicodeEncodeError:
+        body = json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()
+        return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
 def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
-    """The Starlette application around a loaded predictor (anything with `predict(texts)`)."""
+    """The Starlette application around a loaded predictor (one of ndogo's, or anything with `predict(texts)`)."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     metrics = _metrics()
-    state: dict[str, Any] = {"draining": False, "batcher": None}
+    # answered: /v1/entities answers since start; in_flight: being answered; cancelled: cut off by a drain timeout
+    state: dict[str, Any] = {"draining": False, "batcher": None, "answered": 0, "in_flight": 0, "cancelled": 0}
 
-    def answer(status: int, payload: dict[str, Any], t0: float) -> JSONResponse:
+    def count(status: int) -> None:
         metrics["requests"].labels(str(status)).inc()
         if status >= 400:
             metrics["errors"].labels(str(status)).inc()
+
+    def answer(status: int, payload: dict[str, Any], t0: float) -> Response:
+        count(status)
+        state["answered"] += 1
         metrics["latency"].observe(time.perf_counter() - t0)
-        return JSONResponse(payload, status_code=status)
+        return json_answer(payload, status)
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -257,9 +457,10 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
     async def entities(request: Request) -> Response:
         t0 = time.perf_counter()
         metrics["in_flight"].inc()
+        state["in_flight"] += 1
         try:
             texts, single = parse_request(await read_body(request), cfg)
-            found = await state["batcher"].submit(texts)
+            found = await state["batcher"].submit(texts, single)
             metrics["texts"].inc(len(texts))
             rows = [[asdict(e) for e in ents] for ents in found]  # exactly predict's Entity fields
             return answer(200, {"entities": rows[0] if single else rows}, t0)
@@ -267,11 +468,19 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
             return answer(err.status, {"error": err.reason}, t0)
         except ClientDisconnect:
             return answer(499, {"error": "client closed the connection"}, t0)
-        except Exception as err:  # the model's own failure, not the client's: one line, and the server goes on
+        except asyncio.CancelledError:
+            if not state["draining"]:
+                raise
+            # uvicorn cancels what is left when the drain runs out of time: say so, rather than a traceback
+            state["cancelled"] += 1
+            return answer(503, {"error": f"the server is shutting down and its drain time ({cfg.drain_s:g} s) "
+                                         "ran out before this request's turn"}, t0)
+        except Exception as err:  # the model's own failure on this request alone: one line, and the server goes on
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             return answer(500, {"error": f"model error: {reason}"}, t0)
         finally:
             metrics["in_flight"].dec()
+            state["in_flight"] -= 1
 
     async def healthz(request: Request) -> Response:
         if state["draining"]:
@@ -282,9 +491,27 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics["registry"]), media_type=CONTENT_TYPE_LATEST)
 
+    routes = [Route("/v1/entities", entities, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
+              Route("/metrics", prometheus, methods=["GET"])]
+    paths = ", ".join(f"{sorted(r.methods - {'HEAD'})[0]} {r.path}" for r in routes)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Starlette's own 404 and 405, as JSON and counted like every other error."""
+        status = getattr(exc, "status_code", 500)
+        headers = getattr(exc, "headers", None)
+        if status == 405:
+            allowed = ", ".join(sorted(m.strip() for m in (headers or {}).get("Allow", "").split(",") if m.strip()))
+            reason = f"{request.method} is not allowed on {request.url.path} (allowed: {allowed})"
+        elif status == 404:
+            reason = f"no such path {request.url.path} (paths: {paths})"
+        else:
+            reason = str(getattr(exc, "detail", "")) or type(exc).__name__
+        count(status)
+        return json_answer({"error": reason.splitlines()[0] if reason else str(status)}, status, headers)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        batcher = Batcher(predictor.predict, cfg, on_batch=metrics["batch"].observe)
+        batcher = Batcher(predictor, cfg, on_batch=metrics["batch"].observe)
         batcher.start()
         state["batcher"] = batcher
         try:
@@ -293,29 +520,76 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
             state["draining"] = True
             await batcher.stop()
 
-    app = Starlette(routes=[Route("/v1/entities", entities, methods=["POST"]),
-                            Route("/healthz", healthz, methods=["GET"]),
-                            Route("/metrics", prometheus, methods=["GET"])], lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.state.ndogo = state
     return app
 
 
-def serve(bundle: str | Path, host: str = "127.0.0.1", port: int = 8000, cfg: ServeConfig | None = None) -> None:
-    """Load the bundle and serve it until SIGTERM or Ctrl-C (which drain the requests in flight)."""
+def bind_port(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port), before the slow model load; a port in use is a one-line ValueError."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise ValueError(f"port {port} is in use on {host}: stop what holds it or pick another --port") from None
+        raise ValueError(f"cannot bind {host} port {port}: {err.strerror or err}") from None
+    return sock
+
+
+def serve(bundle: str | Path, host: str = "127.0.0.1", port: int = 8000, cfg: ServeConfig | None = None) -> int:
+    """Load the bundle and serve it until SIGTERM or Ctrl-C, which drain the requests in flight.
+
+    Returns the exit status: 0 after a clean drain, 1 when the drain ran out of `drain_s`.
+    """
     import uvicorn
 
     cfg = cfg or ServeConfig()
     host = check_loopback(host)
-    predictor = load_model(bundle, cfg.threads)
-    predictor.predict(["Musa ya je Kano."])  # the first call allocates; no client should wait for it
-    app = build_app(predictor, cfg, name=Path(bundle).name)
+    sock = bind_port(host, port)
+    try:
+        predictor = load_model(bundle, cfg.threads)
+        predictor.predict(["Musa ya je Kano."])  # the first call allocates; no client should wait for it
+        app = build_app(predictor, cfg, name=Path(bundle).name)
+        state = app.state.ndogo
+        stopped: list[int] = []
 
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            app.state.ndogo["draining"] = True  # /healthz says 503 to a balancer from the first signal
-            super().handle_exit(sig, frame)
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                if not stopped:
+                    stopped.append(sig)
+                    state["answered_at_signal"] = state["answered"]
+                state["draining"] = True  # /healthz says 503 to a balancer from the first signal
+                super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=int(cfg.drain_s) or None, lifespan="on")
-    print(f"serving {bundle} on http://{host}:{port} (POST /v1/entities, GET /healthz, GET /metrics)", flush=True)
-    Server(config).run()
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                # uvicorn's own re-raises the signal after shutting down, so a clean drain would
+                # exit 143; this one only installs the handlers, and serve() says how it went.
+                originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+                try:
+                    yield
+                finally:
+                    for sig, handler in originals.items():
+                        signal.signal(sig, handler)
+
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=int(cfg.drain_s) or None, lifespan="on")
+        shown = f"[{host.strip('[]')}]" if ":" in host else host
+        print(f"serving {bundle} on http://{shown}:{sock.getsockname()[1]} "
+              "(POST /v1/entities, GET /healthz, GET /metrics)", flush=True)
+        Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+    name = signal.Signals(stopped[0]).name if stopped else "stopped"
+    finished = state["answered"] - state.get("answered_at_signal", state["answered"]) - state["cancelled"]
+    if state["cancelled"]:
+        print(f"error: {name}: the drain ran out of its {cfg.drain_s:g} s; {state['cancelled']} request(s) in "
+              f"flight were answered 503, {finished} finished", file=sys.stderr, flush=True)
+        return 1
+    plural = "" if finished == 1 else "s"
+    print(f"{name}: drained, finished the {finished} request{plural} in flight "
+          f"({state['answered']} answered in all); exiting", flush=True)
+    return 0

@@ -97,6 +97,14 @@ def collate(windows: Sequence[Window], pad_id: int, with_labels: bool = True) ->
 Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 
+def window_probs(forward: Forward, windows: Sequence[Window], pad_id: int) -> np.ndarray:
+    """Label probabilities (batch, length, labels) of one batch of windows, padded to its longest."""
+    batch = collate(windows, pad_id, with_labels=False)
+    with torch.inference_mode():
+        logits = forward(batch).float()
+    return torch.softmax(logits, dim=-1).numpy()
+
+
 def predict_words(
     forward: Forward,
     windows: Sequence[Window],
@@ -112,10 +120,8 @@ def predict_words(
     """
     merger = WordMerger(sentence_lengths)
     for idx in length_batches(windows, batch_size, shuffle=False):
-        batch = collate([windows[i] for i in idx], pad_id, with_labels=False)
-        with torch.inference_mode():
-            logits = forward(batch).float()
-        merger.add([windows[i] for i in idx], torch.softmax(logits, dim=-1).numpy())
+        chosen = [windows[i] for i in idx]
+        merger.add(chosen, window_probs(forward, chosen, pad_id))
         if progress:
             progress(len(idx))
     return merger.result()
