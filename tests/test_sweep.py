@@ -447,10 +447,12 @@ def test_a_config_can_name_a_floor_under_which_a_weak_baseline_is_not_compressed
     ("", '[recipes.x]\nstages = "quantize:method=dynamic-int8"\nresources = {{ cpus = {many} }}', "",
      "recipes.x.resources.cpus: {many} CPUs per cell, but this machine has {cores}"),
     ("missing", "", "", "models.tiny.model: {tmp}/no-model: no such model directory"),
+    ("hub", "", "", "models.tiny.model: nobody/no-model: not a short name"),  # offline, and not in the cache
+    ("lock", "", "", "evaluate.lock: {tmp}/nowhere/bench.lock: its folder {tmp}/nowhere does not exist"),
 ])
 def test_sweep_config_mistakes_are_refused_before_any_cell_naming_their_key(
         tmp_path: Path, tiny_model: Path, tiny_corpus: Path, model: str, recipes: str, resources: str,
-        named: str) -> None:
+        named: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """#35.13: each of these was refused inside a cell (after the baseline trained, for some), or named the
     model's finetune table for a recipe's mistake; now `ndogo sweep` refuses it with one line, running nothing."""
     from typer.testing import CliRunner
@@ -466,6 +468,11 @@ def test_sweep_config_mistakes_are_refused_before_any_cell_naming_their_key(
                             f'model = "{tiny_model}"\nfinetuned = "{tmp_path}/runs-{{lang}}"')
     elif model == "missing":
         text = text.replace(f'model = "{tiny_model}"', f'model = "{tmp_path}/no-model"')
+    elif model == "hub":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        text = text.replace(f'model = "{tiny_model}"', 'model = "nobody/no-model"')
+    elif model == "lock":
+        text = text.replace("speed = false", f'speed = false\nlock = "{tmp_path}/nowhere/bench.lock"')
     if resources:
         text = text.replace("cpus = 1", resources.format(**values))
     config.write_text(text)

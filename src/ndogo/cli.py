@@ -358,7 +358,10 @@ def evaluate(
     `ndogo prune` prunes and reports (0.6 there is about 0.28 of minilm as a whole).
 
     latency_ms_b1 is the median forward time per sentence at batch 1 over the first 200
-    sentences (after warm-up, 3 repeats); throughput_b32 is sentences/s at batch 32.
+    sentences (after warm-up, 3 repeats); latency_e2e_ms_b1, raw sentence to entities, is timed
+    in the same pass, each sentence right after its forward pass (should it come out below
+    latency_ms_b1, the machine's load changed: timed again, then refused); throughput_b32 is
+    sentences/s at batch 32.
     The row is also saved as <run>/evals/<lang>-<split>.json.
 
     Example: ndogo evaluate runs/minilm-hau --data ../shared/data/masakhaner --lang hau --json

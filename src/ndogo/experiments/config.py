@@ -325,7 +325,7 @@ def load_sweep_config(path: str | Path, data: str | None = None, only: list[str]
                 raise ConfigError(f"{where}: evaluate.transfer: {err}") from None
     limits = machine_limits() if this_machine else None
     cpus, gpus = _resources(doc.get("resources", {}), f"{where}: resources", limits)
-    models = _models(doc.get("models"), f"{where}: models")
+    models = _models(doc.get("models"), f"{where}: models", this_machine)
     recipes = _recipes(doc.get("recipes"), f"{where}: recipes", cpus, gpus, limits)
 
     config = SweepConfig(name, str(path), path.read_text(encoding="utf-8"), languages, list(seeds), data_value,
@@ -408,6 +408,10 @@ def _eval_spec(value: Any, where: str, languages: list[str]) -> EvalSpec:
     if isinstance(floor, bool) or not 0.0 <= floor < 1.0:
         raise ConfigError(f"{where}.min_baseline_dev_f1: expected an F1 between 0 and 1 (0.2 is 20 points), "
                           f"got {floor!r}")
+    lock = value.get("lock")
+    if lock is not None and not Path(lock).expanduser().parent.is_dir():
+        # the lock is taken when a cell is timed, after its training
+        raise ConfigError(f"{where}.lock: {lock}: its folder {Path(lock).expanduser().parent} does not exist")
     if value.get("split", "test") not in ("train", "dev", "test"):
         raise ConfigError(f"{where}.split: expected train, dev or test, got {value['split']!r}")
     return EvalSpec(**value, transfer=tuple(transfer))
@@ -443,7 +447,29 @@ def _resources(value: Any, where: str, limits: tuple[int, int] | None = None) ->
     return cpus, gpus
 
 
-def _models(value: Any, where: str) -> list[ModelSpec]:
+def _check_model(model: str, where: str, this_machine: bool) -> None:
+    """A model its cells could not load fails now, not in each baseline cell.
+
+    A missing local folder always; on this machine also a short name whose files are
+    absent and, offline (HF_HUB_OFFLINE), a hub id that is not in the hub's cache.
+    """
+    if model in SHORT_NAMES and not this_machine:
+        return
+    try:
+        resolved = resolve_model(model)
+    except ModelError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true")
+    if this_machine and offline and resolved == model and not Path(model).expanduser().exists():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise ConfigError(f"{where}: {model}: not a short name ({', '.join(SHORT_NAMES)}), a local model "
+                              "folder, or a hub model in this machine's cache (HF_HUB_OFFLINE is set, so it "
+                              "cannot be downloaded)")
+
+
+def _models(value: Any, where: str, this_machine: bool = True) -> list[ModelSpec]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = {v: {} for v in value}  # models = ["minilm"]
     if not isinstance(value, dict) or not value:
@@ -458,11 +484,7 @@ def _models(value: Any, where: str) -> list[ModelSpec]:
             raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key; keys: model, finetune, baselines, train, "
                               "finetuned")
         model = _typed(spec.get("model", name), str, f"{at}.model")
-        if model not in SHORT_NAMES:  # a missing local folder fails now; a hub id is looked up when it loads
-            try:
-                resolve_model(model)
-            except ModelError as err:
-                raise ConfigError(f"{at}.model: {err}") from None
+        _check_model(model, f"{at}.model", this_machine)
         finetune = _typed(spec.get("finetune", {}), dict, f"{at}.finetune")
         baselines = spec.get("baselines", [])
         baselines = _str_list(baselines, f"{at}.baselines", "run directories") if baselines else []
