@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # The quickstart (configs/quickstart.toml): fine-tune minilm on Hausa, compress it five ways, measure
-# every result, write the report and say what to ship. Interrupted, `make run` again resumes it.
+# every result, write the report and say what to ship: about 15 minutes with a core to itself, up to an
+# hour on a busy machine (README). Interrupted, `make run` again resumes it.
 run: $(VENV)/.installed
 	$(BIN)/ndogo sweep configs/quickstart.toml --data $(DATA) --out $(OUT) --resume
 	$(BIN)/ndogo report $(OUT) --out $(OUT)/report

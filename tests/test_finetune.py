@@ -189,3 +189,41 @@ def test_bf16_training_is_opt_in_and_older_fp32_runs_stay_reusable(tiny_model: P
 
     with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
         check_finetune(FinetuneConfig(model="m", data="d", langs=["hau"], out="o", precision="fp16"))
+
+
+def test_a_refused_resume_names_the_setting_that_differs(tiny_model: Path, tiny_corpus: Path,
+                                                         tmp_path: Path) -> None:
+    """#35.17: "a checkpoint of a different configuration" said nothing of which setting; it names each, both ways."""
+    steps = {"n": 0}
+
+    def crash(model: torch.nn.Module) -> None:
+        steps["n"] += 1
+        if steps["n"] == 2:  # after step 1's checkpoint
+            raise Crash
+
+    cfg = config(tiny_model, tiny_corpus, tmp_path / "b", save_every=1)
+    with pytest.raises(Crash):
+        finetune(cfg, step_hooks=[crash], show_progress=False)
+    assert (tmp_path / "b" / "checkpoint" / "state.json").is_file()
+    changed = config(tiny_model, tiny_corpus, tmp_path / "b", save_every=1, lr=2e-3, batch_size=4, threads=2)
+    with pytest.raises(ValueError, match="a checkpoint of a different configuration") as err:
+        finetune(changed, show_progress=False)
+    message = str(err.value)
+    assert "batch_size 8 there, 4 now" in message and "lr 0.001 there, 0.002 now" in message
+    assert "threads" not in message  # an operational setting may change on a resume
+
+
+@pytest.mark.parametrize("args", [
+    ["finetune", "--lang", "hau", "--out", "o", "--epochs", "zero"],  # a bad value
+    ["finetune", "--lang", "hau", "--out", "o", "--bogus", "1"],  # an unknown option
+    ["evaluate"],  # a missing argument
+    ["sweep", "grid.toml", "--out", "o", "--seed", "a"],  # the command's own BadParameter
+])
+def test_usage_errors_are_one_error_line(tmp_path: Path, args: list[str]) -> None:
+    """#35.17: a usage error was a rich panel titled `Error`; every error is one line starting `error:`."""
+    (tmp_path / "grid.toml").write_text("")
+    result = runner.invoke(app, [a if a not in ("o", "grid.toml") else str(tmp_path / a) for a in args],
+                           env={"COLUMNS": "80"})
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Error" not in result.output and "--help" in lines[0]

@@ -13,18 +13,73 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer import _click as click
+from typer.core import TyperGroup
 
 from ndogo.console import quiet_imports, quiet_libraries
 
 quiet_imports()
 
+def keep_examples(text: str | None) -> str | None:
+    """Help text whose example paragraphs (those holding an `ndogo ...` command) are printed as written.
+
+    Click rewraps every paragraph to the terminal, which splits a command line at its hyphens
+    (`atlas-` / `seeds.csv`); a paragraph after a line of "\\b" is left as it is, so it can be copied.
+    """
+    if not text:
+        return text
+    paragraphs = text.split("\n\n")
+    for i, par in enumerate(paragraphs):
+        lines = par.strip("\n").splitlines()
+        if lines and lines[0].strip() != "\b" and any(
+                line.strip().startswith("ndogo ") or ": ndogo " in line for line in lines):
+            paragraphs[i] = "\b\n" + par.strip("\n")
+    return "\n\n".join(paragraphs)
+
+
+class Group(TyperGroup):
+    """ndogo's command group: usage errors as one `error:` line, help that is never cut off.
+
+    Help is Click's plain layout (rich_markup_mode=None): rich's option table, squeezed into
+    80 columns, cut option names short (`--max-train-sent…`) and read `[models.X]` in help
+    texts as markup. Click wraps instead, and never truncates.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for command in self.commands.values():
+            command.help = keep_examples(command.help)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Click's standalone handling, with a usage error (a missing option, a bad value) as one line."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as err:
+            err.show()  # the help, as Click shows it
+            sys.exit(err.exit_code)
+        except click.exceptions.UsageError as err:
+            where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+            typer.echo(f"error: {err.format_message()}{where}", err=True)
+            sys.exit(err.exit_code)
+        except click.exceptions.ClickException as err:
+            typer.echo(f"error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # (not standalone, Click returns an Exit's code)
+
+
 app = typer.Typer(
     help="ndogo: make small-data African NER models smaller and faster, and measure what it costs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
+    cls=Group,
 )
-data_app = typer.Typer(help="Inspect corpora.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect corpora.", no_args_is_help=True, rich_markup_mode=None, cls=Group)
 
 
 def _version(value: bool) -> None:
@@ -303,7 +358,10 @@ def evaluate(
     `ndogo prune` prunes and reports (0.6 there is about 0.28 of minilm as a whole).
 
     latency_ms_b1 is the median forward time per sentence at batch 1 over the first 200
-    sentences (after warm-up, 3 repeats); throughput_b32 is sentences/s at batch 32.
+    sentences (after warm-up, 3 repeats); latency_e2e_ms_b1, raw sentence to entities, is timed
+    in the same pass, each sentence right after its forward pass (should it come out below
+    latency_ms_b1, the machine's load changed: timed again, then refused); throughput_b32 is
+    sentences/s at batch 32.
     The row is also saved as <run>/evals/<lang>-<split>.json.
 
     Example: ndogo evaluate runs/minilm-hau --data ../shared/data/masakhaner --lang hau --json

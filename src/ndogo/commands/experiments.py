@@ -107,7 +107,12 @@ def sweep(
     sweep: done cells are not rerun, none is lost or duplicated. A failed cell is
     stored with its error and the others go on. The whole config is checked first.
 
-    Example (the quickstart, about 25 minutes on a 2-core CPU):
+    It prints where the logs are, then a line for each training epoch and each cell as it
+    finishes, with the time left (plain lines when written to a file; on a terminal, above a
+    progress bar). Each cell's full output is in <out>/logs/<cell id>.log.
+
+    Example (the quickstart: about 15 minutes on a 2-core CPU with a core to itself; it runs on
+    one thread, so on a busy machine longer in proportion, up to an hour):
 
       ndogo sweep configs/quickstart.toml --data ../shared/data/masakhaner --out runs/sweeps/quickstart
 
@@ -118,15 +123,18 @@ def sweep(
     from ndogo.experiments.sweep import run_sweep
 
     only = None if lang is None else [x.strip() for x in lang.split(",") if x.strip()]
-    cfg = load_sweep_config(config, data, only)
-    if recipe is not None:
-        cfg = cfg.only_recipes([x.strip() for x in recipe.split(",") if x.strip()])
-    if seed is not None:
+    seeds = None
+    if seed is not None:  # a malformed option is named before the config is read
         try:
             seeds = [int(x) for x in seed.split(",") if x.strip()]
         except ValueError:
             raise typer.BadParameter(f"expected whole numbers separated by commas, got {seed!r}",
                                      param_hint="--seed") from None
+    # on a Ray cluster a cell may ask for more than this machine (the head node) has
+    cfg = load_sweep_config(config, data, only, this_machine=ray_address is None)
+    if recipe is not None:
+        cfg = cfg.only_recipes([x.strip() for x in recipe.split(",") if x.strip()])
+    if seeds is not None:
         cfg = cfg.only_seeds(seeds)
     summary = run_sweep(cfg, out, executor=executor, resume=resume, ray_address=ray_address,
                         show_progress=progress)

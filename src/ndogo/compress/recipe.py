@@ -50,6 +50,7 @@ from typing import Any
 
 from ndogo.locks import file_lock
 from ndogo.models.loading import ModelError, resolve_model
+from ndogo.options import check_fields
 from ndogo.train.config import FinetuneConfig, FinetuneStageConfig
 
 # Where each stage lives, by convention `ndogo.compress.<module>` with a function named
@@ -413,6 +414,9 @@ def bind_stage(call: StageCall, context: dict[str, Any], where: str) -> BoundSta
         check = getattr(config, "check", None)
         if callable(check):
             check()
+        # and every option's declared bounds and choices, whether or not the stage checks them itself
+        # (trim's are only read when it runs, an hour into a sweep otherwise)
+        check_fields(config)
     except (ValueError, TypeError) as err:
         raise RecipeError(f"{where}: {err}") from None
     return BoundStage(stage, call, config)

@@ -8,17 +8,20 @@ the experiment itself: a failed cell is a row with its error, and the sweep goes
 
 from __future__ import annotations
 
+import io
 import os
 import platform
+import re
 import shutil
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import ExitStack, nullcontext, redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ndogo.compress.recipe import ChainResult, bind_recipe, run_chain
 from ndogo.experiments.config import BASELINE, Cell
@@ -31,10 +34,44 @@ PACKAGES = ("ndogo", "torch", "transformers", "tokenizers", "seqeval", "onnxrunt
 
 @dataclass(frozen=True)
 class CellSettings:
-    """Where a cell writes: shared stage outputs (so cells reuse each other's) and its log."""
+    """Where a cell writes: shared stage outputs (so cells reuse each other's) and its log.
+
+    `echo`, where the cell runs in the sweep's own process, also gets each line of the log
+    that reports progress worth seeing on the console (a finished training epoch): a
+    baseline trains for many minutes, and its log is the only other place that says how far.
+    """
 
     artifacts: str
     logs: str
+    echo: Callable[[str], None] | None = field(default=None, compare=False)
+
+
+# Lines of a cell's log that `echo` also gets: the end of each training epoch (finetune's loop,
+# which distillation and recovery run too), early stopping and a resumed run.
+PROGRESS_LINE = re.compile(r"^(epoch \d+: |no dev F1 gain|resuming )")
+
+
+class LogTee(io.TextIOBase):
+    """The cell's log file as its stdout and stderr, handing PROGRESS_LINE lines to `echo` too."""
+
+    def __init__(self, log: TextIO, echo: Callable[[str], None] | None) -> None:
+        self.log, self.echo, self.pending = log, echo, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        if self.echo is not None:
+            # tqdm's bar redraws with carriage returns: only whole lines are read
+            *lines, self.pending = (self.pending + text).replace("\r", "\n").split("\n")
+            for line in lines:
+                if PROGRESS_LINE.match(line.strip()):
+                    self.echo(line.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
 
 
 def versions() -> dict[str, str]:
@@ -64,20 +101,14 @@ def measure_speed(path: Path, cell: Cell) -> dict[str, Any]:
     and other jobs' timings are not kept waiting behind it.
     """
     from ndogo.data.corpus import load_corpus
-    from ndogo.evaluate import latency_e2e_ms
-    from ndogo.metrics.perf import measure
+    from ndogo.evaluate import speed_columns
     from ndogo.models.runner import load_runner
-    from ndogo.models.windowing import encode_sentences
 
     sentences = load_corpus(cell.data, cell.lang, (cell.evaluate.split,)).require(cell.evaluate.split, "evaluation")
     runner = load_runner(path)
-    windows = encode_sentences(runner.tokenizer, [s.tokens for s in sentences[: cell.evaluate.sample]],
-                               runner.max_length)
-    texts = [" ".join(s.tokens) for s in sentences[: cell.evaluate.sample]]
     with file_lock(Path(cell.evaluate.lock)) if cell.evaluate.lock else nullcontext():
-        timing = measure(runner.forward, windows, runner.pad_id, sample=cell.evaluate.sample)
-        # raw sentence in, entities out: what a trimmed tokenizer or a windowed sentence costs too
-        timing["latency_e2e_ms_b1"] = round(latency_e2e_ms(runner, texts), 3)
+        # forward-only and end-to-end latency on the same sentences, in one pass, checked against each other
+        timing = speed_columns(runner, [s.tokens for s in sentences], cell.evaluate.sample)
     return timing
 
 
@@ -147,8 +178,9 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     torch.set_num_threads(cell.recipe.cpus)
     quiet_libraries()
     with open(log_path, "a", encoding="utf-8", buffering=1) as log, ExitStack() as stack:  # line-buffered
-        stack.enter_context(redirect_stdout(log))
-        stack.enter_context(redirect_stderr(log))
+        tee = LogTee(log, None if settings.echo is None else lambda line: settings.echo(f"{cell.label()}: {line}"))
+        stack.enter_context(redirect_stdout(tee))
+        stack.enter_context(redirect_stderr(tee))
         print(f"== {cell.label()} ({cell.id}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n   chain: {cell.chain}",
               flush=True)
         try:

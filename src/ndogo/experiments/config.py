@@ -63,7 +63,10 @@ from ndogo.compress.recipe import (
 )
 from ndogo.data.corpus import is_hub_name, lang_dir, resolve_data
 from ndogo.experiments.row import BASELINE
+from ndogo.models.loading import SHORT_NAMES, ModelError, resolve_model
 
+# Stage options that name files a stage reads (checked to exist when a sweep starts).
+PATH_OPTIONS = ("corpus", "unlabeled")
 TOP_KEYS = {"name", "languages", "seeds", "data", "models", "recipes", "evaluate", "resources"}
 
 
@@ -200,12 +203,25 @@ class SweepConfig:
         return dataclasses.replace(self, recipes=[r for r in self.recipes if r.name in keep])
 
     def check_runs(self, cells: list[Cell]) -> None:
-        """A model's `finetuned` run missing for a cell about to start fails now, not as a failed row per cell."""
+        """Files the cells about to start read fail now, not as a failed row per cell.
+
+        A model's `finetuned` run, and the text a stage reads (trim's and distill's
+        `corpus`, distill's `unlabeled`). Checked when the sweep starts rather than when
+        the config is read: a config names paths of the machine it is meant for, and
+        reading it elsewhere (`ndogo report`, the committed configs' test) must still work.
+        """
         for cell in cells:
             if cell.model.finetuned is not None and cell.recipe.recipe.start == "finetuned" \
                     and not Path(cell.source).is_dir():
                 raise ConfigError(f"{self.path}: models.{cell.model.name}.finetuned: no fine-tuned model for "
                                   f"{cell.lang} at {cell.source}")
+            for i, call in enumerate(cell.chain.stages):
+                for key in PATH_OPTIONS:
+                    value = call.options.get(key)
+                    for item in [value] if isinstance(value, str) else value or []:
+                        if isinstance(item, str) and not Path(item).expanduser().exists():
+                            raise ConfigError(f"{stage_key(self.path, cell, i, call)}.{key}: {item}: no such "
+                                              "file or folder")
 
     def cells(self) -> list[Cell]:
         """The grid in run order: for each model, language and seed, the baseline first."""
@@ -246,13 +262,18 @@ def make_cell(model: ModelSpec, lang: str, recipe: RecipeSpec, seed: int, data: 
     return Cell(cell_id, model, lang, recipe, seed, data, evaluate, source, chain, needs)
 
 
-def load_sweep_config(path: str | Path, data: str | None = None, only: list[str] | None = None) -> SweepConfig:
+def load_sweep_config(path: str | Path, data: str | None = None, only: list[str] | None = None,
+                      this_machine: bool = True) -> SweepConfig:
     """Read a sweep config and check everything that can be checked without running anything.
 
     `data` (the --data option) wins over the config's `data`, which wins over
     $NDOGO_DATA and the hub's MasakhaNER. `only` (the --lang option) restricts the
     grid to some of its languages, and the corpus need only hold those: a new
     language's folder alone runs a seventeen-language config's cells for it.
+    With `this_machine` (all but a sweep on a Ray cluster, whose nodes may be
+    larger), a cell may not ask for more CPUs or GPUs than this machine has:
+    the cell would otherwise start and fail (torch's threads) or wait forever
+    (Ray's request).
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -302,9 +323,10 @@ def load_sweep_config(path: str | Path, data: str | None = None, only: list[str]
                 lang_dir(Path(data_value), lang)
             except ValueError as err:
                 raise ConfigError(f"{where}: evaluate.transfer: {err}") from None
-    cpus, gpus = _resources(doc.get("resources", {}), f"{where}: resources")
-    models = _models(doc.get("models"), f"{where}: models")
-    recipes = _recipes(doc.get("recipes"), f"{where}: recipes", cpus, gpus)
+    limits = machine_limits() if this_machine else None
+    cpus, gpus = _resources(doc.get("resources", {}), f"{where}: resources", limits)
+    models = _models(doc.get("models"), f"{where}: models", this_machine)
+    recipes = _recipes(doc.get("recipes"), f"{where}: recipes", cpus, gpus, limits)
 
     config = SweepConfig(name, str(path), path.read_text(encoding="utf-8"), languages, list(seeds), data_value,
                          models, recipes, evaluate)
@@ -326,17 +348,22 @@ def check_cells(config: SweepConfig) -> None:
         if key in seen:
             continue  # the same chain with another language or seed binds the same way
         seen.add(key)
-        implicit = cell.recipe.recipe.start == "finetuned"
         context = normal_context(cell.context())
         for i, call in enumerate(cell.chain.stages):
-            if implicit and i == 0:
-                where = f"{config.path}: models.{cell.model.name}.finetune"
-            else:
-                where = f"{config.path}: recipes.{cell.recipe.name} stage {i + (0 if implicit else 1)} ({call.stage})"
             try:
-                bind_stage(call, context, where)
+                bind_stage(call, context, stage_key(config.path, cell, i, call))
             except RecipeError as err:
                 raise ConfigError(str(err)) from None
+
+
+def stage_key(path: str, cell: Cell, i: int, call: StageCall) -> str:
+    """Where stage `i` of a cell's chain is written: the model's `finetune` table for the implicit
+    first stage of a cell built on the fine-tuned model, else its recipe's stage, numbered as there."""
+    # a model with `finetuned` starts from its runs as they are: no implicit finetune stage
+    implicit = cell.recipe.recipe.start == "finetuned" and cell.model.finetuned is None
+    if implicit and i == 0:
+        return f"{path}: models.{cell.model.name}.finetune"
+    return f"{path}: recipes.{cell.recipe.name} stage {i + (0 if implicit else 1)} ({call.stage})"
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
@@ -381,12 +408,23 @@ def _eval_spec(value: Any, where: str, languages: list[str]) -> EvalSpec:
     if isinstance(floor, bool) or not 0.0 <= floor < 1.0:
         raise ConfigError(f"{where}.min_baseline_dev_f1: expected an F1 between 0 and 1 (0.2 is 20 points), "
                           f"got {floor!r}")
+    lock = value.get("lock")
+    if lock is not None and not Path(lock).expanduser().parent.is_dir():
+        # the lock is taken when a cell is timed, after its training
+        raise ConfigError(f"{where}.lock: {lock}: its folder {Path(lock).expanduser().parent} does not exist")
     if value.get("split", "test") not in ("train", "dev", "test"):
         raise ConfigError(f"{where}.split: expected train, dev or test, got {value['split']!r}")
     return EvalSpec(**value, transfer=tuple(transfer))
 
 
-def _resources(value: Any, where: str) -> tuple[int, float]:
+def machine_limits() -> tuple[int, int]:
+    """(CPUs, GPUs) of this machine: what one cell may ask for at most."""
+    import torch  # (binding the stages imports it anyway)
+
+    return os.cpu_count() or 1, torch.cuda.device_count()
+
+
+def _resources(value: Any, where: str, limits: tuple[int, int] | None = None) -> tuple[int, float]:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a table with cpus and gpus")
     unknown = set(value) - {"cpus", "gpus"}
@@ -398,10 +436,40 @@ def _resources(value: Any, where: str) -> tuple[int, float]:
         raise ConfigError(f"{where}.cpus: expected a whole number ≥ 1, got {cpus!r}")
     if not isinstance(gpus, int | float) or isinstance(gpus, bool) or gpus < 0:
         raise ConfigError(f"{where}.gpus: expected a number ≥ 0, got {gpus!r}")
+    if limits is not None:
+        have_cpus, have_gpus = limits
+        if cpus > have_cpus:
+            raise ConfigError(f"{where}.cpus: {cpus} CPUs per cell, but this machine has {have_cpus} "
+                              f"(os.cpu_count()); give at most {have_cpus}")
+        if gpus > have_gpus:
+            raise ConfigError(f"{where}.gpus: {gpus:g} GPU(s) per cell, but this machine has {have_gpus}; "
+                              "give at most that (cells here run on the CPU without one)")
     return cpus, gpus
 
 
-def _models(value: Any, where: str) -> list[ModelSpec]:
+def _check_model(model: str, where: str, this_machine: bool) -> None:
+    """A model its cells could not load fails now, not in each baseline cell.
+
+    A missing local folder always; on this machine also a short name whose files are
+    absent and, offline (HF_HUB_OFFLINE), a hub id that is not in the hub's cache.
+    """
+    if model in SHORT_NAMES and not this_machine:
+        return
+    try:
+        resolved = resolve_model(model)
+    except ModelError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true")
+    if this_machine and offline and resolved == model and not Path(model).expanduser().exists():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise ConfigError(f"{where}: {model}: not a short name ({', '.join(SHORT_NAMES)}), a local model "
+                              "folder, or a hub model in this machine's cache (HF_HUB_OFFLINE is set, so it "
+                              "cannot be downloaded)")
+
+
+def _models(value: Any, where: str, this_machine: bool = True) -> list[ModelSpec]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = {v: {} for v in value}  # models = ["minilm"]
     if not isinstance(value, dict) or not value:
@@ -416,6 +484,7 @@ def _models(value: Any, where: str) -> list[ModelSpec]:
             raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key; keys: model, finetune, baselines, train, "
                               "finetuned")
         model = _typed(spec.get("model", name), str, f"{at}.model")
+        _check_model(model, f"{at}.model", this_machine)
         finetune = _typed(spec.get("finetune", {}), dict, f"{at}.finetune")
         baselines = spec.get("baselines", [])
         baselines = _str_list(baselines, f"{at}.baselines", "run directories") if baselines else []
@@ -430,7 +499,8 @@ def _models(value: Any, where: str) -> list[ModelSpec]:
     return models
 
 
-def _recipes(value: Any, where: str, cpus: int, gpus: float) -> list[RecipeSpec]:
+def _recipes(value: Any, where: str, cpus: int, gpus: float,
+             limits: tuple[int, int] | None = None) -> list[RecipeSpec]:
     if not isinstance(value, dict) or not value:
         raise ConfigError(f"{where}: expected a table of named recipes, e.g. prune50 = \"prune:sparsity=0.5\"")
     recipes = []
@@ -439,7 +509,7 @@ def _recipes(value: Any, where: str, cpus: int, gpus: float) -> list[RecipeSpec]
         res_cpus, res_gpus = cpus, gpus
         if isinstance(spec, dict) and "resources" in spec:
             spec = dict(spec)
-            res_cpus, res_gpus = _resources(spec.pop("resources"), f"{at}.resources")
+            res_cpus, res_gpus = _resources(spec.pop("resources"), f"{at}.resources", limits)
         try:
             recipe = recipe_from_data(spec, at)
         except RecipeError as err:

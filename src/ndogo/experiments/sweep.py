@@ -20,6 +20,7 @@ recipe starts from the pretrained model run at any time.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ndogo.experiments.cell import CellSettings, describe, machine, run_cell, versions
@@ -185,6 +187,8 @@ class Reporter:
 
     def __init__(self, total: int, skipped: int, parallel: int, console: Console, show: bool,
                  pending: list[Cell] | None = None, history: dict[str, list[float]] | None = None) -> None:
+        # The live bar only on a terminal: written to a file or a pipe (`make run > log`), rich draws it
+        # once, cut to 80 columns, and nothing more until the end. The lines below are printed anyway.
         self.total, self.done, self.failed, self.running = total, skipped, 0, 0
         self.parallel = max(parallel, 1)
         self.durations: list[float] = []
@@ -196,7 +200,8 @@ class Reporter:
             TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[running]} running · {task.fields[failed]} failed · {task.fields[left]} left"),
             TimeElapsedColumn(), TextColumn("· {task.fields[eta]} remaining"),
-            console=console, redirect_stdout=False, redirect_stderr=False, disable=not show,
+            console=console, redirect_stdout=False, redirect_stderr=False,
+            disable=not (show and console.is_terminal and not console.is_dumb_terminal),
         )
         self.task = self.progress.add_task("sweep", total=total, completed=skipped, **self._fields())
 
@@ -230,8 +235,15 @@ class Reporter:
 
     def start(self, cell: Cell) -> None:
         self.running += 1
-        self.pending.pop(cell.id, None)
+        kind = self.pending.pop(cell.id, None) or cell_class(cell)
         self.progress.update(self.task, **self._fields())
+        self.note(f"[{self.done + self.failed + self.running}/{self.total}] {cell.label()}: started"
+                  + (" (it trains: a line per epoch follows)" if kind == "training" else "")
+                  + f"; log {cell.id}.log")
+
+    def note(self, line: str) -> None:
+        """One plain line on the console (above the bar on a terminal; no carriage returns in a file)."""
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def finish(self, cell: Cell, row: dict[str, Any], ran: bool = True) -> None:
         self.running -= 1 if ran else 0
@@ -242,7 +254,7 @@ class Reporter:
                 what += f", {row['latency_ms_b1']:.2f} ms"
         else:
             self.failed += 1
-            what = f"[red]failed[/red]: {row.get('error', '')[:200]}"
+            what = f"[red]failed[/red]: {escape(row.get('error', '')[:200])}"
         self.pending.pop(cell.id, None)
         if ran:
             self.durations.append(row.get("seconds", 0.0))
@@ -277,6 +289,10 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(file=sys.stderr)  # a fixed file: cells redirect sys.stdout/err to their logs
     with exclusive(out):
+        if not (out / STORE).is_file():
+            # before the store exists: a refused config leaves no results behind that a rerun without
+            # --resume would then be refused for
+            config.check_runs(config.cells())
         store = Store(out)
         try:
             cells = config.cells()
@@ -288,7 +304,8 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
             config.check_runs(todo)
             skipped = len(cells) - len(todo)
             # absolute: Ray workers need not share this process's working directory
-            settings = CellSettings(artifacts=str(out.resolve() / "artifacts"), logs=str(out.resolve() / "logs"))
+            logs = out.resolve() / "logs"
+            settings = CellSettings(artifacts=str(out.resolve() / "artifacts"), logs=str(logs))
             schedule = Schedule(todo, {k: v for k, v in statuses.items() if v == "done"})
             by_id = {c.id: c for c in cells}
             needed = {c.needs for c in todo if c.needs}
@@ -305,8 +322,13 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
                 for row in store.rows("done"):
                     if row["cell_id"] in by_id and row.get("seconds"):
                         history.setdefault(cell_class(by_id[row["cell_id"]]), []).append(float(row["seconds"]))
+                console.print(f"sweep {config.name}: {len(todo)} cell(s) to run; each cell's full output (every "
+                              f"stage, dev F1 per epoch) goes to {logs}/<cell id>.log", highlight=False,
+                              soft_wrap=True)
                 with Reporter(len(cells), skipped, parallel, console, show_progress, todo, history) as reporter:
                     if executor == "local":
+                        # the cells run here: their training epochs are reported as they finish
+                        settings = dataclasses.replace(settings, echo=reporter.note)
                         _run_local(schedule, store, settings, reporter)
                     else:
                         _run_ray(schedule, store, settings, reporter, ray_address)
@@ -398,6 +420,7 @@ def _run_ray(schedule: Schedule, store: Store, settings: CellSettings, reporter:
     """
     ray = _ray_init(address)
     remote = ray.remote(run_cell)
+    settings = dataclasses.replace(settings, echo=None)  # a worker's lines stay in its cell's log
     capacity = ray.cluster_resources()
     free_cpus, free_gpus = capacity.get("CPU", 1.0), capacity.get("GPU", 0.0)
     inflight: dict[Any, Cell] = {}

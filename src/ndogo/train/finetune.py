@@ -59,14 +59,31 @@ CHECKPOINT = "checkpoint"
 OPERATIONAL = ("threads", "save_every", "eval_batch_size", "keep_checkpoint")
 
 
-def same_run(saved: dict[str, Any], current: dict[str, Any]) -> bool:
-    """Whether a checkpoint's configuration is this run's, ignoring operational settings."""
+MISSING = object()
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The settings in which a saved run's configuration differs from this run's, each with both values.
+
+    Operational settings are ignored. Without naming them, "a different configuration"
+    leaves the user to diff two JSON files to learn that one flag was mistyped.
+    """
     def strip(config: dict[str, Any]) -> dict[str, Any]:
         # precision fp32 is also what a run saved before the field existed did
         return {k: v for k, v in config.items() if k not in OPERATIONAL
                 and not (k == "precision" and v == "fp32")}
 
-    return strip(saved) == strip(current)
+    def shown(config: dict[str, Any], key: str) -> str:
+        return repr(config[key]) if key in config else "unset"
+
+    before, now = strip(saved), strip(current)
+    return [f"{key} {shown(before, key)} there, {shown(now, key)} now"
+            for key in sorted(set(before) | set(now)) if before.get(key, MISSING) != now.get(key, MISSING)]
+
+
+def same_run(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a checkpoint's configuration is this run's, ignoring operational settings."""
+    return not config_differences(saved, current)
 
 
 def finished_run(out: Path, cfg: FinetuneConfig) -> dict[str, Any] | None:
@@ -85,8 +102,10 @@ def finished_run(out: Path, cfg: FinetuneConfig) -> dict[str, Any] | None:
         raise ValueError(f"{path}: not readable ({err}); use another --out or delete it") from None
     if not isinstance(metrics, dict) or not metrics.get("complete"):
         return None
-    if not same_run(metrics.get("config", {}), json.loads(json.dumps(asdict(cfg)))):
-        raise ValueError(f"{out}: holds a finished run of a different configuration; use another --out")
+    differences = config_differences(metrics.get("config", {}), json.loads(json.dumps(asdict(cfg))))
+    if differences:
+        raise ValueError(f"{out}: holds a finished run of a different configuration ({'; '.join(differences)}); "
+                         "use another --out")
     return metrics
 
 
@@ -251,9 +270,10 @@ def finetune(
                              "best_epoch": None, "history": [], "train_seconds": 0.0, "ema_loss": float("nan")}
     if has_checkpoint(ckpt_dir):
         saved = load_checkpoint(ckpt_dir)
-        if not same_run(saved["config"], json.loads(json.dumps(asdict(cfg)))):
-            raise ValueError(f"{ckpt_dir}: a checkpoint of a different configuration is there; "
-                             "use another --out or delete it")
+        differences = config_differences(saved["config"], json.loads(json.dumps(asdict(cfg))))
+        if differences:
+            raise ValueError(f"{ckpt_dir}: a checkpoint of a different configuration is there "
+                             f"({'; '.join(differences)}); use another --out or delete it")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
