@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import socket
+import sys
 import time
 import traceback
 from contextlib import ExitStack, nullcontext, redirect_stderr, redirect_stdout
@@ -35,6 +36,9 @@ class CellSettings:
 
     artifacts: str
     logs: str
+    # (path, token) of the sweep's shared-folder probe on a Ray cluster: a cell on a node that does not
+    # read the token there is on a node that does not share the folder, and fails before building anything
+    probe: tuple[str, str] | None = None
 
 
 def versions() -> dict[str, str]:
@@ -79,6 +83,21 @@ def measure_speed(path: Path, cell: Cell) -> dict[str, Any]:
         # raw sentence in, entities out: what a trimmed tokenizer or a windowed sentence costs too
         timing["latency_e2e_ms_b1"] = round(latency_e2e_ms(runner, texts), 3)
     return timing
+
+
+def ray_node() -> str | None:
+    """The Ray node id this process runs on (a row says where its cell ran), or None outside a Ray worker."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def _sees_probe(path: str, token: str) -> bool:
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
 
 
 def describe(cell: Cell) -> dict[str, Any]:
@@ -139,6 +158,17 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     from ndogo.evaluate import evaluate
 
     row: dict[str, Any] = {**describe(cell), "started": time.time()}
+    node = ray_node()
+    if node is not None:
+        row["node"] = node
+    if settings.probe is not None and not _sees_probe(*settings.probe):
+        # a node that joined after the sweep's check and mounts nothing at --out: building here would
+        # leave models and logs no other node can see
+        folder = Path(settings.probe[0]).parent
+        return {**row, "status": "failed", "finished": time.time(), "seconds": 0.0, "versions": versions(),
+                "machine": machine(cell.recipe.cpus),
+                "error": f"node {socket.gethostname()} does not see the sweep's folder ({folder}); every Ray "
+                         "node must mount --out at the same path"}
     log_path = Path(settings.logs) / f"{cell.id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
