@@ -39,6 +39,7 @@ class CellSettings:
     # (path, token) of the sweep's shared-folder probe on a Ray cluster: a cell on a node that does not
     # read the token there is on a node that does not share the folder, and fails before building anything
     probe: tuple[str, str] | None = None
+    device: str = "auto"  # where the cell's stages train and its model is evaluated (a stage's own option wins)
 
 
 def versions() -> dict[str, str]:
@@ -61,7 +62,7 @@ def machine(threads: int | None = None) -> dict[str, Any]:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def measure_speed(path: Path, cell: Cell) -> dict[str, Any]:
+def measure_speed(path: Path, cell: Cell, device: str = "auto") -> dict[str, Any]:
     """Latency and throughput as `ndogo evaluate` measures them, holding the timing lock only while timing.
 
     Scoring F1 needs no lock and takes far longer than timing, so it runs first
@@ -74,12 +75,18 @@ def measure_speed(path: Path, cell: Cell) -> dict[str, Any]:
     from ndogo.models.windowing import encode_sentences
 
     sentences = load_corpus(cell.data, cell.lang, (cell.evaluate.split,)).require(cell.evaluate.split, "evaluation")
-    runner = load_runner(path)
+    import torch
+
+    from ndogo.device import resolve_device
+    from ndogo.models.runner import on_device
+
+    runner = on_device(load_runner(path), resolve_device(device), fall_back=device.strip().lower() == "auto")
     windows = encode_sentences(runner.tokenizer, [s.tokens for s in sentences[: cell.evaluate.sample]],
                                runner.max_length)
     texts = [" ".join(s.tokens) for s in sentences[: cell.evaluate.sample]]
     with file_lock(Path(cell.evaluate.lock)) if cell.evaluate.lock else nullcontext():
-        timing = measure(runner.forward, windows, runner.pad_id, sample=cell.evaluate.sample)
+        timing = measure(runner.forward, windows, runner.pad_id, sample=cell.evaluate.sample,
+                         device=torch.device(runner.device))
         # raw sentence in, entities out: what a trimmed tokenizer or a windowed sentence costs too
         timing["latency_e2e_ms_b1"] = round(latency_e2e_ms(runner, texts), 3)
     return timing
@@ -182,7 +189,7 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
         print(f"== {cell.label()} ({cell.id}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n   chain: {cell.chain}",
               flush=True)
         try:
-            bound = bind_recipe(cell.chain, cell.context())
+            bound = bind_recipe(cell.chain, {**cell.context(), "device": settings.device})
             adopt = 0 if (not cell.model.train and cell.model.finetuned is None
                           and cell.recipe.recipe.start == "finetuned") else None
             result = run_chain(cell.source, bound, settings.artifacts, reuse=cell.model.baselines,
@@ -190,12 +197,12 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
                                adopt_only=adopt)
             built = time.perf_counter()
             metrics = evaluate(result.path, cell.data, cell.lang, cell.evaluate.split, cell.evaluate.batch_size,
-                               speed=False, threads=cell.recipe.cpus)
+                               speed=False, threads=cell.recipe.cpus, device=settings.device)
             if cell.evaluate.split != "dev":
                 # Every choice made from rows (recommend, the atlas's "what to ship") is made on dev;
                 # test is only reported beside it, so each row carries both.
                 dev = evaluate(result.path, cell.data, cell.lang, "dev", cell.evaluate.batch_size,
-                               speed=False, threads=cell.recipe.cpus)
+                               speed=False, threads=cell.recipe.cpus, device=settings.device)
                 metrics.update({"dev_f1": dev["f1"], "dev_precision": dev["precision"],
                                 "dev_recall": dev["recall"], "dev_per_type": dev.get("per_type")})
             else:
@@ -206,13 +213,13 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
                     continue
                 # zero-shot: the model never saw this language's labels (the study's transfer table)
                 r = evaluate(result.path, cell.data, other, cell.evaluate.split, cell.evaluate.batch_size,
-                             speed=False, threads=cell.recipe.cpus)
+                             speed=False, threads=cell.recipe.cpus, device=settings.device)
                 transfer[other] = {k: r.get(k) for k in ("f1", "precision", "recall", "per_type")}
                 print(f"   zero-shot {other}: F1 {r['f1']:.4f}", flush=True)
             if transfer:
                 metrics["transfer"] = transfer
             if cell.evaluate.speed:
-                metrics.update(measure_speed(result.path, cell))
+                metrics.update(measure_speed(result.path, cell, settings.device))
             finetuned = next((s.path for s in result.stages if s.stage == "finetune"), None)
             row.update(metrics)
             row.update(

@@ -284,10 +284,19 @@ def _duration(seconds: float) -> str:
 
 def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", resume: bool = False,
               ray_address: str | None = None, show_progress: bool = True,
-              console: Console | None = None) -> SweepSummary:
-    """Run every cell of `config` not yet done in `out` and store one row per cell."""
+              console: Console | None = None, device: str = "auto") -> SweepSummary:
+    """Run every cell of `config` not yet done in `out` and store one row per cell.
+
+    `device` is where cells train and evaluate (`auto`: CUDA when the cell sees a GPU; a Ray
+    cell sees the GPUs `[resources] gpus` asks for). It is how cells run, not what they are:
+    it changes no cell id and no stage's reuse key.
+    """
     if executor not in EXECUTORS:
         raise SweepError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if device.strip().lower() != "auto" and executor == "local":
+        from ndogo.device import resolve_device
+
+        resolve_device(device)  # a device this machine lacks is refused before the store is created
     out = Path(out)
     if (out / STORE).is_file() and not resume:
         raise SweepError(f"{out}: results of a sweep are already here; pass --resume to continue it "
@@ -324,7 +333,7 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
             t0 = time.perf_counter()
             if skipped:
                 console.print(f"{out}: {skipped} of {len(cells)} cells already done; running the other {len(todo)}")
-            settings = dataclasses.replace(settings, probe=probe)
+            settings = dataclasses.replace(settings, probe=probe, device=device)
             try:
                 parallel = 1 if executor == "local" else _ray_parallel(ray_address, cells)
                 history: dict[str, list[float]] = {}

@@ -115,7 +115,7 @@ def predict_words(
         batch = collate([windows[i] for i in idx], pad_id, with_labels=False)
         with torch.inference_mode():
             logits = forward(batch).float()
-        merger.add([windows[i] for i in idx], torch.softmax(logits, dim=-1).numpy())
+        merger.add([windows[i] for i in idx], torch.softmax(logits, dim=-1).cpu().numpy())  # from any device
         if progress:
             progress(len(idx))
     return merger.result()
