@@ -6,7 +6,8 @@ student from it (task distillation, one epoch), quantizes the fine-tuned model w
 device, then prints F1 and times for each. The GPU run uses bf16 autocast where the GPU has it
 (fp16 with loss scaling where it does not), and LLM.int8() runs bitsandbytes' CUDA int8 matmul.
 Each latency is timed after warm-up, with `torch.cuda.synchronize` around each timed forward on
-the GPU. About 5 minutes on a 16-core machine with an H100; most of it is the CPU's half.
+the GPU. Sized for under 10 minutes on a 16-core machine with one GPU, most of it the CPU's half;
+not yet run on a GPU (the session that wrote it had none).
 
     python bench/gpu_check.py --data ../shared/data/masakhaner --out /tmp/gpu-check
 

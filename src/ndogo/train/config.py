@@ -154,6 +154,8 @@ class PretrainConfig:
     precision: str = option("auto", choices=("auto", "bf16", "fp32"), help="auto (bf16 where the CPU has native "
                             "bf16), bf16 or fp32.")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")
+    device: str = option("auto", help="auto (CUDA when present, else the CPU; $NDOGO_DEVICE overrides), cpu, "
+                         "cuda or cuda:N.")
     # NER corpus roots whose dev/test sentences are dropped from the raw text (see ndogo.data.leakage)
     exclude_eval: list[str] = option([], help="A NER corpus folder (repeatable) whose dev and test sentences are "
                                      "dropped from the raw text, so that fine-tuned test F1 is on text the model "
@@ -179,4 +181,4 @@ class PretrainConfig:
                          grad_accum=self.grad_accum, lr=self.lr, warmup_ratio=self.warmup_ratio,
                          weight_decay=self.weight_decay, mask_prob=self.mask_prob, seed=self.seed,
                          save_every=self.save_every, log_every=self.log_every, eval_every=self.eval_every,
-                         precision=self.precision, threads=self.threads)
+                         precision=self.precision, threads=self.threads, device=self.device)

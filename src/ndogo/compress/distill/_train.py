@@ -606,7 +606,10 @@ def _teacher_labelled(teacher_name: str, out: Path, config: DistillConfig,
         found, read[corpus.lang] = read_unlabeled(config.unlabeled, corpus.lang, held_out, limit)
         sentences += found
     out.mkdir(parents=True, exist_ok=True)
-    labelled = teacher_label(load_runner(teacher_name), sentences, out / CACHE, show_progress=config.show_progress)
+    from ndogo.models.runner import on_device
+
+    teacher = on_device(load_runner(teacher_name), resolve_device(config.device), fall_back=True)
+    labelled = teacher_label(teacher, sentences, out / CACHE, show_progress=config.show_progress)
     entities = sum(t.startswith("B-") for s in labelled for t in s.tags)
     return labelled, {**read, "teacher_entities": entities, "sentences": len(labelled)}
 
