@@ -10,6 +10,8 @@ import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here; fail fast instead of retrying
+# `--device auto` means the CPU in the suite, even on a machine with a GPU: no test needs or takes one
+os.environ.setdefault("NDOGO_DEVICE", "cpu")
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -228,5 +228,5 @@ def test_teacher_cache_matches_the_batched_teacher_and_runs_each_window_once() -
 def test_bad_precision_fails_before_the_corpus_is_read(tmp_path: Path) -> None:
     from ndogo.compress.distill import DistillConfig
 
-    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, not 'fp8'"):
+    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, fp16, not 'fp8'"):
         DistillConfig(mode="agnostic", corpus=str(tmp_path / "absent"), student_layers=1, precision="fp8")

@@ -177,6 +177,10 @@ def test_bf16_training_is_opt_in_and_older_fp32_runs_stay_reusable(tiny_model: P
     assert find_finetuned(str(tiny_model), stage(fp32), [str(tmp_path / "fp32")]) == (tmp_path / "fp32").resolve()
     bf16 = config(tiny_model, tiny_corpus, tmp_path / "bf16", precision="bf16")
     assert find_finetuned(str(tiny_model), stage(bf16), [str(tmp_path / "fp32")]) is None  # another run
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):  # #40: fp16 is CUDA's, with loss scaling
+        finetune(config(tiny_model, tiny_corpus, tmp_path / "fp16", precision="fp16", device="cpu"),
+                 show_progress=False)
+    assert not (tmp_path / "fp16").exists()
     if resolve_precision("auto") != "bf16":
         with pytest.raises(ValueError, match="no native bf16"):
             finetune(bf16, show_progress=False)
@@ -187,8 +191,8 @@ def test_bf16_training_is_opt_in_and_older_fp32_runs_stay_reusable(tiny_model: P
     assert all(w.dtype == torch.float32 for w in weights.values())  # weights stay fp32
     from ndogo.train.config import check_finetune
 
-    with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
-        check_finetune(FinetuneConfig(model="m", data="d", langs=["hau"], out="o", precision="fp16"))
+    with pytest.raises(ValueError, match="precision must be fp32, bf16 or fp16"):
+        check_finetune(FinetuneConfig(model="m", data="d", langs=["hau"], out="o", precision="fp8"))
 
 
 def test_a_refused_resume_names_the_setting_that_differs(tiny_model: Path, tiny_corpus: Path,

@@ -347,6 +347,8 @@ def evaluate(
     speed: Annotated[bool, typer.Option(help="Measure latency and throughput (--no-speed to skip).")] = True,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present and the model's kind runs there, else the "
+                                        "CPU; $NDOGO_DEVICE overrides), cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """F1 (overall and per type), parameters, size on disk, peak memory, latency and throughput.
 
@@ -372,7 +374,8 @@ def evaluate(
     from ndogo.evaluate import evaluate as run_evaluate
     from ndogo.evaluate import save_eval
 
-    result = run_evaluate(run, data, lang, split, batch_size, speed, threads, show_progress=not as_json)
+    result = run_evaluate(run, data, lang, split, batch_size, speed, threads, show_progress=not as_json,
+                          device=device)
     save_eval(run, result)
     table = Table(title=f"{run} on {lang}/{split}")
     table.add_column("metric")

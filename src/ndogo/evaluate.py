@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 from ndogo.data.corpus import load_corpus
+from ndogo.device import resolve_device, synchronize, to_device
 from ndogo.metrics.entity import score
 from ndogo.metrics.perf import group_by_sentence, measure, peak_rss_mb
-from ndogo.models.runner import Runner, load_runner, size_on_disk
+from ndogo.models.runner import Runner, load_runner, on_device, size_on_disk
 from ndogo.models.tagging import predict_tags
 from ndogo.models.windowing import collate, encode_sentences
 
@@ -44,7 +45,8 @@ def paired_latencies_ms(runner: Runner, words: list[list[str]], repeats: int = 3
     predictor = Predictor(runner, batch_size=1)
     windows = encode_sentences(runner.tokenizer, words, runner.max_length)
     # each sentence's windows as one batch (as latency_ms_b1 always ran them) beside its raw text
-    pairs = [(collate(g, runner.pad_id, with_labels=False), " ".join(words[g[0].sent]))
+    device = torch.device(runner.device)
+    pairs = [(to_device(collate(g, runner.pad_id, with_labels=False), device), " ".join(words[g[0].sent]))
              for g in group_by_sentence(windows)]
     forward: list[float] = []
     e2e: list[float] = []
@@ -56,8 +58,10 @@ def paired_latencies_ms(runner: Runner, words: list[list[str]], repeats: int = 3
             for batch, text in pairs:
                 t0 = time.perf_counter()
                 runner.forward(batch)
+                synchronize(device)
                 t1 = time.perf_counter()
                 predictor.predict(text)
+                synchronize(device)  # (reading the entities has waited for the GPU already; this says so)
                 t2 = time.perf_counter()
                 forward.append(t1 - t0)
                 e2e.append(t2 - t1)
@@ -82,27 +86,32 @@ def latency_columns(runner: Runner, words: list[list[str]], tries: int = 3) -> d
 
 
 def speed_columns(runner: Runner, words: list[list[str]], sample: int = 200) -> dict[str, Any]:
-    """The speed columns of a row, all on the first `sample` sentences (with the threads they ran on)."""
+    """The speed columns of a row, all on the first `sample` sentences (with the threads and device they ran on)."""
     words = words[:sample]
     windows = encode_sentences(runner.tokenizer, words, runner.max_length)
-    result = measure(runner.forward, windows, runner.pad_id, sample=sample, latency=False)
+    result = measure(runner.forward, windows, runner.pad_id, sample=sample, latency=False,
+                     device=torch.device(runner.device))
     result.update(latency_columns(runner, words))
     return result
 
 
 def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", batch_size: int = 32,
              speed: bool = True, threads: int | None = None, sample: int = 200,
-             show_progress: bool = False) -> dict[str, Any]:
+             show_progress: bool = False, device: str | None = "auto") -> dict[str, Any]:
     """Score a saved model on a language split and measure it; returns one row of metrics.
 
     With `speed`, the row has `latency_ms_b1` (forward pass only), `latency_e2e_ms_b1`
-    (raw sentence in, entities out), `throughput_b32` and the threads they were timed with.
+    (raw sentence in, entities out), `throughput_b32`, the threads they were timed with and
+    `device` (`cpu` or the GPU's name). `device="auto"` runs on CUDA when present and the
+    model's kind runs there (ONNX and torch.ao int8 stay on the CPU); `cuda[:N]` insists.
     """
     if threads:
         torch.set_num_threads(threads)
+    target = resolve_device(device)
     corpus = load_corpus(data, lang, (split,))
     sentences = corpus.require(split, "evaluation")
-    runner = load_runner(run)
+    runner = on_device(load_runner(run), target, fall_back=(device or "auto").strip().lower() == "auto")
+    on = torch.device(runner.device)
     words = [s.tokens for s in sentences]
     pred, _ = predict_tags(runner, words, batch_size, show_progress)
     result: dict[str, Any] = score([s.tags for s in sentences], pred)
@@ -123,6 +132,9 @@ def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", 
         result["cpu"] = cpu_model()  # a latency means nothing without the machine it was timed on
     else:
         result["threads"] = torch.get_num_threads()
+    if on.type == "cuda":
+        result["device"] = torch.cuda.get_device_name(on)
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(on) / 2**20, 1)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return result
 
@@ -146,7 +158,7 @@ def encoder_linear_sparsity(module: torch.nn.Module | None) -> float | None:
 
 
 # Columns only a speed measurement fills (threads: those it was timed with).
-SPEED_KEYS = ("latency_ms_b1", "latency_e2e_ms_b1", "throughput_b32", "latency_sentences", "threads", "cpu")
+SPEED_KEYS = ("latency_ms_b1", "latency_e2e_ms_b1", "throughput_b32", "latency_sentences", "threads", "cpu", "device")
 # What must be unchanged for an earlier timing to still describe the model.
 SAME_MODEL_KEYS = ("kind", "params", "nonzero_params", "size_bytes")
 

@@ -92,6 +92,7 @@ def sweep(
     executor: Annotated[str, typer.Option(help="local (one cell at a time here) or ray (cells as Ray tasks).")] = "local",
     resume: Annotated[bool, typer.Option(help="Continue a sweep in --out: finished cells are kept, the rest run.")] = False,
     ray_address: Annotated[str | None, typer.Option(help="A Ray cluster to join (e.g. auto or ray://head:10001); default: a local instance.")] = None,
+    device: Annotated[str, typer.Option(help="Where cells train and evaluate: auto (CUDA when the cell has a GPU, else the CPU), cpu, cuda or cuda:N. A stage's own device option wins.")] = "auto",
     progress: Annotated[bool, typer.Option(help="Show the progress bar (a line per finished cell is always printed).")] = True,
     lang: Annotated[str | None, typer.Option(help="Only these of the config's languages (comma-separated, e.g. swa,yor), "
                                              "to split a sweep over sessions; a cell's id and row do not change.")] = None,
@@ -137,7 +138,7 @@ def sweep(
     if seeds is not None:
         cfg = cfg.only_seeds(seeds)
     summary = run_sweep(cfg, out, executor=executor, resume=resume, ray_address=ray_address,
-                        show_progress=progress)
+                        show_progress=progress, device=device)
     typer.echo(f"{summary.done} of {summary.total} cells done, {summary.failed} failed ({summary.seconds / 60:.1f} min); results in "
                f"{Path(summary.directory) / 'results.sqlite'}")
     for failure in summary.failures:

@@ -66,13 +66,13 @@ ALIASES = {"distil": "distill", "quantise": "quantize", "trim-vocab": "trim", "t
 
 # Options filled from the run (a sweep cell, or `ndogo compress --lang/--data/--seed`)
 # when a stage's config has a field of that name and the recipe left it out.
-CONTEXT_FIELDS = ("data", "lang", "langs", "seed", "threads")
+CONTEXT_FIELDS = ("data", "lang", "langs", "seed", "threads", "device")
 # Fields the chain itself sets (where a stage reads and writes); a recipe may not.
 CHAIN_FIELDS = ("model", "run", "out")
 # Fields that change how a stage runs but not what it produces: left out of the key
 # that decides whether a finished stage can be reused.
 NOT_IDENTITY = frozenset({"threads", "save_every", "eval_batch_size", "show_progress", "keep_checkpoint",
-                          *CHAIN_FIELDS})
+                          "device", *CHAIN_FIELDS})
 
 
 class RecipeError(ValueError):

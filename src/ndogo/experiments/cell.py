@@ -14,6 +14,7 @@ import platform
 import re
 import shutil
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -44,6 +45,10 @@ class CellSettings:
     artifacts: str
     logs: str
     echo: Callable[[str], None] | None = field(default=None, compare=False)
+    # (path, token) of the sweep's shared-folder probe on a Ray cluster: a cell on a node that does not
+    # read the token there is on a node that does not share the folder, and fails before building anything
+    probe: tuple[str, str] | None = None
+    device: str = "auto"  # where the cell's stages train and its model is evaluated (a stage's own option wins)
 
 
 # Lines of a cell's log that `echo` also gets: the end of each training epoch (finetune's loop,
@@ -94,22 +99,38 @@ def machine(threads: int | None = None) -> dict[str, Any]:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def measure_speed(path: Path, cell: Cell) -> dict[str, Any]:
+def measure_speed(path: Path, cell: Cell, device: str = "auto") -> dict[str, Any]:
     """Latency and throughput as `ndogo evaluate` measures them, holding the timing lock only while timing.
 
     Scoring F1 needs no lock and takes far longer than timing, so it runs first
     and other jobs' timings are not kept waiting behind it.
     """
     from ndogo.data.corpus import load_corpus
+    from ndogo.device import resolve_device
     from ndogo.evaluate import speed_columns
-    from ndogo.models.runner import load_runner
+    from ndogo.models.runner import load_runner, on_device
 
     sentences = load_corpus(cell.data, cell.lang, (cell.evaluate.split,)).require(cell.evaluate.split, "evaluation")
-    runner = load_runner(path)
+    runner = on_device(load_runner(path), resolve_device(device), fall_back=device.strip().lower() == "auto")
     with file_lock(Path(cell.evaluate.lock)) if cell.evaluate.lock else nullcontext():
         # forward-only and end-to-end latency on the same sentences, in one pass, checked against each other
         timing = speed_columns(runner, [s.tokens for s in sentences], cell.evaluate.sample)
     return timing
+
+
+def ray_node() -> str | None:
+    """The Ray node id this process runs on (a row says where its cell ran), or None outside a Ray worker."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def _sees_probe(path: str, token: str) -> bool:
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
 
 
 def describe(cell: Cell) -> dict[str, Any]:
@@ -170,6 +191,17 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     from ndogo.evaluate import evaluate
 
     row: dict[str, Any] = {**describe(cell), "started": time.time()}
+    node = ray_node()
+    if node is not None:
+        row["node"] = node
+    if settings.probe is not None and not _sees_probe(*settings.probe):
+        # a node that joined after the sweep's check and mounts nothing at --out: building here would
+        # leave models and logs no other node can see
+        folder = Path(settings.probe[0]).parent
+        return {**row, "status": "failed", "finished": time.time(), "seconds": 0.0, "versions": versions(),
+                "machine": machine(cell.recipe.cpus),
+                "error": f"node {socket.gethostname()} does not see the sweep's folder ({folder}); every Ray "
+                         "node must mount --out at the same path"}
     log_path = Path(settings.logs) / f"{cell.id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -184,7 +216,7 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
         print(f"== {cell.label()} ({cell.id}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n   chain: {cell.chain}",
               flush=True)
         try:
-            bound = bind_recipe(cell.chain, cell.context())
+            bound = bind_recipe(cell.chain, {**cell.context(), "device": settings.device})
             adopt = 0 if (not cell.model.train and cell.model.finetuned is None
                           and cell.recipe.recipe.start == "finetuned") else None
             result = run_chain(cell.source, bound, settings.artifacts, reuse=cell.model.baselines,
@@ -192,12 +224,12 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
                                adopt_only=adopt)
             built = time.perf_counter()
             metrics = evaluate(result.path, cell.data, cell.lang, cell.evaluate.split, cell.evaluate.batch_size,
-                               speed=False, threads=cell.recipe.cpus)
+                               speed=False, threads=cell.recipe.cpus, device=settings.device)
             if cell.evaluate.split != "dev":
                 # Every choice made from rows (recommend, the atlas's "what to ship") is made on dev;
                 # test is only reported beside it, so each row carries both.
                 dev = evaluate(result.path, cell.data, cell.lang, "dev", cell.evaluate.batch_size,
-                               speed=False, threads=cell.recipe.cpus)
+                               speed=False, threads=cell.recipe.cpus, device=settings.device)
                 metrics.update({"dev_f1": dev["f1"], "dev_precision": dev["precision"],
                                 "dev_recall": dev["recall"], "dev_per_type": dev.get("per_type")})
             else:
@@ -208,13 +240,13 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
                     continue
                 # zero-shot: the model never saw this language's labels (the study's transfer table)
                 r = evaluate(result.path, cell.data, other, cell.evaluate.split, cell.evaluate.batch_size,
-                             speed=False, threads=cell.recipe.cpus)
+                             speed=False, threads=cell.recipe.cpus, device=settings.device)
                 transfer[other] = {k: r.get(k) for k in ("f1", "precision", "recall", "per_type")}
                 print(f"   zero-shot {other}: F1 {r['f1']:.4f}", flush=True)
             if transfer:
                 metrics["transfer"] = transfer
             if cell.evaluate.speed:
-                metrics.update(measure_speed(result.path, cell))
+                metrics.update(measure_speed(result.path, cell, settings.device))
             finetuned = next((s.path for s in result.stages if s.stage == "finetune"), None)
             row.update(metrics)
             row.update(

@@ -16,12 +16,24 @@ nothing, and a ΔF1 of 0 against it would read as a free compression
 (`[evaluate] skip_empty_baselines = false` compresses it anyway; `min_baseline_dev_f1` raises the
 bar from "found nothing" to a dev F1 floor the config names). Cells whose
 recipe starts from the pretrained model run at any time.
+
+On a Ray cluster (`--executor ray --ray-address ...`) cells run on any node, and
+every node reads and writes the same `<DIR>/artifacts` and `<DIR>/logs`: `--out`
+must be a folder every node mounts at the same path (NFS, a cluster file system).
+Before any cell, each node that can run one writes and reads a probe file there, and
+a cluster with a node that cannot see the folder is refused. Stages lock their
+outputs with flock, which Linux's NFS client turns into NFS locks, so two nodes
+never build one stage at the same time. Only the driver opens
+`results.sqlite`. A cell whose node dies is run again by Ray on another node (the
+stages it finished are reused from the shared artifacts); its row is still written
+once, by the driver.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import sys
 import time
 from contextlib import AbstractContextManager
@@ -39,6 +51,11 @@ from ndogo.experiments.store import STORE, Store
 from ndogo.locks import file_lock
 
 EXECUTORS = ("local", "ray")
+PROBE = ".shared-probe"  # under the sweep's folder: written by the driver, read by every node
+# A cell whose worker or node dies (a node removed, a spot machine reclaimed) is run again by Ray on
+# another node this many times; a failure of the experiment itself is a row and is never retried.
+RAY_RETRIES = 3
+PROBE_TIMEOUT_S = 300.0  # a node's first task starts a Python worker: seconds, more on a loaded node
 
 
 @dataclass
@@ -278,10 +295,19 @@ def _duration(seconds: float) -> str:
 
 def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", resume: bool = False,
               ray_address: str | None = None, show_progress: bool = True,
-              console: Console | None = None) -> SweepSummary:
-    """Run every cell of `config` not yet done in `out` and store one row per cell."""
+              console: Console | None = None, device: str = "auto") -> SweepSummary:
+    """Run every cell of `config` not yet done in `out` and store one row per cell.
+
+    `device` is where cells train and evaluate (`auto`: CUDA when the cell sees a GPU; a Ray
+    cell sees the GPUs `[resources] gpus` asks for). It is how cells run, not what they are:
+    it changes no cell id and no stage's reuse key.
+    """
     if executor not in EXECUTORS:
         raise SweepError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if device.strip().lower() != "auto" and executor == "local":
+        from ndogo.device import resolve_device
+
+        resolve_device(device)  # a device this machine lacks is refused before the store is created
     out = Path(out)
     if (out / STORE).is_file() and not resume:
         raise SweepError(f"{out}: results of a sweep are already here; pass --resume to continue it "
@@ -289,6 +315,14 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(file=sys.stderr)  # a fixed file: cells redirect sys.stdout/err to their logs
     with exclusive(out):
+        started_ray = executor == "ray" and not _ray_running()
+        probe: tuple[str, str] | None = None
+        if executor == "ray":
+            try:  # before the store exists: a refused cluster leaves nothing that would need --resume
+                probe = check_shared_folder(_ray_init(ray_address), out)
+            except BaseException:
+                _ray_stop(started_ray)
+                raise
         if not (out / STORE).is_file():
             # before the store exists: a refused config leaves no results behind that a rerun without
             # --resume would then be refused for
@@ -315,7 +349,7 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
             t0 = time.perf_counter()
             if skipped:
                 console.print(f"{out}: {skipped} of {len(cells)} cells already done; running the other {len(todo)}")
-            started_ray = executor == "ray" and not _ray_running()
+            settings = dataclasses.replace(settings, probe=probe, device=device)
             try:
                 parallel = 1 if executor == "local" else _ray_parallel(ray_address, cells)
                 history: dict[str, list[float]] = {}
@@ -333,10 +367,8 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
                     else:
                         _run_ray(schedule, store, settings, reporter, ray_address)
             finally:
-                if started_ray and _ray_running():
-                    import ray
-
-                    ray.shutdown()  # the local instance (or connection) this sweep started
+                (out / PROBE).unlink(missing_ok=True)
+                _ray_stop(started_ray)
             rows = {r["cell_id"]: r for r in store.rows()}
             mine = [rows[c.id] for c in cells if c.id in rows]
             failures = [f"{r['model']}/{r['lang']}/{r['recipe']}/seed {r['seed']}: {r.get('error')}"
@@ -387,6 +419,12 @@ def _ray_running() -> bool:
     return bool(sys.modules["ray"].is_initialized())
 
 
+def _ray_stop(started: bool) -> None:
+    """Shut down the local instance (or connection) this sweep started; leave a caller's own alone."""
+    if started and _ray_running():
+        sys.modules["ray"].shutdown()
+
+
 def _ray_init(address: str | None) -> Any:
     try:
         import ray
@@ -419,12 +457,16 @@ def _run_ray(schedule: Schedule, store: Store, settings: CellSettings, reporter:
     on the progress line means running, not queued.
     """
     ray = _ray_init(address)
-    remote = ray.remote(run_cell)
+    # max_retries: Ray reruns a cell whose worker or node died (not one that failed: run_cell returns
+    # those as rows), so a lost node costs the cell's time, not its row.
+    remote = ray.remote(max_retries=RAY_RETRIES)(run_cell)
     settings = dataclasses.replace(settings, echo=None)  # a worker's lines stay in its cell's log
-    capacity = ray.cluster_resources()
-    free_cpus, free_gpus = capacity.get("CPU", 1.0), capacity.get("GPU", 0.0)
     inflight: dict[Any, Cell] = {}
     while schedule.left:
+        # The cluster as it is now: a node that joined adds its CPUs, one that left takes its own.
+        capacity = ray.cluster_resources()
+        free_cpus = capacity.get("CPU", 0.0) - sum(c.recipe.cpus for c in inflight.values())
+        free_gpus = capacity.get("GPU", 0.0) - sum(c.recipe.gpus for c in inflight.values())
         start, blocked = schedule.ready()
         for cell in blocked:
             _record(store, schedule, reporter, cell, blocked_row(cell, schedule.reasons.get(cell.needs)), ran=False)
@@ -450,11 +492,86 @@ def _run_ray(schedule: Schedule, store: Store, settings: CellSettings, reporter:
         done, _ = ray.wait(list(inflight), num_returns=1)
         for ref in done:
             cell = inflight.pop(ref)
-            free_cpus += cell.recipe.cpus
-            free_gpus += cell.recipe.gpus
             try:
                 row = ray.get(ref)
-            except Exception as err:  # the worker died (killed, out of memory): the cell failed, not the sweep
-                row = {**describe(cell), "status": "failed", "error": f"ray task failed: {type(err).__name__}: {err}",
+            except Exception as err:  # its workers died RAY_RETRIES + 1 times: the cell failed, not the sweep
+                row = {**describe(cell), "status": "failed",
+                       "error": f"ray task failed after {RAY_RETRIES} retries: {type(err).__name__}: {err}",
                        "started": time.time(), "finished": time.time(), "seconds": 0.0}
             _record(store, schedule, reporter, cell, row)
+
+
+def _probe_node(folder: str, token: str) -> dict[str, Any]:
+    """On one node: does the driver's probe file read back here, and can this node write beside it?"""
+    import socket
+
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    seen, error = False, ""
+    try:
+        seen = (Path(folder) / PROBE).read_text() == token
+        if seen:
+            (Path(folder) / f"{PROBE}-{node}").write_text(token)
+    except OSError as err:
+        error = f"{type(err).__name__}: {err}"
+    return {"node": node, "host": socket.gethostname(), "seen": seen, "error": error}
+
+
+def _cell_nodes(ray: Any) -> list[dict[str, Any]]:
+    """The alive nodes a cell could run on (a head started with no CPU and no GPU runs none)."""
+    return [n for n in ray.nodes() if n.get("Alive")
+            and (n.get("Resources", {}).get("CPU", 0) > 0 or n.get("Resources", {}).get("GPU", 0) > 0)]
+
+
+def check_shared_folder(ray: Any, folder: Path, timeout: float = PROBE_TIMEOUT_S) -> tuple[str, str]:
+    """Refuse a cluster with a node that does not see `folder` as the driver does; returns the probe.
+
+    The driver writes a fresh token to `<folder>/.shared-probe`; a task pinned to each
+    node that can run cells reads it and writes `.shared-probe-<node>` beside it,
+    which the driver reads back. A node that mounts nothing there (its own disk at the
+    same path) would otherwise build and score models no other node can see. The
+    returned (path, token) lets each cell check again, for nodes that join later.
+    """
+    folder = folder.resolve()
+    token = secrets.token_hex(16)
+    (folder / PROBE).write_text(token)
+    try:
+        _probe_nodes(ray, folder, token, timeout)
+    except BaseException:
+        (folder / PROBE).unlink(missing_ok=True)
+        raise
+    finally:
+        for answer in folder.glob(f"{PROBE}-*"):
+            answer.unlink(missing_ok=True)
+    return str(folder / PROBE), token
+
+
+def _probe_nodes(ray: Any, folder: Path, token: str, timeout: float) -> None:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0, max_retries=0)(_probe_node)
+    nodes = _cell_nodes(ray)
+    refs = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(str(folder), token): n for n in nodes}
+    ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+    advice = ("with --executor ray, --out must be a folder every node mounts at the same path "
+              "(a shared file system such as NFS)")
+    for ref in late:
+        n = refs[ref]
+        raise SweepError(f"{folder}: node {n.get('NodeManagerAddress')} ({n['NodeID'][:12]}) did not answer the "
+                         f"shared-folder probe within {timeout:.0f}s; {advice}")
+    for ref in ready:
+        n = refs[ref]
+        try:
+            answer = ray.get(ref)
+        except Exception as err:  # the node died or could not start a worker
+            raise SweepError(f"{folder}: node {n.get('NodeManagerAddress')} ({n['NodeID'][:12]}) could not run "
+                             f"the shared-folder probe ({type(err).__name__}); {advice}") from None
+        back = folder / f"{PROBE}-{answer['node']}"
+        wrote = back.is_file() and back.read_text() == token
+        if not (answer["seen"] and wrote):
+            why = ("it does not see the probe file the driver wrote there" if not answer["seen"]
+                   else "the driver does not see the file it wrote there")
+            raise SweepError(f"{folder}: node {answer['host']} ({answer['node'][:12]}) cannot share the sweep's "
+                             f"folder: {why}{' (' + answer['error'] + ')' if answer['error'] else ''}; {advice}")

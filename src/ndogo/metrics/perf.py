@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ndogo.device import device_name, synchronize, to_device
 from ndogo.models.windowing import Window, collate
 
 Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
@@ -33,37 +34,48 @@ def group_by_sentence(windows: Sequence[Window]) -> list[list[Window]]:
 
 
 def latency_ms(forward: Forward, windows: Sequence[Window], pad_id: int, repeats: int = 3,
-               warmup: int = 20) -> float:
-    """Median milliseconds to run one sentence at batch size 1."""
+               warmup: int = 20, device: torch.device | None = None) -> float:
+    """Median milliseconds to run one sentence at batch size 1.
+
+    On a GPU the batches are moved there before timing (on a CPU they are already where the model
+    reads them), and each timed forward ends with `synchronize`: a CUDA call returns as soon as
+    its kernels are queued, so without it the timer would measure the queueing alone.
+    """
+    device = device or torch.device("cpu")
     sentences = group_by_sentence(windows)
-    batches = [collate(g, pad_id, with_labels=False) for g in sentences]
+    batches = [to_device(collate(g, pad_id, with_labels=False), device) for g in sentences]
     times: list[float] = []
     with torch.inference_mode():
-        for b in batches[:warmup]:
+        for b in batches[:warmup]:  # CUDA also loads its kernels and tunes cuBLAS here
             forward(b)
+        synchronize(device)
         for _ in range(repeats):
             for b in batches:
                 t0 = time.perf_counter()
                 forward(b)
+                synchronize(device)
                 times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times)
 
 
 def throughput(forward: Forward, windows: Sequence[Window], pad_id: int, batch_size: int = 32,
-               repeats: int = 3) -> float:
-    """Sentences per second at the given batch size (batches in corpus order, padded)."""
+               repeats: int = 3, device: torch.device | None = None) -> float:
+    """Sentences per second at the given batch size (batches in corpus order, padded; on `device`)."""
+    device = device or torch.device("cpu")
     sentences = group_by_sentence(windows)
     batches = []
     for k in range(0, len(sentences), batch_size):
         group = [w for g in sentences[k : k + batch_size] for w in g]
-        batches.append(collate(group, pad_id, with_labels=False))
+        batches.append(to_device(collate(group, pad_id, with_labels=False), device))
     rates = []
     with torch.inference_mode():
         forward(batches[0])
+        synchronize(device)
         for _ in range(repeats):
             t0 = time.perf_counter()
             for b in batches:
                 forward(b)
+            synchronize(device)
             rates.append(len(sentences) / (time.perf_counter() - t0))
     return statistics.median(rates)
 
@@ -74,23 +86,25 @@ def peak_rss_mb() -> float:
 
 
 def measure(forward: Forward, windows: Sequence[Window], pad_id: int, sample: int = 200,
-            repeats: int = 3, latency: bool = True) -> dict[str, Any]:
-    """latency_ms_b1, throughput_b32 and threads on the first `sample` sentences.
+            repeats: int = 3, latency: bool = True, device: torch.device | None = None) -> dict[str, Any]:
+    """latency_ms_b1, throughput_b32, threads and device (`cpu` or the GPU's name) on the first `sample` sentences.
 
     `latency=False` leaves latency_ms_b1 out, for a caller that times it in one pass with
     the end-to-end latency (`ndogo.evaluate.latency_columns`).
     """
+    device = device or torch.device("cpu")
     keep = {w.sent for w in windows}
     first = sorted(keep)[:sample]
     chosen = set(first)
     sub = [w for w in windows if w.sent in chosen]
     result: dict[str, Any] = {}
     if latency:
-        result["latency_ms_b1"] = round(latency_ms(forward, sub, pad_id, repeats=repeats), 3)
+        result["latency_ms_b1"] = round(latency_ms(forward, sub, pad_id, repeats=repeats, device=device), 3)
     result.update({
-        "throughput_b32": round(throughput(forward, sub, pad_id, repeats=repeats), 2),
+        "throughput_b32": round(throughput(forward, sub, pad_id, repeats=repeats, device=device), 2),
         "threads": torch.get_num_threads(),
         "latency_sentences": len(chosen),
+        "device": device_name(device),
     })
     return result
 

@@ -8,6 +8,7 @@ latency mean the same thing for a dense, pruned, quantized or exported model.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ class Runner:
     forward: Callable[[dict[str, torch.Tensor]], torch.Tensor]
     module: torch.nn.Module | None = None  # the torch module, when there is one
     meta: dict[str, Any] = field(default_factory=dict)
+    # device types the model can run on: a torch module ("cpu", "cuda"); ONNX and torch.ao int8, the CPU only
+    devices: tuple[str, ...] = ("cpu",)
+    device: str = "cpu"  # where it runs now (`on_device`)
 
     @property
     def pad_id(self) -> int:
@@ -101,7 +105,27 @@ def load_hf(path: Path, meta: dict[str, Any]) -> Runner:
     model = load_for_tokens(path).eval()
     max_length = run_window(path, meta, tokenizer, model.config)
     return Runner(path=path, kind="hf", tokenizer=tokenizer, labels=model_labels(model), max_length=max_length,
-                  forward=lambda batch: model(**batch).logits, module=model, meta=meta)
+                  forward=lambda batch: model(**batch).logits, module=model, meta=meta, devices=("cpu", "cuda"))
+
+
+def on_device(runner: Runner, device: torch.device, fall_back: bool = False) -> Runner:
+    """The runner with its module on `device` and a forward that moves each batch there first.
+
+    A model that cannot run there (ONNX, torch.ao int8) is refused in one line, or left on
+    the CPU with `fall_back` (what `--device auto` asks: CUDA when present and the model runs there).
+    """
+    from ndogo.device import to_device
+
+    if device.type == runner.device:
+        return runner
+    if device.type not in runner.devices or runner.module is None:
+        if fall_back:
+            return runner
+        raise ModelError(f"{runner.path}: a {runner.kind} model runs on {', '.join(runner.devices)} only, not "
+                         f"{device}; use --device cpu")
+    runner.module.to(device)
+    inner = runner.forward
+    return dataclasses.replace(runner, forward=lambda batch: inner(to_device(batch, device)), device=str(device))
 
 
 LOADERS: dict[str, Callable[[Path, dict[str, Any]], Runner]] = {"hf": load_hf}

@@ -102,7 +102,7 @@ def window_probs(forward: Forward, windows: Sequence[Window], pad_id: int) -> np
     batch = collate(windows, pad_id, with_labels=False)
     with torch.inference_mode():
         logits = forward(batch).float()
-    return torch.softmax(logits, dim=-1).numpy()
+    return torch.softmax(logits, dim=-1).cpu().numpy()  # from any device
 
 
 def predict_words(

@@ -48,9 +48,13 @@ class FinetuneConfig:
                              "Ctrl-C).")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")
     # fp32 is what every landed result used; bf16 is opt-in (bench/train_precision.py measures it)
-    precision: str = option("fp32", choices=("fp32", "bf16"), help="fp32, or bf16: the forward and backward "
-                            "passes autocast to bfloat16 (weights, optimizer and dev scoring stay fp32); faster "
-                            "on a CPU with AMX or AVX512-BF16, refused without one.")
+    precision: str = option("fp32", choices=("fp32", "bf16", "fp16"), help="fp32, or bf16: the forward and "
+                            "backward passes autocast to bfloat16 (weights, optimizer and dev scoring stay fp32); "
+                            "faster on a GPU or on a CPU with AMX or AVX512-BF16, refused without one; fp16: the "
+                            "same in float16 with loss scaling, on CUDA only.")
+    # how a run executes, not what it computes (like threads): left out of stage keys and resume checks
+    device: str = option("auto", help="auto (CUDA when present, else the CPU; $NDOGO_DEVICE overrides), cpu, "
+                         "cuda or cuda:N.")
     max_train_sentences: int | None = option(None, min=1, help="Train on only the first N training sentences (a "
                                              "learning curve, or a quick try).")
     # a finished run drops its resume state (optimizer: 2-3x the weights)
@@ -79,8 +83,8 @@ def check_finetune(cfg: FinetuneConfig) -> None:
     if not 0 <= cfg.warmup_ratio < 1 or not math.isfinite(cfg.weight_decay) or cfg.weight_decay < 0:
         raise ValueError(f"warmup_ratio must be in [0, 1) and weight_decay ≥ 0, got {cfg.warmup_ratio}, "
                          f"{cfg.weight_decay}")
-    if cfg.precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {cfg.precision!r}")
+    if cfg.precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
 
 
 @dataclass
@@ -150,6 +154,8 @@ class PretrainConfig:
     precision: str = option("auto", choices=("auto", "bf16", "fp32"), help="auto (bf16 where the CPU has native "
                             "bf16), bf16 or fp32.")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")
+    device: str = option("auto", help="auto (CUDA when present, else the CPU; $NDOGO_DEVICE overrides), cpu, "
+                         "cuda or cuda:N.")
     # NER corpus roots whose dev/test sentences are dropped from the raw text (see ndogo.data.leakage)
     exclude_eval: list[str] = option([], help="A NER corpus folder (repeatable) whose dev and test sentences are "
                                      "dropped from the raw text, so that fine-tuned test F1 is on text the model "
@@ -175,4 +181,4 @@ class PretrainConfig:
                          grad_accum=self.grad_accum, lr=self.lr, warmup_ratio=self.warmup_ratio,
                          weight_decay=self.weight_decay, mask_prob=self.mask_prob, seed=self.seed,
                          save_every=self.save_every, log_every=self.log_every, eval_every=self.eval_every,
-                         precision=self.precision, threads=self.threads)
+                         precision=self.precision, threads=self.threads, device=self.device)

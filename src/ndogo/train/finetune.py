@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ndogo.data.corpus import Corpus, labels_for_types, load_corpus
+from ndogo.device import autocast, check_precision, device_name, grad_scaler, resolve_device, to_device
 from ndogo.locks import file_lock
 from ndogo.metrics.entity import score
 from ndogo.models.loading import (
@@ -56,7 +57,7 @@ CHECKPOINT = "checkpoint"
 
 
 # Settings that change how a run is executed, not what it computes: a resume may change them.
-OPERATIONAL = ("threads", "save_every", "eval_batch_size", "keep_checkpoint")
+OPERATIONAL = ("threads", "save_every", "eval_batch_size", "keep_checkpoint", "device")
 
 
 MISSING = object()
@@ -181,10 +182,11 @@ def dev_f1(
     pad_id: int,
     batch_size: int,
 ) -> dict[str, Any]:
-    """Entity F1 of the model on pre-encoded sentences."""
+    """Entity F1 of the model on pre-encoded sentences (batches go to the model's device)."""
     model.eval()
+    device = next(model.parameters()).device
     probs = predict_words(
-        lambda b: model(**b).logits, windows, [len(s) for s in sentences], pad_id, batch_size
+        lambda b: model(**to_device(b, device)).logits, windows, [len(s) for s in sentences], pad_id, batch_size
     )
     pred = [[labels[i] for i in p.argmax(-1)] for p in probs]
     model.train()
@@ -214,6 +216,8 @@ def finetune(
     Returns the metrics also written to `<out>/metrics.json`.
     """
     check_finetune(cfg)
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -246,6 +250,8 @@ def finetune(
     lock = hold_run_lock(out)  # noqa: F841  (held until this function returns)
     if model_transform is not None:
         model = model_transform(model)
+    # before the optimizer is built, so its state is created beside the parameters
+    model.to(device)
     max_length = cfg.max_length or model_window(tokenizer, model.config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -292,11 +298,11 @@ def finetune(
         start_hook(model, state["step"], total)
     gold_dev = [s.tags for s in dev]
     words_dev = [s.tokens for s in dev]
-    bf16 = cfg.precision == "bf16"
-    if bf16:
+    if cfg.precision == "bf16" and device.type == "cpu":
         from ndogo.train.mlm import resolve_precision
 
         resolve_precision("bf16")  # refused on a CPU without native bf16, where it would be slower
+    scaler = grad_scaler(cfg.precision, device)  # fp16 only: its gradients underflow unless the loss is scaled
     model.train()
     bar = tqdm(total=total, initial=state["step"], desc=f"finetune {','.join(cfg.langs)}",
                unit="step", disable=not show_progress, dynamic_ncols=True)
@@ -311,12 +317,14 @@ def finetune(
             for b, idx in enumerate(length_batches(train_w, cfg.batch_size, shuffle=True, rng=rng)):
                 if b < state["batch_in_epoch"]:
                     continue  # done before the resume
-                batch = collate([train_w[i] for i in idx], pad_id)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                batch = to_device(collate([train_w[i] for i in idx], pad_id), device)
+                with autocast(cfg.precision, device):
                     loss = loss_fn(model, batch) if loss_fn is not None else model(**batch).loss
-                loss.float().backward()
+                scaler.scale(loss.float()).backward()
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 for hook in step_hooks or []:
@@ -355,11 +363,11 @@ def finetune(
                 tqdm.write(f"no dev F1 gain for {cfg.patience} epochs: stopping")
                 stop = True
             save_checkpoint()
-            write_metrics(out, cfg, state, labels, max_length)
+            write_metrics(out, cfg, state, labels, max_length, device=device_name(device))
     bar.close()
     if state["best_epoch"] is None:
         raise ValueError(f"{out}: no epoch was eligible to keep (keep_if never held); train for longer")
-    metrics = write_metrics(out, cfg, state, labels, max_length, complete=True)
+    metrics = write_metrics(out, cfg, state, labels, max_length, complete=True, device=device_name(device))
     if not cfg.keep_checkpoint:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics
@@ -376,7 +384,7 @@ def save_model(model: torch.nn.Module, tokenizer: Any, out: Path, labels: list[s
 
 
 def write_metrics(out: Path, cfg: FinetuneConfig, state: dict[str, Any], labels: list[str],
-                  max_length: int, complete: bool = False) -> dict[str, Any]:
+                  max_length: int, complete: bool = False, device: str = "cpu") -> dict[str, Any]:
     """metrics.json beside the model: dev F1 per epoch, best epoch, time, settings, machine."""
     metrics = {
         "complete": complete,
@@ -390,7 +398,7 @@ def write_metrics(out: Path, cfg: FinetuneConfig, state: dict[str, Any], labels:
         "max_length": max_length,
         "config": asdict(cfg),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": torch.get_num_threads(), "torch": torch.__version__},
+                    "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device},
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

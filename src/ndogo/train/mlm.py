@@ -50,6 +50,8 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from ndogo.data.conll import decode
+from ndogo.device import autocast as device_autocast
+from ndogo.device import check_precision, grad_scaler, resolve_device, to_device
 from ndogo.models.loading import ModelError
 from ndogo.models.windowing import IGNORE
 from ndogo.train.checkpoint import has_checkpoint, load_checkpoint, refuse_pickle
@@ -79,8 +81,9 @@ class MLMConfig:
     save_every: int = 200
     log_every: int = 20
     eval_every: int = 200
-    precision: str = "auto"  # auto (bf16 where the CPU has it), bf16, fp32
+    precision: str = "auto"  # auto (bf16 where the device has it natively), bf16, fp32, fp16 (CUDA)
     threads: int | None = None
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda[:N]; how the run executes, not in its identity
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -89,8 +92,8 @@ class MLMConfig:
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of grad_accum {self.grad_accum}")
         if not 0 < self.mask_prob < 1:
             raise ValueError(f"mask_prob must be between 0 and 1, got {self.mask_prob}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.precision not in ("auto", "bf16", "fp32", "fp16"):
+            raise ValueError(f"precision must be auto, bf16, fp32 or fp16, got {self.precision!r}")
 
 
 # ---------------------------------------------------------------- data
@@ -302,14 +305,22 @@ def mlm_objective(model: nn.Module) -> Objective:
     return objective
 
 
-def resolve_precision(requested: str) -> str:
-    """`bf16` or `fp32`: auto picks bf16 only where the CPU computes it natively and a trial step works.
+def resolve_precision(requested: str, device: torch.device | None = None) -> str:
+    """`bf16`, `fp16` or `fp32`: auto picks bf16 only where the device computes it natively.
 
-    Without native bf16 (no AVX512-BF16/AMX) autocast emulates it and is slower
-    than fp32, so auto falls back to fp32 there.
+    Without native bf16 (a CPU without AVX512-BF16/AMX) autocast emulates it and is
+    slower than fp32, so auto falls back to fp32 there; on CUDA, auto is bf16 where
+    the GPU has it (Ampere and later). fp16 is CUDA's alone.
     """
     if requested == "fp32":
         return "fp32"
+    if device is not None and device.type == "cuda":
+        if requested == "auto":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        check_precision(requested, device)
+        return requested
+    if device is not None:
+        check_precision("fp32" if requested == "auto" else requested, device)  # fp16 on a CPU: refused
     native = torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") and _mkldnn_bf16()
     if native:
         try:
@@ -331,11 +342,9 @@ def _mkldnn_bf16() -> bool:
         return False
 
 
-def autocast(precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU, or nothing."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast(precision: str, device: torch.device | None = None) -> contextlib.AbstractContextManager:
+    """bf16 (or, on CUDA, fp16) autocast on the run's device, or nothing."""
+    return device_autocast(precision, device if device is not None else torch.device("cpu"))
 
 
 # ---------------------------------------------------------------- the loop
@@ -393,9 +402,10 @@ def evaluate_loss(objective: Objective, module: nn.Module, masker: Masker, held_
     module.eval()
     sums: dict[str, float] = {}
     n = 0
-    with torch.no_grad(), autocast(precision):
+    device = next(module.parameters()).device
+    with torch.no_grad(), autocast(precision, device):
         for k in range(0, len(held_out), batch_size):
-            batch = masker(held_out[k : k + batch_size], seed + k)
+            batch = to_device(masker(held_out[k : k + batch_size], seed + k), device)
             loss, parts = objective(batch)
             w = len(batch["input_ids"])
             for name, value in {"loss": loss.item(), **parts}.items():
@@ -431,8 +441,13 @@ def train_mlm(
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / CHECKPOINT
     torch.manual_seed(cfg.seed)
-    precision = resolve_precision(cfg.precision)
-    identity = {"config": asdict(cfg), "fingerprint": fingerprint or {}, "precision": precision}
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    # the device is how the run executes: a run started on a GPU may resume on a CPU
+    config = {k: v for k, v in asdict(cfg).items() if k != "device"}
+    identity = {"config": config, "fingerprint": fingerprint or {}, "precision": precision}
+    module.to(device)  # before the optimizer is built, so its state is created beside the parameters
+    scaler = grad_scaler(precision, device)
 
     sampler = LanguageSampler(corpus, cfg.seed)
     masker = Masker(tokenizer, cfg.mask_prob)
@@ -475,14 +490,17 @@ def train_mlm(
     while state["step"] < cfg.max_steps:
         step_tokens = 0
         for batch in _micro_batches(cfg, sampler, masker, state["step"]):
-            with autocast(precision):
+            batch = to_device(batch, device)
+            with autocast(precision, device):
                 loss, parts = objective(batch)
-            (loss / cfg.grad_accum).backward()
+            scaler.scale(loss / cfg.grad_accum).backward()
             step_tokens += int(batch["attention_mask"].sum())
             for name, value in {"loss": loss.item(), **parts}.items():
                 state["window"].setdefault(name, []).append(value)
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones (fp16)
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1

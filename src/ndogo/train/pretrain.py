@@ -115,7 +115,9 @@ def pretrain(cfg: PretrainConfig, show_progress: bool = True,
     corpus = PackedCorpus.build(tokenizer, texts, cfg.seq_len, cfg.alpha, cfg.held_out_blocks, cfg.seed,
                                 show_progress=show_progress)
     model = build_model(cfg, tokenizer)
-    fingerprint = {"pretrain": asdict(cfg), "model": model.config.to_diff_dict(), "data": corpus.describe()}
+    # the device is how the run executes: left out, so a run resumes on another device (and older checkpoints)
+    settings = {k: v for k, v in asdict(cfg).items() if k != "device"}
+    fingerprint = {"pretrain": settings, "model": model.config.to_diff_dict(), "data": corpus.describe()}
     run = train_mlm(cfg.mlm(), model, mlm_objective(model), corpus, tokenizer, fingerprint,
                     show_progress=show_progress, step_hooks=step_hooks)
     model.save_pretrained(out, safe_serialization=True)

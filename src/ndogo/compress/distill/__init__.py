@@ -75,9 +75,13 @@ class DistillConfig:
     grad_accum: int = option(1, min=1, help="Split each step's batch into this many micro-batches (less memory).")
     seed: int = option(42, min=0, help="Seed of the student's data order and of every random choice.")
     save_every: int = option(200, min=1, help="Checkpoint every this many steps.")
-    precision: str = option("auto", choices=("auto", "bf16", "fp32"), help="auto (agnostic: bf16 where the CPU "
-                            "has native bf16; task: fp32, as the landed students), bf16 or fp32.")
+    precision: str = option("auto", choices=("auto", "bf16", "fp32", "fp16"), help="auto (agnostic: bf16 where "
+                            "the device has native bf16; task: fp32, as the landed students), bf16, fp32, or fp16 "
+                            "(CUDA only, with loss scaling).")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")
+    # where the teacher and the student run; how, not what: left out of the stage's reuse key
+    device: str = option("auto", help="auto (CUDA when present, else the CPU; $NDOGO_DEVICE overrides), cpu, "
+                         "cuda or cuda:N: the teacher and the student both.")
     show_progress: bool = True
 
     def identity(self) -> dict[str, Any]:
@@ -103,8 +107,8 @@ class DistillConfig:
             raise ValueError(f"unlabeled_limit must be at least 1, got {self.unlabeled_limit}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
-        if self.precision not in ("auto", "bf16", "fp32"):  # checked here, not after the corpus is packed
-            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.precision not in ("auto", "bf16", "fp32", "fp16"):  # checked here, not after the corpus is packed
+            raise ValueError(f"precision must be auto, bf16, fp32 or fp16, got {self.precision!r}")
         agnostic = self.mode == "agnostic"
         defaults = {"soft_weight": 5.0 if agnostic else 0.5, "hard_weight": 2.0 if agnostic else 0.5,
                     "cos_weight": 1.0 if agnostic else 0.0, "lr": 5e-4 if agnostic else 1e-4,

@@ -53,6 +53,7 @@ from torch import nn
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 
 from ndogo.compress.distill import DistillConfig
+from ndogo.device import resolve_device, to_device
 from ndogo.models.loading import (
     ModelError,
     load_for_tokens,
@@ -114,9 +115,10 @@ def activation_importance(model: nn.Module, batches: list[dict[str, torch.Tensor
     layers = _layers(model)
     cfg = model.config
     n_heads, head_dim = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
-    channels = torch.zeros(cfg.hidden_size)
-    heads = torch.zeros(len(layers), n_heads)
-    neurons = torch.zeros(len(layers), cfg.intermediate_size)
+    device = next(model.parameters()).device  # summed where the activations are, read back once at the end
+    channels = torch.zeros(cfg.hidden_size, device=device)
+    heads = torch.zeros(len(layers), n_heads, device=device)
+    neurons = torch.zeros(len(layers), cfg.intermediate_size, device=device)
     keep: dict[str, torch.Tensor] = {}
 
     def tokens(x: torch.Tensor) -> torch.Tensor:  # (real tokens, features), padding left out
@@ -148,13 +150,14 @@ def activation_importance(model: nn.Module, batches: list[dict[str, torch.Tensor
     try:
         with torch.no_grad():
             for batch in batches:
+                batch = to_device(batch, device)
                 keep["mask"] = batch["attention_mask"].bool()
                 base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return Importance(channels, heads, neurons)
+    return Importance(channels.cpu(), heads.cpu(), neurons.cpu())
 
 
 @dataclass
@@ -265,7 +268,7 @@ def _slice(name: str, value: torch.Tensor, shape: Shape, layer: int | None, hidd
         elif value.shape[dim] == hidden:
             index = shape.channels
         if index is not None:
-            value = value.index_select(dim, torch.tensor(index, dtype=torch.long))
+            value = value.index_select(dim, torch.tensor(index, dtype=torch.long, device=value.device))
     return value
 
 
@@ -406,7 +409,7 @@ def _distill_agnostic(teacher_name: str, out: Path, config: DistillConfig) -> No
 
     tokenizer = load_tokenizer(teacher_name)
     teacher, with_head = load_mlm_teacher(teacher_name)
-    teacher.eval().requires_grad_(False)
+    teacher.eval().requires_grad_(False).to(resolve_device(config.device))  # the student follows in train_mlm
     soft_weight = config.soft_weight if with_head else 0.0
     texts = read_texts(config.corpus)
     dropped: dict[str, int] = {}
@@ -456,7 +459,8 @@ def _distill_agnostic(teacher_name: str, out: Path, config: DistillConfig) -> No
     steps = config.max_steps or 2000
     mlm_cfg = MLMConfig(out=str(out), max_steps=steps, batch_size=config.batch_size, grad_accum=config.grad_accum,
                         lr=config.lr, seed=config.seed, save_every=config.save_every, eval_every=config.save_every,
-                        log_every=max(1, min(50, steps // 20)), precision=config.precision, threads=config.threads)
+                        log_every=max(1, min(50, steps // 20)), precision=config.precision, threads=config.threads,
+                        device=config.device)
     run = train_mlm(mlm_cfg, student, objective, corpus, tokenizer, {"distill": record},
                     show_progress=config.show_progress)
     student.save_pretrained(out, safe_serialization=True)
@@ -487,7 +491,7 @@ class TeacherCache:
         lengths = attention_mask.sum(1).tolist()
         rows = []
         for ids, n in zip(input_ids, lengths, strict=True):
-            key = ids[:n].numpy().tobytes()
+            key = ids[:n].cpu().numpy().tobytes()
             if key not in self.logits:
                 with torch.no_grad():
                     self.logits[key] = self.teacher(input_ids=ids[None, :n]).logits[0].float()
@@ -500,7 +504,8 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     from ndogo.models.windowing import collate, encode_sentences, length_batches
     from ndogo.train.finetune import FinetuneConfig, finetune, load_languages
 
-    teacher = load_for_tokens(teacher_name).eval().requires_grad_(False)
+    device = resolve_device(config.device)  # the teacher here; the student where `finetune` puts it, the same
+    teacher = load_for_tokens(teacher_name).eval().requires_grad_(False).to(device)
     labels = model_labels(teacher)
     corpora = load_languages(config.data, config.langs)
     types = {t[2:] for c in corpora for sents in c.splits.values() for s in sents for t in s.tags if t != "O"}
@@ -571,9 +576,9 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     ft = FinetuneConfig(model=teacher_name, data=config.data, langs=config.langs, out=str(out),
                         epochs=config.epochs, max_steps=config.max_steps, lr=config.lr, patience=config.patience,
                         batch_size=config.batch_size, max_length=max_length, seed=config.seed,
-                        save_every=config.save_every, threads=config.threads, extra=record,
+                        save_every=config.save_every, threads=config.threads, extra=record, device=config.device,
                         # task students train in fp32 unless asked: "auto" keeps the landed students' numbers
-                        precision="bf16" if config.precision == "bf16" else "fp32")
+                        precision="fp32" if config.precision == "auto" else config.precision)
     metrics = finetune(ft, model_transform=lambda model: make_student(model, shape), loss_fn=loss_fn,
                        show_progress=config.show_progress, extra_train=extra_train)
     final = {k: round(float(np.mean(v)), 5) for k, v in recent.items()}
@@ -601,7 +606,10 @@ def _teacher_labelled(teacher_name: str, out: Path, config: DistillConfig,
         found, read[corpus.lang] = read_unlabeled(config.unlabeled, corpus.lang, held_out, limit)
         sentences += found
     out.mkdir(parents=True, exist_ok=True)
-    labelled = teacher_label(load_runner(teacher_name), sentences, out / CACHE, show_progress=config.show_progress)
+    from ndogo.models.runner import on_device
+
+    teacher = on_device(load_runner(teacher_name), resolve_device(config.device), fall_back=True)
+    labelled = teacher_label(teacher, sentences, out / CACHE, show_progress=config.show_progress)
     entities = sum(t.startswith("B-") for s in labelled for t in s.tags)
     return labelled, {**read, "teacher_entities": entities, "sentences": len(labelled)}
 

@@ -43,6 +43,8 @@ class PruneConfig(MethodConfig):
     seed: int = option(42, help="seed of recovery fine-tuning and of the batches gradient importance reads")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores)")
     show_progress: bool = option(True, help="show progress bars")
+    device: str = option("auto", help="where recovery fine-tuning runs: auto (CUDA when present, else the CPU; "
+                         "$NDOGO_DEVICE overrides), cpu, cuda or cuda:N")
 
     def check(self) -> None:
         """Refuse settings that cannot work before any model is loaded."""

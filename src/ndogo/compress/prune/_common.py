@@ -42,7 +42,7 @@ def runner_for(path: Path, kind: str, model: nn.Module, meta: dict[str, Any]) ->
     tokenizer = load_tokenizer(path)
     max_length = run_window(path, meta, tokenizer, model.config)
     return Runner(path=path, kind=kind, tokenizer=tokenizer, labels=model_labels(model), max_length=max_length,
-                  forward=lambda batch: model(**batch).logits, module=model, meta=meta)
+                  forward=lambda batch: model(**batch).logits, module=model, meta=meta, devices=("cpu", "cuda"))
 
 
 def load_module(run: str | Path) -> tuple[nn.Module, Runner]:
@@ -77,7 +77,8 @@ def recover(model: nn.Module, tokenizer: Any, source_meta: dict[str, Any], work:
     train_dir = work / "train"
     ft = FinetuneConfig(model=str(start), data=cfg.data, langs=langs, out=str(train_dir), epochs=cfg.recover_epochs,
                         lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed, threads=cfg.threads,
-                        max_length=source_meta.get("max_length"), extra={"recovery_of": source_meta.get("source")})
+                        device=cfg.device, max_length=source_meta.get("max_length"),
+                        extra={"recovery_of": source_meta.get("source")})
     metrics = finetune(ft, step_hooks=step_hooks, model_transform=model_transform, show_progress=cfg.show_progress)
     best = load_best(train_dir) if load_best else load_module(train_dir)[0]
     summary = {"epochs": cfg.recover_epochs, "lr": cfg.lr, "batch_size": cfg.batch_size,

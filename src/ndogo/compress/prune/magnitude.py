@@ -118,7 +118,10 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
     with torch.no_grad():
         for name, mask in masks.items():
-            model.get_parameter(name).masked_fill_(~mask, 0.0)
+            weight = model.get_parameter(name)
+            if mask.device != weight.device:  # the model moved to its training device after pruning
+                masks[name] = mask = mask.to(weight.device)
+            weight.masked_fill_(~mask, 0.0)
 
 
 class HoldMasks:
@@ -251,7 +254,7 @@ class Magnitude:
             hold = HoldMasks(masks)
             model, recovery = recover(model, runner.tokenizer, source_meta, work, config, [hold])
             shutil.rmtree(work)
-            if any(bool((model.get_parameter(n).detach()[~m] != 0).any()) for n, m in masks.items()):
+            if any(bool((model.get_parameter(n).detach()[~m.cpu()] != 0).any()) for n, m in masks.items()):
                 raise RuntimeError("recovery fine-tuning let pruned weights move: the mask was not held")
         params, nonzero = count_params(model)
         meta = {k: v for k, v in runner.meta.items() if k not in ("kind", "weights")}

@@ -43,7 +43,8 @@ def load_quantized(path: Path, meta: dict[str, Any]) -> Runner:
     model = handler.load(path, cfg)
     max_length = run_window(path, meta, tokenizer, model.config)
     return QuantizedRunner(path=path, kind=KIND, tokenizer=tokenizer, labels=model_labels(model),
-                           max_length=max_length, forward=lambda batch: model(**batch).logits, module=model, meta=meta)
+                           max_length=max_length, forward=lambda batch: model(**batch).logits, module=model, meta=meta,
+                           devices=handler.devices)
 
 
 register_kind(KIND, load_quantized)

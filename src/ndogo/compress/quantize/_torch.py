@@ -44,6 +44,8 @@ class TorchHandler:
     plain_save = False
     #: the torch dtype name a plain-saved model is loaded in ("float16")
     dtype: str | None = None
+    #: device types its modules run on (`models.runner.on_device`)
+    devices: tuple[str, ...] = ("cpu",)
 
     def apply(self, model: torch.nn.Module, cfg: Any) -> torch.nn.Module:
         """Quantize a float token classifier in place and return it."""

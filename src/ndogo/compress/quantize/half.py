@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 class HalfHandler(TorchHandler):
+    devices = ("cpu", "cuda")  # a cast model is an ordinary torch model
     """Cast every parameter; the result is an ordinary Hugging Face directory in that dtype."""
 
     plain_save = True

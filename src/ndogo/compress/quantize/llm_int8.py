@@ -67,6 +67,10 @@ def llm_int8_module(linear: torch.nn.Linear, cb: torch.Tensor, scb: torch.Tensor
 
 
 class LLMInt8(TorchHandler):
+    # On CUDA, Linear8bitLt runs bitsandbytes' int8 matmul with the fp16 outlier columns, as the study
+    # ran LLM.int8(); the int8 rows and scales move as they are (bitsandbytes does not requantize them).
+    devices = ("cpu", "cuda")
+
     def apply(self, model: torch.nn.Module, cfg: LLMInt8Config) -> torch.nn.Module:
         from ndogo.compress.quantize._tensors import set_submodule
 
