@@ -6,7 +6,7 @@
         --csv docs/bench/atlas-facts-mnr2.csv
 
 Prints one markdown table (a row per language and tokenizer) and writes the same rows as CSV.
-These are the cheap facts the atlas reads every compression result against (docs/results.md);
+These are the cheap facts the atlas reads every compression result against (docs/lab/results-log-2026-11-to-12.md §10);
 `ndogo report --facts` shows them on the atlas page. `--trim MODEL=KEEP` adds the share of test
 words that the atlas's trim + int8 recipe re-splits (its trimmed vocabulary of KEEP sub-words,
 counted on the language's text and then the other languages' in --corpus, as the sweeps trim),

@@ -1,6 +1,6 @@
 """me5s beside minilm: what each method costs each model, per language, from committed rows only.
 
-Reads the me5s rows (docs/bench/me5s.csv, §9, overlaid by the atlas's step b,
+Reads the me5s rows (docs/bench/me5s.csv, docs/lab/results-log-2026-11-to-12.md §9, overlaid by the atlas's step b,
 docs/bench/atlas-me5s.csv: the same cells at the same budget), minilm's atlas rows
 (docs/bench/atlas-minilm.csv) and minilm's one-shot pruning sweep (docs/bench/prune-sweep.csv:
 pruned after fine-tuning, no recovery, scored on the model's own language), and prints one markdown

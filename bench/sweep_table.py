@@ -1,7 +1,7 @@
 """One markdown table per sweep: every recipe against its language's baseline, as ratios.
 
 `ndogo report` writes one table per metric; this prints them side by side (F1, ΔF1, size and
-batch-1 latency with their ratios to the baseline, parameters), which is how docs/results.md
+batch-1 latency with their ratios to the baseline, parameters), which is how docs/lab/results-log-2026-11-to-12.md
 shows a sweep:
 
     python bench/sweep_table.py runs/sweeps/chained

@@ -264,7 +264,8 @@ def test_structured_pruning_is_shown_as_what_it_removes(sweep_dir: Path, tmp_pat
 
 def test_the_committed_atlas_page_in_headless_chromium(tmp_path: Path) -> None:
     """#15.3: the atlas page a person reads, from the committed rows of both corpora and both models (the
-    command of docs/results.md §10): every plot drawn, nothing cut off, a "what to ship" line per language."""
+    command of docs/lab/results-log-2026-11-to-12.md §10): every plot drawn, nothing cut off, a "what to ship"
+    line per language."""
     from ndogo.experiments.store import load_sources
 
     bench = ROOT / "docs" / "bench"

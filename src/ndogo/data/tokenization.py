@@ -15,7 +15,7 @@ without running a model:
   trimmed tokenizer splits differently from its parent's, i.e. where trimming
   changed what the model reads.
 
-They are the per-language facts of the atlas (docs/results.md) and the inputs
+They are the per-language facts of the atlas (docs/lab/results-log-2026-11-to-12.md §10) and the inputs
 of its cost model; `ndogo data stats --tokenizer` prints them.
 """
 

@@ -16,7 +16,7 @@ whatever is waiting when the model becomes free, and waits at most
 `max_wait_ms` for more when it has fewer than `max_batch` windows. How large a
 batch pays depends on the CPU: on the project's 2-core machine batches of 32
 cost more per sentence than single sentences (padding, cache), so the default
-`max_batch` is 4 (docs/results.md, section 8, measures both).
+`max_batch` is 4 (docs/lab/results-log-2026-11-to-12.md §8 measures both).
 
 Why the unit of work is a window, not a request: a text longer than the model's
 window (512 sub-words for most models) is cut into overlapping windows, and two
@@ -83,7 +83,7 @@ class ServeConfig:
     # Windows per model call (a text up to the model's window is one). Small on purpose: on the
     # project's CPU one int8 minilm thread tags 54-65 sentences/s one at a time but 27-28/s in batches
     # of 32, and 32 clients got 1.57x the bare batch-32 throughput with batches of up to 4 against
-    # 0.71x with 32 (docs/results.md, section 8).
+    # 0.71x with 32 (docs/lab/results-log-2026-11-to-12.md §8).
     max_batch: int = 4
     max_wait_ms: float = 5.0  # longest a text waits for others to join its batch
     max_body_bytes: int = 1_000_000

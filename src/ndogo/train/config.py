@@ -33,9 +33,10 @@ class FinetuneConfig:
     out: str = option(help="Run directory: the best model, metrics.json and a checkpoint.")
     epochs: int = option(10, min=1, help="Epochs (the best one on dev F1 is kept).")
     max_steps: int | None = option(None, min=1, help="Stop after this many optimizer steps (overrides --epochs).")
-    # the project's measured budget for minilm (10 epochs at 1e-4: docs/results.md §1), not BERT's 5e-5
+    # the project's measured budget for minilm (10 epochs at 1e-4: docs/lab/results-log-2026-11-to-12.md
+    # §1), not BERT's 5e-5
     lr: float = option(1e-4, help="Peak AdamW learning rate (warm-up, then linear decay). 1e-4 with 10 epochs is "
-                       "the measured minilm budget; me5s wants 2e-4 (docs/results.md).")
+                       "the measured minilm budget; me5s wants 2e-4 (docs/lab/results-log-2026-11-to-12.md §9).")
     batch_size: int = option(16, min=1, help="Training windows per optimizer step.")
     warmup_ratio: float = option(0.1, min=0, max=0.999, help="Share of the steps spent warming the learning rate "
                                  "up.")

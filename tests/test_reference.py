@@ -1,0 +1,224 @@
+"""docs/results.md and README.md's results: every table generated from committed rows (#37.4).
+
+The first test is the guard the issue asks for: it regenerates the tables from docs/bench/*.csv
+into a copy and fails on any difference with the committed documents, so a row changed without
+its tables (or a table edited by hand) cannot land. The others check the builders on tiny rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ndogo.cli import app
+from ndogo.experiments.store import load_sources
+from ndogo.report.reference import (
+    ATLAS,
+    COMMAND,
+    distillation,
+    fill,
+    method_costs,
+    one_row_per_model,
+    pick_all,
+    readme_table,
+    regenerate,
+    ship_table,
+    students_table,
+)
+from ndogo.report.summary import summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ("README.md", "docs/results.md")
+
+
+def copy_of_the_repository(tmp_path: Path) -> Path:
+    """The documents and the committed CSVs, nothing else (no ../shared, no runs/)."""
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    shutil.copytree(ROOT / "docs" / "bench", root / "docs" / "bench")
+    for doc in DOCS:
+        shutil.copy(ROOT / doc, root / doc)
+    return root
+
+
+def test_the_committed_tables_are_what_the_committed_rows_give(tmp_path: Path) -> None:
+    root = copy_of_the_repository(tmp_path)
+    changed = regenerate(root, check=False)
+    stale = [doc for doc in DOCS
+             if (root / doc).read_text(encoding="utf-8") != (ROOT / doc).read_text(encoding="utf-8")]
+    assert not stale and not changed, (
+        f"{', '.join(stale)}: the generated tables ({', '.join(changed)}) differ from docs/bench/*.csv; "
+        f"run `{COMMAND}` and commit the result")
+
+
+def test_a_changed_row_is_caught_and_only_the_tables_move(tmp_path: Path) -> None:
+    root = copy_of_the_repository(tmp_path)
+    path = root / "docs" / "bench" / "atlas-minilm.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    rows = list(csv.DictReader(lines))
+    i = next(k for k, r in enumerate(rows) if r["lang"] == "hau" and r["recipe"] == "onnx-int8")
+    rows[i]["f1"] = str(float(rows[i]["f1"]) - 0.05)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    before = {doc: (root / doc).read_text(encoding="utf-8") for doc in DOCS}
+
+    changed = regenerate(root, check=True)
+    assert "README.md:readme-results" in changed and "docs/results.md:cost-minilm" in changed
+    assert {doc: (root / doc).read_text(encoding="utf-8") for doc in DOCS} == before  # --check writes nothing
+
+    regenerate(root, check=False)
+    assert regenerate(root, check=True) == []
+    after = (root / "README.md").read_text(encoding="utf-8")
+    outside = re.compile(r"<!-- generated: [\w-]+ -->\n.*?<!-- end generated -->", re.S)
+    assert outside.sub("", after) == outside.sub("", before["README.md"])  # the prose did not move
+
+
+def test_the_command_checks_and_names_itself(tmp_path: Path) -> None:
+    root = copy_of_the_repository(tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["docs-tables", "--root", str(root), "--check"])
+    assert ok.exit_code == 0, ok.output
+    doc = root / "docs" / "results.md"
+    doc.write_text(doc.read_text(encoding="utf-8").replace("| hau | MasakhaNER 1.0 |", "| hau | typed by hand |", 1),
+                   encoding="utf-8")
+    stale = runner.invoke(app, ["docs-tables", "--root", str(root), "--check"])
+    assert stale.exit_code == 1 and "docs/results.md:ship" in stale.output and f"run: {COMMAND}" in stale.output
+    fixed = runner.invoke(app, ["docs-tables", "--root", str(root)])
+    assert fixed.exit_code == 0 and regenerate(root, check=True) == []
+    missing = runner.invoke(app, ["docs-tables", "--root", str(tmp_path / "nowhere"), "--check"])
+    assert missing.exit_code == 2 and missing.output.startswith("error: ") and "Traceback" not in missing.output
+
+
+def test_fill_rewrites_only_the_marked_regions() -> None:
+    text = "intro 1.5\n<!-- generated: a -->\nold\n<!-- end generated -->\nmiddle\n<!-- generated: b -->\n\nB\n\n" \
+           "<!-- end generated -->\nend\n"
+    new, changed = fill(text, {"a": lambda: "| A |", "b": lambda: "B"}, "doc.md")
+    assert changed == ["a"]
+    assert new == ("intro 1.5\n<!-- generated: a -->\n\n| A |\n\n<!-- end generated -->\nmiddle\n"
+                   "<!-- generated: b -->\n\nB\n\n<!-- end generated -->\nend\n")
+    assert fill(new, {"a": lambda: "| A |", "b": lambda: "B"}, "doc.md") == (new, [])
+    with pytest.raises(ValueError, match=r"doc\.md: unknown generated region 'c'"):
+        fill(text.replace("generated: b", "generated: c"), {"a": lambda: "", "b": lambda: ""}, "doc.md")
+    with pytest.raises(ValueError, match=r"doc\.md: no `<!-- generated: c -->`"):
+        fill(text, {"a": lambda: "", "b": lambda: "", "c": lambda: ""}, "doc.md")
+    with pytest.raises(ValueError, match="'a' appears twice"):
+        fill(text.replace("generated: b", "generated: a"), {"a": lambda: ""}, "doc.md")
+
+
+def row(lang: str, recipe: str, seed: int, f1: float, dev: float, size: float = 90e6, latency: float = 20.0,
+        model: str = "minilm", spec: str = "", path: str = "") -> dict:
+    return {"cell_id": f"{model}-{lang}-{recipe}-{seed}", "model": model, "lang": lang, "recipe": recipe,
+            "recipe_spec": spec or ("" if recipe == "baseline" else f"quantize:method={recipe}"),
+            "start": "finetuned", "seed": seed, "status": "done", "split": "test", "f1": f1, "dev_f1": dev,
+            "size_bytes": int(size), "latency_ms_b1": latency, "data": "../shared/data/masakhaner",
+            "path": path or f"/runs/{model}-{lang}-{recipe}-{seed}", "per_type": {}}
+
+
+def test_method_costs_show_mean_std_over_languages_seed_counts_and_dev() -> None:
+    rows = [row("hau", "baseline", s, 0.80, 0.85) for s in (1, 2)] + \
+           [row("hau", "onnx-int8", 1, 0.79, 0.84, 22e6, 5.0), row("hau", "onnx-int8", 2, 0.77, 0.84, 22e6, 5.0)] + \
+           [row("swa", "baseline", 1, 0.70, 0.75), row("swa", "onnx-int8", 1, 0.70, 0.73, 22e6, 5.0)] + \
+           [row("amh", "baseline", 1, 0.0, 0.0)]
+    text = method_costs(summarize(rows), "minilm", "MasakhaNER 1.0")
+    base, onnx = text.splitlines()[2:]
+    # test: hau's Δ is mean(0.79, 0.77) − 0.80 = −2 points, swa's 0: mean −1, std over the two languages 1.41;
+    # dev: −1 and −2, mean −1.5 ± 0.71; hau has two seeds, swa one
+    assert "| `onnx-int8` | 2 | -1.00 ± 1.41 | hau -2.00 | -1.50 ± 0.71 | 4.09× | 4.00× | 2; 1 on swa |" == onnx
+    assert base.startswith("| **fine-tuned baseline** (F1, not Δ) | 2 (+ amh: F1 0) | 75.00 ± 7.07 |")
+
+
+def test_students_are_measured_against_their_one_teacher() -> None:
+    teacher = "/runs/minilm-hau"
+    rows = [row("hau", "baseline", s, 0.80, 0.86, path=teacher) for s in (42, 1, 2)]
+    rows += [row("hau", "distil3-aug", s, f1, 0.85, 20e6, 8.0, spec="distill:mode=task,student_layers=3")
+             for s, f1 in ((42, 0.80), (1, 0.79), (2, 0.81))]
+    text = students_table(summarize(one_row_per_model(rows)), ["hau"])
+    # the teacher repeated per student seed is one model (n=1), not three seeds with no spread
+    assert "| **teacher** (the seed-42 baseline) | F1 80.00, n=1 (dev 86.00) |" in text
+    assert "| `distil3-aug` | +0.00 ± 1.00, n=3 (dev -1.00) | 4.50× | 2.50× |" in text
+
+
+def test_the_readme_table_gives_seeds_spread_and_dev() -> None:
+    rows = [row(lg, "baseline", s, 0.80, 0.85) for lg in ("hau", "swa", "yor") for s in (42, 1, 2)]
+    rows += [row("hau", "onnx-int8", s, f1, 0.84, 22e6, 5.0) for s, f1 in ((42, 0.80), (1, 0.78), (2, 0.79))]
+    text = readme_table(summarize(rows), [])
+    assert "| **fp32 baseline**: test F1 ± std, seeds (dev F1) | 80.00 ± 0.00, n=3 (dev 85.00) |" in text
+    assert "| **ONNX Runtime int8**: test ΔF1 ± std, seeds (dev ΔF1) | -1.00 ± 1.00, n=3 (dev -1.00) | – | – |" in text
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    columns = ["cell_id", "model", "lang", "recipe", "recipe_spec", "start", "seed", "status", "split", "f1",
+               "dev_f1", "size_bytes", "latency_ms_b1", "data", "path"]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_the_ship_table_is_recommends_choice_on_dev_with_test_beside_it(tmp_path: Path) -> None:
+    # small-int8: within a point on dev, two below on test; big-int8 within on both but larger.
+    minilm = write_csv(tmp_path / "a.csv", [
+        row("hau", "baseline", 42, 0.80, 0.80), row("hau", "small-int8", 42, 0.78, 0.795, 15e6, 4.0),
+        row("hau", "big-int8", 42, 0.80, 0.80, 60e6, 10.0), row("hau", "tiny-int8", 42, 0.70, 0.70, 5e6, 1.0)])
+    me5s = write_csv(tmp_path / "b.csv", [
+        row("hau", "baseline", 42, 0.85, 0.85, 480e6, 60.0, model="me5s"),
+        row("hau", "onnx-int8", 42, 0.85, 0.85, 130e6, 9.0, model="me5s"),
+        row("amh", "baseline", 42, 0.0, 0.0, model="minilm", path="/runs/amh")])
+    rows = load_sources([minilm, me5s])
+    picks, best = pick_all([minilm, me5s], rows)
+    text = ship_table(picks, best)
+    lines = {tuple(c.strip() for c in line.split("|")[1:4]): line for line in text.splitlines()[2:]}
+    assert "`small-int8`" in lines[("hau", "MasakhaNER 1.0", "**minilm**")]
+    assert "| 79.50 (-0.50) | 78.00 (-2.00) | 1 | 15.0 MB (6.00×) | 4.0 ms (5.00×) |" in \
+        lines[("hau", "MasakhaNER 1.0", "**minilm**")]
+    assert "`onnx-int8`" in lines[("hau", "MasakhaNER 1.0", "me5s")]
+    assert "nothing: its baseline found no entity (F1 0)" in lines[("amh", "MasakhaNER 1.0", "minilm")]
+    assert best == {"hau": "minilm"}
+
+
+def test_distillation_verdict_follows_the_studys_range() -> None:
+    def students(*deltas: float) -> list:
+        rows = []
+        for i, d in enumerate(deltas):
+            rows += [row(f"l{i}", "baseline", 1, 0.80, 0.80),
+                     row(f"l{i}", "distil3", 1, 0.80 + d / 100, 0.80, 70e6, spec="distill:mode=task,student_layers=3")]
+        return summarize(rows)
+
+    assert distillation(students(-1.5, -1.7)).startswith("holds: `distil3` -1.60")
+    assert distillation(students(-0.2, -0.4)).startswith("costs less")
+    assert distillation(students(-3.0, -4.0)).startswith("costs more")
+
+
+def outside_regions_and_code(text: str) -> str:
+    text = re.sub(r"<!-- generated: [\w-]+ -->\n.*?<!-- end generated -->", "", text, flags=re.S)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_no_measured_number_is_typed_outside_the_generated_tables(doc: str) -> None:
+    """One quantity, one value: prose may describe a result, and cite its table, but not retype it."""
+    prose = outside_regions_and_code((ROOT / doc).read_text(encoding="utf-8"))
+    typed = re.findall(r"(?<!Python )(?<![\w.])[+−-]?\d+\.\d\d(?![\d.])", prose)  # a version is no result
+    assert typed == [], f"{doc}: numbers typed outside the generated tables: {typed}"
+
+
+def test_the_documented_atlas_command_reads_what_the_ship_table_reads() -> None:
+    """The README's and the reference's `ndogo recommend` over the atlas give the table's answer: same rows."""
+    for doc in DOCS:
+        text = (ROOT / doc).read_text(encoding="utf-8").replace("\\\n", " ")
+        commands = [shlex.split(c) for c in re.findall(r"ndogo recommend docs/bench/atlas-minilm\.csv[^`\n]*", text)]
+        assert commands, f"{doc}: no `ndogo recommend` over the atlas"
+        for argv in commands:
+            files = [argv[2]] + [argv[i + 1] for i, a in enumerate(argv) if a == "--also"]
+            assert files == [f"docs/bench/{name}" for name in ATLAS], f"{doc}: {' '.join(argv)}"
