@@ -434,6 +434,12 @@ def test_a_single_seed_cell_is_compared_with_its_own_seeds_baseline() -> None:
     other = fake_row("hau", "other", "quantize:method=x", 7, 0.70, 23, 5, 0.0)  # no baseline of seed 7
     (s,) = [x for x in summarize([*rows, other]) if x.recipe == "other"]
     assert not s.paired and s.delta == pytest.approx(70 - 78)
+    # students of one teacher: their seeds are the students'; every seed is read against that teacher,
+    # none is dropped because the teacher has no row of its seed
+    one_teacher = [rows[0]] + [fake_row("hau", "kid", "distill:student_layers=3", seed, f1, 40, 8, 0.0)
+                               for seed, f1 in ((42, 0.79), (1, 0.77), (2, 0.78))]
+    (kid,) = [x for x in summarize(one_teacher) if x.recipe == "kid"]
+    assert not kid.paired and kid.delta == pytest.approx(-2.0) and kid.delta_std == pytest.approx(1.0)
 
 
 def test_recommend_says_where_dev_and_test_disagree_about_the_budget(tmp_path: Path) -> None:

@@ -522,12 +522,12 @@ def test_a_sweep_written_to_a_file_says_where_its_logs_are_and_reports_every_epo
 
 def test_the_quickstart_time_stated_everywhere_is_the_measured_one() -> None:
     """#35.15: the README said 20–30 minutes, the config 20, `ndogo sweep --help` 25; the quickstart measured 14.6
-    (docs/results.md §4). Each states the measured time, and how a busy machine stretches it."""
+    (the lab log's §4). Each states the measured time, and how a busy machine stretches it."""
     from typer.testing import CliRunner
 
     from ndogo.cli import app
 
-    results = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    results = (ROOT / "docs" / "lab" / "results-log-2026-11-to-12.md").read_text(encoding="utf-8")
     section = results[results.index("## 4. The quickstart"):results.index("## 5.")]
     measured = float(re.search(r"The sweep took ([\d.]+) minutes", section).group(1))
     help_text = " ".join(CliRunner().invoke(app, ["sweep", "--help"], env={"COLUMNS": "200"}).output.split())

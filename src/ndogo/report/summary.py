@@ -113,13 +113,14 @@ def _paired(seeds: list[int], values: list[float], base_seeds: list[int],
 
     A single-seed cell compared with a three-seed baseline mean would mix two kinds of noise (its
     own seed's and the baseline's spread); a seed's fine-tuned model is the one its compression was
-    made from. Only where no seed matches (rows of another source) does the baseline's mean stand in.
+    made from. Where some seed has no baseline of its own (students of one teacher, whose seeds are
+    the students'), every seed is read against the baseline's mean instead: never a subset of seeds.
     """
     own = dict(zip(base_seeds, base_values, strict=True))
-    pairs = [100 * (v - own[seed]) for seed, v in zip(seeds, values, strict=True) if seed in own]
-    if not pairs:
-        return 100 * (statistics.fmean(values) - statistics.fmean(base_values)), 0.0, False
-    return statistics.fmean(pairs), statistics.stdev(pairs) if len(pairs) > 1 else 0.0, True
+    paired = all(seed in own for seed in seeds)
+    anchor = statistics.fmean(base_values)
+    deltas = [100 * (v - (own[seed] if paired else anchor)) for seed, v in zip(seeds, values, strict=True)]
+    return statistics.fmean(deltas), statistics.stdev(deltas) if len(deltas) > 1 else 0.0, paired
 
 
 def _check_one_row_per_seed(group: list[dict[str, Any]]) -> None:
