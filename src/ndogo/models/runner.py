@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from ndogo.models.files import META as _META
+from ndogo.models.files import check_inside
 from ndogo.models.loading import (
     NDOGO_META,
     ModelError,
@@ -127,8 +129,10 @@ def load_runner(run: str | Path) -> Runner:
     path = Path(run)
     if not path.is_dir():
         raise ModelError(f"{path}: no such model directory")
+    check_inside(path, {}, ModelError, names=[_META])  # a record from elsewhere would describe another model
     meta = read_meta(path)
     kind = meta.get("kind", "hf")
+    check_inside(path, meta, ModelError)  # a model file linked from elsewhere is a model nobody shipped
     if kind not in LOADERS and kind in KIND_MODULES:
         import importlib
 
