@@ -304,7 +304,7 @@ def evaluate(
 
     latency_ms_b1 is the median forward time per sentence at batch 1 over the first 200
     sentences (after warm-up, 3 repeats); throughput_b32 is sentences/s at batch 32.
-    The row is also saved as <run>/evals/<lang>-<split>.json.
+    The row is also saved as <run>/evals/<lang>-<split>.json (not in a bundle from `ndogo ship`).
 
     Example: ndogo evaluate runs/minilm-hau --data ../shared/data/masakhaner --lang hau --json
     """
@@ -315,7 +315,9 @@ def evaluate(
     from ndogo.evaluate import save_eval
 
     result = run_evaluate(run, data, lang, split, batch_size, speed, threads, show_progress=not as_json)
-    save_eval(run, result)
+    if save_eval(run, result) is None:
+        typer.echo(f"note: the row is not saved in {run}: a shipped bundle holds only the files inference reads",
+                   err=True)
     table = Table(title=f"{run} on {lang}/{split}")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -83,12 +83,18 @@ def count_params(module: torch.nn.Module) -> tuple[int, int]:
 
 
 def model_files(path: str | Path) -> list[Path]:
-    """The files that make up a saved model (weights, config, tokenizer), not run records."""
+    """The files that make up a saved model (weights, config, tokenizer), not run records.
+
+    A folder inside holding its own ndogo.json is another model (a bundle shipped into the run
+    before `ndogo ship` refused that): it is not part of this one's size.
+    """
     path = Path(path)
+    nested = {p.parent for p in path.rglob(NDOGO_META) if p.parent != path}
     return sorted(
         p for p in path.rglob("*")
         if p.is_file() and p.name not in NOT_MODEL_FILES
         and not any(part in NOT_MODEL_DIRS for part in p.relative_to(path).parts)
+        and not any(folder in p.parents for folder in nested)
     )
 
 
