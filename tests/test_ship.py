@@ -363,3 +363,19 @@ def test_35_19_evaluate_writes_nothing_into_a_bundle(run: Path, tiny_corpus: Pat
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["f1"] >= 0 and "not saved" in result.stderr
     assert _tree(bundle) == before  # no evals/ folder: the bundle is still exactly what inference reads
+
+
+def test_35_3_an_onnx_graphs_external_data_is_shipped(int8_run: Path, tmp_path: Path) -> None:
+    import onnx
+
+    import ndogo
+
+    split = tmp_path / "split"
+    shutil.copytree(int8_run, split)
+    onnx.save_model(onnx.load(str(int8_run / "model.onnx")), str(split / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="weights.bin", size_threshold=4096)
+    (split / "train.txt").write_text("Musa B-PER\n")
+    bundle = ship(split, tmp_path / "bundle")
+    assert sorted(p.name for p in bundle.iterdir()) == ["README.md", "config.json", "model.onnx", "ndogo.json",
+                                                        "tokenizer.json", "tokenizer_config.json", "weights.bin"]
+    assert ndogo.load(bundle, threads=1).predict(TEXTS) == ndogo.load(int8_run, threads=1).predict(TEXTS)
