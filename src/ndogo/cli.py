@@ -364,7 +364,7 @@ def evaluate(
     in the same pass, each sentence right after its forward pass (should it come out below
     latency_ms_b1, the machine's load changed: timed again, then refused); throughput_b32 is
     sentences/s at batch 32.
-    The row is also saved as <run>/evals/<lang>-<split>.json.
+    The row is also saved as <run>/evals/<lang>-<split>.json (not in a bundle from `ndogo ship`).
 
     Example: ndogo evaluate runs/minilm-hau --data ../shared/data/masakhaner --lang hau --json
     """
@@ -376,7 +376,9 @@ def evaluate(
 
     result = run_evaluate(run, data, lang, split, batch_size, speed, threads, show_progress=not as_json,
                           device=device)
-    save_eval(run, result)
+    if save_eval(run, result) is None:
+        typer.echo(f"note: the row is not saved in {run}: a shipped bundle holds only the files inference reads",
+                   err=True)
     table = Table(title=f"{run} on {lang}/{split}")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -18,6 +18,7 @@ from ndogo.data.corpus import load_corpus
 from ndogo.device import resolve_device, synchronize, to_device
 from ndogo.metrics.entity import score
 from ndogo.metrics.perf import group_by_sentence, measure, peak_rss_mb
+from ndogo.models.loading import read_meta
 from ndogo.models.runner import Runner, load_runner, on_device, size_on_disk
 from ndogo.models.tagging import predict_tags
 from ndogo.models.windowing import collate, encode_sentences
@@ -157,19 +158,29 @@ def encoder_linear_sparsity(module: torch.nn.Module | None) -> float | None:
     return round(zeros / total, 6) if total else None
 
 
+def is_bundle(run: str | Path) -> bool:
+    """Whether `run` is a bundle `ndogo ship` wrote (its ndogo.json has a "bundle" record)."""
+    return isinstance(read_meta(run).get("bundle"), dict)
+
+
 # Columns only a speed measurement fills (threads: those it was timed with).
 SPEED_KEYS = ("latency_ms_b1", "latency_e2e_ms_b1", "throughput_b32", "latency_sentences", "threads", "cpu", "device")
 # What must be unchanged for an earlier timing to still describe the model.
 SAME_MODEL_KEYS = ("kind", "params", "nonzero_params", "size_bytes")
 
 
-def save_eval(run: str | Path, result: dict[str, Any]) -> Path:
-    """Keep the row beside the model as evals/<lang>-<split>.json for reports to reuse.
+def save_eval(run: str | Path, result: dict[str, Any]) -> Path | None:
+    """Keep the row beside the model as evals/<lang>-<split>.json for reports to reuse; None for a bundle.
 
     A row measured without speed (--no-speed, a quick F1 check) keeps the timing of an
     earlier row for the same model files instead of erasing it: timing takes minutes
     on a quiet machine and is not what the quick check was for.
+
+    A bundle written by `ndogo ship` holds exactly the files inference reads (its card
+    already carries the rows it was shipped with), so nothing is written into it.
     """
+    if is_bundle(run):
+        return None
     out = Path(run) / "evals"
     out.mkdir(exist_ok=True)
     path = out / f"{result['lang']}-{result['split']}.json"

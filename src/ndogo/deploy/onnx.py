@@ -101,13 +101,12 @@ def session(path: str | Path, threads: int | None = None) -> Any:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidProtobuf, NoSuchFile
-
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except (Fail, InvalidProtobuf, NoSuchFile) as err:
+    except Exception as err:  # onnxruntime's pybind types (Fail, InvalidProtobuf, InvalidArgument, NoSuchFile...)
         # A missing, truncated or corrupt graph: one line naming it, not ONNX Runtime's traceback.
-        raise ModelError(f"{path}: ONNX Runtime cannot load this graph ({str(err).strip().splitlines()[0]})") from None
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelError(f"{path}: ONNX Runtime cannot load this graph ({reason})") from None
 
 
 def onnx_forward(sess: Any) -> Any:
@@ -198,10 +197,15 @@ def export_onnx(run: str | Path, out: str | Path, optimize: bool = True,
 
 
 def load_onnx(path: Path, meta: dict[str, Any]) -> Runner:
-    """Load an "onnx" (model.onnx) or "ort" (model.ort) model directory as a Runner (ONNX Runtime, CPU)."""
+    """Load an "onnx" (model.onnx) or "ort" (model.ort) model directory as a Runner (ONNX Runtime, CPU).
+
+    Labels, window and graph are checked as the torch-free runtime checks them
+    (`ndogo.deploy.runtime`), so both paths refuse the same damaged bundle, naming the file.
+    """
     from transformers import AutoConfig
 
-    from ndogo.models.loading import load_tokenizer, model_window
+    from ndogo.deploy.runtime import BundleError, check_graph, read_labels
+    from ndogo.models.loading import load_tokenizer, read_json_object, run_window
 
     kind = meta.get("kind", "onnx")
     file = ORT_FILE if kind == "ort" else ONNX_FILE
@@ -209,15 +213,20 @@ def load_onnx(path: Path, meta: dict[str, Any]) -> Runner:
     if not graph.is_file():
         raise ModelError(f"{path}: kind {kind!r} but no {file}")
     tokenizer = load_tokenizer(path)
-    labels = meta.get("labels")
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False) if (path / "config.json").is_file() else None
-    if not labels:
-        if config is None:
-            raise ModelError(f"{path}: no labels in {path / 'ndogo.json'} and no config.json")
-        labels = [config.id2label[i] for i in range(len(config.id2label))]
-    max_length = int(meta.get("max_length") or model_window(tokenizer, config))
+    has_config = (path / "config.json").is_file()
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False) if has_config else None
+    try:
+        labels, label_file = read_labels(path, meta, read_json_object(path / "config.json") if has_config else {})
+    except BundleError as err:
+        raise ModelError(str(err)) from None
+    max_length = run_window(path, meta, tokenizer, config)
     sess = session(graph)
-    return Runner(path=path, kind=kind, tokenizer=tokenizer, labels=list(labels), max_length=max_length,
+    probe = tokenizer("a")["input_ids"]
+    try:
+        check_graph(sess, graph, labels, label_file, probe)
+    except BundleError as err:
+        raise ModelError(str(err)) from None
+    return Runner(path=path, kind=kind, tokenizer=tokenizer, labels=labels, max_length=max_length,
                   forward=onnx_forward(sess), module=None, meta=meta)
 
 

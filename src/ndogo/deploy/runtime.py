@@ -25,6 +25,7 @@ transformers fails, and compares its entities with the PyTorch path's.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,15 @@ from ndogo.models.align import (
     pad_batch,
     softmax,
 )
+from ndogo.models.files import check_inside
 
 META = "ndogo.json"
 # model file of each kind this runtime runs, in the order they are looked for
 GRAPH_FILES = {"onnx": "model.onnx", "ort": "model.ort"}
 RUNTIME_KINDS = tuple(GRAPH_FILES)
 WINDOW_CAP = 512  # as ndogo.models.loading.model_window
+INPUTS = ("input_ids", "attention_mask")  # what the runtime feeds a graph (ndogo's exports take exactly these)
+LABEL_RE = re.compile(r"^(O|[BI]-\S+)$")  # as ndogo.models.loading.LABEL_RE (which imports torch)
 
 
 class BundleError(ValueError):
@@ -56,29 +60,51 @@ class BundleError(ValueError):
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a bundle file ({} where the file is absent); anything else is refused naming it."""
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"{path}: not valid JSON ({err})") from None
+    except OSError as err:
+        raise BundleError(f"{path}: cannot be read ({(err.strerror or str(err)).lower()})") from None
+    if not isinstance(value, dict):
+        raise BundleError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _token(value: Any) -> str | None:
     """A special token as tokenizer_config.json writes it: a string or {"content": ...}."""
     if isinstance(value, dict):
-        return value.get("content")
+        value = value.get("content")
     return value if isinstance(value, str) else None
 
 
-def _prefix_space(spec: dict[str, Any]) -> dict[str, Any]:
-    """Turn on add_prefix_space in a byte-level pre-tokenizer, as `load_tokenizer` does for pre-split words."""
-    pre = spec.get("pre_tokenizer") or {}
-    parts = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+def _prefix_space(file: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Turn on add_prefix_space in a byte-level pre-tokenizer, as `load_tokenizer` does for pre-split words.
+
+    Also the shape checks the tokenizers library would otherwise answer with a panic or a
+    KeyError deep inside: a model object, and pre-tokenizers that are objects.
+    """
+    if not isinstance(spec.get("model"), dict):
+        raise BundleError(f"{file}: not a tokenizers file (no \"model\" object)")
+    pre = spec.get("pre_tokenizer")
+    if pre is None:
+        return spec
+    if not isinstance(pre, dict):
+        raise BundleError(f"{file}: \"pre_tokenizer\" must be an object or null, got {type(pre).__name__}")
+    parts = pre.get("pretokenizers") if pre.get("type") == "Sequence" else [pre]
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise BundleError(f"{file}: a \"Sequence\" pre_tokenizer's \"pretokenizers\" must be a list of objects")
     for part in parts:
         if part.get("type") == "ByteLevel":
             part["add_prefix_space"] = True
     return spec
+
+
+def _first_line(err: Exception) -> str:
+    return ((str(err).strip().splitlines() or [type(err).__name__])[0])[:300]
 
 
 class OnnxTokenizer:
@@ -90,18 +116,36 @@ class OnnxTokenizer:
         file = path / "tokenizer.json"
         if not file.is_file():
             raise BundleError(f"{path}: no tokenizer.json (the torch-free runtime needs a fast tokenizer's file)")
-        self.tok = Tokenizer.from_str(json.dumps(_prefix_space(_read_json(file))))
+        spec = _prefix_space(file, _read_json(file))
+        try:
+            self.tok = Tokenizer.from_str(json.dumps(spec))
+        except Exception as err:  # the tokenizers library raises bare Exceptions (and panics) on a bad spec
+            raise BundleError(f"{file}: the tokenizers library cannot read it ({_first_line(err)})") from None
         self.tok.no_padding()
         self.tok.no_truncation()
         self.config = _read_json(path / "tokenizer_config.json")
         special = _read_json(path / "special_tokens_map.json")
-        self.pad_token_id = self._id("pad_token", special)
-        self.unk_token_id = self._id("unk_token", special)
+        self.pad_token_id = self._id("pad_token", path / "tokenizer_config.json", self.config,
+                                     path / "special_tokens_map.json", special)
+        self.unk_token_id = self._id("unk_token", path / "tokenizer_config.json", self.config,
+                                     path / "special_tokens_map.json", special)
         self.model_max_length = self.config.get("model_max_length")
 
-    def _id(self, name: str, special: dict[str, Any]) -> int | None:
-        token = _token(self.config.get(name)) or _token(special.get(name))
-        return self.tok.token_to_id(token) if token is not None else None
+    def _id(self, name: str, *files: Any) -> int | None:
+        """The id of a special token, from the first of (file, record) pairs that names it.
+
+        A token of the wrong shape is refused naming its file: guessing a pad id would
+        change every padded batch's scores without a word.
+        """
+        for file, record in zip(files[::2], files[1::2], strict=True):
+            value = record.get(name)
+            if value is None:
+                continue
+            token = _token(value)
+            if token is None:
+                raise BundleError(f"{file}: {name} must be a string or {{\"content\": string}}, got {value!r}"[:300])
+            return self.tok.token_to_id(token)
+        return None
 
     def encode(self, text: str, special: bool) -> list[int]:
         return self.tok.encode(text, add_special_tokens=special).ids
@@ -113,17 +157,96 @@ class OnnxTokenizer:
         return group_pieces(enc.ids, enc.word_ids, len(words), unk)
 
 
-def _window(tokenizer: OnnxTokenizer, config: dict[str, Any]) -> int:
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _window(tokenizer: OnnxTokenizer, config: dict[str, Any], file: Path) -> int:
     """Longest input the model takes: ndogo.models.loading.model_window, read from the JSON files."""
     limits = [WINDOW_CAP]
     mml = tokenizer.model_max_length
-    if isinstance(mml, int | float) and 0 < mml < 10**6:
+    if isinstance(mml, int | float) and not isinstance(mml, bool) and 0 < mml < 10**6:
         limits.append(int(mml))
     max_pos = config.get("max_position_embeddings")
-    if max_pos:
+    if max_pos is not None:
+        pad = config.get("pad_token_id")
+        if not _whole(max_pos) or max_pos < 3 or (pad is not None and not _whole(pad)):
+            raise BundleError(f"{file}: max_position_embeddings must be a whole number ≥ 3 and pad_token_id a "
+                              f"whole number, got {max_pos!r} and {pad!r}")
         roberta = config.get("model_type") in ("roberta", "xlm-roberta")
-        limits.append(int(max_pos) - ((config.get("pad_token_id") or 0) + 1 if roberta else 0))
+        limits.append(max_pos - ((pad or 0) + 1 if roberta else 0))
     return min(limits)
+
+
+def run_window(path: Path, meta: dict[str, Any], limit: int) -> int:
+    """ndogo.json's `max_length`, refused (naming the file) where the model's positions cannot take it.
+
+    A window longer than the position table fails on the first long sentence, deep inside
+    ONNX Runtime (a traceback in `predict`, a 500 in `serve`); the PyTorch path refuses it
+    the same way (`ndogo.models.loading.run_window`).
+    """
+    recorded = meta.get("max_length")
+    if recorded is None:
+        return limit
+    if not _whole(recorded) or recorded < 3:
+        raise BundleError(f"{path / META}: max_length must be a whole number ≥ 3, got {recorded!r}")
+    if recorded > limit:
+        raise BundleError(f"{path / META}: max_length {recorded} is more than the model takes ({limit} positions, "
+                          "from config.json and the tokenizer)")
+    return recorded
+
+
+def read_labels(path: Path, meta: dict[str, Any], config: dict[str, Any]) -> tuple[list[str], Path]:
+    """The model's IOB labels in id order, and the file they were read from.
+
+    From ndogo.json's `labels`, else config.json's `id2label`. A string (`"BIO"` would be read as
+    three labels), integers, empty strings or non-IOB names are refused: each would turn into
+    wrong entities with no error.
+    """
+    if meta.get("labels") is not None:
+        labels, file = meta["labels"], path / META
+    else:
+        file = path / "config.json"
+        id2label = config.get("id2label")
+        if not id2label:
+            raise BundleError(f"{path}: no labels in {META} and none in config.json")
+        if not isinstance(id2label, dict) or sorted(id2label, key=str) != sorted(map(str, range(len(id2label)))):
+            raise BundleError(f"{file}: id2label must number the labels 0..n-1 with no gap")
+        labels = [id2label[str(i)] for i in range(len(id2label))]
+    if not isinstance(labels, list) or not labels:
+        raise BundleError(f"{file}: labels must be a list of IOB tags such as [\"O\", \"B-PER\", \"I-PER\"], got "
+                          f"{labels!r}"[:300])
+    odd = [lab for lab in labels if not isinstance(lab, str) or not LABEL_RE.match(lab)]
+    if odd:
+        raise BundleError(f"{file}: labels {odd[:4]!r} are not IOB tags (O, B-X, I-X)"[:300])
+    return list(labels), file
+
+
+def check_graph(session: Any, graph: Path, labels: Sequence[str], label_file: Path, probe: Sequence[int]) -> None:
+    """The graph takes what the runtime feeds it and scores as many labels as the bundle names.
+
+    A label list shorter than the graph's output fails on the first word tagged past its end;
+    a longer one silently never uses its last labels. Both mean the files are not of one model.
+    """
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    if "input_ids" not in inputs or set(inputs) - set(INPUTS) or any(t != "tensor(int64)" for t in inputs.values()):
+        raise BundleError(f"{graph}: inputs {sorted(inputs)} ({', '.join(sorted(set(inputs.values())))}); "
+                          "the runtime feeds int64 input_ids and attention_mask")
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if "logits" not in outputs:
+        raise BundleError(f"{graph}: no output named logits (outputs: {', '.join(sorted(outputs))})")
+    shape = outputs["logits"] or []
+    width = shape[-1] if shape else None
+    if not _whole(width):  # a dynamic last axis: ask the graph
+        feed = {"input_ids": np.array([list(probe)], dtype=np.int64),
+                "attention_mask": np.ones((1, len(probe)), dtype=np.int64)}
+        try:
+            width = session.run(["logits"], {k: v for k, v in feed.items() if k in inputs})[0].shape[-1]
+        except Exception as err:  # onnxruntime's own exception types
+            raise BundleError(f"{graph}: ONNX Runtime cannot run this graph ({_first_line(err)})") from None
+    if width != len(labels):
+        raise BundleError(f"{label_file}: {len(labels)} labels, but {graph.name} scores {width} per sub-word; "
+                          "the two files are not of one model")
 
 
 def bundle_kind(path: str | Path) -> str:
@@ -144,26 +267,25 @@ class OnnxPredictor:
         self.path = Path(path)
         if not self.path.is_dir():
             raise BundleError(f"{self.path}: no such model directory")
+        check_inside(self.path, {}, BundleError, names=[META])
         self.meta = _read_json(self.path / META)
         self.kind = str(self.meta.get("kind", "hf"))
         if self.kind not in GRAPH_FILES:
             raise BundleError(f"{self.path}: kind {self.kind!r} is not an ONNX model "
                                 f"(the torch-free runtime runs {', '.join(RUNTIME_KINDS)}; use ndogo.load)")
+        check_inside(self.path, self.meta, BundleError)
         graph = self.path / GRAPH_FILES[self.kind]
         if not graph.is_file():
             raise BundleError(f"{self.path}: kind {self.kind!r} but no {graph.name}")
         self.batch_size = batch_size
         self.tokenizer = OnnxTokenizer(self.path)
         config = _read_json(self.path / "config.json")
-        labels = self.meta.get("labels")
-        if not labels:
-            id2label = config.get("id2label") or {}
-            if not id2label:
-                raise BundleError(f"{self.path}: no labels in {META} and none in config.json")
-            labels = [id2label[str(i)] for i in range(len(id2label))]
-        self.labels: list[str] = list(labels)
-        self.max_length = int(self.meta.get("max_length") or _window(self.tokenizer, config))
-        self.layout = layout_from(self.tokenizer.encode)
+        self.labels, label_file = read_labels(self.path, self.meta, config)
+        self.max_length = run_window(self.path, self.meta, _window(self.tokenizer, config, self.path / "config.json"))
+        try:
+            self.layout = layout_from(self.tokenizer.encode)
+        except Exception as err:  # ValueError from layout_from, or the tokenizers library's own
+            raise BundleError(f"{self.path / 'tokenizer.json'}: {_first_line(err)}") from None
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else 0
         options = ort.SessionOptions()
@@ -174,8 +296,8 @@ class OnnxPredictor:
         try:
             self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own pybind exception types for bad graphs
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise BundleError(f"{graph}: ONNX Runtime cannot load this graph ({reason})") from None
+            raise BundleError(f"{graph}: ONNX Runtime cannot load this graph ({_first_line(err)})") from None
+        check_graph(self.session, graph, self.labels, label_file, [*self.layout[0], *self.layout[1]] or [self.pad_id])
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:

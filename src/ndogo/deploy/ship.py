@@ -2,25 +2,34 @@
 
 A run directory is a workshop: the fine-tuned run keeps a 259 MB optimizer
 checkpoint beside 91 MB of weights, stage records, evaluation rows and a lock
-file, and transformers writes `model.safetensors` with mode 0600. A bundle is
-what one hands to a server or uploads to the hub: the weights (or ONNX graph),
-the tokenizer, the label map (`config.json` / `ndogo.json`) and a `README.md`
-model card, every file 0644, and it loads with no other file
-(`ndogo.load(bundle)`, and `AutoModelForTokenClassification` for plain
-Hugging Face kinds).
+file, and transformers writes `model.safetensors` with mode 0600; a user may keep
+a `.env`, a `.git/` or the training file there too. A bundle is what one hands to
+a server or uploads to the hub, so it is an allow-list, per model kind
+(`ndogo.models.files.inference_files`): the weights (or ONNX graph and its
+external data), the tokenizer, `config.json`, `ndogo.json` and a `README.md`
+model card, every file a plain 0644 copy, and it loads with no other file
+(`ndogo.load(bundle)`, and `AutoModelForTokenClassification` for plain Hugging
+Face kinds). A file linked from outside the run is refused, not copied. The
+bundle's `ndogo.json` and card show local paths relative to where `ship` runs, or
+by their name: never the maker's absolute folders.
 
 The card's numbers are copied from the model's own evaluation rows
 (`<run>/evals/<lang>-<split>.json`, written by `ndogo evaluate`, or a sweep's
 row passed in by `ndogo recommend --ship`); a number that was not measured is
 written as "not measured", never estimated. Its recipe and reproducing commands
 are read from the `ndogo.json` (and `metrics.json`) of each stage the model
-came from, following their `source` links.
+came from, following their `source` links, each stage with every option it set,
+so the commands run as written, in order. Its usage example is a sentence of the
+model's own test set where the corpus is at hand, and otherwise no sentence.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import dataclasses
+import importlib
 import json
+import os
+import re
 import shlex
 import shutil
 from collections.abc import Sequence
@@ -28,14 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ndogo.models.loading import ModelError, read_meta, write_meta
-from ndogo.models.runner import load_runner, model_files, size_on_disk
+from ndogo.models.files import META, check_inside, inference_files
+from ndogo.models.loading import ModelError, read_meta
+from ndogo.models.runner import load_runner, size_on_disk
 
 FILE_MODE, DIR_MODE = 0o644, 0o755
-# What training leaves beside a model that inference never reads (model_files already drops
-# checkpoint/, evals/, metrics.json, training_args.bin and the lock file).
-LEFTOVERS = ("optimizer*", "scheduler*", "rng_state*", "trainer_state.json", "*.pt", "*.pth", "*.ckpt", "*.tmp",
-             "*.partial", "*.lock")
 # Links a stage's ndogo.json keeps to the directory it was made from.
 SOURCE_KEYS = ("source", "parent", "densified_from")
 MASAKHANER_1 = {"amh", "hau", "ibo", "kin", "lug", "luo", "pcm", "swa", "wol", "yor"}
@@ -79,47 +85,183 @@ def lineage(run: str | Path, limit: int = 20) -> list[Step]:
     return steps[::-1]
 
 
+# Settings that change how a stage runs, not what it makes: left out of recipes and commands.
+RUN_ONLY = ("threads", "save_every", "eval_batch_size", "show_progress", "keep_checkpoint")
+# Filled from the run's context in a recipe (`ndogo compress --lang/--data/--seed`), so a recipe leaves them out.
+CONTEXT = ("data", "lang", "langs")
+# Where each method stage keeps its config in ndogo.json, and the registry that knows its fields.
+METHOD_RECORDS = {"quantize": ("quantization", "ndogo.compress.quantize", "QUANTIZE"),
+                  "prune": ("prune", "ndogo.compress.prune", "PRUNE")}
+
+
+def _flag(f: dataclasses.Field) -> str:
+    """A config field's command-line flag, as `ndogo.commands._options.flag` makes it."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _chosen(cls: type | None, record: dict[str, Any], skip: Sequence[str] = (),
+            always: Sequence[str] = ()) -> list[tuple[str, str, Any]]:
+    """(name, flag, value) of each option `record` set away from `cls`'s default (and those in `always`).
+
+    Without a class (a method this version does not know), every recorded option is kept.
+    """
+    if cls is None:
+        return [(k, "--" + k.replace("_", "-"), v) for k, v in record.items()
+                if k not in (*skip, *RUN_ONLY, "method") and v is not None and not isinstance(v, dict)]
+    chosen = []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name in (*skip, *RUN_ONLY) or f.name not in record:
+            continue
+        value = record[f.name]
+        if value is None or isinstance(value, dict):
+            continue
+        if f.name in always or value != _default(f):
+            chosen.append((f.name, _flag(f), value))
+    return chosen
+
+
+def _arg(value: Any) -> str:
+    """A value as one shell word (lists comma-joined, as the CLI's --lang and sep options read them)."""
+    if isinstance(value, list | tuple):
+        value = ",".join(map(str, value))
+    return shlex.quote(str(value))
+
+
+def _flags(chosen: Sequence[tuple[str, str, Any]]) -> list[str]:
+    out = []
+    for _, flag, value in chosen:
+        if isinstance(value, bool):
+            out.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            out.append(f"{flag} {_arg(value)}")
+    return out
+
+
+def _recipe_options(chosen: Sequence[tuple[str, str, Any]]) -> str:
+    from ndogo.compress.recipe import StageCall
+
+    return StageCall("x", {k: v for k, _, v in chosen if k not in CONTEXT}).one_line()[2:]
+
+
+def _finetune_record(step: Step) -> dict[str, Any]:
+    """metrics.json's config, with the pruning `ndogo finetune --prune-*` did recorded as its options."""
+    cfg = dict(step.metrics.get("config") or {})
+    prune = (cfg.get("extra") or {}).get("prune") if isinstance(cfg.get("extra"), dict) else None
+    if isinstance(prune, dict):
+        for key in ("sparsity", "schedule", "scope", "include_embeddings"):
+            if key in prune:
+                cfg[f"prune_{key}"] = prune[key]
+    return cfg
+
+
+def _method_stage(step: Step) -> tuple[str, type | None, dict[str, Any]] | None:
+    """(method, its config class or None, its record) of a quantize or prune step."""
+    if step.stage not in METHOD_RECORDS:
+        return None
+    key, module, registry = METHOD_RECORDS[step.stage]
+    record = step.meta.get(key)
+    if not isinstance(record, dict) or not isinstance(record.get("method"), str):
+        return None
+    try:
+        cls: type | None = getattr(importlib.import_module(module), registry).config_class(record["method"])
+    except (ImportError, ValueError, AttributeError):
+        cls = None  # a plugin method not loaded here: keep every recorded option
+    return record["method"], cls, record
+
+
+def _trim_record(step: Step) -> dict[str, Any] | None:
+    record = step.meta.get("trim")
+    return record if step.stage == "trim" and isinstance(record, dict) else None
+
+
 def stage_call(step: Step) -> str:
-    """The step as a recipe stage (`quantize:method=onnx-int8`), from what its ndogo.json recorded."""
-    meta = step.meta
-    if step.stage == "finetune":
-        cfg = step.metrics.get("config", {})
-        opts = {k: cfg[k] for k in ("epochs", "lr", "batch_size", "seed") if cfg.get(k) is not None}
-        return "finetune" + (":" + ",".join(f"{k}={v}" for k, v in opts.items()) if opts else "")
-    if step.stage == "quantize" and isinstance(meta.get("quantization"), dict):
-        return f"quantize:method={meta['quantization'].get('method')}"
-    if step.stage == "trim" and isinstance(meta.get("trim"), dict):
-        keep = meta["trim"].get("keep")
-        return "trim" + (f":keep={keep}" if keep else "")
+    """The step as a recipe stage with every option it set (`trim:corpus=mono.txt,keep=8000`)."""
+    from ndogo.compress.trim import TrimConfig
+    from ndogo.train.config import FinetuneStageConfig
+
+    if step.stage == "finetune" and step.metrics.get("config"):
+        chosen = _chosen(FinetuneStageConfig, _finetune_record(step), ("model", "out", "extra"),
+                         always=("epochs", "lr", "batch_size", "seed"))
+        return "finetune:" + _recipe_options(chosen)
+    trim = _trim_record(step)
+    if trim is not None:
+        options = _recipe_options(_chosen(TrimConfig, trim, ("batch_size",)))
+        return "trim" + (f":{options}" if options else "")
+    method = _method_stage(step)
+    if method is not None:
+        name, cls, record = method
+        options = _recipe_options(_chosen(cls, record, ("method",)))
+        return f"{step.stage}:method={name}" + (f",{options}" if options else "")
     if step.stage == "export":
-        return f"export:format={'ort' if meta.get('kind') == 'ort' else 'onnx'}"
+        return f"export:format={'ort' if step.meta.get('kind') == 'ort' else 'onnx'}"
     return step.stage
 
 
 def step_command(step: Step, previous: str | None) -> str | None:
-    """The ndogo command that redoes one step from the previous step's directory, where it is certain."""
+    """The ndogo command that redoes one step from the directory `previous`, where its record is enough.
+
+    Every option the step's record set is written out, so each command makes what the next one reads.
+    """
+    from ndogo.compress.trim import TrimConfig
+    from ndogo.train.config import FinetuneStageConfig
+
     meta, q = step.meta, shlex.quote
     out = q(f"runs/{Path(step.path).name}")
     if step.stage == "finetune" and step.metrics.get("config"):
-        cfg = step.metrics["config"]
+        cfg = _finetune_record(step)
         args = [f"--model {q(str(cfg.get('model') or meta.get('base_model')))}"]
         if cfg.get("data"):
-            args.append(f"--data {q(str(cfg['data']))}")
-        args.append(f"--lang {q(','.join(cfg.get('langs') or meta.get('langs') or []))}")
-        for key in ("epochs", "lr", "batch_size", "seed", "max_length", "max_steps", "patience"):
-            if cfg.get(key) is not None:
-                args.append(f"--{key.replace('_', '-')} {cfg[key]}")
+            args.append(f"--data {_arg(cfg['data'])}")
+        args.append(f"--lang {_arg(cfg.get('langs') or meta.get('langs') or [])}")
+        args += _flags(_chosen(FinetuneStageConfig, cfg, ("model", "out", "extra", "data", "langs"),
+                               always=("epochs", "lr", "batch_size", "seed")))
         return f"ndogo finetune {' '.join(args)} --out {out}"
     if previous is None:
         return None
     src = q(f"runs/{Path(previous).name}")
-    if step.stage == "quantize" and isinstance(meta.get("quantization"), dict):
-        return f"ndogo quantize {src} --method {q(str(meta['quantization'].get('method')))} --out {out}"
+    trim = _trim_record(step)
+    if trim is not None and trim.get("lang"):
+        args = [f"--lang {_arg(trim['lang'])}", *_flags(_chosen(TrimConfig, trim, ("batch_size", "lang")))]
+        return f"ndogo trim-vocab {src} {' '.join(args)} --out {out}"
+    method = _method_stage(step)
+    if method is not None:
+        name, cls, record = method
+        args = _flags(_chosen(cls, record, ("method",)))
+        return f"ndogo {step.stage} {src} --method {q(name)} {' '.join(args)} --out {out}".replace("  ", " ")
     if step.stage == "export":
         fmt = "ort" if meta.get("kind") == "ort" else "onnx"
         extra = f" --platform {meta['ort_platform']}" if fmt == "ort" and meta.get("ort_platform") else ""
         return f"ndogo export {src} --format {fmt}{extra} --out {out}"
     return None
+
+
+def rebuild_commands(steps: Sequence[Step]) -> tuple[str | None, list[str], str | None]:
+    """(where the commands start, the commands in order, the stage they stop before).
+
+    Leading steps no command redoes (a fine-tuned run without its metrics.json, the plain
+    model ndogo started from) are the starting point; a step after the first command that
+    no command redoes ends the list there, since every later command would read a
+    directory none of them made.
+    """
+    commands: list[str] = []
+    start: str | None = None
+    for i, step in enumerate(steps):
+        command = step_command(step, steps[i - 1].path if i else None)
+        if command is None:
+            if commands:
+                return start, commands, step.stage
+            start = step.path
+            continue
+        commands.append(command)
+    return start, commands, None
 
 
 def read_evals(run: str | Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -155,11 +297,42 @@ def _copy(src: Path, dst: Path) -> None:
     dst.chmod(FILE_MODE)
 
 
-def bundle_files(run: Path) -> list[Path]:
-    """The files of `run` inference reads: model_files without what training leaves behind."""
-    return [p for p in model_files(run)
-            if not any(fnmatch.fnmatch(p.name, pat) for pat in LEFTOVERS)
-            and not any(part.startswith("checkpoint") for part in p.relative_to(run).parts[:-1])]
+def bundle_files(run: Path, meta: dict[str, Any]) -> list[Path]:
+    """The files of `run` inference reads (`ndogo.models.files.inference_files`), ndogo.json left to `ship`.
+
+    An allow-list, not a list of what to leave out: a run folder may hold anything (a `.env`,
+    a `.git/`, the training file, a bundle shipped into it earlier), and none of it is the model.
+    """
+    return [run / name for name in inference_files(run, meta) if name != META]
+
+
+def _shown(path: str, cwd: Path) -> str:
+    """A local path as a bundle may show it: relative to where `ship` runs when inside it, else its name."""
+    absolute = Path(os.path.expanduser(path))
+    try:
+        return str(absolute.relative_to(cwd)) or "."
+    except ValueError:
+        return absolute.name or path
+
+
+ABSOLUTE_IN_TEXT = re.compile(r"(?<![\w.~/:-])(?:~|/)[^\s'\"|,;:]*")
+
+
+def private(value: Any, cwd: Path | None = None) -> Any:
+    """`value` (a record, a command) with the maker's absolute paths made relative or cut to their name.
+
+    ndogo.json records every local path absolute (`source`, `parent`, `corpus`, the
+    fine-tuning `data`...), which says where a run came from on the maker's disk; a
+    bundle is handed to others and should not show `/home/<name>/...`.
+    """
+    cwd = cwd or Path.cwd().resolve()
+    if isinstance(value, dict):
+        return {k: private(v, cwd) for k, v in value.items()}
+    if isinstance(value, list):
+        return [private(v, cwd) for v in value]
+    if isinstance(value, str) and ("/" in value or value.startswith("~")):
+        return ABSOLUTE_IN_TEXT.sub(lambda m: _shown(m.group(0), cwd) if len(m.group(0)) > 1 else m.group(0), value)
+    return value
 
 
 def _cell(text: str) -> str:
@@ -188,7 +361,7 @@ def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str
 
     Args:
         run: any model directory ndogo saves.
-        out: the bundle directory.
+        out: the bundle directory, outside `run`.
         lang: the language the card reports (default: the first the model was trained on).
         dataset: hub id of the corpus (default: masakhaner for MasakhaNER 1.0 languages, else masakhaner2).
         rows: evaluation rows by (lang, split), used before `<run>/evals/*.json`.
@@ -198,41 +371,105 @@ def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str
 
     Returns:
         `out`. It is checked before returning: it loads with `load_runner` alone and finds the same
-        entities as `run` in a probe sentence.
+        entities as `run` in a probe sentence. On any failure nothing is left in `out`.
     """
     run, out = Path(run), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out}: already exists and is not empty; choose a new bundle directory")
     if out.resolve() == run.resolve():
         raise ValueError(f"{out}: the bundle must be a new directory, not the model itself")
-    source = load_runner(run)  # refuse what cannot be loaded before writing anything
+    if run.resolve() in out.resolve().parents:
+        raise ValueError(f"{out}: inside the model folder {run}; a bundle there would become part of the model "
+                         "(its size, the next bundle); choose a folder outside it")
+    source = load_runner(run)  # refuse what cannot be loaded (or links out of `run`) before writing anything
     meta = dict(source.meta)
+    check_inside(run, meta, ModelError)
     lang = lang or (meta.get("langs") or [None])[0]
     evals = {**read_evals(run), **(rows or {})}
     steps = lineage(run)
     base_row = baseline or _baseline_row(steps, lang)
+    example = example_sentence(lang, steps, dataset, rows)
+    created = not out.exists()
+    try:
+        return _write_bundle(run, out, source, meta, lang, dataset, evals, steps, base_row, example, command,
+                             seed_spread)
+    except BaseException:
+        # a half-written bundle would load as something it is not; leave `out` as it was found
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        elif out.is_dir():
+            for item in out.iterdir():
+                shutil.rmtree(item, ignore_errors=True) if item.is_dir() and not item.is_symlink() else item.unlink()
+        raise
 
+
+def _write_bundle(run: Path, out: Path, source: Any, meta: dict[str, Any], lang: str | None, dataset: str | None,
+                  evals: dict[tuple[str, str], dict[str, Any]], steps: list[Step], base_row: dict[str, Any] | None,
+                  example: str | None, command: str | None, seed_spread: dict[str, Any] | None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(DIR_MODE)
-    files = bundle_files(run)
+    files = bundle_files(run, meta)
     for f in files:
         _copy(f, out / f.relative_to(run))
-    calls = [stage_call(s) for s in steps]
-    commands = [c for c in (step_command(s, steps[i - 1].path if i else None) for i, s in enumerate(steps)) if c]
-    bundle_meta = {
+    start, commands, stop = rebuild_commands(steps)
+    found = _example_entities(source, example)
+    bundle_meta = private({
         **meta, "kind": source.kind, "labels": source.labels, "max_length": source.max_length,
-        "bundle": {"source": str(run), "files": sorted(str(f.relative_to(run)) for f in files),
-                   "recipe": " | ".join(calls), "commands": commands, "rebuild": command,
+        "bundle": {"source": str(run.resolve()), "files": sorted(str(f.relative_to(run)) for f in files),
+                   "recipe": " | ".join(stage_call(s) for s in steps), "commands": commands,
+                   "commands_start": Path(start).name if start else None, "commands_stop": stop,
+                   "rebuild": command, "example": example,
                    "evals": {f"{k[0]}-{k[1]}": _summary(v) for k, v in sorted(evals.items())}},
-    }
-    write_meta(out, bundle_meta)
-    (out / "ndogo.json").chmod(FILE_MODE)
+    })
+    (out / META).write_text(json.dumps(bundle_meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (out / META).chmod(FILE_MODE)
     card = model_card(out.name, bundle_meta, steps, evals, lang, _dataset(lang, dataset), size_on_disk(out),
-                      base_row, seed_spread)
+                      base_row, seed_spread, found)
     (out / "README.md").write_text(card, encoding="utf-8")
     (out / "README.md").chmod(FILE_MODE)
-    _check(run, out)
+    _check(run, out, example)
     return out
+
+
+def example_sentence(lang: str | None, steps: Sequence[Step], dataset: str | None = None,
+                     rows: dict[tuple[str, str], dict[str, Any]] | None = None) -> str | None:
+    """A sentence of the model's language for the card's usage: one from its test set, where that is at hand.
+
+    The corpus is looked for where the model's records say it was (the fine-tuning data,
+    the trim's, a sweep row's), then `dataset` and $NDOGO_DATA. None where none is on this
+    machine: the card then shows no sentence rather than one in another language.
+    """
+    if not lang:
+        return None
+    candidates = [dataset, *((r or {}).get("data") for r in (rows or {}).values())]
+    for step in steps[::-1]:
+        candidates += [(step.metrics.get("config") or {}).get("data"), (step.meta.get("trim") or {}).get("data"),
+                       step.meta.get("data")]
+        for key in ("prune", "quantization"):
+            if isinstance(step.meta.get(key), dict):
+                candidates.append(step.meta[key].get("data"))
+    candidates.append(os.environ.get("NDOGO_DATA"))
+    from ndogo.data.conll import read_conll
+
+    for folder in dict.fromkeys(c for c in candidates if isinstance(c, str) and c):
+        test = Path(folder).expanduser() / lang / "test.txt"
+        if not test.is_file():
+            continue
+        try:
+            sentences = read_conll(test).sentences
+        except (ValueError, OSError):
+            continue
+        short = [s for s in sentences if 5 <= len(s.tokens) <= 20] or sentences
+        named = [s for s in short if any(t != "O" for t in s.tags)] or short
+        if named:
+            return " ".join(named[0].tokens)
+    return None
+
+
+def _example_entities(source: Any, example: str | None) -> list[Any]:
+    from ndogo.deploy.predict import Predictor
+
+    return Predictor(source).predict(example)[0] if example else []
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -251,19 +488,20 @@ def _baseline_row(steps: Sequence[Step], lang: str | None) -> dict[str, Any] | N
     return None
 
 
-def _check(run: Path, out: Path) -> None:
-    """The bundle loads with nothing but its own files and tags a probe sentence as the source does."""
+def _check(run: Path, out: Path, example: str | None = None) -> None:
+    """The bundle loads with nothing but its own files and tags probe sentences as the source does."""
     from ndogo.deploy.predict import Predictor
 
     def spans(entities: Sequence[Any]) -> list[tuple[str, int, int]]:
         return [(e.label, e.start, e.end) for e in entities]
 
-    want = spans(Predictor(load_runner(run)).predict(PROBE)[0])
-    got = {"PyTorch path": spans(Predictor(load_runner(out)).predict(PROBE)[0])}
+    probes = [PROBE, *([example] if example else [])]
+    want = [spans(e) for e in Predictor(load_runner(run)).predict(probes)]
+    got = {"PyTorch path": [spans(e) for e in Predictor(load_runner(out)).predict(probes)]}
     if read_meta(out).get("kind") in TORCH_FREE_KINDS:
         from ndogo.deploy.runtime import load
 
-        got["torch-free runtime"] = spans(load(out, threads=1).predict(PROBE)[0])
+        got["torch-free runtime"] = [spans(e) for e in load(out, threads=1).predict(probes)]
     for path, found in got.items():
         if found != want:
             raise ModelError(f"{out}: the bundle ({path}) finds other entities than {run} in a probe sentence; "
@@ -336,8 +574,12 @@ def _yaml(header: dict[str, Any]) -> str:
 
 def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: dict[tuple[str, str], dict[str, Any]],
                lang: str | None, dataset: str, size_bytes: int, baseline: dict[str, Any] | None,
-               seed_spread: dict[str, Any] | None) -> str:
-    """The README.md of a bundle: front matter, then what a user needs to judge and use the model."""
+               seed_spread: dict[str, Any] | None, found: Sequence[Any] = ()) -> str:
+    """The README.md of a bundle: front matter, then what a user needs to judge and use the model.
+
+    `meta` is the bundle's (paths already made private); `found` the entities the model finds in
+    the usage example (`meta["bundle"]["example"]`), shown as its real output.
+    """
     kind = meta.get("kind", "hf")
     bundle = meta["bundle"]
     test, dev = evals.get((str(lang), "test")), evals.get((str(lang), "dev"))
@@ -361,15 +603,22 @@ def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: di
     lines += ["", "## How it was made", ""]
     for i, step in enumerate(steps, 1):
         where = f"kind `{step.meta.get('kind', 'hf')}`, saved as `{Path(step.path).name}`"
-        lines.append(f"{i}. `{stage_call(step)}` ({where})")
+        lines.append(f"{i}. `{_cell(private(stage_call(step)))}` ({where})")
     if bundle.get("rebuild"):
         lines += ["", "To rebuild it from the fine-tuned baseline, as the sweep did:", "", "```bash",
                   bundle["rebuild"], "```"]
     if bundle["commands"]:
-        lines += ["", "To rebuild it stage by stage (each command reads the previous one's output):", "",
-                  "```bash", *bundle["commands"], "```"]
+        start = bundle.get("commands_start")
+        intro = (f"To rebuild it stage by stage from `runs/{start}` (each command reads the previous one's output; "
+                 "local paths are shown relative to where the model was made, or by their name):" if start else
+                 "To rebuild it stage by stage (each command reads the previous one's output; local paths are "
+                 "shown relative to where the model was made, or by their name):")
+        lines += ["", intro, "", "```bash", *bundle["commands"], "```"]
+        if bundle.get("commands_stop"):
+            lines += ["", f"The `{bundle['commands_stop']}` stage after these is not recorded fully enough to "
+                          "write its command; the chain above stops before it."]
     lines += ["", "## Usage", ""]
-    lines += _usage(name, kind)
+    lines += _usage(name, kind, lang, bundle.get("example"), found)
     lines += ["", "## Known limits", ""]
     lines += _limits(kind, lang, meta)
     lines += ["", "## Data and licence", "",
@@ -432,21 +681,38 @@ def _cost_lines(test: dict[str, Any] | None, base: dict[str, Any] | None, size_b
     return [lines[0] + "."]
 
 
-def _usage(name: str, kind: str) -> list[str]:
+def _entity_line(found: Sequence[Any]) -> str:
+    shown = ", ".join(f"Entity(text={e.text!r}, label={e.label!r}, start={e.start}, end={e.end}, score={e.score:.2f})"
+                      for e in found[:2])
+    return f"# [[{shown}{', ...' if len(found) > 2 else ''}]]"
+
+
+def _usage(name: str, kind: str, lang: str | None, example: str | None, found: Sequence[Any]) -> list[str]:
+    """How to run the bundle, on a sentence of its own language (`example`) or on the reader's own text."""
+    where = f"{lang} " if lang else ""
+    if example:
+        texts, text = f"[{example!r}]", repr(example)
+        body = shlex.quote(json.dumps({"text": example}, ensure_ascii=False))
+        result = _entity_line(found)
+    else:
+        texts, text = "texts", "text"
+        body = f"'{{\"text\": \"<a {where}sentence>\"}}'"
+        result = f"# texts: a list of {where}sentences; one list of entities per text"
     lines = ["With ndogo (any kind; words are split as MasakhaNER's, long sentences windowed, and each entity "
-             "has character offsets, a label and a score):", "", "```python", "import ndogo", "",
-             f'ner = ndogo.load("{name}")', 'ner.predict(["Musa Aliyu ya je Kano ranar Litinin."])',
-             "# [[Entity(text='Musa Aliyu', label='PER', start=0, end=10, score=...), ...]]", "```", "",
+             "has character offsets, a label and a score)" + (", on a sentence of its test set:" if example else ":"),
+             "", "```python", "import ndogo", "",
+             f'ner = ndogo.load("{name}")', f"ner.predict({texts})", result, "```", "",
              f"Over HTTP: `ndogo serve {name} --port 8000`, then "
-             "`curl -s localhost:8000/v1/entities -d '{\"text\": \"Musa ya je Kano.\"}'`.", ""]
+             f"`curl -s localhost:8000/v1/entities -d {body}`.", ""]
     if kind == "hf":
         lines += ["With transformers alone (`aggregation_strategy=\"first\"` labels each word by its first "
                   "sub-word, as ndogo does; `\"simple\"` would return sub-word fragments):", "", "```python",
                   "from transformers import pipeline", "",
                   f'ner = pipeline("token-classification", model="{name}", aggregation_strategy="first")',
-                  'ner("Musa Aliyu ya je Kano ranar Litinin.")', "```"]
+                  f"ner({text})" + ("" if example else f"  # text: a {where}sentence"), "```"]
     elif kind in TORCH_FREE_KINDS:
         graph = "model.ort" if kind == "ort" else "model.onnx"
+        split = f"{text}.split()" + ("" if example else f"  # text: a {where}sentence, punctuation apart")
         lines += ["`ndogo.load` runs this model on ONNX Runtime without torch or transformers "
                   "(`pip install onnxruntime tokenizers numpy regex`, then ndogo with `--no-deps`). "
                   "With ONNX Runtime directly (label of each word's first sub-word):", "", "```python",
@@ -454,7 +720,7 @@ def _usage(name: str, kind: str) -> list[str]:
                   f'sess = ort.InferenceSession("{name}/{graph}", providers=["CPUExecutionProvider"])',
                   f'tok = Tokenizer.from_file("{name}/tokenizer.json")',
                   f'labels = json.load(open("{name}/ndogo.json"))["labels"]',
-                  'words = "Musa Aliyu ya je Kano ranar Litinin .".split()',
+                  f"words = {split}",
                   "enc = tok.encode(words, is_pretokenized=True)",
                   'feed = {"input_ids": np.array([enc.ids], dtype=np.int64),',
                   '        "attention_mask": np.array([enc.attention_mask], dtype=np.int64)}',

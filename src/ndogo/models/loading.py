@@ -85,6 +85,13 @@ def load_tokenizer(name: str | Path) -> PreTrainedTokenizerBase:
         tok = AutoTokenizer.from_pretrained(source, use_fast=True, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise load_error(name, source, err) from None
+    except Exception as err:
+        if type(err) is not Exception:
+            raise
+        # the tokenizers library reports a tokenizer.json it cannot read as a bare Exception (serde's message)
+        file = Path(source) / "tokenizer.json"
+        raise ModelError(f"{file if file.is_file() else source}: the tokenizers library cannot read it "
+                         f"({(str(err).strip().splitlines() or ['?'])[0][:300]})") from None
     try:
         tok(["a", "b"], is_split_into_words=True)
     except (AssertionError, ValueError):

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from ndogo.models.files import META as _META
+from ndogo.models.files import check_inside
 from ndogo.models.loading import (
     NDOGO_META,
     ModelError,
@@ -85,12 +87,18 @@ def count_params(module: torch.nn.Module) -> tuple[int, int]:
 
 
 def model_files(path: str | Path) -> list[Path]:
-    """The files that make up a saved model (weights, config, tokenizer), not run records."""
+    """The files that make up a saved model (weights, config, tokenizer), not run records.
+
+    A folder inside holding its own ndogo.json is another model (a bundle shipped into the run
+    before `ndogo ship` refused that): it is not part of this one's size.
+    """
     path = Path(path)
+    nested = {p.parent for p in path.rglob(NDOGO_META) if p.parent != path}
     return sorted(
         p for p in path.rglob("*")
         if p.is_file() and p.name not in NOT_MODEL_FILES
         and not any(part in NOT_MODEL_DIRS for part in p.relative_to(path).parts)
+        and not any(folder in p.parents for folder in nested)
     )
 
 
@@ -151,8 +159,10 @@ def load_runner(run: str | Path) -> Runner:
     path = Path(run)
     if not path.is_dir():
         raise ModelError(f"{path}: no such model directory")
+    check_inside(path, {}, ModelError, names=[_META])  # a record from elsewhere would describe another model
     meta = read_meta(path)
     kind = meta.get("kind", "hf")
+    check_inside(path, meta, ModelError)  # a model file linked from elsewhere is a model nobody shipped
     if kind not in LOADERS and kind in KIND_MODULES:
         import importlib
 
