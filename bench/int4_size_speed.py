@@ -129,6 +129,10 @@ def main() -> None:
     int8_size = (paths["onnx-int8"] / "model.onnx").stat().st_size
     fp32_ms = statistics.median(times["onnx-fp32"]) * 1e3
     int8_ms = statistics.median(times["onnx-int8"]) * 1e3
+    cores = os.cpu_count() or 1
+    busy = max(load_before, load_after) > 0.5 * cores
+    note = (f"busy machine (1-min load {max(load_before, load_after):.1f} on {cores} cores): absolute ms are "
+            "noisy; compare the ratios, measured side by side in this run") if busy else "quiet machine"
     rows = []
     for name, path in paths.items():
         size = (path / "model.onnx").stat().st_size
@@ -142,7 +146,7 @@ def main() -> None:
             "word_tags_as_fp32": round(sum(a == b for a, b in zip(tags, reference, strict=True)) / len(reference), 3),
             "calls": args.calls, "sentences": len(texts), "threads": 1, "cpu": cpu_model(),
             "load_avg_1min_before": round(load_before, 2), "load_avg_1min_after": round(load_after, 2),
-            "cores": os.cpu_count(), "model": f"{args.model} + random 9-label head (seed {args.seed})",
+            "cores": cores, "model": f"{args.model} + random 9-label head (seed {args.seed})", "note": note,
         })
         print(rows[-1], flush=True)
     args.csv.parent.mkdir(parents=True, exist_ok=True)

@@ -234,3 +234,21 @@ def test_quantizing_index_gathers_is_left_alone() -> None:
     graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
                               [table, index])
     assert _float_tables(helper.make_model(graph)) == {"table"}
+
+
+def test_ort_export_refuses_4bit_tables_in_one_line_and_takes_int8_ones(int4_model: Path, model64: Path,
+                                                                        tmp_path: Path) -> None:
+    """ONNX Runtime's .ort format has no 4-bit tensor type: the export says so instead of a traceback."""
+    result = runner.invoke(app, ["export", str(int4_model), "--format", "ort", "--out", str(tmp_path / "ort")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {int4_model / 'model.onnx'}: ")
+    assert "--embeddings int8" in lines[0] and not (tmp_path / "ort").exists()
+
+    eight = quantize(model64, tmp_path / "e8", quant_config("onnx-int4", embeddings="int8"))
+    result = runner.invoke(app, ["export", str(eight), "--format", "ort", "--out", str(tmp_path / "ort8")])
+    assert result.exit_code == 0, result.output
+    from ndogo.deploy.runtime import load
+
+    assert load(tmp_path / "ort8", threads=1).predict(["Musa ya je Kano."]) == \
+        load(eight, threads=1).predict(["Musa ya je Kano."])

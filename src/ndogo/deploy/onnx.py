@@ -261,6 +261,7 @@ def export_ort(run: str | Path, out: str | Path, platform: str = "arm",
                          "(ndogo export --format onnx) or quantize it (ndogo quantize --method onnx-int8)")
     if platform not in ("arm", "amd64"):
         raise ValueError(f"platform {platform!r}: use arm or amd64")
+    _refuse_4bit_tensors(run / ONNX_FILE)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         src = Path(tmp) / "src"
@@ -295,6 +296,17 @@ def export_ort(run: str | Path, out: str | Path, platform: str = "arm",
                      "kind": "ort", "stage": "export", "source": str(run), "source_kind": "onnx",
                      "ort_platform": platform, "export_max_abs_diff": diff})
     return out
+
+
+def _refuse_4bit_tensors(graph: Path) -> None:
+    """The .ort format has no INT4/UINT4 tensor type (onnx-int4's embedding tables): say so before converting."""
+    import onnx
+
+    four = (onnx.TensorProto.INT4, onnx.TensorProto.UINT4)
+    names = [t.name for t in onnx.load(str(graph), load_external_data=False).graph.initializer if t.data_type in four]
+    if names:
+        raise ModelError(f"{graph}: {len(names)} 4-bit tensors (e.g. {names[0]}), which ONNX Runtime's .ort format "
+                         "cannot store; quantize with `--method onnx-int4 --embeddings int8` for an .ort model")
 
 
 def _vocab_size(run: Path) -> int:

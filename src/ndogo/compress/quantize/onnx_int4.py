@@ -16,17 +16,21 @@ tables stay Gathers). Then onnxruntime's `MatMulNBitsQuantizer` stores
 What is not 4-bit (either part, with `embeddings=int8` or `matmul=int8`) then goes through
 `onnx-int8`'s dynamic int8 quantization. Both contrib ops are in ONNX Runtime's CPU build,
 so the output (kind `onnx`) runs in the torch-free runtime (`ndogo.load`) and `ndogo serve`.
+ONNX Runtime's .ort format (`ndogo export --format ort`) has no 4-bit tensor type, so only a
+model made with `embeddings=int8` (MatMulNBits keeps its blocks in bytes) converts to it.
 
-Measured on minilm with a random 9-label head (bench/int4_size_speed.py,
-docs/bench/int4-size-speed.csv): 4-bit everything is the smallest file (about 0.16 of fp32,
-against 0.25 for onnx-int8), but not the fastest. At a sentence's length (tens of tokens)
-`MatMulNBits` runs about as fast as an fp32 MatMul on our Xeon, while onnx-int8's
-`MatMulInteger` is several times faster (VNNI/AMX int8 kernels); `accuracy_level=4` (int8
-compute inside MatMulNBits) gains little there and much at one token (the LLM decoding case
-it is built for). Asymmetric blocks are more accurate than symmetric ones at a 2% size cost;
-block 32 against 128 trades 15% of the size for accuracy. The fp32 scales cost a quarter of a
-4-bit weight at block 32 (ONNX Runtime stores them in the activations' type). `matmul=int8`
-keeps int8's speed and 4-bit embedding rows only: the embedding table is half of minilm.
+Measured on minilm with a random 9-label head, 1 thread, batch 1, in the torch-free runtime
+(bench/int4_size_speed.py, docs/bench/int4-size-speed.csv, a busy 2-core Xeon with AVX512-VNNI
+and AMX): onnx-int4 is 14.6 MB, 0.16 of fp32 and 0.64 of onnx-int8 (22.8 MB), but it runs at
+fp32's speed (0.97x), half onnx-int8's. At a sentence's length (tens of tokens) `MatMulNBits`
+is no faster than an fp32 MatMul here (a 40x384 by 384x1536 product: 405 us against 333;
+onnx-int8's `MatMulInteger`, 56 us), while at one token, the LLM decoding it is built for, it
+is 3x faster; `accuracy_level=4` (int8 activations inside MatMulNBits) is the faster level at
+both lengths. `block_size=128` is 12.2 MB (0.54 of int8) and a little faster, less accurate;
+asymmetric blocks are more accurate than symmetric ones for 2% more size. The fp32 scales cost
+a quarter of a 4-bit weight at block 32 (ONNX Runtime keeps them in the activations' type).
+`matmul=int8` keeps onnx-int8's speed with 4-bit embedding tables only (18.6 MB, 0.81 of
+int8): minilm's word embeddings are half its weights.
 """
 
 from __future__ import annotations
