@@ -25,6 +25,8 @@ Examples:
 
   ndogo quantize runs/minilm-hau --method llm-int8 --threshold 6 --out runs/quantize/hau-llm-int8
 
+  ndogo quantize runs/minilm-hau --method onnx-int4 --block-size 32 --out runs/quantize/hau-onnx-int4
+
   ndogo quantize runs/minilm-hau --method onnx-int8-static --data ../shared/data/masakhaner --out runs/quantize/hau-static
 
   ndogo evaluate runs/quantize/hau-onnx-int8 --data ../shared/data/masakhaner --lang hau

@@ -71,23 +71,35 @@ def _export_graph(module: torch.nn.Module, path: Path, example: dict[str, torch.
         )
 
 
-def optimize_graph(src: Path, dst: Path, config: Any) -> dict[str, int]:
+def optimize_graph(src: Path, dst: Path, config: Any, fusion: dict[str, Any] | None = None) -> dict[str, int]:
     """Fuse attention, layer norms and GELU with onnxruntime.transformers; returns the fused op counts.
 
     Architectures the optimizer does not know are copied unchanged (ONNX Runtime
     still applies its generic graph optimizations when the session starts).
+    `fusion` sets attributes of the optimizer's `FusionOptions` (e.g.
+    `{"enable_embed_layer_norm": False}`), for a quantizer that needs a weight
+    left outside a fused op; without it, the optimizer's defaults for the model type.
     """
     model_type = FUSABLE.get(getattr(config, "model_type", ""))
     if model_type is None:
         shutil.copyfile(src, dst)
         return {}
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = None
+    if fusion:
+        options = FusionOptions(model_type)
+        for name, value in fusion.items():
+            if not hasattr(options, name):
+                raise ValueError(f"fusion option {name!r}: onnxruntime's FusionOptions has no such attribute")
+            setattr(options, name, value)
     # Pruned models have per-layer head counts; 0 lets the optimizer read them off the graph.
     pruned = bool(getattr(config, "pruned_heads", None))
     heads = 0 if pruned else int(getattr(config, "num_attention_heads", 0))
     hidden = 0 if pruned else int(getattr(config, "hidden_size", 0))
-    optimized = optimize_model(str(src), model_type=model_type, num_heads=heads, hidden_size=hidden)
+    optimized = optimize_model(str(src), model_type=model_type, num_heads=heads, hidden_size=hidden,
+                               optimization_options=options)
     optimized.save_model_to_file(str(dst))
     return {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
 
@@ -149,7 +161,7 @@ def write_onnx_dir(out: Path, runner: Runner, graph: Path, extra: dict[str, Any]
 
 
 def export_onnx(run: str | Path, out: str | Path, optimize: bool = True,
-                tolerance: float = EXPORT_TOLERANCE) -> Path:
+                tolerance: float = EXPORT_TOLERANCE, fusion: dict[str, Any] | None = None) -> Path:
     """Export a saved float torch model (any kind whose runner has a torch module) to an "onnx" model dir.
 
     Args:
@@ -160,6 +172,7 @@ def export_onnx(run: str | Path, out: str | Path, optimize: bool = True,
             optimizer (much faster on CPU; numerically the same within fp32 rounding).
         tolerance: the largest |logit| difference from PyTorch accepted on a padded
             check batch; a bigger one raises ModelError instead of saving a wrong model.
+        fusion: options of the optimizer (`optimize_graph`), checked like the default fusions.
 
     Returns:
         `out`. Its `ndogo.json` records the check ("export_max_abs_diff") and the fusions made.
@@ -183,7 +196,7 @@ def export_onnx(run: str | Path, out: str | Path, optimize: bool = True,
         raw = Path(tmp) / "raw.onnx"
         _export_graph(module, raw, batch)
         graph = Path(tmp) / ONNX_FILE
-        fused = optimize_graph(raw, graph, module.config) if optimize else {}
+        fused = optimize_graph(raw, graph, module.config, fusion) if optimize else {}
         if not optimize:
             shutil.copyfile(raw, graph)
         diff = max_logit_diff(graph, module, batch)
@@ -257,6 +270,7 @@ def export_ort(run: str | Path, out: str | Path, platform: str = "arm",
                          "(ndogo export --format onnx) or quantize it (ndogo quantize --method onnx-int8)")
     if platform not in ("arm", "amd64"):
         raise ValueError(f"platform {platform!r}: use arm or amd64")
+    _refuse_4bit_tensors(run / ONNX_FILE)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         src = Path(tmp) / "src"
@@ -291,6 +305,17 @@ def export_ort(run: str | Path, out: str | Path, platform: str = "arm",
                      "kind": "ort", "stage": "export", "source": str(run), "source_kind": "onnx",
                      "ort_platform": platform, "export_max_abs_diff": diff})
     return out
+
+
+def _refuse_4bit_tensors(graph: Path) -> None:
+    """The .ort format has no INT4/UINT4 tensor type (onnx-int4's embedding tables): say so before converting."""
+    import onnx
+
+    four = (onnx.TensorProto.INT4, onnx.TensorProto.UINT4)
+    names = [t.name for t in onnx.load(str(graph), load_external_data=False).graph.initializer if t.data_type in four]
+    if names:
+        raise ModelError(f"{graph}: {len(names)} 4-bit tensors (e.g. {names[0]}), which ONNX Runtime's .ort format "
+                         "cannot store; quantize with `--method onnx-int4 --embeddings int8` for an .ort model")
 
 
 def _vocab_size(run: Path) -> int:

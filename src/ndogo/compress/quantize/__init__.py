@@ -13,7 +13,8 @@ name, and a handler that does the work. This file is only the stage around them:
 
 Methods, one file each: `half.py` (fp16, bf16), `dynamic.py` (dynamic-int8, the study's
 PyTorch dynamic quantization), `llm_int8.py` (LLM.int8() through bitsandbytes), `torchao.py`
-(torchao-int8, int4-weight, int8-embed), `onnx.py` (onnx-int8, onnx-int8-static); `_torch.py`
+(torchao-int8, int4-weight, int8-embed), `onnx.py` (onnx-int8, onnx-int8-static), `onnx_int4.py`
+(onnx-int4: 4-bit blocks in ONNX Runtime's MatMulNBits and GatherBlockQuantized); `_torch.py`
 holds what the torch methods share (the stage body, their safetensors layout, the int8
 embedding option) and `_tensors.py` the torch side of loading them. Modules starting with `_`
 are helpers, not methods.
