@@ -153,6 +153,11 @@ def test_failed_cell_is_recorded_and_the_rest_go_on(tmp_path: Path, tiny_model: 
     assert rows["boom"]["status"] == "failed" and "exploded (always)" in rows["boom"]["error"]
     assert rows["more"]["status"] == "done" and rows["baseline"]["status"] == "done"
     assert rows["more"]["versions"]["torch"] and rows["more"]["machine"]["cores"]
+    # every key a cell writes is declared once, in row.Row (#36: the row declared once)
+    from ndogo.experiments.row import Row
+
+    written = {k for r in rows.values() for k in r}
+    assert written <= set(Row.__annotations__), " ".join(sorted(written - set(Row.__annotations__)))
     # a trained model's row shows how it trained: the epoch dev chose and the dev curve
     trained = rows["baseline"]["training"]["1-finetune"]
     assert trained["best_epoch"] >= 1 and len(trained["dev_curve"]) == trained["epochs_run"] >= 1

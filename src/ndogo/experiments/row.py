@@ -91,6 +91,27 @@ class Row(TypedDict, total=False):
     per_type: dict[str, dict[str, float]]  # F1 (precision, recall, support) per entity type on `split`
     transfer: dict[str, dict[str, Any]]  # zero-shot f1/precision/recall/per_type on other languages
     stages: list[dict[str, Any]]
+    # what the cell was and where it ran, beside the columns (in the row's JSON, not the CSV)
+    model_source: str  # the model as the config names it (hub id, path or short name)
+    chain: str  # the whole chain run from the source, baseline stage included, as one line
+    data: str
+    baseline_path: str | None  # the fine-tuned model the chain compressed
+    started: float  # Unix time the cell started and finished
+    finished: float
+    log: str  # the cell's log file
+    node: str | None  # the Ray node it ran on
+    device: str  # cpu or the GPU's name the timings ran on
+    sentences: int  # sentences scored on `split`
+    peak_rss_mb: float
+    latency_sentences: int  # sentences the timings used
+    cpu: str
+    peak_gpu_mb: float
+    dev_precision: float
+    dev_recall: float
+    dev_per_type: dict[str, dict[str, float]]
+    is_baseline: bool  # the row is the model every Δ of its language is measured against
+    model_deleted: bool  # `keep_models = false` removed the scored model
+    traceback: str  # a failed cell's last frames
     training: dict[str, dict[str, Any]]  # per trained stage: best epoch (chosen on dev), epochs run, dev curve
     durations: dict[str, Any]
     versions: dict[str, str]
