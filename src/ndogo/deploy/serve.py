@@ -708,7 +708,8 @@ def _worker(bundle: str, host: str, sock: socket.socket, cfg: ServeConfig, conn:
     except EOFError:  # the supervisor is gone
         return
     drained = _run_server(app, cfg, sock, worker=True)
-    conn.send(("done", drained))
+    with contextlib.suppress(OSError):  # a supervisor that was killed hears nothing (SIGTERM came from Linux)
+        conn.send(("done", drained))
     sys.exit(1 if drained.cancelled else 0)
 
 
@@ -846,6 +847,7 @@ class Supervisor:
             return
         print(f"warning: worker {slot} (pid {proc.pid}) died while serving ({how}); starting another in its place "
               f"({len(self.ready)} of {self.cfg.workers} workers serving meanwhile)", file=sys.stderr, flush=True)
+        self.drained.pop(slot, None)  # one sent SIGTERM on its own drained: the slot's next worker reports anew
         self.start(slot)
 
     def run(self) -> int:
