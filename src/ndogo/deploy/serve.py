@@ -801,7 +801,7 @@ class Supervisor:
             if self.stop_sig is not None:
                 return
             if self.serving:  # a replacement
-                self.conns[slot].send("go")
+                self._go(slot)
                 print(f"worker {slot} (pid {value}) is serving again ({len(self.ready)} workers)", flush=True)
             elif len(self.ready) == self.cfg.workers:
                 self.serving = True
@@ -811,8 +811,12 @@ class Supervisor:
                 print(f"serving {self.bundle} on {_address(self.host, self.socks[0])} "
                       f"(POST /v1/entities, GET /healthz, GET /metrics; {self.cfg.workers} workers, pids {pids})",
                       flush=True)
-                for conn in self.conns.values():
-                    conn.send("go")
+                for k in list(self.conns):
+                    self._go(k)
+
+    def _go(self, slot: int) -> None:
+        with contextlib.suppress(OSError):  # it died since it was ready: its sentinel says so next
+            self.conns[slot].send("go")
 
     def _ended(self, slot: int) -> None:
         proc, conn = self.procs.pop(slot), self.conns.pop(slot)
