@@ -307,12 +307,15 @@ def test_batcher_fills_batches_up_to_its_limit() -> None:
     assert sum(seen) == 10 and max(seen) <= 4 and len(seen) < 10
 
 
+# `ndogo ...` in a process that cannot import torch
+SERVE = BLOCK_TORCH + "import sys\nfrom ndogo.cli import app\nsys.argv = ['ndogo'] + sys.argv[1:]\napp()\n"
+
+
 def test_sigterm_drains_requests_in_flight_torch_free(int8_model: Path) -> None:
     """`ndogo serve` in a process that cannot import torch; a request waiting in a batch is answered after SIGTERM."""
     port = free_port()
-    script = BLOCK_TORCH + "import sys\nfrom ndogo.cli import app\nsys.argv = ['ndogo'] + sys.argv[1:]\napp()\n"
-    proc = subprocess.Popen([sys.executable, "-c", script, "serve", str(int8_model), "--port", str(port),
-                             "--threads", "1", "--max-wait-ms", "3000", "--max-batch", "64"],
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", str(int8_model), "--port", str(port),
+                             "--threads", "1", "--max-wait-ms", "3000", "--max-batch", "64", "--workers", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -344,15 +347,15 @@ def test_sigterm_drains_requests_in_flight_torch_free(int8_model: Path) -> None:
             proc.wait()
 
 
-def test_port_in_use_is_one_line_before_loading(int8_model: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_in_use_is_one_line_before_loading(int8_model: Path, workers: str) -> None:
     """Item 11: a port in use is refused in one line before the model loads or anything says it is serving."""
-    script = BLOCK_TORCH + "import sys\nfrom ndogo.cli import app\nsys.argv = ['ndogo'] + sys.argv[1:]\napp()\n"
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-c", script, "serve", str(int8_model), "--port", str(port)],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-c", SERVE, "serve", str(int8_model), "--port", str(port),
+                               "--workers", workers], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert proc.stderr.startswith(f"error: port {port} is in use") and proc.stderr.count("\n") == 1
     assert "serving" not in proc.stdout
@@ -365,5 +368,188 @@ def test_serve_command_refuses_other_interfaces_and_bad_bundles(tmp_path: Path) 
 
     result = CliRunner().invoke(app, ["serve", str(tmp_path), "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "loopback addresses only" in result.output
-    result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing")])
-    assert result.exit_code == 2 and "no such model directory" in result.output
+    for workers in ("1", "2"):  # with 2, the workers' failure to load comes back as the same one line
+        result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing"), "--workers", workers])
+        assert result.exit_code == 2 and "no such model directory" in result.output
+        assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_serve_refuses_fewer_than_one_worker_in_one_line(tmp_path: Path, workers: str) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--workers", workers])
+    assert result.exit_code == 2
+    assert result.output == f"error: workers must be at least 1, got {workers}\n"
+
+
+
+class Served:
+    """`ndogo serve ARGS` in a subprocess of its own session (torch blocked in it), its output read as it comes."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", *args, "--port", str(self.port)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True, env=env)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._read, args=(stream, lines), daemon=True).start()
+
+    @staticmethod
+    def _read(stream: Any, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
+
+    def line(self, lines: list[str], part: str, timeout: float = 120) -> str:
+        """The first line with `part` in it, once the server has printed it."""
+        deadline = time.monotonic() + timeout
+        while not (found := [x for x in lines if part in x]):
+            assert time.monotonic() < deadline, f"no {part!r} in {''.join(lines)[-2000:]}{''.join(self.err)[-2000:]}"
+            if self.proc.poll() is not None:  # one last look once the readers have caught up
+                deadline = min(deadline, time.monotonic() + 1)
+            time.sleep(0.05)
+        return found[0]
+
+    def ready(self) -> list[int]:
+        """Wait until it serves; the workers' pids from its `serving` line."""
+        serving = self.line(self.out, "serving ")
+        while httpx.get(f"{self.url}/healthz", timeout=10).status_code != 200:
+            time.sleep(0.1)
+        return [int(pid) for pid in serving.rsplit("pids ", 1)[1].rstrip(")\n").split(", ")]
+
+    def stop(self, timeout: float = 60) -> int:
+        code = self.proc.wait(timeout)
+        time.sleep(0.2)  # the readers reach the end of the output
+        return code
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def burst(url: str, n: int, pool: ThreadPoolExecutor, path: str = "/v1/entities") -> list[Any]:
+    """`n` requests sent at once, each on a connection of its own: futures of their responses."""
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> httpx.Response:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            barrier.wait()
+            if path == "/v1/entities":
+                return client.post(path, json={"text": TEXTS[i % len(TEXTS)]})
+            return client.get(path)
+
+    return [pool.submit(one, i) for i in range(n)]
+
+
+def keepalive_burst(url: str, clients: int, each: int) -> list[httpx.Response]:
+    """As the load test sends: `clients` coroutines on one httpx.AsyncClient of as many kept-alive connections,
+    all starting at once, each sending `each` requests back to back."""
+
+    async def main() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+            async def client(i: int) -> list[httpx.Response]:
+                return [await http.post("/v1/entities", json={"text": TEXTS[(i + k) % len(TEXTS)]})
+                        for k in range(each)]
+
+            return [a for mine in await asyncio.gather(*(client(i) for i in range(clients))) for a in mine]
+
+    return asyncio.run(main())
+
+
+def samples(metrics: str) -> dict[str, float]:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+            if line and not line.startswith("#")}
+
+
+def metrics_of_each(url: str, pids: list[int]) -> dict[int, dict[str, float]]:
+    """/metrics as each worker answers it (fresh connections until every pid has answered)."""
+    seen: dict[int, dict[str, float]] = {}
+    for _ in range(200):
+        answer = httpx.get(f"{url}/metrics", timeout=30)
+        seen.setdefault(int(answer.headers["x-ndogo-worker"]), samples(answer.text))
+        if set(seen) >= set(pids):
+            return seen
+    raise AssertionError(f"/metrics answered only by {sorted(seen)}, not all of {pids}")
+
+
+def test_two_workers_share_a_burst_and_sum_their_metrics(onnx_model: Path, tmp_path: Path) -> None:
+    """Issue 40, item 2: 32 kept-alive clients starting at once are spread over both workers (with one shared
+    socket, the first worker to wake took nearly all of them), every answer is predict's, /metrics from either
+    worker counts every request, the metrics files go with the server, and no worker has torch."""
+    want = dict(zip(TEXTS, rows(runtime_load(onnx_model, threads=1).predict(TEXTS)), strict=True))
+    with Served([str(onnx_model), "--workers", "2"], env={**os.environ, "TMPDIR": str(tmp_path)}) as server:
+        pids = server.ready()
+        assert len(set(pids)) == 2 and server.proc.pid not in pids
+        for _ in range(3):
+            answers = keepalive_burst(server.url, 32, 4)
+            assert [a.status_code for a in answers] == [200] * 128
+            assert [a.json()["entities"] for a in answers] == [want[TEXTS[i % len(TEXTS)]]
+                                                               for c in range(32) for i in range(c, c + 4)]
+            by = [int(a.headers["x-ndogo-worker"]) for a in answers]
+            assert set(by) == set(pids) and min(by.count(p) for p in pids) >= 20, \
+                f"requests per worker: {[by.count(p) for p in pids]}"
+        for pid, counted in metrics_of_each(server.url, pids).items():
+            assert counted['ndogo_requests_total{status="200"}'] == 384, pid
+            assert counted["ndogo_texts_total"] == 384 and counted["ndogo_request_latency_seconds_count"] == 384
+            assert counted["ndogo_batch_size_sum"] == 384 and counted["ndogo_requests_in_flight"] == 0
+        assert len(list(tmp_path.glob("ndogo-serve-metrics-*/*.db"))) >= 2  # each worker's own files
+        if Path("/proc/self/maps").exists():  # the workers are spawned, not run under BLOCK_TORCH: look in them
+            for pid in pids:
+                maps = Path(f"/proc/{pid}/maps").read_text()
+                assert "onnxruntime" in maps and "libtorch" not in maps
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert server.stop() == 0
+    assert "SIGTERM: drained 2 workers, finished the 0 requests in flight (384 answered in all)" in "".join(server.out)
+    assert not list(tmp_path.glob("ndogo-serve-metrics-*"))  # the metrics files go with the server
+
+
+def test_sigterm_drains_every_worker(int8_model: Path) -> None:
+    """Issue 40, item 2: requests waiting in both workers' batches are answered after SIGTERM; one line, exit 0."""
+    args = [str(int8_model), "--workers", "2", "--max-wait-ms", "3000", "--max-batch", "64"]
+    with Served(args) as server, ThreadPoolExecutor(16) as pool:
+        pids = server.ready()
+        pending = burst(server.url, 16, pool)
+        time.sleep(1.0)  # they now wait in the batchers (max wait 3 s)
+        assert not any(f.done() for f in pending)
+        os.kill(server.proc.pid, signal.SIGTERM)
+        answers = [f.result() for f in pending]
+        assert [a.status_code for a in answers] == [200] * 16
+        assert {int(a.headers["x-ndogo-worker"]) for a in answers} == set(pids)
+        assert server.stop() == 0
+    out, err = "".join(server.out), "".join(server.err)
+    assert "SIGTERM: drained 2 workers, finished the 16 requests in flight (16 answered in all); exiting" in out
+    assert "Traceback" not in err and "error" not in err
+
+
+def test_a_worker_that_dies_is_said_and_replaced(int8_model: Path) -> None:
+    """Issue 40, item 2: a worker killed while serving is reported on stderr and replaced; what it answered stays
+    in /metrics; Ctrl-C to the whole process group still drains once (the workers leave it to the supervisor)."""
+    with Served([str(int8_model), "--workers", "2"]) as server, ThreadPoolExecutor(32) as pool:
+        pids = server.ready()
+        assert all(f.result().status_code == 200 for f in burst(server.url, 16, pool))
+        os.kill(pids[0], signal.SIGKILL)
+        died = server.line(server.err, "died while serving")
+        assert died.startswith(f"warning: worker 0 (pid {pids[0]}) died while serving (killed by SIGKILL)")
+        again = server.line(server.out, "is serving again")
+        new = int(again.split("(pid ", 1)[1].split(")")[0])
+        assert new not in pids
+        answers = [f.result() for f in burst(server.url, 32, pool)]
+        assert [a.status_code for a in answers] == [200] * 32
+        assert {int(a.headers["x-ndogo-worker"]) for a in answers} == {new, pids[1]}
+        for counted in metrics_of_each(server.url, [new, pids[1]]).values():
+            assert counted['ndogo_requests_total{status="200"}'] == 48  # the dead worker's answers included
+            assert counted["ndogo_requests_in_flight"] == 0
+        os.killpg(server.proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches every process of the group
+        assert server.stop() == 0
+    assert "SIGINT: drained 2 workers, finished the 0 requests in flight" in "".join(server.out)
+    assert "Traceback" not in "".join(server.err)

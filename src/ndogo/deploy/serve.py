@@ -39,9 +39,16 @@ fails gets a 500, and no answer carries another request's text. Unknown paths
 (404) and methods (405) are JSON errors too, and `/metrics` counts every error.
 The model runs on one worker thread, so a bad request can never take it down.
 
+One model thread tops out near 110-135 sentences/s on the project's CPU while the
+other core idles, so `workers` processes (the CLI's default: one per core) serve
+the one port, each with its own model on one thread (see `Supervisor`, and
+`bind_workers` for how connections are spread). /metrics in any of them sums all
+of them, and the `X-Ndogo-Worker` header names the process that answered.
+
 On SIGTERM (or Ctrl-C) uvicorn stops accepting connections, the requests in
 flight are answered (up to `drain_s` seconds), the server says how many it
-finished, and the process exits 0 (1 if the drain ran out of time).
+finished (with workers, all of them in one line), and the process exits 0 (1 if
+the drain ran out of time).
 
 The server binds loopback addresses only: it has no authentication or TLS, so
 anything else belongs behind a reverse proxy that the operator configures. It
@@ -58,9 +65,13 @@ import contextlib
 import errno
 import ipaddress
 import json
+import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -94,11 +105,13 @@ class ServeConfig:
     # (about 7,000 each in minilm's 512-token windows); a 1 MB body of such texts is about 700,000.
     # Bytes alone do not bound the work: 10,000 characters of punctuation are 10,000 words.
     max_request_tokens: int = 16_384
-    threads: int | None = None  # model threads (default: the runtime's)
+    threads: int | None = None  # model threads per process (default: the runtime's alone, 1 per worker)
     drain_s: float = 30.0  # longest SIGTERM waits for requests in flight
+    workers: int = 1  # processes behind the port, each with its own model; 1 serves in this process
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_body_bytes", "max_text_chars", "max_texts", "max_request_tokens"):
+        for name in ("max_batch", "max_body_bytes", "max_text_chars", "max_texts", "max_request_tokens",
+                     "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0 or self.drain_s < 0:
@@ -380,23 +393,37 @@ class Batcher:
         self.prep.shutdown(wait=True)
 
 
-def _metrics() -> Any:
+def _metrics(shared: bool = False) -> Any:
+    """The server's metrics; `shared`: a worker's, exposed summed over every worker of its server.
+
+    A worker's metrics live in files of PROMETHEUS_MULTIPROC_DIR (prometheus_client's
+    multiprocess mode, set before prometheus_client is imported), and its /metrics reads
+    every worker's: counters and histograms add up, and the gauge of requests in flight
+    is the sum over the workers alive. They are not registered where they are exposed,
+    or each would be counted twice.
+    """
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
     registry = CollectorRegistry()
+    if shared:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        MultiProcessCollector(registry)
+    own = None if shared else registry
     return {
         "registry": registry,
         "requests": Counter("ndogo_requests", "HTTP requests to /v1/entities, and errors on any path, by status",
-                            ["status"], registry=registry),
+                            ["status"], registry=own),
         "errors": Counter("ndogo_request_errors", "Requests answered with an error, by status", ["status"],
-                          registry=registry),
+                          registry=own),
         "latency": Histogram("ndogo_request_latency_seconds", "Time from request to response, /v1/entities",
-                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry),
+                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=own),
         "batch": Histogram("ndogo_batch_size", "Windows per model call (a text up to the model's window is one)",
                            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-                           registry=registry),
-        "texts": Counter("ndogo_texts", "Texts tagged", registry=registry),
-        "in_flight": Gauge("ndogo_requests_in_flight", "Requests being answered", registry=registry),
+                           registry=own),
+        "texts": Counter("ndogo_texts", "Texts tagged", registry=own),
+        "in_flight": Gauge("ndogo_requests_in_flight", "Requests being answered", registry=own,
+                           multiprocess_mode="livesum"),
     }
 
 
@@ -418,8 +445,11 @@ def json_answer(payload: dict[str, Any], status: int, headers: dict[str, str] | 
         return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
-    """The Starlette application around a loaded predictor (one of ndogo's, or anything with `predict(texts)`)."""
+def build_app(predictor: Any, cfg: ServeConfig, name: str = "model", shared_metrics: bool = False) -> Any:
+    """The Starlette application around a loaded predictor (one of ndogo's, or anything with `predict(texts)`).
+
+    `shared_metrics`: this is one worker of several, and /metrics sums them all (see `_metrics`).
+    """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
@@ -427,7 +457,9 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    metrics = _metrics()
+    metrics = _metrics(shared_metrics)
+    # which process answered: with --workers N, a client (or a test) can tell them apart
+    worker = {"x-ndogo-worker": str(os.getpid())}
     # answered: /v1/entities answers since start; in_flight: being answered; cancelled: cut off by a drain timeout
     state: dict[str, Any] = {"draining": False, "batcher": None, "answered": 0, "in_flight": 0, "cancelled": 0}
 
@@ -440,7 +472,7 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
         count(status)
         state["answered"] += 1
         metrics["latency"].observe(time.perf_counter() - t0)
-        return json_answer(payload, status)
+        return json_answer(payload, status, worker)
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -484,12 +516,12 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
 
     async def healthz(request: Request) -> Response:
         if state["draining"]:
-            return JSONResponse({"status": "draining"}, status_code=503)
+            return JSONResponse({"status": "draining"}, status_code=503, headers=worker)
         return JSONResponse({"status": "ok", "model": name, "kind": getattr(predictor, "kind", None)
-                             or getattr(getattr(predictor, "runner", None), "kind", None)})
+                             or getattr(getattr(predictor, "runner", None), "kind", None)}, headers=worker)
 
     async def prometheus(request: Request) -> Response:
-        return Response(generate_latest(metrics["registry"]), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics["registry"]), media_type=CONTENT_TYPE_LATEST, headers=worker)
 
     routes = [Route("/v1/entities", entities, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
               Route("/metrics", prometheus, methods=["GET"])]
@@ -525,10 +557,12 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model") -> Any:
     return app
 
 
-def bind_port(host: str, port: int) -> socket.socket:
+def bind_port(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     """A socket bound to (host, port), before the slow model load; a port in use is a one-line ValueError."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host.strip("[]"), port))
     except OSError as err:
@@ -539,57 +573,368 @@ def bind_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(bundle: str | Path, host: str = "127.0.0.1", port: int = 8000, cfg: ServeConfig | None = None) -> int:
-    """Load the bundle and serve it until SIGTERM or Ctrl-C, which drain the requests in flight.
+def bind_workers(host: str, port: int, workers: int) -> list[socket.socket]:
+    """A bound socket for each worker, all on (host, port), before any model loads.
 
-    Returns the exit status: 0 after a clean drain, 1 when the drain ran out of `drain_s`.
+    Why not one socket that every worker accepts from: asyncio accepts every connection
+    waiting when it wakes, so a burst of clients opening connections at once lands on
+    one worker, which keeps them (keep-alive): 32 load-test clients sent 320 of 320
+    requests to one worker in 2 of 5 tries. With SO_REUSEPORT (Linux) the kernel hashes
+    each new connection to one of the workers' sockets. The first bind is a plain one,
+    so a port that anything holds, even another server's SO_REUSEPORT sockets, is
+    refused in one line as with one worker. Elsewhere the workers share one socket.
+    """
+    first = bind_port(host, port)
+    if workers == 1 or not sys.platform.startswith("linux"):
+        return [first] * workers
+    port = first.getsockname()[1]  # port 0: the one the kernel chose
+    first.close()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(workers):
+            socks.append(bind_port(host, port, reuse_port=True))
+    except ValueError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+@dataclass(frozen=True)
+class Drained:
+    """How one server (or worker) stopped: what it answered, and what the drain finished or cut off."""
+
+    signal: str  # SIGTERM, SIGINT, or "stopped"
+    answered: int  # /v1/entities requests answered since start
+    finished: int  # requests in flight at the signal, answered after it
+    cancelled: int  # requests the drain ran out of time for (answered 503)
+
+
+def _run_server(app: Any, cfg: ServeConfig, sock: socket.socket, worker: bool = False) -> Drained:
+    """Serve `app` on the bound `sock` until a signal, drain, and say what was finished.
+
+    A worker listens to SIGTERM alone: its supervisor takes Ctrl-C (which the terminal sends
+    to every process of the group) and forwards SIGTERM, so a worker sees one signal, never
+    the second SIGINT that makes uvicorn stop without draining.
     """
     import uvicorn
 
+    state = app.state.ndogo
+    stopped: list[int] = []
+    signals = (signal.SIGTERM,) if worker else (signal.SIGINT, signal.SIGTERM)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not stopped:
+                stopped.append(sig)
+                state["answered_at_signal"] = state["answered"]
+            state["draining"] = True  # /healthz says 503 to a balancer from the first signal
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn's own re-raises the signal after shutting down, so a clean drain would
+            # exit 143; this one only installs the handlers, and serve() says how it went.
+            originals = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=int(cfg.drain_s) or None, lifespan="on")
+    Server(config).run(sockets=[sock])
+    name = signal.Signals(stopped[0]).name if stopped else "stopped"
+    finished = state["answered"] - state.get("answered_at_signal", state["answered"]) - state["cancelled"]
+    return Drained(name, state["answered"], finished, state["cancelled"])
+
+
+def _report(drained: Drained, cfg: ServeConfig, workers: int = 1) -> int:
+    """Say how the drain went, in one line; the exit status: 0 clean, 1 when the drain ran out of time."""
+    if drained.cancelled:
+        print(f"error: {drained.signal}: the drain ran out of its {cfg.drain_s:g} s; {drained.cancelled} "
+              f"request(s) in flight were answered 503, {drained.finished} finished", file=sys.stderr, flush=True)
+        return 1
+    plural = "" if drained.finished == 1 else "s"
+    whom = f" {workers} workers" if workers > 1 else ""
+    print(f"{drained.signal}: drained{whom}, finished the {drained.finished} request{plural} in flight "
+          f"({drained.answered} answered in all); exiting", flush=True)
+    return 0
+
+
+def _address(host: str, sock: socket.socket) -> str:
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    return f"http://{shown}:{sock.getsockname()[1]}"
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as the one line a user sees: ValueError and FileNotFoundError say it all themselves."""
+    text = (str(err).strip().splitlines() or [""])[0]
+    return text if isinstance(err, ValueError | FileNotFoundError) and text else f"{type(err).__name__}: {text}"
+
+
+def _die_with_parent() -> None:
+    """Have Linux send this worker SIGTERM (a drain) if its supervisor dies without stopping it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pipe's EOF still stops a worker that waits
+        pass
+
+
+def _worker(bundle: str, host: str, sock: socket.socket, cfg: ServeConfig, conn: Any, metrics_dir: str) -> None:
+    """One worker process of `serve --workers N`: loads its own model, then serves the shared socket.
+
+    It tells its supervisor ("ready", pid) once the model answers, and starts serving only
+    on "go", which comes when every worker is ready: until then no client can connect
+    (no worker listens), so the first connections do not all land on the first to load.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before prometheus_client is imported: it reads it then
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which forwards SIGTERM
+    _die_with_parent()
+    try:
+        predictor = load_model(bundle, cfg.threads or 1)
+        predictor.predict(["Musa ya je Kano."])  # the first call allocates; no client should wait for it
+        app = build_app(predictor, cfg, name=Path(bundle).name, shared_metrics=True)
+    except Exception as err:
+        conn.send(("error", _one_line(err)))
+        sys.exit(2)
+    conn.send(("ready", os.getpid()))
+    try:
+        if conn.recv() != "go":
+            return
+    except EOFError:  # the supervisor is gone
+        return
+    drained = _run_server(app, cfg, sock, worker=True)
+    with contextlib.suppress(OSError):  # a supervisor that was killed hears nothing (SIGTERM came from Linux)
+        conn.send(("done", drained))
+    sys.exit(1 if drained.cancelled else 0)
+
+
+def _how_it_ended(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+class Supervisor:
+    """Runs `cfg.workers` worker processes on the bound port; restarts one that dies while serving.
+
+    Why a supervisor of its own rather than uvicorn's `workers`: uvicorn's needs the app as an
+    import string, shares one socket among its workers (a burst of clients lands on one of
+    them, see `bind_workers`), logs a dead worker at info level (unseen at warning) and a
+    failed start without its reason, and drops what each worker finished in its drain and
+    its exit status. Here the port is bound in this process, so a port in use is one line
+    before any model loads; each worker loads the model itself, in a spawned interpreter
+    (a fork copies whatever threads and locks the parent holds, and Python warns against
+    forking a threaded process); SIGTERM or Ctrl-C is forwarded as SIGTERM to every worker,
+    each drains, and one line sums them up. A worker that dies while serving is said on
+    stderr and replaced, its counts kept in /metrics; one that fails while loading the
+    model, or more than `RESTARTS_PER_MINUTE` deaths a minute, stop the server with a
+    one-line error.
+    """
+
+    RESTARTS_PER_MINUTE = 5
+    GRACE_S = 10.0  # beyond drain_s, before a worker that does not exit is killed
+
+    def __init__(self, bundle: str | Path, host: str, socks: list[socket.socket], cfg: ServeConfig) -> None:
+        self.bundle, self.host, self.socks, self.cfg = str(bundle), host, socks, cfg
+        self.ctx = multiprocessing.get_context("spawn")
+        # one fresh directory per server, removed at exit: no stale worker's counts are ever summed in
+        self.metrics_dir = tempfile.mkdtemp(prefix="ndogo-serve-metrics-")
+        self.procs: dict[int, Any] = {}  # slot -> process
+        self.conns: dict[int, Any] = {}  # slot -> pipe end
+        self.ready: set[int] = set()
+        self.drained: dict[int, Drained] = {}  # slot -> what its worker finished in the drain
+        self.deaths: deque[float] = deque()
+        self.serving = False
+        self.stop_sig: int | None = None
+        self.stop_at = 0.0
+        self.forced = False
+        self.error: str | None = None
+        self.lost = 0  # workers that died in the drain without saying what they finished
+
+    def start(self, slot: int) -> None:
+        ours, theirs = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker, name=f"ndogo-serve-{slot}",
+                                args=(self.bundle, self.host, self.socks[slot], self.cfg, theirs, self.metrics_dir))
+        proc.start()
+        theirs.close()
+        self.procs[slot], self.conns[slot] = proc, ours
+        self.ready.discard(slot)
+
+    def stop(self, sig: int) -> None:
+        """Forward the stop to every worker (as SIGTERM) and stop listening; a second Ctrl-C kills them."""
+        if self.stop_sig is not None:
+            if sig == signal.SIGINT:
+                self.forced = True
+                self._kill_all(signal.SIGKILL)
+            return
+        self.stop_sig = sig
+        self.stop_at = time.monotonic()
+        self._kill_all(signal.SIGTERM)
+        for sock in self.socks:  # no new connections wait for a worker that is stopping: the workers' copies
+            sock.close()  # stay open until each has stopped accepting
+
+    def _kill_all(self, sig: int) -> None:
+        for proc in self.procs.values():
+            if proc.exitcode is None and proc.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)
+
+    def fail(self, reason: str) -> None:
+        if self.error is None:
+            self.error = reason
+        self.stop(self.stop_sig or signal.SIGTERM)
+
+    def _message(self, slot: int, msg: tuple[str, Any]) -> None:
+        kind, value = msg
+        if kind == "error":
+            self.fail(value)
+        elif kind == "done":
+            self.drained[slot] = value
+        elif kind == "ready":
+            self.ready.add(slot)
+            if self.stop_sig is not None:
+                return
+            if self.serving:  # a replacement
+                self._go(slot)
+                print(f"worker {slot} (pid {value}) is serving again ({len(self.ready)} workers)", flush=True)
+            elif len(self.ready) == self.cfg.workers:
+                self.serving = True
+                for sock in self.socks:  # from this line on a client connects (and waits for its worker's "go")
+                    sock.listen(2048)  # uvicorn's backlog
+                pids = ", ".join(str(self.procs[k].pid) for k in sorted(self.procs))
+                print(f"serving {self.bundle} on {_address(self.host, self.socks[0])} "
+                      f"(POST /v1/entities, GET /healthz, GET /metrics; {self.cfg.workers} workers, pids {pids})",
+                      flush=True)
+                for k in list(self.conns):
+                    self._go(k)
+
+    def _go(self, slot: int) -> None:
+        with contextlib.suppress(OSError):  # it died since it was ready: its sentinel says so next
+            self.conns[slot].send("go")
+
+    def _ended(self, slot: int) -> None:
+        proc, conn = self.procs.pop(slot), self.conns.pop(slot)
+        with contextlib.suppress(EOFError, OSError):
+            while conn.poll():
+                self._message(slot, conn.recv())
+        conn.close()
+        proc.join()
+        was_ready = slot in self.ready
+        self.ready.discard(slot)
+        with contextlib.suppress(Exception):  # its live gauge (requests in flight) leaves the sum
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(proc.pid, self.metrics_dir)
+        how = _how_it_ended(proc.exitcode)
+        if self.stop_sig is not None:
+            if was_ready and self.serving and slot not in self.drained and not self.forced:
+                self.lost += 1
+                print(f"error: worker {slot} (pid {proc.pid}) ended in the drain ({how}) without saying what "
+                      "it finished", file=sys.stderr, flush=True)
+            return
+        if not was_ready:
+            self.fail(f"worker {slot} (pid {proc.pid}) ended while loading the model ({how})")
+            return
+        now = time.monotonic()
+        self.deaths.append(now)
+        while self.deaths and self.deaths[0] < now - 60:
+            self.deaths.popleft()
+        if len(self.deaths) > self.RESTARTS_PER_MINUTE:
+            self.fail(f"worker {slot} (pid {proc.pid}) died ({how}), the {len(self.deaths)}th worker to die in a "
+                      "minute; stopping rather than restarting again")
+            return
+        print(f"warning: worker {slot} (pid {proc.pid}) died while serving ({how}); starting another in its place "
+              f"({len(self.ready)} of {self.cfg.workers} workers serving meanwhile)", file=sys.stderr, flush=True)
+        self.drained.pop(slot, None)  # one sent SIGTERM on its own drained: the slot's next worker reports anew
+        self.start(slot)
+
+    def run(self) -> int:
+        """Start the workers and supervise them until they have all stopped; the exit status."""
+        from multiprocessing.connection import wait
+
+        for slot in range(self.cfg.workers):
+            if self.stop_sig is None:
+                self.start(slot)
+        while self.procs:
+            by_conn = {id(conn): slot for slot, conn in self.conns.items()}
+            for obj in wait([*self.conns.values(), *(proc.sentinel for proc in self.procs.values())], timeout=0.5):
+                if isinstance(obj, int):
+                    continue
+                slot = by_conn[id(obj)]
+                try:
+                    self._message(slot, obj.recv())
+                except (EOFError, OSError):  # it is exiting: its sentinel says how
+                    pass
+            for slot in list(self.procs):
+                if self.procs[slot].exitcode is not None:
+                    self._ended(slot)
+            if self.stop_sig is not None and time.monotonic() - self.stop_at > self.cfg.drain_s + self.GRACE_S:
+                self.fail(f"{len(self.procs)} worker(s) did not stop within the drain time; killed them")
+                self._kill_all(signal.SIGKILL)
+        return self._outcome()
+
+    def _outcome(self) -> int:
+        name = signal.Signals(self.stop_sig).name if self.stop_sig else "stopped"
+        if self.forced:
+            print(f"error: {name} twice: stopped without draining", file=sys.stderr, flush=True)
+            return 1
+        if self.error is not None:
+            if not self.serving:  # the server never served: one line, as a bad bundle is without workers
+                raise ValueError(self.error)
+            print(f"error: {self.error}", file=sys.stderr, flush=True)
+            return 1
+        if not self.serving:
+            print(f"{name}: stopped while the workers were loading the model; nothing was served", flush=True)
+            return 0
+        done = self.drained.values()
+        total = Drained(name, sum(d.answered for d in done), sum(d.finished for d in done),
+                        sum(d.cancelled for d in done))
+        status = _report(total, self.cfg, self.cfg.workers)
+        return 1 if self.lost else status
+
+    def close(self) -> None:
+        """Kill whatever still runs (only after an error in this process) and remove the metrics files."""
+        self._kill_all(signal.SIGKILL)
+        for proc in self.procs.values():
+            proc.join(5)
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+
+def serve(bundle: str | Path, host: str = "127.0.0.1", port: int = 8000, cfg: ServeConfig | None = None) -> int:
+    """Load the bundle and serve it until SIGTERM or Ctrl-C, which drain the requests in flight.
+
+    With `cfg.workers` above 1, as many worker processes serve the one port, each with its own
+    model (`cfg.threads` threads, 1 by default): see `Supervisor`.
+    Returns the exit status: 0 after a clean drain, 1 when the drain ran out of `drain_s`.
+    """
     cfg = cfg or ServeConfig()
     host = check_loopback(host)
+    if cfg.workers > 1:
+        socks = bind_workers(host, port, cfg.workers)
+        supervisor = Supervisor(bundle, host, socks, cfg)
+        handlers = {sig: signal.signal(sig, lambda s, f: supervisor.stop(s)) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return supervisor.run()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            supervisor.close()
+            for sock in socks:
+                sock.close()
     sock = bind_port(host, port)
     try:
         predictor = load_model(bundle, cfg.threads)
         predictor.predict(["Musa ya je Kano."])  # the first call allocates; no client should wait for it
         app = build_app(predictor, cfg, name=Path(bundle).name)
-        state = app.state.ndogo
-        stopped: list[int] = []
-
-        class Server(uvicorn.Server):
-            def handle_exit(self, sig: int, frame: Any) -> None:
-                if not stopped:
-                    stopped.append(sig)
-                    state["answered_at_signal"] = state["answered"]
-                state["draining"] = True  # /healthz says 503 to a balancer from the first signal
-                super().handle_exit(sig, frame)
-
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                # uvicorn's own re-raises the signal after shutting down, so a clean drain would
-                # exit 143; this one only installs the handlers, and serve() says how it went.
-                originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-                try:
-                    yield
-                finally:
-                    for sig, handler in originals.items():
-                        signal.signal(sig, handler)
-
-        config = uvicorn.Config(app, log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=int(cfg.drain_s) or None, lifespan="on")
-        shown = f"[{host.strip('[]')}]" if ":" in host else host
-        print(f"serving {bundle} on http://{shown}:{sock.getsockname()[1]} "
-              "(POST /v1/entities, GET /healthz, GET /metrics)", flush=True)
-        Server(config).run(sockets=[sock])
+        print(f"serving {bundle} on {_address(host, sock)} (POST /v1/entities, GET /healthz, GET /metrics)",
+              flush=True)
+        drained = _run_server(app, cfg, sock)
     finally:
         sock.close()
-    name = signal.Signals(stopped[0]).name if stopped else "stopped"
-    finished = state["answered"] - state.get("answered_at_signal", state["answered"]) - state["cancelled"]
-    if state["cancelled"]:
-        print(f"error: {name}: the drain ran out of its {cfg.drain_s:g} s; {state['cancelled']} request(s) in "
-              f"flight were answered 503, {finished} finished", file=sys.stderr, flush=True)
-        return 1
-    plural = "" if finished == 1 else "s"
-    print(f"{name}: drained, finished the {finished} request{plural} in flight "
-          f"({state['answered']} answered in all); exiting", flush=True)
-    return 0
+    return _report(drained, cfg)
