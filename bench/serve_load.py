@@ -237,6 +237,10 @@ def main() -> None:
                   f"({row['loadgen_cpu_ms_per_request']} ms CPU a request), the server {row['server_cores']} cores",
                   flush=True)
     if args.csv:
+        from ndogo.metrics.perf import cpu_model
+
+        machine = {"cpu": cpu_model(), "cores": os.cpu_count()}  # a timing means nothing without its machine
+        rows = [{**row, **machine} for row in rows]
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         fields = list(dict.fromkeys(key for row in rows for key in row))
         with open(args.csv, "w", newline="") as f:
