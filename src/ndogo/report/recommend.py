@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ndogo.experiments.row import check_row_values
 from ndogo.experiments.store import base_lang, load_sources
 from ndogo.report.summary import BASELINE, Summary, summarize
 
@@ -49,6 +50,11 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
     if max_f1_drop < 0:
         raise ValueError(f"--max-f1-drop is a loss in F1 points and cannot be negative, got {max_f1_drop}")
     directory = where
+    for row in rows:  # the readers check every row; rows handed in by code are checked here
+        try:
+            check_row_values(row)
+        except ValueError as err:
+            raise ValueError(f"{directory}: cell {row.get('cell_id')}: {err}") from None
     rows = [r for r in rows if r.get("status") == "done"]
     lang = corpus_label(rows, lang, directory)
     found = [s for s in summarize(rows) if s.lang == lang and (model is None or s.model == model)]
@@ -89,14 +95,14 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         "lang": lang, "max_f1_drop": max_f1_drop, "optimize": optimize, "model": best.model,
         "recipe": best.recipe, "recipe_spec": best.recipe_spec, "start": best.start, "seeds": best.seeds,
         "f1": round(best.f1_mean, 4), "f1_std": round(best.f1_std, 4), "baseline_f1": round(base.f1_mean, 4),
-        "f1_drop_points": round(-(best.delta or 0.0), 2), "size_bytes": best.size_bytes,
+        "f1_drop_points": round(-(best.delta or 0.0), 2) + 0.0, "size_bytes": best.size_bytes,
         "baseline_size_bytes": base.size_bytes, "size_x": _r(best.size_x),
         "latency_ms_b1": best.latency_ms_b1, "baseline_latency_ms_b1": base.latency_ms_b1,
         "speedup_b1": _r(best.speedup_b1), "sparsity": best.sparsity, "path": best.paths[0],
         "candidates": len(found), "within_budget": len(within), "chosen_on": split,
         "dev_f1": round(best.dev_f1_mean, 4) if best.dev_f1_mean is not None else None,
         "baseline_dev_f1": round(base.dev_f1_mean, 4) if base.dev_f1_mean is not None else None,
-        "dev_f1_drop_points": round(-best.dev_delta, 2) if best.dev_delta is not None else None,
+        "dev_f1_drop_points": round(-best.dev_delta, 2) + 0.0 if best.dev_delta is not None else None,
         "command": reproduce(best, lang),
     }
 
