@@ -527,3 +527,44 @@ def test_report_and_recommend_name_the_file_and_line_of_an_unreadable_csv(tmp_pa
         assert code == 2 and "\n" not in out and "Traceback" not in out, out
         assert out.startswith(f"error: {path}:{line}: {message}"), out
 
+
+def test_recommend_warns_when_the_baseline_itself_is_weak(tmp_path: Path) -> None:
+    """#35.21: isiZulu after one epoch (dev F1 32) was recommended plainly. No atlas row for zul: the floor
+    speaks; hau has the atlas's minilm baseline (dev 86.14): a baseline far below it is weak, one near it is not."""
+    from ndogo.report.recommend import WEAK_FLOOR, format_recommendation, weak_baseline
+    from ndogo.report.summary import summarize
+
+    mnr2 = "../shared/data/masakhaner2"
+    zul = [{**fake_row("zul", "baseline", "", 42, 0.30, 91, 20, 0.0), "dev_f1": 0.32, "data": mnr2},
+           {**fake_row("zul", "int8", "quantize:method=onnx-int8", 42, 0.30, 23, 4, 0.0), "dev_f1": 0.318,
+            "data": mnr2}]
+    from ndogo.report.build import write_csv
+
+    choice = recommend(write_csv(zul, tmp_path / "zul.csv"), "zul", 1.0)
+    warning = choice["baseline_warning"]
+    assert warning.startswith(f"the baseline itself is weak: its dev F1 is 32.00, under the floor of {WEAK_FLOOR:.0f} "
+                              "(the atlas has no minilm baseline for zul on masakhaner2")
+    assert f"  warning  {warning}" in format_recommendation(choice)
+
+    hau = [fake_row("hau", "baseline", "", 42, 0.60, 91, 20, 0.0)]  # masakhaner, as the atlas's hau
+    (base,) = summarize(hau)
+    weak = weak_baseline(base, "dev")
+    assert weak is not None and "its dev F1 is 60.00, 26.14 points below the atlas's minilm baseline for hau on " \
+                                "masakhaner (dev F1 86.14, docs/bench/atlas-minilm.csv)" in weak
+    (near,) = summarize([fake_row("hau", "baseline", "", 42, 0.80, 91, 20, 0.0)])  # 6 points below: seeds, not weak
+    assert weak_baseline(near, "dev") is None
+    (other,) = summarize([{**hau[0], "model": "tiny"}])  # no atlas row for this model: the floor, which 60 clears
+    assert weak_baseline(other, "dev") is None
+
+
+def test_the_model_card_of_a_weak_baseline_says_so(tiny_model: Path, tmp_path: Path) -> None:
+    """#35.21: `recommend --ship` writes the warning into the card, above the results."""
+    store = Store(tmp_path / "sweep")
+    store.put({**fake_row("zul", "baseline", "", 42, 0.30, 91, 20, 0.0), "dev_f1": 0.32, "path": str(tiny_model),
+               "data": "../shared/data/masakhaner2", "is_baseline": True})
+    store.close()
+    code, out = cli("recommend", str(tmp_path / "sweep"), "--lang", "zul", "--max-f1-drop", "1",
+                    "--ship", str(tmp_path / "bundle"))
+    assert code == 0, out
+    body = (tmp_path / "bundle" / "README.md").read_text(encoding="utf-8").split("## Results", 1)[1]
+    assert body.lstrip().startswith("**Warning:** the baseline itself is weak: its dev F1 is 32.00, under the floor")

@@ -183,7 +183,8 @@ def _dataset(lang: str | None, dataset: str | None) -> str:
 
 def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str | None = None,
          rows: dict[tuple[str, str], dict[str, Any]] | None = None, command: str | None = None,
-         seed_spread: dict[str, Any] | None = None, baseline: dict[str, Any] | None = None) -> Path:
+         seed_spread: dict[str, Any] | None = None, baseline: dict[str, Any] | None = None,
+         warning: str | None = None) -> Path:
     """Write a self-contained bundle of the model in `run` to `out` (which must be new or empty).
 
     Args:
@@ -195,6 +196,7 @@ def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str
         command: the command that rebuilds the model (recommend's), shown before the per-step ones.
         seed_spread: {"seeds": [...], "f1_std": x} when the F1 is a mean over seeds.
         baseline: the baseline's row ({"f1", "size_bytes", "latency_ms_b1"}) when known from elsewhere.
+        warning: a line the card shows above its results (recommend's: the baseline itself is weak).
 
     Returns:
         `out`. It is checked before returning: it loads with `load_runner` alone and finds the same
@@ -228,7 +230,7 @@ def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str
     write_meta(out, bundle_meta)
     (out / "ndogo.json").chmod(FILE_MODE)
     card = model_card(out.name, bundle_meta, steps, evals, lang, _dataset(lang, dataset), size_on_disk(out),
-                      base_row, seed_spread)
+                      base_row, seed_spread, warning)
     (out / "README.md").write_text(card, encoding="utf-8")
     (out / "README.md").chmod(FILE_MODE)
     _check(run, out)
@@ -289,7 +291,7 @@ def ship_recommendation(directory: str | Path, choice: dict[str, Any], out: str 
     spread = {"seeds": choice.get("seeds"), "f1_std": choice.get("f1_std")} if len(choice.get("seeds") or []) > 1 \
         else None
     return ship(choice["path"], out, lang=lang, rows=rows, command=choice.get("command"),
-                seed_spread=spread, baseline=base[0] if base else None)
+                seed_spread=spread, baseline=base[0] if base else None, warning=choice.get("baseline_warning"))
 
 
 def front_matter(name: str, meta: dict[str, Any], evals: dict[tuple[str, str], dict[str, Any]], lang: str | None,
@@ -336,7 +338,7 @@ def _yaml(header: dict[str, Any]) -> str:
 
 def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: dict[tuple[str, str], dict[str, Any]],
                lang: str | None, dataset: str, size_bytes: int, baseline: dict[str, Any] | None,
-               seed_spread: dict[str, Any] | None) -> str:
+               seed_spread: dict[str, Any] | None, warning: str | None = None) -> str:
     """The README.md of a bundle: front matter, then what a user needs to judge and use the model."""
     kind = meta.get("kind", "hf")
     bundle = meta["bundle"]
@@ -352,7 +354,7 @@ def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: di
              f"| size on disk | {size_bytes / 1e6:.1f} MB |",
              f"| labels | {', '.join(meta.get('labels') or [])} |",
              f"| window | {meta.get('max_length')} sub-words (longer sentences are windowed, not truncated) |", ""]
-    lines += ["## Results", ""]
+    lines += ["## Results", "", *([f"**Warning:** {warning}.", ""] if warning else [])]
     lines += _results_table(test, dev, seed_spread)
     lines += ["", "## Speed", ""]
     lines += _speed_lines(test)

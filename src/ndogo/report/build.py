@@ -97,7 +97,8 @@ def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -
         lines.append(f"{lang}: ship {c['model']}/{c['recipe']} — {size}{speed}; F1 {dev}test "
                      f"{100 * c['f1']:.2f} ({-c['f1_drop_points']:+.2f}) against the baseline; chosen on "
                      f"{split} within {SHIP_BUDGET:g} point" + (" (these rows carry no dev F1)" if split == "test"
-                                                                else ""))
+                                                                else "")
+                     + (f"; warning: {c['baseline_warning']}" if c.get("baseline_warning") else ""))
     return lines
 
 
