@@ -437,6 +437,7 @@ def test_a_config_can_name_a_floor_under_which_a_weak_baseline_is_not_compressed
 @pytest.mark.parametrize(("change", "message"), [
     ({"size_bytes": -5}, "column size_bytes is -5; must be a positive whole number"),
     ({"latency_ms_b1": float("nan")}, "column latency_ms_b1 is nan; must be a positive number"),
+    ({"size_bytes": 10**400}, "column size_bytes is 1000000000000000000000000000000000000000…; must be a positive"),
     ({"f1": "0.99"}, "column f1 is '0.99'; must be a number between 0 and 1"),
     ({"f1": 5}, "column f1 is 5; must be a number between 0 and 1"),
     ({"lang": None}, "column lang is empty; every row of results must have it"),

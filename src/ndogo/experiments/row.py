@@ -173,7 +173,8 @@ def shown(value: Any) -> str:
     if isinstance(value, str):
         return repr(value if len(value) <= 40 else value[:40] + "…")
     text = repr(value)
-    return text[:-2] if isinstance(value, float) and text.endswith(".0") else text
+    text = text[:-2] if isinstance(value, float) and text.endswith(".0") else text
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def value_problem(column: Column, value: Any) -> str | None:
@@ -188,9 +189,13 @@ def value_problem(column: Column, value: Any) -> str | None:
         return None
     whole = column.type is int
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not column.range.holds(value) or (whole and not float(value).is_integer()):
-        hint = " (F1 and its kin are fractions, 0.80, not points, 80)" if column.range is FRACTION and number \
-            and math.isfinite(value) and 1 < value <= 100 else ""
+    try:
+        x = float(value) if number else math.nan
+    except OverflowError:  # an int past float's range (JSON holds any)
+        x = math.inf
+    if not number or not column.range.holds(x) or (whole and not x.is_integer()):
+        hint = " (F1 and its kin are fractions, 0.80, not points, 80)" if column.range is FRACTION \
+            and 1 < x <= 100 else ""
         return f"column {column.name} is {shown(value)}; must be {column.range.describe(whole)}{hint}"
     return None
 
