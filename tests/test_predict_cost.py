@@ -96,7 +96,7 @@ def test_recommend_reads_committed_csv_rows_and_a_new_corpus(tmp_path: Path) -> 
     try:
         load_rows(bad)
     except ValueError as err:
-        assert "bad.csv:2: column 'seed'" in str(err)
+        assert "bad.csv:2: column seed is 'forty-two'; must be a whole number" in str(err)
     else:
         raise AssertionError("a bad seed was read")
 

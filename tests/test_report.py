@@ -40,7 +40,8 @@ def fake_row(lang: str, recipe: str, spec: str, seed: int, f1: float, size: floa
     return {"cell_id": f"{lang}-{recipe}-{seed}", "model": "minilm", "lang": lang, "recipe": recipe,
             "recipe_spec": spec, "start": "finetuned", "seed": seed, "status": "done", "f1": f1,
             "dev_f1": f1 + DEV_SHIFT.get(recipe, 0.0),
-            "precision": f1, "recall": f1, "per_type": {"PER": {"f1": f1 + 0.05}, "LOC": {"f1": f1 - 0.05}},
+            "precision": f1, "recall": f1,
+            "per_type": {"PER": {"f1": min(1.0, f1 + 0.05)}, "LOC": {"f1": max(0.0, f1 - 0.05)}},  # F1s: 0 to 1
             "size_bytes": int(size * 1e6), "latency_ms_b1": latency, "throughput_b32": 100 / latency,
             "sparsity": sparsity, "params": 22_000_000, "nonzero_params": int(22e6 * (1 - sparsity)),
             "threads": 2, "data": "../shared/data/masakhaner", "path": f"/runs/{lang}/{recipe}",
@@ -456,3 +457,155 @@ def test_recommend_says_where_dev_and_test_disagree_about_the_budget(tmp_path: P
     assert "one seed" in text
     agree = recommend_rows(rows, "rows.csv", "hau", 3.0)
     assert agree["other_split_within_budget"] is True and "test agrees" in format_recommendation(agree)
+
+
+def rows_csv(tmp_path: Path, name: str = "rows.csv", **extra: object) -> Path:
+    """The hau rows of the fixture's sweep, as a committed CSV holds them (one seed)."""
+    from ndogo.report.build import write_csv
+
+    rows = [{**fake_row("hau", recipe, spec, 1, f1s[0], size, latency, sparsity), **extra}
+            for recipe, spec, f1s, size, latency, sparsity in METHODS]
+    return write_csv(rows, tmp_path / name)
+
+
+def edit_csv(path: Path, cell_id: str, column: str, value: str) -> int:
+    """Set one field of the row of `cell_id`; returns that row's line number."""
+    with path.open(newline="") as handle:
+        records = list(csv.reader(handle))
+    line = next(i for i, r in enumerate(records) if r[0] == cell_id)
+    records[line][records[0].index(column)] = value
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(records)
+    return line + 1
+
+
+def cli(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output.strip()
+
+
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("latency_ms_b1", "nan", "column latency_ms_b1 is nan; must be a positive number"),  # won as "nan× faster"
+    ("size_bytes", "-5", "column size_bytes is -5; must be a positive whole number"),  # won as "−18200056× smaller"
+    ("f1", "5", "column f1 is 5; must be a number between 0 and 1 (F1 and its kin are fractions"),
+    ("dev_f1", "-0.2", "column dev_f1 is -0.2; must be a number between 0 and 1"),
+    ("recall", "1.5", "column recall is 1.5; must be a number between 0 and 1"),
+    ("f1_PER", "80", "column f1_PER is 80; must be a number between 0 and 1"),
+    ("latency_ms_b1", "0", "column latency_ms_b1 is 0; must be a positive number"),
+    ("size_bytes", "12.5", "column size_bytes is 12.5; must be a positive whole number"),
+    ("sparsity", "-inf", "column sparsity is -inf; must be a number between 0 and 1"),
+    ("seed", "one", "column seed is 'one'; must be a whole number"),
+    ("status", "finished", "column status is 'finished'; must be one of done, failed, running"),
+    ("lang", "", "column lang is empty; every row of results must have it"),
+    ("f1", "", "column f1 is empty (the row is done: it was measured)"),
+])
+def test_recommend_refuses_a_row_with_an_impossible_number(tmp_path: Path, column: str, value: str,
+                                                           message: str) -> None:
+    """#35.6: a row read from a CSV is checked against its columns' declared types and ranges, and refused
+    with its file and line; whether it is the source or an --also, it is never chosen."""
+    good = rows_csv(tmp_path, "good.csv")
+    bad = rows_csv(tmp_path, "bad.csv")
+    line = edit_csv(bad, "hau-p50-int8-1", column, value)  # the smallest and fastest: it would win
+    for source, also in ((bad, ()), (good, (bad,))):
+        with pytest.raises(ValueError) as err:
+            recommend(source, "hau", 30.0, optimize="latency", also=also)
+        assert str(err.value).startswith(f"{bad}:{line}: {message}")
+    code, out = cli("recommend", str(good), "--also", str(bad), "--lang", "hau", "--max-f1-drop", "30")
+    assert code == 2 and out.startswith(f"error: {bad}:{line}: {message}") and "\n" not in out
+
+
+def test_an_also_csv_without_an_f1_column_is_refused_not_read_as_unmeasured(tmp_path: Path) -> None:
+    """#35.6: its rows replaced the measured rows of the same cells, and hau then read as never measured."""
+    good = rows_csv(tmp_path, "good.csv")
+    with good.open(newline="") as handle:
+        records = list(csv.reader(handle))
+    drop = records[0].index("f1")
+    no_f1 = tmp_path / "no-f1.csv"
+    with no_f1.open("w", newline="") as handle:
+        csv.writer(handle).writerows([r[:drop] + r[drop + 1:] for r in records])
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(no_f1))}:1: not a CSV of sweep rows \(no f1 column"):
+        recommend(good, "hau", 1.0, also=[no_f1])
+    assert recommend(good, "hau", 1.0)["recipe"] == "p50-int8"  # the measured rows alone still choose
+
+
+def big_field(path: Path) -> int:
+    return edit_csv(path, "hau-p50-1", "path", "x" * 200_000)
+
+
+def no_status(path: Path) -> int:
+    with path.open(newline="") as handle:
+        records = list(csv.reader(handle))
+    drop = records[0].index("status")
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([r[:drop] + r[drop + 1:] for r in records])
+    return 1
+
+
+def short_line(path: Path) -> int:
+    path.write_text(path.read_text() + "extra,minilm,hau,baseline\n")
+    return len(path.read_text().splitlines())
+
+
+@pytest.mark.parametrize(("spoil", "message"), [
+    (lambda p: edit_csv(p, "hau-p50-1", "size_bytes", "inf"), "column size_bytes is inf; must be a positive"),
+    (lambda p: edit_csv(p, "hau-p50-1", "size_bytes", "1e400"), "column size_bytes is 1e400; must be a positive"),
+    (big_field, "a field longer than 131072 characters"),
+    (no_status, "not a CSV of sweep rows (no status column"),
+    (short_line, "4 fields, but the header names"),
+], ids=["inf", "overflow", "huge-field", "no-status", "short-line"])
+def test_report_and_recommend_name_the_file_and_line_of_an_unreadable_csv(tmp_path: Path, spoil: object,
+                                                                          message: str) -> None:
+    """#35.10: OverflowError, _csv.Error and KeyError escaped as tracebacks; each is now one line."""
+    path = rows_csv(tmp_path)
+    line = spoil(path)  # type: ignore[operator]
+    for args in (("recommend", str(path), "--lang", "hau", "--max-f1-drop", "1"),
+                 ("report", str(path), "--out", str(tmp_path / "report"))):
+        code, out = cli(*args)
+        assert code == 2 and "\n" not in out and "Traceback" not in out, out
+        assert out.startswith(f"error: {path}:{line}: {message}"), out
+
+
+def test_recommend_warns_when_the_baseline_itself_is_weak(tmp_path: Path) -> None:
+    """#35.21: isiZulu after one epoch (dev F1 32) was recommended plainly. No atlas row for zul: the floor
+    speaks; hau has the atlas's minilm baseline (dev 86.14): a baseline far below it is weak, one near it is not."""
+    from ndogo.report.recommend import WEAK_FLOOR, format_recommendation, weak_baseline
+    from ndogo.report.summary import summarize
+
+    mnr2 = "../shared/data/masakhaner2"
+    zul = [{**fake_row("zul", "baseline", "", 42, 0.30, 91, 20, 0.0), "dev_f1": 0.32, "data": mnr2},
+           {**fake_row("zul", "int8", "quantize:method=onnx-int8", 42, 0.30, 23, 4, 0.0), "dev_f1": 0.318,
+            "data": mnr2}]
+    from ndogo.report.build import write_csv
+
+    choice = recommend(write_csv(zul, tmp_path / "zul.csv"), "zul", 1.0)
+    warning = choice["baseline_warning"]
+    assert warning.startswith(f"the baseline itself is weak: its dev F1 is 32.00, under the floor of {WEAK_FLOOR:.0f} "
+                              "(the atlas has no minilm baseline for zul on masakhaner2")
+    assert f"  warning  {warning}" in format_recommendation(choice)
+
+    hau = [fake_row("hau", "baseline", "", 42, 0.60, 91, 20, 0.0)]  # masakhaner, as the atlas's hau
+    (base,) = summarize(hau)
+    weak = weak_baseline(base, "dev")
+    assert weak is not None and "its dev F1 is 60.00, 26.14 points below the atlas's minilm baseline for hau on " \
+                                "masakhaner (dev F1 86.14, docs/bench/atlas-minilm.csv)" in weak
+    (near,) = summarize([fake_row("hau", "baseline", "", 42, 0.80, 91, 20, 0.0)])  # 6 points below: seeds, not weak
+    assert weak_baseline(near, "dev") is None
+    (other,) = summarize([{**hau[0], "model": "tiny"}])  # no atlas row for this model: the floor, which 60 clears
+    assert weak_baseline(other, "dev") is None
+
+
+def test_the_model_card_of_a_weak_baseline_says_so(tiny_model: Path, tmp_path: Path) -> None:
+    """#35.21: `recommend --ship` writes the warning into the card, above the results."""
+    store = Store(tmp_path / "sweep")
+    store.put({**fake_row("zul", "baseline", "", 42, 0.30, 91, 20, 0.0), "dev_f1": 0.32, "path": str(tiny_model),
+               "data": "../shared/data/masakhaner2", "is_baseline": True})
+    store.close()
+    code, out = cli("recommend", str(tmp_path / "sweep"), "--lang", "zul", "--max-f1-drop", "1",
+                    "--ship", str(tmp_path / "bundle"))
+    assert code == 0, out
+    body = (tmp_path / "bundle" / "README.md").read_text(encoding="utf-8").split("## Results", 1)[1]
+    assert body.lstrip().startswith("**Warning:** the baseline itself is weak: its dev F1 is 32.00, under the floor")

@@ -588,3 +588,39 @@ def test_a_timing_whose_end_to_end_latency_is_below_its_forward_pass_is_refused(
     monkeypatch.setattr(Predictor, "predict", lambda self, texts: [])  # an end-to-end path that costs nothing
     with pytest.raises(ValueError, match=r"end-to-end latency \(.* ms\) came out below the forward pass's"):
         ev.evaluate(tiny_model, str(tiny_corpus), "hau", speed=True, threads=1)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"size_bytes": -5}, "column size_bytes is -5; must be a positive whole number"),
+    ({"latency_ms_b1": float("nan")}, "column latency_ms_b1 is nan; must be a positive number"),
+    ({"size_bytes": 10**400}, "column size_bytes is 1000000000000000000000000000000000000000…; must be a positive"),
+    ({"f1": "0.99"}, "column f1 is '0.99'; must be a number between 0 and 1"),
+    ({"f1": 5}, "column f1 is 5; must be a number between 0 and 1"),
+    ({"lang": None}, "column lang is empty; every row of results must have it"),
+    ({"per_type": {"PER": {"f1": 7}}}, "column f1_PER is 7; must be a number between 0 and 1"),
+])
+def test_a_stored_row_with_an_impossible_number_is_refused_naming_its_cell(tmp_path: Path, change: dict,
+                                                                          message: str) -> None:
+    """#35.6: a store's rows are checked as a CSV's are (a row edited by hand, or written by a bug, is JSON
+    beside the SQL columns): recommend and report name the store and the cell, and never choose the row."""
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    store = Store(tmp_path / "sweep")
+    base = {"model": "m", "lang": "hau", "seed": 1, "status": "done", "start": "finetuned", "dev_f1": 0.8}
+    store.put({**base, "cell_id": "b", "recipe": "baseline", "f1": 0.8, "size_bytes": 100, "latency_ms_b1": 10.0})
+    store.put({**base, "cell_id": "q", "recipe": "int8", "f1": 0.8, "size_bytes": 25, "latency_ms_b1": 3.0})
+    store.close()
+    with sqlite3.connect(tmp_path / "sweep" / STORE) as conn:
+        row = json.loads(conn.execute("SELECT row FROM cells WHERE cell_id = 'q'").fetchone()[0])
+        conn.execute("UPDATE cells SET row = ? WHERE cell_id = 'q'", (json.dumps({**row, **change}),))
+    conn.close()
+    runner = CliRunner()
+    for args in (["recommend", str(tmp_path / "sweep"), "--lang", "hau", "--max-f1-drop", "1"],
+                 ["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]):
+        result = runner.invoke(app, args)
+        out = result.output.strip()
+        assert result.exit_code == 2 and "\n" not in out, out
+        assert out == f"error: {tmp_path / 'sweep' / STORE}: cell q: {message}" or \
+            out.startswith(f"error: {tmp_path / 'sweep' / STORE}: cell q: {message}"), out

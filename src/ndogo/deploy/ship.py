@@ -356,7 +356,8 @@ def _dataset(lang: str | None, dataset: str | None) -> str:
 
 def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str | None = None,
          rows: dict[tuple[str, str], dict[str, Any]] | None = None, command: str | None = None,
-         seed_spread: dict[str, Any] | None = None, baseline: dict[str, Any] | None = None) -> Path:
+         seed_spread: dict[str, Any] | None = None, baseline: dict[str, Any] | None = None,
+         warning: str | None = None) -> Path:
     """Write a self-contained bundle of the model in `run` to `out` (which must be new or empty).
 
     Args:
@@ -368,6 +369,7 @@ def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str
         command: the command that rebuilds the model (recommend's), shown before the per-step ones.
         seed_spread: {"seeds": [...], "f1_std": x} when the F1 is a mean over seeds.
         baseline: the baseline's row ({"f1", "size_bytes", "latency_ms_b1"}) when known from elsewhere.
+        warning: a line the card shows above its results (recommend's: the baseline itself is weak).
 
     Returns:
         `out`. It is checked before returning: it loads with `load_runner` alone and finds the same
@@ -392,7 +394,7 @@ def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str
     created = not out.exists()
     try:
         return _write_bundle(run, out, source, meta, lang, dataset, evals, steps, base_row, example, command,
-                             seed_spread)
+                             seed_spread, warning)
     except BaseException:
         # a half-written bundle would load as something it is not; leave `out` as it was found
         if created:
@@ -405,7 +407,8 @@ def ship(run: str | Path, out: str | Path, lang: str | None = None, dataset: str
 
 def _write_bundle(run: Path, out: Path, source: Any, meta: dict[str, Any], lang: str | None, dataset: str | None,
                   evals: dict[tuple[str, str], dict[str, Any]], steps: list[Step], base_row: dict[str, Any] | None,
-                  example: str | None, command: str | None, seed_spread: dict[str, Any] | None) -> Path:
+                  example: str | None, command: str | None, seed_spread: dict[str, Any] | None,
+                  warning: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(DIR_MODE)
     files = bundle_files(run, meta)
@@ -424,7 +427,7 @@ def _write_bundle(run: Path, out: Path, source: Any, meta: dict[str, Any], lang:
     (out / META).write_text(json.dumps(bundle_meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (out / META).chmod(FILE_MODE)
     card = model_card(out.name, bundle_meta, steps, evals, lang, _dataset(lang, dataset), size_on_disk(out),
-                      base_row, seed_spread, found)
+                      base_row, seed_spread, found, warning)
     (out / "README.md").write_text(card, encoding="utf-8")
     (out / "README.md").chmod(FILE_MODE)
     _check(run, out, example)
@@ -527,7 +530,7 @@ def ship_recommendation(directory: str | Path, choice: dict[str, Any], out: str 
     spread = {"seeds": choice.get("seeds"), "f1_std": choice.get("f1_std")} if len(choice.get("seeds") or []) > 1 \
         else None
     return ship(choice["path"], out, lang=lang, rows=rows, command=choice.get("command"),
-                seed_spread=spread, baseline=base[0] if base else None)
+                seed_spread=spread, baseline=base[0] if base else None, warning=choice.get("baseline_warning"))
 
 
 def front_matter(name: str, meta: dict[str, Any], evals: dict[tuple[str, str], dict[str, Any]], lang: str | None,
@@ -574,11 +577,12 @@ def _yaml(header: dict[str, Any]) -> str:
 
 def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: dict[tuple[str, str], dict[str, Any]],
                lang: str | None, dataset: str, size_bytes: int, baseline: dict[str, Any] | None,
-               seed_spread: dict[str, Any] | None, found: Sequence[Any] = ()) -> str:
+               seed_spread: dict[str, Any] | None, found: Sequence[Any] = (), warning: str | None = None) -> str:
     """The README.md of a bundle: front matter, then what a user needs to judge and use the model.
 
     `meta` is the bundle's (paths already made private); `found` the entities the model finds in
-    the usage example (`meta["bundle"]["example"]`), shown as its real output.
+    the usage example (`meta["bundle"]["example"]`), shown as its real output; `warning` a line the
+    card shows above its results (a weak baseline).
     """
     kind = meta.get("kind", "hf")
     bundle = meta["bundle"]
@@ -594,7 +598,7 @@ def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: di
              f"| size on disk | {size_bytes / 1e6:.1f} MB |",
              f"| labels | {', '.join(meta.get('labels') or [])} |",
              f"| window | {meta.get('max_length')} sub-words (longer sentences are windowed, not truncated) |", ""]
-    lines += ["## Results", ""]
+    lines += ["## Results", "", *([f"**Warning:** {warning}.", ""] if warning else [])]
     lines += _results_table(test, dev, seed_spread)
     lines += ["", "## Speed", ""]
     lines += _speed_lines(test)

@@ -8,50 +8,92 @@ and the store, the CSV and `Row` pick it up.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 
 @dataclass(frozen=True)
+class Range:
+    """The values a numeric column may hold. NaN and the infinities are never among them: a row that
+    holds one was not measured, and `recommend` would rank it (NaN compares false to everything)."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False  # `low` itself is refused: a size or a time of 0 was not measured
+
+    def holds(self, x: float) -> bool:
+        return math.isfinite(x) and (x > self.low if self.low_open else x >= self.low) and x <= self.high
+
+    def describe(self, whole: bool) -> str:
+        """What the column must be, for an error message: "a positive number", "a number between 0 and 1"."""
+        number = "whole number" if whole else "number"
+        if math.isfinite(self.low) and math.isfinite(self.high):
+            return f"a {number} between {self.low:g} and {self.high:g}"
+        if self.low == 0 and self.low_open:
+            return f"a positive {number}"
+        if math.isfinite(self.low):
+            return f"a {number} of at least {self.low:g}"
+        return "a whole number" if whole else "a finite number"
+
+
+FRACTION = Range(0.0, 1.0)  # F1, precision, recall, sparsity: stored as fractions (0.80), never points (80)
+POSITIVE = Range(0.0, low_open=True)  # sizes, times, rates
+AT_LEAST_0 = Range(0.0)  # counts and durations that may be zero
+FINITE = Range()
+
+
+@dataclass(frozen=True)
 class Column:
-    """One column of a result row: its name, type, meaning, and whether the store indexes it."""
+    """One column of a result row: its name, type, meaning, whether the store indexes it, and what a
+    reader accepts in it (`check_row_values`): its range, its choices, whether a row must have it."""
 
     name: str
     type: type
     doc: str
     stored: bool = False  # a real SQL column of the store (reports sort and filter on it)
+    range: Range = FINITE  # numeric columns only
+    choices: tuple[str, ...] = ()  # text columns: the values allowed ("" where the column is not required)
+    required: str = ""  # "always": every row has a value; "done": every finished row has one
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("cell_id", str, "hash of everything that decides the result (model, language, chain, seed, data...)"),
-    Column("model", str, "the model's name in the sweep config"),
-    Column("lang", str, "the language code"),
-    Column("recipe", str, "the recipe's name in the sweep config"),
+    Column("cell_id", str, "hash of everything that decides the result (model, language, chain, seed, data...)",
+           required="always"),
+    Column("model", str, "the model's name in the sweep config", required="always"),
+    Column("lang", str, "the language code", required="always"),
+    Column("recipe", str, "the recipe's name in the sweep config", required="always"),
     Column("recipe_spec", str, "the recipe as one line of stages"),
-    Column("start", str, "what the chain starts from: finetuned (the baseline) or pretrained"),
-    Column("seed", int, "the seed of fine-tuning and of every stage that has one"),
-    Column("status", str, "done or failed (running while a cell runs)"),
+    Column("start", str, "what the chain starts from: finetuned (the baseline) or pretrained",
+           choices=("finetuned", "pretrained")),
+    Column("seed", int, "the seed of fine-tuning and of every stage that has one", required="always"),
+    Column("status", str, "done or failed (running while a cell runs)", choices=("done", "failed", "running"),
+           required="always"),
     Column("split", str, "the split `f1` is measured on (test unless the config says otherwise)"),
-    Column("f1", float, "entity F1 on `split` (seqeval, strict IOB2)", stored=True),
-    Column("precision", float, "entity precision on `split`"),
-    Column("recall", float, "entity recall on `split`"),
-    Column("dev_f1", float, "entity F1 on dev: what every choice is made on"),
-    Column("size_bytes", int, "the model directory's size on disk", stored=True),
-    Column("latency_ms_b1", float, "median ms of one forward pass at batch 1 (tokenized input)", stored=True),
-    Column("latency_e2e_ms_b1", float, "median ms from a raw sentence to its entities, batch 1"),
-    Column("throughput_b32", float, "sentences per second at batch 32"),
-    Column("sparsity", float, "fraction of all parameters that are zero", stored=True),
-    Column("sparsity_encoder_linear", float, "fraction of the encoder's Linear weights that are zero"),
-    Column("params", int, "parameters (a quantized model counts its source's)"),
-    Column("nonzero_params", int, "parameters that are not zero"),
+    Column("f1", float, "entity F1 on `split` (seqeval, strict IOB2)", stored=True, range=FRACTION, required="done"),
+    Column("precision", float, "entity precision on `split`", range=FRACTION),
+    Column("recall", float, "entity recall on `split`", range=FRACTION),
+    Column("dev_f1", float, "entity F1 on dev: what every choice is made on", range=FRACTION),
+    Column("size_bytes", int, "the model directory's size on disk", stored=True, range=POSITIVE),
+    Column("latency_ms_b1", float, "median ms of one forward pass at batch 1 (tokenized input)", stored=True,
+           range=POSITIVE),
+    Column("latency_e2e_ms_b1", float, "median ms from a raw sentence to its entities, batch 1", range=POSITIVE),
+    Column("throughput_b32", float, "sentences per second at batch 32", range=POSITIVE),
+    Column("sparsity", float, "fraction of all parameters that are zero", stored=True, range=FRACTION),
+    Column("sparsity_encoder_linear", float, "fraction of the encoder's Linear weights that are zero",
+           range=FRACTION),
+    Column("params", int, "parameters (a quantized model counts its source's)", range=AT_LEAST_0),
+    Column("nonzero_params", int, "parameters that are not zero", range=AT_LEAST_0),
     Column("kind", str, "how the model is stored (hf, sparse, structured, quantized, onnx...)"),
-    Column("threads", int, "CPU threads the timings used"),
-    Column("seconds", float, "wall time of the cell: building the model and measuring it"),
-    Column("attempts", int, "how many times the cell was started"),
+    Column("threads", int, "CPU threads the timings used", range=Range(1.0)),
+    Column("seconds", float, "wall time of the cell: building the model and measuring it", range=AT_LEAST_0),
+    Column("attempts", int, "how many times the cell was started", range=AT_LEAST_0),
     Column("path", str, "the model directory the row measures"),
     Column("data", str, "the corpus the row was measured on: a local folder or a hub id"),
     Column("error", str, "why a failed cell failed"),
 )
+PER_TYPE_PREFIX = "f1_"  # a CSV's per-type F1 columns: f1_PER, f1_LOC... (fractions, as f1)
 KEY = ("cell_id", "model", "lang", "recipe", "seed")
 BASELINE = "baseline"  # the recipe name of the fine-tuned model as it is: every Δ is against it
 STORED = tuple(c.name for c in COLUMNS if c.stored)
@@ -134,3 +176,100 @@ def check_row(row: dict[str, Any]) -> None:
         if not ok:
             raise TypeError(f"row column {name!r} should be {column.type.__name__}, got {type(value).__name__} "
                             f"({value!r})")
+
+
+def csv_required() -> list[str]:
+    """The columns a CSV of rows must have: without `f1`, say, its rows would read as unmeasured and,
+    read with `--also`, silently replace the measured rows of the same cells."""
+    return [c.name for c in COLUMNS if c.required]
+
+
+def per_type_column(label: str) -> Column:
+    """The column of one entity type's F1 (a CSV's f1_PER; the store's per_type["PER"]["f1"])."""
+    return Column(f"{PER_TYPE_PREFIX}{label}", float, f"F1 of {label} entities on `split`", range=FRACTION)
+
+
+def shown(value: Any) -> str:
+    """A value as an error message quotes it: numbers as written, text quoted and cut short."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:40] + "…")
+    text = repr(value)
+    text = text[:-2] if isinstance(value, float) and text.endswith(".0") else text
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def value_problem(column: Column, value: Any) -> str | None:
+    """Why `value` cannot stand in `column` (`column f1 is 5.0; must be a number between 0 and 1`), or None."""
+    if value is None:
+        return None
+    if column.type is str:
+        if not isinstance(value, str):
+            return f"column {column.name} is {shown(value)}; must be text"
+        if column.choices and value and value not in column.choices:
+            return f"column {column.name} is {shown(value)}; must be one of {', '.join(column.choices)}"
+        return None
+    whole = column.type is int
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    try:
+        x = float(value) if number else math.nan
+    except OverflowError:  # an int past float's range (JSON holds any)
+        x = math.inf
+    if not number or not column.range.holds(x) or (whole and not x.is_integer()):
+        hint = " (F1 and its kin are fractions, 0.80, not points, 80)" if column.range is FRACTION \
+            and 1 < x <= 100 else ""
+        return f"column {column.name} is {shown(value)}; must be {column.range.describe(whole)}{hint}"
+    return None
+
+
+def parse_value(name: str, text: str) -> Any:
+    """A CSV field as its column's value ("" is None for numbers, "" for text; unknown columns stay text).
+
+    Raises ValueError (`column size_bytes is 'big'; must be a positive whole number`) for text that is no
+    value of the column; the range itself is checked with the whole row (`check_row_values`).
+    """
+    column = BY_NAME.get(name)
+    if column is None and name.startswith(PER_TYPE_PREFIX):
+        column = per_type_column(name[len(PER_TYPE_PREFIX):])
+    if column is None or column.type is str:
+        return text
+    if text == "":  # a CSV cannot tell "" from None: a number not measured
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"column {name} is {shown(text)}; must be {column.range.describe(column.type is int)}") \
+            from None
+    if column.type is int:
+        if not math.isfinite(number) or not number.is_integer():
+            raise ValueError(f"column {name} is {text[:40]}; must be {column.range.describe(True)}")
+        return int(text) if text.strip().lstrip("+-").isdigit() else int(number)  # "42" exactly, "42.0" too
+    return number
+
+
+def check_row_values(row: Mapping[str, Any]) -> None:
+    """Refuse a row that no reader can trust: a required column empty, a value of the wrong type or out
+    of its column's range (F1 5, a size of -5, a latency of NaN), per-type F1 outside 0–1.
+
+    Every reader of rows (a CSV, a store) calls this and puts the file and line (or cell) in front of the
+    message, so that `recommend` never ranks an impossible number and `report` never tabulates one.
+    """
+    for column in COLUMNS:
+        value = row.get(column.name)
+        empty = value is None or value == ""
+        if empty and (column.required == "always" or (column.required == "done" and row.get("status") == "done")):
+            when = "" if column.required == "always" else " (the row is done: it was measured)"
+            raise ValueError(f"column {column.name} is empty{when}; every row of results must have it")
+        problem = value_problem(column, value)
+        if problem:
+            raise ValueError(problem)
+    per_type = row.get("per_type")
+    if per_type is None:
+        return
+    if not isinstance(per_type, Mapping):
+        raise ValueError(f"per_type is {shown(per_type)}; must map entity types to their F1")
+    for label, scores in per_type.items():
+        column = per_type_column(label)
+        f1 = scores.get("f1") if isinstance(scores, Mapping) else scores
+        problem = value_problem(column, f1) if f1 is not None else f"column {column.name} has no F1"
+        if problem:
+            raise ValueError(problem)

@@ -20,7 +20,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.row import BY_NAME, KEY, STORED, check_row
+from ndogo.experiments.row import (
+    KEY,
+    PER_TYPE_PREFIX,
+    STORED,
+    check_row,
+    check_row_values,
+    csv_required,
+    parse_value,
+)
 
 STORE = "results.sqlite"
 SCHEMA = """
@@ -164,6 +172,10 @@ class Store:
             if not isinstance(data, dict):
                 raise ValueError(f"{self.path}: the row of cell {cell_id} is not a JSON object")
             data.update(status=st, attempts=attempts)
+            try:  # a row edited by hand, or written by a bug, is refused here, before any report ranks it
+                check_row_values(data)
+            except ValueError as err:
+                raise ValueError(f"{self.path}: cell {cell_id}: {err}") from None
             out.append(data)
         return out
 
@@ -203,37 +215,85 @@ def load_rows(source: str | Path, status: str | None = "done") -> list[dict[str,
             store.close()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: neither a sweep directory nor a CSV of rows")
+    return read_csv_rows(path, status)
+
+
+CSV_FIELD_LIMIT = csv.field_size_limit()  # Python's own (131,072 characters): no column of a row comes near it
+
+
+def read_csv_rows(path: Path, status: str | None = "done") -> list[dict[str, Any]]:
+    """The rows of a CSV, each typed and checked by the row's columns (`row.check_row_values`).
+
+    Anything that is not a row of results (a missing column, a field past csv's limit, a value out of
+    its column's range, a line with more or fewer fields than the header) is refused with the file and
+    the line it starts on: committed CSVs are edited by hand, and one bad row would otherwise be ranked.
+    """
     rows = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in KEY if c not in (reader.fieldnames or [])]
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: a spreadsheet's byte-order mark
+        reader = csv.reader(handle)
+        header = _next_record(reader, path, 1)
+        if header is None:
+            raise ValueError(f"{path}: empty; not a CSV of sweep rows")
+        missing = [c for c in csv_required() if c not in header]
         if missing:
-            raise ValueError(f"{path}: not a CSV of sweep rows (no {missing[0]!r} column)")
-        for line, raw in enumerate(reader, start=2):
-            if status is not None and raw.get("status") != status:
-                continue
-            row: dict[str, Any] = {"per_type": {}}
-            for name, text in raw.items():
-                if name.startswith("f1_"):
-                    if text:
-                        row["per_type"][name[3:]] = {"f1": float(text)}
-                    continue
-                column = BY_NAME.get(name)
-                if text == "":  # a CSV cannot tell "" from None: text columns read "", numbers None
-                    row[name] = "" if column is None or column.type is str else None
-                    continue
-                try:
-                    if column is None:
-                        row[name] = text  # a column this version does not know: kept as written
-                    elif column.type is int:
-                        row[name] = int(float(text))  # "42" and "42.0" alike
-                    else:
-                        row[name] = column.type(text)
-                except ValueError:
-                    raise ValueError(f"{path}:{line}: column {name!r}: {text!r} is not a {column.type.__name__}") \
-                        from None
-            rows.append(row)
+            raise ValueError(f"{path}:1: not a CSV of sweep rows (no {missing[0]} column; a CSV of rows has "
+                             f"{', '.join(csv_required())})")
+        twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
+        if twice is not None:
+            raise ValueError(f"{path}:1: column {twice} appears twice in the header")
+        while True:
+            line = reader.line_num + 1  # where the next record starts (a quoted field may span lines)
+            fields = _next_record(reader, path, line)
+            if fields is None:
+                break
+            if not fields:
+                continue  # a blank line
+            if len(fields) != len(header):
+                raise ValueError(f"{path}:{line}: {len(fields)} fields, but the header names {len(header)} columns")
+            try:
+                row = _typed_row(dict(zip(header, fields, strict=True)))
+                check_row_values(row)
+            except ValueError as err:
+                raise ValueError(f"{path}:{line}: {err}") from None
+            if status is None or row["status"] == status:
+                rows.append(row)
     return rows
+
+
+def _next_record(reader: Any, path: Path, line: int) -> list[str] | None:
+    """The next record of `reader`, None at the end; csv's and the decoder's errors as one line naming `line`."""
+    try:
+        return next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as err:
+        if "field larger than field limit" in str(err):
+            raise ValueError(f"{path}:{line}: a field longer than {CSV_FIELD_LIMIT} characters; no column of a "
+                             "row of results is that long (not a CSV of sweep rows?)") from None
+        raise ValueError(f"{path}:{line}: not a CSV of sweep rows ({err})") from None
+    except UnicodeDecodeError as err:  # decoded in chunks: find the line itself
+        bad = next((n for n, text in enumerate(path.read_bytes().splitlines(), 1) if not _utf8(text)), line)
+        raise ValueError(f"{path}:{bad}: not UTF-8 text ({err.reason})") from None
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _typed_row(raw: dict[str, str]) -> dict[str, Any]:
+    """A CSV record as a row: values typed by their columns, per-type F1 (f1_<TYPE>) back under `per_type`."""
+    row: dict[str, Any] = {"per_type": {}}
+    for name, text in raw.items():
+        if name.startswith(PER_TYPE_PREFIX):
+            if text:
+                row["per_type"][name[len(PER_TYPE_PREFIX):]] = {"f1": parse_value(name, text)}
+            continue
+        row[name] = parse_value(name, text)
+    return row
 
 
 # MasakhaNER 1.0 and 2.0 both hold hau, wol, luo...: read together, the same language on two corpora

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ndogo.experiments.row import csv_columns
-from ndogo.experiments.store import label_corpora, load_rows, open_store
+from ndogo.experiments.store import CSV_FIELD_LIMIT, label_corpora, load_rows, open_store
 from ndogo.report.facts import facts_from_csv, facts_rows, read_facts
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.study import beside_the_study
@@ -97,7 +97,8 @@ def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -
         lines.append(f"{lang}: ship {c['model']}/{c['recipe']} — {size}{speed}; F1 {dev}test "
                      f"{100 * c['f1']:.2f} ({-c['f1_drop_points']:+.2f}) against the baseline; chosen on "
                      f"{split} within {SHIP_BUDGET:g} point" + (" (these rows carry no dev F1)" if split == "test"
-                                                                else ""))
+                                                                else "")
+                     + (f"; warning: {c['baseline_warning']}" if c.get("baseline_warning") else ""))
     return lines
 
 
@@ -258,9 +259,18 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
         writer.writerow(CSV_COLUMNS + [f"f1_{t}" for t in types])
         for r in rows:
             per_type = r.get("per_type", {})
-            writer.writerow([r.get(c, "") if r.get(c) is not None else "" for c in CSV_COLUMNS]
+            writer.writerow([_field(r.get(c)) for c in CSV_COLUMNS]
                             + [per_type[t]["f1"] if t in per_type else "" for t in types])
     return path
+
+
+def _field(value: Any) -> Any:
+    """A CSV field that this CSV's readers accept: a failed cell's error can outgrow csv's field limit."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and len(value) >= CSV_FIELD_LIMIT:
+        return value[: CSV_FIELD_LIMIT - 100] + " … (cut: longer than a CSV field may be)"
+    return value
 
 
 def write_markdown(report: Report, path: Path) -> Path:

@@ -13,17 +13,31 @@ from __future__ import annotations
 
 import math
 import shlex
+import statistics
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.store import base_lang, load_sources
+from ndogo.experiments.row import check_row_values
+from ndogo.experiments.store import base_lang, corpus_name, load_rows, load_sources
 from ndogo.report.summary import BASELINE, Summary, summarize
 
 OPTIMIZE = {"size": "size_bytes", "latency": "latency_ms_b1"}
 
 
 SPLITS = ("dev", "test")
+
+# A baseline that learned little (isiZulu after one epoch: dev F1 32) compresses into a model that knows
+# little, and every "within 1 point" then measures against a poor yardstick: `recommend` says so. The
+# yardstick is the atlas's baseline of the same model, language and corpus, where the committed atlas
+# has one (more than WEAK_MARGIN points below it is weak: seeds differ by 1-2, an undertrained model by
+# tens), and otherwise a floor: under WEAK_FLOOR points of F1 no MasakhaNER language's atlas baseline is
+# weak by the margin, but a model there misses most entities.
+ATLAS = Path(__file__).resolve().parents[3] / "docs" / "bench"  # a source checkout's; absent in a wheel
+ATLAS_FILES = ("atlas-minilm.csv", "atlas-me5s.csv", "atlas-mnr2.csv")
+WEAK_MARGIN = 10.0  # F1 points below the atlas's baseline
+WEAK_FLOOR = 50.0  # F1 points, where the atlas has no baseline to compare with
 
 
 def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: str = "size",
@@ -49,6 +63,11 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
     if max_f1_drop < 0:
         raise ValueError(f"--max-f1-drop is a loss in F1 points and cannot be negative, got {max_f1_drop}")
     directory = where
+    for row in rows:  # the readers check every row; rows handed in by code are checked here
+        try:
+            check_row_values(row)
+        except ValueError as err:
+            raise ValueError(f"{directory}: cell {row.get('cell_id')}: {err}") from None
     rows = [r for r in rows if r.get("status") == "done"]
     lang = corpus_label(rows, lang, directory)
     found = [s for s in summarize(rows) if s.lang == lang and (model is None or s.model == model)]
@@ -89,24 +108,65 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         "lang": lang, "max_f1_drop": max_f1_drop, "optimize": optimize, "model": best.model,
         "recipe": best.recipe, "recipe_spec": best.recipe_spec, "start": best.start, "seeds": best.seeds,
         "f1": round(best.f1_mean, 4), "f1_std": round(best.f1_std, 4), "baseline_f1": round(base.f1_mean, 4),
-        "f1_drop_points": round(-(best.delta or 0.0), 2), "size_bytes": best.size_bytes,
+        "f1_drop_points": round(-(best.delta or 0.0), 2) + 0.0, "size_bytes": best.size_bytes,
         "baseline_size_bytes": base.size_bytes, "size_x": _r(best.size_x),
         "latency_ms_b1": best.latency_ms_b1, "baseline_latency_ms_b1": base.latency_ms_b1,
         "speedup_b1": _r(best.speedup_b1), "sparsity": best.sparsity, "path": best.paths[0],
         "candidates": len(found), "within_budget": len(within), "chosen_on": split,
         "dev_f1": round(best.dev_f1_mean, 4) if best.dev_f1_mean is not None else None,
         "baseline_dev_f1": round(base.dev_f1_mean, 4) if base.dev_f1_mean is not None else None,
-        "dev_f1_drop_points": round(-best.dev_delta, 2) if best.dev_delta is not None else None,
+        "dev_f1_drop_points": round(-best.dev_delta, 2) + 0.0 if best.dev_delta is not None else None,
         # each seed against its own seed's baseline, then the mean and spread over seeds
         "f1_drop_std": round(best.delta_std, 2), "dev_f1_drop_std": round(best.dev_delta_std, 2),
         # the choice is made on one split; the other says whether it agrees about the budget
         "other_split_within_budget": _within(best.delta if split == "dev" else best.dev_delta, max_f1_drop),
         "command": reproduce(best, lang),
+        "baseline_warning": weak_baseline(base, split),
     }
 
 
 def _within(delta: float | None, budget: float) -> bool | None:
     return None if delta is None else -delta <= budget + 1e-9
+
+
+@cache
+def atlas_baselines(directory: Path = ATLAS) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """(file, row) of every finished baseline row of the committed atlas CSVs; none where they are absent."""
+    found = []
+    for name in ATLAS_FILES:
+        path = directory / name
+        if path.is_file():
+            found += [(f"docs/bench/{name}", r) for r in load_rows(path) if r["recipe"] == BASELINE]
+    return tuple(found)
+
+
+def weak_baseline(base: Summary, split: str, atlas: Sequence[tuple[str, dict[str, Any]]] | None = None) -> str | None:
+    """A warning when the baseline itself learned little, naming its F1 and what it is compared with; else None.
+
+    Against the atlas's baseline of the same model, language and corpus when there is one, else the floor.
+    """
+    atlas = atlas_baselines() if atlas is None else atlas
+    score = base.dev_f1_mean if split == "dev" else base.f1_mean
+    if score is None:
+        return None
+    key = "dev_f1" if split == "dev" else "f1"
+    lang, corpus = base_lang(base.lang), corpus_name(base.data)
+    refs = [(name, r[key]) for name, r in atlas if corpus and (r["model"], r["lang"]) == (base.model, lang)
+            and corpus_name(r.get("data")) == corpus and isinstance(r.get(key), int | float)]
+    advice = ("a model that learned little compresses into one that knows little: train the baseline longer "
+              "(more epochs, patience) or check its data before shipping")
+    if refs:
+        ref = statistics.fmean(x for _, x in refs)
+        if 100 * (ref - score) <= WEAK_MARGIN:
+            return None
+        return (f"the baseline itself is weak: its {split} F1 is {100 * score:.2f}, {100 * (ref - score):.2f} "
+                f"points below the atlas's {base.model} baseline for {lang} on {corpus} ({split} F1 "
+                f"{100 * ref:.2f}, {', '.join(sorted({n for n, _ in refs}))}); {advice}")
+    if 100 * score >= WEAK_FLOOR:
+        return None
+    where = f"{lang} on {corpus}" if corpus else lang
+    return (f"the baseline itself is weak: its {split} F1 is {100 * score:.2f}, under the floor of "
+            f"{WEAK_FLOOR:.0f} (the atlas has no {base.model} baseline for {where} to compare with); {advice}")
 
 
 def corpus_label(rows: list[dict[str, Any]], lang: str, where: str) -> str:
@@ -141,6 +201,8 @@ def format_recommendation(c: dict[str, Any]) -> str:
     lines = [f"{c['lang']}: {c['recipe']} ({c['recipe_spec'] or 'the fine-tuned model as it is'}) "
              f"of model {c['model']}, the best by {c['optimize']} of {c['within_budget']} within "
              f"{c['max_f1_drop']:g} {chosen} F1 point(s) ({c['candidates']} measured; chosen on {chosen})"]
+    if c.get("baseline_warning"):
+        lines.append(f"  warning  {c['baseline_warning']}")
     if c.get("dev_f1") is not None:
         dev_std = f" ± {c['dev_f1_drop_std']:.2f}" if len(c["seeds"]) > 1 and c.get("dev_f1_drop_std") else ""
         lines.append(f"  dev F1   {100 * c['dev_f1']:.2f} (baseline {100 * c['baseline_dev_f1']:.2f}, "
