@@ -161,3 +161,16 @@ def test_non_utf8_recipe_file_names_file_and_line(tmp_path: Path) -> None:
     path.write_bytes(b'[[stages]]\nstage = "prune"\nnote = "\xff"\n')
     with pytest.raises(RecipeError, match=rf"{path}:3: bytes that are not UTF-8"):
         parse_recipe(str(path))
+
+
+def test_reading_a_recipe_imports_no_model_library() -> None:
+    """#36: a recipe is checked before any work, and that check alone must not load torch or transformers."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom ndogo.compress.recipe import parse_recipe\n"
+            "r = parse_recipe('distill:mode=task,student_layers=3 | trim:keep=9500 | quantize:method=onnx-int8')\n"
+            "print(len(r.stages), 'torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", "False", "False"], out.stdout

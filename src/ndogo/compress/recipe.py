@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ndogo.locks import file_lock
-from ndogo.models.loading import ModelError, resolve_model
+from ndogo.models.names import ModelError, resolve_model
 from ndogo.options import check_fields
 from ndogo.train.config import FinetuneConfig, FinetuneStageConfig
 
