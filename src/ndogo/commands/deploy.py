@@ -31,12 +31,13 @@ Example: ndogo trim-vocab runs/minilm-hau --lang hau --data ../shared/data/masak
 def trim_vocab(run: Path, out: Path, **options: Any) -> None:
     quiet_libraries()
     from ndogo.commands._options import config_from_options
-    from ndogo.compress.trim import TrimConfig, trim
+    from ndogo.compress.recipe import run_stage
+    from ndogo.compress.trim import TrimConfig
     from ndogo.models.runner import size_on_disk
 
     refuse_used_out(out)
     cfg = config_from_options(TrimConfig, options, {"show_progress": True})
-    trim(run, out, cfg)
+    run_stage("trim", run, out, cfg)
     from ndogo.models.loading import read_meta
 
     info = read_meta(out)["trim"]
@@ -91,16 +92,14 @@ def export(
     """
     quiet_libraries()
     refuse_used_out(out)
-    from ndogo.deploy.onnx import export_onnx, export_ort
+    from ndogo.compress.recipe import run_stage
+    from ndogo.deploy.export import ExportConfig
     from ndogo.models.loading import read_meta
     from ndogo.models.runner import size_on_disk
 
-    if format == "ort":
-        export_ort(run, out, platform=platform)
-        reference = "the ONNX model"
-    else:
-        export_onnx(run, out, optimize=optimize)
-        reference = "PyTorch"
+    # the export stage's own config: `ndogo export` and a recipe's `export:format=ort` run the same code
+    run_stage("export", run, out, ExportConfig(format=format, optimize=optimize, platform=platform))
+    reference = "the ONNX model" if format == "ort" else "PyTorch"
     diff = read_meta(out).get("export_max_abs_diff")
     typer.echo(f"exported {run} to {out} ({format}, {size_on_disk(out) / 1e6:.1f} MB; "
                f"largest logit difference from {reference} {diff:.2g})")

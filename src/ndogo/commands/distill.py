@@ -51,11 +51,11 @@ Example:
 
     def distill(teacher: str, out: Path, **options: Any) -> None:
         quiet_libraries()
-        from ndogo.compress.distill import distill as run_distill
+        from ndogo.compress.recipe import run_stage
         from ndogo.models.loading import read_meta
 
         cfg = config_from_options(DistillConfig, options, skip=("show_progress",))
-        meta = read_meta(run_distill(teacher, out, cfg))
+        meta = read_meta(run_stage("distill", teacher, out, cfg))
         shape = meta["student_shape"]
         typer.echo(f"{cfg.mode} student {shape['layers']}L/{shape['hidden']}H from {teacher}: {meta['student_params']:,} "
                    f"parameters ({meta['param_reduction']:.1%} fewer than the teacher's {meta['teacher_params']:,}), "

@@ -64,10 +64,10 @@ def register(app: typer.Typer) -> None:
         refuse_used_out(out)
         import json
 
-        from ndogo.compress.prune import prune as run_prune
+        from ndogo.compress.recipe import run_stage
         from ndogo.models.loading import read_meta
 
-        meta = read_meta(run_prune(run, out, cfg))
+        meta = read_meta(run_stage("prune", run, out, cfg))
         if as_json:
             typer.echo(json.dumps(meta, indent=2, ensure_ascii=False))
             return

@@ -62,12 +62,12 @@ def register(app: typer.Typer) -> None:
         refuse_used_out(out)
         import torch
 
-        from ndogo.compress.quantize import quantize as run_quantize
+        from ndogo.compress.recipe import run_stage
         from ndogo.models.runner import size_on_disk
 
         if threads:
             torch.set_num_threads(threads)
-        saved = run_quantize(run, out, cfg)
+        saved = run_stage("quantize", run, out, cfg)
         before, after = size_on_disk(run), size_on_disk(saved)
         typer.echo(f"{method}: saved {saved} ({after / 1e6:.1f} MB on disk, {100 * (1 - after / before):.1f}% "
                    f"smaller than {before / 1e6:.1f} MB)")

@@ -61,6 +61,7 @@ KNOWN_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "distill": ("ndogo.compress.distill", ("distill",)),
     "quantize": ("ndogo.compress.quantize", ("quantize",)),
     "trim": ("ndogo.compress.trim", ("trim", "trim_vocab")),
+    "export": ("ndogo.deploy.export", ("export",)),
 }
 ALIASES = {"distil": "distill", "quantise": "quantize", "trim-vocab": "trim", "trim_vocab": "trim"}
 
@@ -586,7 +587,7 @@ def _build(b: BoundStage, current: str | Path, target: Path, reuse: Sequence[str
         shutil.rmtree(partial)  # left by a killed run; this stage cannot resume it
     config = _with_chain_fields(b.config, current, partial)
     t0 = time.perf_counter()
-    produced = Path(b.stage.function(current, partial, config))
+    produced = run_stage(b.stage, current, partial, config, at=target)
     seconds = time.perf_counter() - t0
     if produced.resolve() != partial.resolve():
         raise RecipeError(f"stage {b.stage.name} wrote {produced}, not the directory it was given ({partial})")
@@ -594,6 +595,23 @@ def _build(b: BoundStage, current: str | Path, target: Path, reuse: Sequence[str
         shutil.rmtree(target)
     os.replace(partial, target)  # atomic: `target` is either absent or complete
     return StageRecord(b.stage.name, options, str(target), round(seconds, 3))
+
+
+def run_stage(stage: Stage | str, run: str | Path, out: str | Path, config: Any, at: str | Path | None = None) -> Path:
+    """Run one stage and write the provenance header into what it saved: the one door every stage output passes.
+
+    The chain and the single-stage commands (`ndogo prune`, `quantize`, `distill`, `trim-vocab`,
+    `export`) all call this, so every saved model records the same header (`compress/provenance.py`)
+    and a stage writes only its own extras. `at` is where the output will live when the caller
+    moves it after (the chain writes `<key>.partial`, then renames it).
+    """
+    from ndogo.compress.provenance import write_provenance
+
+    stage = resolve_stage(stage) if isinstance(stage, str) else stage
+    produced = Path(stage.function(run, out, config))
+    if produced.is_dir():
+        write_provenance(produced, stage.name, config, run, at=at)
+    return produced
 
 
 def _with_chain_fields(config: Any, run: str | Path, out: Path) -> Any:

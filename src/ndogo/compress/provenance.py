@@ -1,0 +1,125 @@
+"""The model-directory contract: one provenance header in every saved model's ndogo.json.
+
+A stage writes its model and its own extras (a pruning's achieved sparsity, an
+export's logit check). What made the model is written once, here, by the code that
+runs stages (`compress.recipe.run_stage`, which the chain and every single-stage
+command call): the stage, the one-line recipe call and the `ndogo` command that
+redo it, its config, the model it read, the kind it saved, the ndogo version.
+`ndogo ship` follows `provenance.source` back and prints each stored command, so
+the card's rebuild commands are the ones that made the model, not a guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ndogo.models.loading import read_meta, write_meta
+
+HEADER = "provenance"
+# Fields the chain sets (where a stage reads and writes) and fields that change how a stage
+# runs, not what it makes: neither is part of the call that reproduces it.
+NOT_OPTIONS = frozenset({"model", "run", "out", "threads", "save_every", "eval_batch_size", "show_progress",
+                         "keep_checkpoint", "device", "method"})
+# The command that runs each stage alone, and how it is told the model to read.
+COMMANDS = {"finetune": "ndogo finetune --model {src}", "prune": "ndogo prune {src}",
+            "quantize": "ndogo quantize {src}", "trim": "ndogo trim-vocab {src}",
+            "distill": "ndogo distill --teacher {src}", "export": "ndogo export {src}"}
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def chosen_options(config: Any) -> list[tuple[dataclasses.Field, Any]]:
+    """(field, value) of every option `config` sets away from its default: what the stage was asked to do."""
+    chosen = []
+    for f in dataclasses.fields(config):
+        if not f.init or f.name in NOT_OPTIONS:
+            continue
+        value = getattr(config, f.name)
+        if isinstance(value, dict) and not value:
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        default = _default(f)
+        if isinstance(default, tuple):
+            default = list(default)
+        if value != default:
+            chosen.append((f, value))
+    return chosen
+
+
+def stage_call(stage: str, config: Any) -> str:
+    """The one-line recipe call (`prune:method=magnitude,sparsity=0.5`) that makes this output from its input."""
+    from ndogo.compress.recipe import StageCall
+
+    method = getattr(config, "method", None)
+    options = {"method": method} if isinstance(method, str) and method else {}
+    options.update({f.name: v for f, v in chosen_options(config) if not isinstance(v, dict)})
+    return StageCall(stage, options).one_line()
+
+
+def _word(f: dataclasses.Field, value: Any) -> str:
+    flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    if isinstance(value, list):
+        sep = f.metadata.get("sep")
+        if sep:
+            return f"{flag} {shlex.quote(sep.join(map(str, value)))}"
+        return " ".join(f"{flag} {shlex.quote(str(v))}" for v in value)
+    return f"{flag} {shlex.quote(str(value))}"
+
+
+def stage_command(stage: str, config: Any, source: str | Path, out: str | Path) -> str:
+    """The `ndogo` command line that makes `out` from `source` with this config.
+
+    A stage with no command of its own (a plugin's) is redone by `ndogo compress` with its one-line call.
+    """
+    src, dst = shlex.quote(str(source)), shlex.quote(str(out))
+    if stage not in COMMANDS:
+        return f"ndogo compress {src} --recipe {shlex.quote(stage_call(stage, config))} --out {dst}"
+    words = [COMMANDS[stage].format(src=src)]
+    method = getattr(config, "method", None)
+    if isinstance(method, str) and method:
+        words.append(f"--method {shlex.quote(method)}")
+    words += [_word(f, v) for f, v in chosen_options(config) if not isinstance(v, dict)]
+    return " ".join([*words, f"--out {dst}"])
+
+
+def source_of(source: str | Path) -> str:
+    """The input as recorded: an absolute path for a local directory, else the name as given (`minilm`)."""
+    path = Path(str(source)).expanduser()
+    return str(path.resolve()) if path.exists() else str(source)
+
+
+def header(stage: str, config: Any, source: str | Path, out: str | Path, kind: str) -> dict[str, Any]:
+    """The provenance header of a saved model (see the module's docstring)."""
+    from ndogo import __version__
+
+    src, path = source_of(source), str(Path(out).resolve())
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("model", "run", "out")}
+    method = getattr(config, "method", None)
+    if isinstance(method, str) and method:
+        values = {"method": method, **values}  # a method's name is its config class, not one of its fields
+    return {"stage": stage, "call": stage_call(stage, config), "command": stage_command(stage, config, src, path),
+            "config": values, "source": src, "path": path, "kind": kind, "ndogo_version": __version__}
+
+
+def write_provenance(out: str | Path, stage: str, config: Any, source: str | Path,
+                     at: str | Path | None = None) -> dict[str, Any]:
+    """Add the header to the ndogo.json the stage wrote in `out` (every other key kept as the stage wrote it).
+
+    `at` is where `out` will be once its writer moves it (the chain's `.partial` folder is renamed).
+    """
+    meta = read_meta(out)
+    meta[HEADER] = header(stage, config, source, at if at is not None else out, str(meta.get("kind", "hf")))
+    write_meta(out, meta)
+    return meta[HEADER]
