@@ -17,9 +17,11 @@ The card's numbers are copied from the model's own evaluation rows
 (`<run>/evals/<lang>-<split>.json`, written by `ndogo evaluate`, or a sweep's
 row passed in by `ndogo recommend --ship`); a number that was not measured is
 written as "not measured", never estimated. Its recipe and reproducing commands
-are read from the `ndogo.json` (and `metrics.json`) of each stage the model
-came from, following their `source` links, each stage with every option it set,
-so the commands run as written, in order. Its usage example is a sentence of the
+are the ones stored in the provenance header of each stage the model came from
+(`ndogo.json["provenance"]`, written by the code that runs stages: its `call` and
+`command`), following its `source` links, so the commands run as written, in
+order. Only a model saved before that header existed has its steps read back
+from the stage's own keys (`source`, `parent`, `densified_from`, metrics.json). Its usage example is a sentence of the
 model's own test set where the corpus is at hand, and otherwise no sentence.
 """
 
@@ -42,8 +44,9 @@ from ndogo.models.loading import ModelError, read_meta
 from ndogo.models.runner import load_runner, size_on_disk
 
 FILE_MODE, DIR_MODE = 0o644, 0o755
-# Links a stage's ndogo.json keeps to the directory it was made from.
+# Links a stage's ndogo.json keeps to the directory it was made from (models saved before the provenance header).
 SOURCE_KEYS = ("source", "parent", "densified_from")
+PROVENANCE = "provenance"
 MASAKHANER_1 = {"amh", "hau", "ibo", "kin", "lug", "luo", "pcm", "swa", "wol", "yor"}
 DATASETS = {"masakhaner": "MasakhaNER 1.0", "masakhane/masakhaner2": "MasakhaNER 2.0"}
 # Hub ids of ndogo's short model names (the model card's `base_model`).
@@ -62,8 +65,15 @@ class Step:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def provenance(self) -> dict[str, Any]:
+        """The header the stage runner wrote (`compress/provenance.py`); empty for a model saved before it."""
+        header = self.meta.get(PROVENANCE)
+        return header if isinstance(header, dict) else {}
+
+    @property
     def stage(self) -> str:
-        return str(self.meta.get("stage") or ("finetune" if self.metrics.get("config") else "model"))
+        return str(self.provenance.get("stage") or self.meta.get("stage")
+                   or ("finetune" if self.metrics.get("config") else "model"))
 
 
 def lineage(run: str | Path, limit: int = 20) -> list[Step]:
@@ -79,8 +89,11 @@ def lineage(run: str | Path, limit: int = 20) -> list[Step]:
             metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
         except (ValueError, OSError):
             metrics = {}
-        steps.append(Step(str(current), meta, metrics if isinstance(metrics, dict) else {}))
-        nxt = next((meta[k] for k in SOURCE_KEYS if isinstance(meta.get(k), str)), None)
+        step = Step(str(current), meta, metrics if isinstance(metrics, dict) else {})
+        steps.append(step)
+        source = step.provenance.get("source")
+        nxt = source if isinstance(source, str) else next(
+            (meta[k] for k in SOURCE_KEYS if isinstance(meta.get(k), str)), None)
         current = Path(nxt) if nxt else None
     return steps[::-1]
 
@@ -183,7 +196,12 @@ def _trim_record(step: Step) -> dict[str, Any] | None:
 
 
 def stage_call(step: Step) -> str:
-    """The step as a recipe stage with every option it set (`trim:corpus=mono.txt,keep=8000`)."""
+    """The step as a recipe stage with every option it set (`trim:corpus=mono.txt,keep=8000`).
+
+    The stored `call` where the step has the provenance header; the rest reads an older model's keys.
+    """
+    if isinstance(step.provenance.get("call"), str):
+        return step.provenance["call"]
     from ndogo.compress.trim import TrimConfig
     from ndogo.train.config import FinetuneStageConfig
 
@@ -209,7 +227,11 @@ def step_command(step: Step, previous: str | None) -> str | None:
     """The ndogo command that redoes one step from the directory `previous`, where its record is enough.
 
     Every option the step's record set is written out, so each command makes what the next one reads.
+    A step with the provenance header gives its stored command, its input and output renamed
+    `runs/<folder name>`; the rest reads an older model's keys.
     """
+    if isinstance(step.provenance.get("command"), str):
+        return stored_command(step)
     from ndogo.compress.trim import TrimConfig
     from ndogo.train.config import FinetuneStageConfig
 
@@ -241,6 +263,21 @@ def step_command(step: Step, previous: str | None) -> str | None:
         extra = f" --platform {meta['ort_platform']}" if fmt == "ort" and meta.get("ort_platform") else ""
         return f"ndogo export {src} --format {fmt}{extra} --out {out}"
     return None
+
+
+def stored_command(step: Step) -> str:
+    """The command the provenance header stored, reading `runs/<source>` and writing `runs/<this model>`.
+
+    Paths are swapped word by word (a folder's path is often the prefix of the next one's,
+    `out` and `out.stages/...`), and only the model's input and output: every other path stays
+    as recorded and is shown relative or by its name when the card is written.
+    """
+    header = step.provenance
+    source, made = str(header.get("source") or ""), str(header.get("path") or "")
+    swap = {made: f"runs/{Path(step.path).name}"}
+    if source and Path(source).is_absolute():
+        swap[source] = f"runs/{Path(source).name}"
+    return shlex.join(swap.get(word, word) for word in shlex.split(header["command"]))
 
 
 def rebuild_commands(steps: Sequence[Step]) -> tuple[str | None, list[str], str | None]:
