@@ -312,8 +312,7 @@ Pruned before fine-tuning: ... --out runs/hau-p60 --prune-sparsity 0.6 --prune-s
 def _finetune(**options: Any) -> None:
     quiet_libraries()
     from ndogo.commands._options import config_from_options
-    from ndogo.compress.provenance import write_provenance
-    from ndogo.compress.recipe import plain_finetune
+    from ndogo.compress.recipe import plain_finetune, write_header
     from ndogo.train.config import FinetuneStageConfig
     from ndogo.train.finetune import finetune as run_finetune
 
@@ -321,7 +320,7 @@ def _finetune(**options: Any) -> None:
     stage.check()
     cfg, hooks = plain_finetune(stage)
     metrics = run_finetune(cfg, **hooks)
-    write_provenance(cfg.out, "finetune", stage, stage.model)  # the header the chain's finetune stage writes
+    write_header(cfg.out, "finetune", stage, stage.model)  # the header the chain's finetune stage writes
     typer.echo(f"best dev F1 {metrics['best_dev_f1']:.4f} at epoch {metrics['best_epoch']}; "
                f"model saved in {cfg.out} ({metrics['train_seconds']:.0f}s training)")
 

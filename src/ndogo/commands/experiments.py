@@ -33,7 +33,7 @@ def compress(
     reuse: Annotated[list[str] | None, typer.Option(help="Existing fine-tuned runs a finetune stage may reuse when their settings match (repeatable; {lang} and {seed} are filled in).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what each stage did as JSON.")] = False,
 ) -> None:
-    """Apply a chain of stages (finetune, prune, distill, quantize, trim) to a model, in order.
+    """Apply a chain of stages (finetune, prune, distill, quantize, trim, export) to a model, in order.
 
     Every stage's options are checked before the first one runs. Run the same
     command again after an interruption and finished stages are skipped.

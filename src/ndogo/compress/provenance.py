@@ -3,9 +3,9 @@
 A stage writes its model and its own extras (a pruning's achieved sparsity, an
 export's logit check). What made the model is written once, here, by the code that
 runs stages (`compress.recipe.run_stage`, which the chain and every single-stage
-command call): the stage, the one-line recipe call and the `ndogo` command that
-redo it, its config, the model it read, the kind it saved, the ndogo version.
-`ndogo ship` follows `provenance.source` back and prints each stored command, so
+command call; `recipe.write_header` formats the call): the stage, the one-line
+recipe call and the `ndogo` command that redo it, its config, the model it read,
+the kind it saved, the ndogo version. `ndogo ship` follows `provenance.source` back and prints each stored command, so
 the card's rebuild commands are the ones that made the model, not a guess.
 """
 
@@ -56,14 +56,12 @@ def chosen_options(config: Any) -> list[tuple[dataclasses.Field, Any]]:
     return chosen
 
 
-def stage_call(stage: str, config: Any) -> str:
-    """The one-line recipe call (`prune:method=magnitude,sparsity=0.5`) that makes this output from its input."""
-    from ndogo.compress.recipe import StageCall
-
+def call_options(config: Any) -> dict[str, Any]:
+    """The options of the one-line recipe call that makes this output from its input (the method first)."""
     method = getattr(config, "method", None)
     options = {"method": method} if isinstance(method, str) and method else {}
     options.update({f.name: v for f, v in chosen_options(config) if not isinstance(v, dict)})
-    return StageCall(stage, options).one_line()
+    return options
 
 
 def _word(f: dataclasses.Field, value: Any) -> str:
@@ -78,14 +76,14 @@ def _word(f: dataclasses.Field, value: Any) -> str:
     return f"{flag} {shlex.quote(str(value))}"
 
 
-def stage_command(stage: str, config: Any, source: str | Path, out: str | Path) -> str:
+def stage_command(stage: str, config: Any, source: str | Path, out: str | Path, call: str) -> str:
     """The `ndogo` command line that makes `out` from `source` with this config.
 
     A stage with no command of its own (a plugin's) is redone by `ndogo compress` with its one-line call.
     """
     src, dst = shlex.quote(str(source)), shlex.quote(str(out))
     if stage not in COMMANDS:
-        return f"ndogo compress {src} --recipe {shlex.quote(stage_call(stage, config))} --out {dst}"
+        return f"ndogo compress {src} --recipe {shlex.quote(call)} --out {dst}"
     words = [COMMANDS[stage].format(src=src)]
     method = getattr(config, "method", None)
     if isinstance(method, str) and method:
@@ -100,8 +98,8 @@ def source_of(source: str | Path) -> str:
     return str(path.resolve()) if path.exists() else str(source)
 
 
-def header(stage: str, config: Any, source: str | Path, out: str | Path, kind: str) -> dict[str, Any]:
-    """The provenance header of a saved model (see the module's docstring)."""
+def header(stage: str, config: Any, source: str | Path, out: str | Path, kind: str, call: str) -> dict[str, Any]:
+    """The provenance header of a saved model (see the module's docstring); `call` is the one-line recipe stage."""
     from ndogo import __version__
 
     src, path = source_of(source), str(Path(out).resolve())
@@ -109,17 +107,17 @@ def header(stage: str, config: Any, source: str | Path, out: str | Path, kind: s
     method = getattr(config, "method", None)
     if isinstance(method, str) and method:
         values = {"method": method, **values}  # a method's name is its config class, not one of its fields
-    return {"stage": stage, "call": stage_call(stage, config), "command": stage_command(stage, config, src, path),
+    return {"stage": stage, "call": call, "command": stage_command(stage, config, src, path, call),
             "config": values, "source": src, "path": path, "kind": kind, "ndogo_version": __version__}
 
 
-def write_provenance(out: str | Path, stage: str, config: Any, source: str | Path,
+def write_provenance(out: str | Path, stage: str, config: Any, source: str | Path, call: str,
                      at: str | Path | None = None) -> dict[str, Any]:
     """Add the header to the ndogo.json the stage wrote in `out` (every other key kept as the stage wrote it).
 
     `at` is where `out` will be once its writer moves it (the chain's `.partial` folder is renamed).
     """
     meta = read_meta(out)
-    meta[HEADER] = header(stage, config, source, at if at is not None else out, str(meta.get("kind", "hf")))
+    meta[HEADER] = header(stage, config, source, at if at is not None else out, str(meta.get("kind", "hf")), call)
     write_meta(out, meta)
     return meta[HEADER]

@@ -605,13 +605,20 @@ def run_stage(stage: Stage | str, run: str | Path, out: str | Path, config: Any,
     and a stage writes only its own extras. `at` is where the output will live when the caller
     moves it after (the chain writes `<key>.partial`, then renames it).
     """
-    from ndogo.compress.provenance import write_provenance
-
     stage = resolve_stage(stage) if isinstance(stage, str) else stage
     produced = Path(stage.function(run, out, config))
     if produced.is_dir():
-        write_provenance(produced, stage.name, config, run, at=at)
+        write_header(produced, stage.name, config, run, at=at)
     return produced
+
+
+def write_header(out: str | Path, stage: str, config: Any, source: str | Path,
+                 at: str | Path | None = None) -> dict[str, Any]:
+    """Write the provenance header of a stage's output (`compress/provenance.py`), its call in recipe form."""
+    from ndogo.compress.provenance import call_options, write_provenance
+
+    call = StageCall(stage, call_options(config)).one_line()
+    return write_provenance(out, stage, config, source, call, at=at)
 
 
 def _with_chain_fields(config: Any, run: str | Path, out: Path) -> Any:
