@@ -149,3 +149,16 @@ def test_a_shipped_chain_is_rebuilt_by_its_card(tiny_model: Path, tiny_corpus: P
     want = evaluate(bundle, str(tiny_corpus), "hau", speed=False, threads=1)
     got = evaluate(rebuilt, str(tiny_corpus), "hau", speed=False, threads=1)
     assert got["f1"] == want["f1"] and got["per_type"] == want["per_type"]
+
+
+def test_stage_output_keys_are_unchanged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Finished stages are found again by key: the header must not move a key (these are the keys before it)."""
+    from ndogo.compress.recipe import source_key, stage_key
+
+    monkeypatch.chdir(tmp_path)  # `minilm` names the pretrained model, not a folder here
+    key, keys = source_key("minilm"), []
+    recipe = parse_recipe("finetune:epochs=3 | trim:min_count=2 | prune:sparsity=0.5 | quantize:method=onnx-int8")
+    for b in bind_recipe(recipe, {"lang": "hau", "data": "masakhaner", "seed": 1}):
+        key = stage_key(key, b)
+        keys.append(key[:12])
+    assert keys == ["babbb2003884", "09dd04432508", "25a73fbbeca4", "b600c8682d33"]
