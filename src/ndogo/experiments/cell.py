@@ -295,7 +295,12 @@ def cell_log(cell: Cell, settings: CellSettings, log_path: Path) -> Iterator[Non
 
 
 def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
-    """Build the cell's model (reusing finished stages), measure it, describe it; always returns a row."""
+    """Build the cell's model (reusing finished stages), measure it, describe it; always returns a row.
+
+    The steps, in order: `build` runs the chain; `measure` loads the model once and from that
+    one runner `score`s it (split, dev, each transfer language), takes a baseline's
+    `baseline_facts` and times it (`time_model`); `record` says how it was built.
+    """
     row: dict[str, Any] = {**describe(cell), "started": time.time()}
     node = ray_node()
     if node is not None:
