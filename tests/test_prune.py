@@ -276,6 +276,29 @@ def test_sweep_writes_rows_tables_plots_and_resumes(tiny_model: Path, tiny_corpu
     assert len(read_rows(tmp_path / "sweep" / "sweep.csv")) == len(rows)
 
 
+@pytest.mark.parametrize("grid", [
+    {"sparsities": [0, 0.5, 0.9]},
+    {"sparsities": [0.1, 0.30000000000000004], "recover_epochs": [0, 2], "before": [0.5], "include_embeddings": True,
+     "transfer": False, "keep_models": True, "split": "dev", "scope": "global", "before_lr": 2e-5},
+])
+def test_the_prune_sweep_config_is_built_as_objects_with_the_cells_its_file_reruns(
+        tiny_model: Path, tiny_corpus: Path, tmp_path: Path, grid: dict) -> None:
+    """#36: prune-sweep wrote its grid as TOML text and parsed it back; it builds the config as objects now, and the
+    file it writes beside the results (`ndogo sweep OUT/prune-sweep.toml --resume`) reads back as the same cells."""
+    from ndogo.experiments.config import load_sweep_config
+    from ndogo.experiments.prune_sweep import CONFIG, SweepSpec, sweep_config
+
+    spec = SweepSpec(out=str(tmp_path), runs=str(tmp_path / "tiny-{lang}"), langs=["hau"], data=str(tiny_corpus),
+                     before_model=str(tiny_model), threads=1, **grid)
+    config = sweep_config(spec, tmp_path / CONFIG)
+    (tmp_path / CONFIG).write_text(config.text)
+    again = load_sweep_config(tmp_path / CONFIG)
+    described = [(c.id, c.recipe.name, c.chain, c.source, c.evaluate, c.needs, c.recipe.cpus) for c in config.cells()]
+    assert described == [(c.id, c.recipe.name, c.chain, c.source, c.evaluate, c.needs, c.recipe.cpus)
+                         for c in again.cells()]
+    assert config.text == again.text and len(described) > 2
+
+
 def test_sweep_bad_scope_is_refused_before_any_cell(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
     from ndogo.experiments.prune_sweep import SweepSpec, run_sweep
 

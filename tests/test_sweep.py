@@ -165,6 +165,37 @@ def test_failed_cell_is_recorded_and_the_rest_go_on(tmp_path: Path, tiny_model: 
         run_sweep(cfg, tmp_path / "out", show_progress=False)
 
 
+def test_a_cell_loads_each_model_once_for_split_dev_transfer_and_timing(
+        tmp_path: Path, tiny_model: Path, two_language_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#36: a cell loaded its model 3 + N times (its split, dev, its timing, each transfer language); once now."""
+    import ndogo.evaluate as ev
+    import ndogo.models.runner as runner_module
+
+    loads: list[str] = []
+    real = runner_module.load_runner
+
+    def counted(path: Any) -> Any:
+        loads.append(str(path))
+        return real(path)
+
+    # both names a model is loaded by: the evaluation's and the runner module's own
+    monkeypatch.setattr(ev, "load_runner", counted)
+    monkeypatch.setattr(runner_module, "load_runner", counted)
+    config = write_config(tmp_path / "grid.toml", tiny_model, seeds="[1]", speed="true")
+    config.write_text(config.read_text().replace('["hau"]', '["hau", "yor"]')
+                      .replace("speed = true", "speed = true\nsample = 5\ntransfer = true"))
+    cfg = load_sweep_config(config, str(two_language_corpus)).only_languages(["hau"])
+    summary = run_sweep(cfg, tmp_path / "out", show_progress=False)
+    assert (summary.done, summary.failed) == (2, 0)
+    store = Store(tmp_path / "out")
+    try:
+        rows = store.rows("done")
+    finally:
+        store.close()
+    assert all(r["transfer"]["yor"]["f1"] is not None and r["latency_ms_b1"] > 0 for r in rows)
+    assert sorted(loads) == sorted(r["path"] for r in rows)  # one load per model measured, nothing else
+
+
 COMPARED = ("f1", "precision", "recall", "per_type", "size_bytes", "params", "nonzero_params", "sparsity", "kind",
             "sentences", "stages")
 
@@ -258,6 +289,7 @@ def test_a_baseline_that_finds_no_entity_is_not_compressed(tmp_path: Path, tiny_
         finally:
             store.close()
         assert rows["baseline"]["status"] == "done" and rows["baseline"]["dev_f1"] == 0.0
+        assert 0.0 <= rows["baseline"]["dev_unknown_words"] < 0.5  # measured by the cell, for the driver
         assert rows["more"]["status"] == "failed" and rows["more"]["seconds"] == 0.0
         assert rows["more"]["error"].startswith("not run: its baseline learned nothing (dev F1 0.00")
     config.write_text(config.read_text().replace("skip_empty_baselines = true", "skip_empty_baselines = false"))
@@ -362,11 +394,14 @@ def test_lang_runs_some_of_the_languages_with_the_same_cell_ids(tmp_path: Path, 
 
 
 def test_the_row_is_defined_once_and_typed(tmp_path: Path) -> None:
-    from ndogo.experiments.row import KEY, STORED, csv_columns
+    from ndogo.experiments.row import COLUMNS, KEY, STORED, Row, csv_columns
     from ndogo.experiments.store import SCHEMA, Store
     from ndogo.report.build import CSV_COLUMNS
 
     assert CSV_COLUMNS == csv_columns() and set(KEY) <= set(CSV_COLUMNS)
+    # declared once: Row is the columns, and the JSON-only ones (nested results, the run's record) stay out of the CSV
+    assert list(Row.__annotations__) == [c.name for c in COLUMNS]
+    assert {"per_type", "stages", "machine", "dev_unknown_words"}.isdisjoint(CSV_COLUMNS)
     assert all(f"    {name} " in SCHEMA for name in (*KEY, *STORED))  # every stored column is a SQL column
     store = Store(tmp_path)
     row = {"cell_id": "c1", "model": "m", "lang": "hau", "recipe": "baseline", "seed": 1, "status": "done",
@@ -431,6 +466,12 @@ def test_a_config_can_name_a_floor_under_which_a_weak_baseline_is_not_compressed
     assert why is not None and "too weak to compress (dev F1 15.05" in why and "min_baseline_dev_f1 = 0.2" in why
     assert unusable_baseline({**weak, "dev_f1": 0.25}, 0.2) is None
     assert unusable_baseline({**weak, "dev_f1": 0.0}, 0.2).startswith("its baseline learned nothing")
+    # the driver decides from the row alone: the tokenizer's unknown-word share is the cell's measurement,
+    # so a row whose model and corpus are gone (or on another node) still says why
+    unreadable = {**weak, "dev_f1": 0.0, "dev_unknown_words": 0.93, "path": str(tmp_path / "gone"), "data": "gone"}
+    assert "93% of its dev words are the tokenizer's unknown token: this model cannot read luo" in \
+        unusable_baseline(unreadable)
+    assert "unknown token" not in unusable_baseline({**unreadable, "dev_unknown_words": 0.1})
     config = write_config(tmp_path / "grid.toml", tiny_model, skip="true")
     text = config.read_text()
     floor = "skip_empty_baselines = true\nmin_baseline_dev_f1 = {}"

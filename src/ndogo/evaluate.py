@@ -108,23 +108,40 @@ def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", 
     """
     if threads:
         torch.set_num_threads(threads)
+    runner = load_on(run, device)
+    result = evaluate_runner(runner, data, lang, split, batch_size, speed, sample, show_progress)
+    result["model"] = str(run)
+    return result
+
+
+def load_on(run: str | Path, device: str | None = "auto") -> Runner:
+    """Load a model once and place it where it is evaluated (`auto`: CUDA when present and its kind runs there).
+
+    Whoever scores one model several times (a sweep cell: its split, dev, each transfer
+    language and its timing) loads it here once and hands the runner to `evaluate_runner`.
+    """
     target = resolve_device(device)
+    return on_device(load_runner(run), target, fall_back=(device or "auto").strip().lower() == "auto")
+
+
+def evaluate_runner(runner: Runner, data: str | None, lang: str, split: str = "test", batch_size: int = 32,
+                    speed: bool = True, sample: int = 200, show_progress: bool = False) -> dict[str, Any]:
+    """`evaluate`'s row for a model already loaded (and placed on its device) by `load_on`."""
     corpus = load_corpus(data, lang, (split,))
     sentences = corpus.require(split, "evaluation")
-    runner = on_device(load_runner(run), target, fall_back=(device or "auto").strip().lower() == "auto")
     on = torch.device(runner.device)
     words = [s.tokens for s in sentences]
     pred, _ = predict_tags(runner, words, batch_size, show_progress)
     result: dict[str, Any] = score([s.tags for s in sentences], pred)
     params, nonzero = runner.params()
     result.update({
-        "model": str(run), "kind": runner.kind, "lang": lang, "split": split, "sentences": len(sentences),
+        "model": str(runner.path), "kind": runner.kind, "lang": lang, "split": split, "sentences": len(sentences),
         "params": params, "nonzero_params": nonzero,
         # of the whole model (embeddings and head included): what size and speed can gain from
         "sparsity": round(1 - nonzero / params, 6) if params else 0.0,
         # of the encoder's Linear weights, the set `ndogo prune` targets: what `prune` reports as its sparsity
         "sparsity_encoder_linear": encoder_linear_sparsity(runner.module),
-        "size_bytes": size_on_disk(run),
+        "size_bytes": size_on_disk(runner.path),
     })
     if speed:
         result.update(speed_columns(runner, words, sample))

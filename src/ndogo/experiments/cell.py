@@ -17,17 +17,20 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from contextlib import ExitStack, nullcontext, redirect_stderr, redirect_stdout
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ndogo.compress.recipe import ChainResult, bind_recipe, run_chain
 from ndogo.experiments.config import BASELINE, Cell
 from ndogo.locks import file_lock
 from ndogo.metrics.perf import cpu_model
+
+if TYPE_CHECKING:
+    from ndogo.models.runner import Runner
 
 PACKAGES = ("ndogo", "torch", "transformers", "tokenizers", "seqeval", "onnxruntime", "torchao", "bitsandbytes",
             "ray")
@@ -99,23 +102,19 @@ def machine(threads: int | None = None) -> dict[str, Any]:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def measure_speed(path: Path, cell: Cell, device: str = "auto") -> dict[str, Any]:
+def time_model(runner: Runner, cell: Cell) -> dict[str, Any]:
     """Latency and throughput as `ndogo evaluate` measures them, holding the timing lock only while timing.
 
     Scoring F1 needs no lock and takes far longer than timing, so it runs first
     and other jobs' timings are not kept waiting behind it.
     """
     from ndogo.data.corpus import load_corpus
-    from ndogo.device import resolve_device
     from ndogo.evaluate import speed_columns
-    from ndogo.models.runner import load_runner, on_device
 
     sentences = load_corpus(cell.data, cell.lang, (cell.evaluate.split,)).require(cell.evaluate.split, "evaluation")
-    runner = on_device(load_runner(path), resolve_device(device), fall_back=device.strip().lower() == "auto")
     with file_lock(Path(cell.evaluate.lock)) if cell.evaluate.lock else nullcontext():
         # forward-only and end-to-end latency on the same sentences, in one pass, checked against each other
-        timing = speed_columns(runner, [s.tokens for s in sentences], cell.evaluate.sample)
-    return timing
+        return speed_columns(runner, [s.tokens for s in sentences], cell.evaluate.sample)
 
 
 def ray_node() -> str | None:
@@ -183,13 +182,125 @@ def training_record(stages: list[Any]) -> dict[str, Any]:
     return record
 
 
-def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
-    """Build the cell's model (reusing finished stages) and measure it; always returns a row."""
+def build(cell: Cell, settings: CellSettings) -> ChainResult:
+    """Run the cell's chain, reusing every stage another cell (or an earlier run) already finished."""
+    bound = bind_recipe(cell.chain, {**cell.context(), "device": settings.device})
+    adopt = 0 if (not cell.model.train and cell.model.finetuned is None
+                  and cell.recipe.recipe.start == "finetuned") else None
+    return run_chain(cell.source, bound, settings.artifacts, reuse=cell.model.baselines,
+                     on_stage=lambda i, b: print(f"   stage {i + 1}: {b.call.one_line()}", flush=True),
+                     adopt_only=adopt)
+
+
+def score(runner: Runner, cell: Cell) -> dict[str, Any]:
+    """F1 on the cell's split and on dev, and zero-shot on each transfer language, all from one loaded model."""
+    from ndogo.evaluate import evaluate_runner
+
+    split, batch = cell.evaluate.split, cell.evaluate.batch_size
+    metrics = evaluate_runner(runner, cell.data, cell.lang, split, batch, speed=False)
+    if split != "dev":
+        # Every choice made from rows (recommend, the atlas's "what to ship") is made on dev;
+        # test is only reported beside it, so each row carries both.
+        dev = evaluate_runner(runner, cell.data, cell.lang, "dev", batch, speed=False)
+        metrics.update({"dev_f1": dev["f1"], "dev_precision": dev["precision"], "dev_recall": dev["recall"],
+                        "dev_per_type": dev.get("per_type")})
+    else:
+        metrics["dev_f1"] = metrics["f1"]
+    transfer = {}
+    for other in cell.evaluate.transfer:
+        if other == cell.lang:
+            continue
+        # zero-shot: the model never saw this language's labels (the study's transfer table)
+        r = evaluate_runner(runner, cell.data, other, split, batch, speed=False)
+        transfer[other] = {k: r.get(k) for k in ("f1", "precision", "recall", "per_type")}
+        print(f"   zero-shot {other}: F1 {r['f1']:.4f}", flush=True)
+    if transfer:
+        metrics["transfer"] = transfer
+    return metrics
+
+
+def baseline_facts(runner: Runner, cell: Cell) -> dict[str, Any]:
+    """What the driver needs to judge a baseline that found nothing, measured here so it loads nothing.
+
+    `dev_unknown_words`: the share of the language's dev words the model's tokenizer reads
+    as its unknown token (a model that cannot read the script). Only a hint in the reason
+    a baseline is refused, so a tokenizer or corpus it cannot be computed from leaves it out.
+    """
+    try:
+        from ndogo.data.corpus import load_corpus
+        from ndogo.data.tokenization import tokenizer_facts
+
+        words = [s.tokens for s in load_corpus(cell.data, cell.lang, ("dev",)).splits.get("dev", [])]
+        return {"dev_unknown_words": float(tokenizer_facts(runner.tokenizer, words, words)["unknown_words_test"])}
+    except Exception:  # a hint, never a reason for the cell to fail
+        return {}
+
+
+def measure(path: str | Path, cell: Cell, device: str) -> dict[str, Any]:
+    """Every measured column of the row, from the model loaded once (F1s first, then its timing)."""
+    from ndogo.evaluate import load_on
+
+    runner = load_on(path, device)
+    metrics = score(runner, cell)
+    if cell.recipe.name == BASELINE:
+        metrics.update(baseline_facts(runner, cell))
+    if cell.evaluate.speed:
+        metrics.update(time_model(runner, cell))
+    return metrics
+
+
+def record(cell: Cell, result: ChainResult, durations: dict[str, float]) -> dict[str, Any]:
+    """The columns that say how the model was built: its stages, their training and their time."""
+    return {"status": "done", "path": str(result.path),
+            "baseline_path": next((s.path for s in result.stages if s.stage == "finetune"), None),
+            "stages": [vars(s) for s in result.stages], "training": training_record(result.stages),
+            "durations": {"stages": {f"{i + 1}-{s.stage}": s.seconds for i, s in enumerate(result.stages)},
+                          **durations},
+            "model": cell.model.name, "lang": cell.lang}  # evaluate's own "model" is the path
+
+
+def unseen_folder_row(row: dict[str, Any], cell: Cell, folder: Path) -> dict[str, Any]:
+    """The failed row of a cell on a node that does not see the sweep's shared folder."""
+    return {**row, "status": "failed", "finished": time.time(), "seconds": 0.0, "versions": versions(),
+            "machine": machine(cell.recipe.cpus),
+            "error": f"node {socket.gethostname()} does not see the sweep's folder ({folder}); every Ray "
+                     "node must mount --out at the same path"}
+
+
+@contextmanager
+def cell_log(cell: Cell, settings: CellSettings, log_path: Path) -> Iterator[None]:
+    """The cell's stdout and stderr into its log (progress lines echoed), its threads set, bars off."""
     import torch
 
     from ndogo.console import quiet_libraries
-    from ndogo.evaluate import evaluate
 
+    progress_was = os.environ.get("NDOGO_PROGRESS")
+    os.environ["NDOGO_PROGRESS"] = "0"  # stages' progress bars would only clutter the log
+    torch.set_num_threads(cell.recipe.cpus)
+    quiet_libraries()
+    try:
+        with open(log_path, "a", encoding="utf-8", buffering=1) as log, ExitStack() as stack:  # line-buffered
+            tee = LogTee(log, None if settings.echo is None
+                         else lambda line: settings.echo(f"{cell.label()}: {line}"))
+            stack.enter_context(redirect_stdout(tee))
+            stack.enter_context(redirect_stderr(tee))
+            print(f"== {cell.label()} ({cell.id}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n   chain: {cell.chain}",
+                  flush=True)
+            yield
+    finally:
+        if progress_was is None:
+            os.environ.pop("NDOGO_PROGRESS", None)
+        else:
+            os.environ["NDOGO_PROGRESS"] = progress_was
+
+
+def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
+    """Build the cell's model (reusing finished stages), measure it, describe it; always returns a row.
+
+    The steps, in order: `build` runs the chain; `measure` loads the model once and from that
+    one runner `score`s it (split, dev, each transfer language), takes a baseline's
+    `baseline_facts` and times it (`time_model`); `record` says how it was built.
+    """
     row: dict[str, Any] = {**describe(cell), "started": time.time()}
     node = ray_node()
     if node is not None:
@@ -197,78 +308,24 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
     if settings.probe is not None and not _sees_probe(*settings.probe):
         # a node that joined after the sweep's check and mounts nothing at --out: building here would
         # leave models and logs no other node can see
-        folder = Path(settings.probe[0]).parent
-        return {**row, "status": "failed", "finished": time.time(), "seconds": 0.0, "versions": versions(),
-                "machine": machine(cell.recipe.cpus),
-                "error": f"node {socket.gethostname()} does not see the sweep's folder ({folder}); every Ray "
-                         "node must mount --out at the same path"}
+        return unseen_folder_row(row, cell, Path(settings.probe[0]).parent)
     log_path = Path(settings.logs) / f"{cell.id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    progress_was = os.environ.get("NDOGO_PROGRESS")
-    os.environ["NDOGO_PROGRESS"] = "0"  # stages' progress bars would only clutter the log
-    torch.set_num_threads(cell.recipe.cpus)
-    quiet_libraries()
-    with open(log_path, "a", encoding="utf-8", buffering=1) as log, ExitStack() as stack:  # line-buffered
-        tee = LogTee(log, None if settings.echo is None else lambda line: settings.echo(f"{cell.label()}: {line}"))
-        stack.enter_context(redirect_stdout(tee))
-        stack.enter_context(redirect_stderr(tee))
-        print(f"== {cell.label()} ({cell.id}) {time.strftime('%Y-%m-%d %H:%M:%S')}\n   chain: {cell.chain}",
-              flush=True)
+    with cell_log(cell, settings, log_path):
         try:
-            bound = bind_recipe(cell.chain, {**cell.context(), "device": settings.device})
-            adopt = 0 if (not cell.model.train and cell.model.finetuned is None
-                          and cell.recipe.recipe.start == "finetuned") else None
-            result = run_chain(cell.source, bound, settings.artifacts, reuse=cell.model.baselines,
-                               on_stage=lambda i, b: print(f"   stage {i + 1}: {b.call.one_line()}", flush=True),
-                               adopt_only=adopt)
+            result = build(cell, settings)
             built = time.perf_counter()
-            metrics = evaluate(result.path, cell.data, cell.lang, cell.evaluate.split, cell.evaluate.batch_size,
-                               speed=False, threads=cell.recipe.cpus, device=settings.device)
-            if cell.evaluate.split != "dev":
-                # Every choice made from rows (recommend, the atlas's "what to ship") is made on dev;
-                # test is only reported beside it, so each row carries both.
-                dev = evaluate(result.path, cell.data, cell.lang, "dev", cell.evaluate.batch_size,
-                               speed=False, threads=cell.recipe.cpus, device=settings.device)
-                metrics.update({"dev_f1": dev["f1"], "dev_precision": dev["precision"],
-                                "dev_recall": dev["recall"], "dev_per_type": dev.get("per_type")})
-            else:
-                metrics["dev_f1"] = metrics["f1"]
-            transfer = {}
-            for other in cell.evaluate.transfer:
-                if other == cell.lang:
-                    continue
-                # zero-shot: the model never saw this language's labels (the study's transfer table)
-                r = evaluate(result.path, cell.data, other, cell.evaluate.split, cell.evaluate.batch_size,
-                             speed=False, threads=cell.recipe.cpus, device=settings.device)
-                transfer[other] = {k: r.get(k) for k in ("f1", "precision", "recall", "per_type")}
-                print(f"   zero-shot {other}: F1 {r['f1']:.4f}", flush=True)
-            if transfer:
-                metrics["transfer"] = transfer
-            if cell.evaluate.speed:
-                metrics.update(measure_speed(result.path, cell, settings.device))
-            finetuned = next((s.path for s in result.stages if s.stage == "finetune"), None)
-            row.update(metrics)
-            row.update(
-                status="done", path=str(result.path), baseline_path=finetuned,
-                stages=[vars(s) for s in result.stages],
-                training=training_record(result.stages),
-                durations={"stages": {f"{i + 1}-{s.stage}": s.seconds for i, s in enumerate(result.stages)},
-                           "build": round(built - t0, 3), "evaluate": round(time.perf_counter() - built, 3)},
-            )
-            row["model"], row["lang"] = cell.model.name, cell.lang  # evaluate's own "model" is the path
+            row.update(measure(result.path, cell, settings.device))
+            row.update(record(cell, result, {"build": round(built - t0, 3),
+                                             "evaluate": round(time.perf_counter() - built, 3)}))
             if not cell.evaluate.keep_models and drop_model(result, Path(settings.artifacts)):
                 row["model_deleted"] = True
-            print(f"   done: F1 {metrics['f1']:.4f}", flush=True)
+            print(f"   done: F1 {row['f1']:.4f}", flush=True)
         except Exception as err:  # any failure of the experiment is the row's result, not the sweep's end
             row.update(status="failed", error=f"{type(err).__name__}: {err}",
                        traceback=traceback.format_exc(limit=-8))
             print(row["traceback"], flush=True)
-        finally:
-            if progress_was is None:
-                os.environ.pop("NDOGO_PROGRESS", None)
-            else:
-                os.environ["NDOGO_PROGRESS"] = progress_was
     row.update(seconds=round(time.perf_counter() - t0, 3), finished=time.time(), log=str(log_path),
                versions=versions(), machine=machine(cell.recipe.cpus), is_baseline=cell.recipe.name == BASELINE)
     return row

@@ -1,8 +1,8 @@
 """`ndogo prune-sweep`: F1 against sparsity per language, after or before fine-tuning, with zero-shot transfer.
 
-Not a pipeline of its own: the grid is written as a sweep config (OUT/prune-sweep.toml,
-one recipe per pruning variant) and run by the sweep, into the same cells, store and
-artifacts as any other (`ndogo sweep OUT/prune-sweep.toml --out OUT --resume` continues
+Not a pipeline of its own: the grid is a sweep config (built as objects, one recipe per
+pruning variant, and written to OUT/prune-sweep.toml as the record) run by the sweep, into
+the same cells, store and artifacts as any other (`ndogo sweep OUT/prune-sweep.toml --out OUT --resume` continues
 it; `ndogo report OUT` views it). What this module adds is the grid and the layout
 its users have always read: OUT/sweep.csv, a row per (pruned model, evaluation
 language), the model's own language first and the others zero-shot. The tables and
@@ -19,13 +19,18 @@ fine-tuning before pruning are kept, each being a full training run.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ndogo.data.corpus import KNOWN_TYPES
+from ndogo.experiments.row import BASELINE
+
+if TYPE_CHECKING:
+    from ndogo.experiments.config import SweepConfig
 
 FIELDS = ["cell", "model_lang", "when", "sparsity", "recover_epochs", "eval_lang", "transfer", "f1", "precision",
           "recall", *[f"f1_{t}" for t in KNOWN_TYPES], "achieved_sparsity", "model_sparsity", "size_bytes",
@@ -95,54 +100,95 @@ def eval_langs(spec: SweepSpec, lang: str) -> list[str]:
 
 
 def _q(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string or list is a TOML one
+    return json.dumps(value, ensure_ascii=False)  # a JSON string, number, boolean or list is a TOML one
 
 
-def sweep_toml(spec: SweepSpec) -> str:
-    """The grid as a sweep config: what `ndogo sweep` runs, and what a user can rerun or extend."""
-    from ndogo.data.corpus import resolve_data
+def _option(x: float) -> float:
+    # as the grid's recipes have always written it (0.3, not 0.30000000000000004): cell ids hash the value
+    return float(f"{x:g}")
 
+
+def sweep_config(spec: SweepSpec, path: Path) -> SweepConfig:
+    """The grid as a sweep config, built as objects and checked as a config file would be.
+
+    Its cells, and their ids, are those of the TOML `config_toml` writes beside the results
+    (OUT/prune-sweep.toml), so `ndogo sweep OUT/prune-sweep.toml --resume` continues the same cells.
+    """
+    from ndogo.compress.recipe import Recipe, StageCall
+    from ndogo.data.corpus import is_hub_name, resolve_data
+    from ndogo.experiments.config import (
+        ConfigError,
+        ModelSpec,
+        RecipeSpec,
+        SweepConfig,
+        _check_model,
+        _eval_spec,
+        _resources,
+        check_cells,
+        machine_limits,
+    )
+
+    where = str(path)
     data = resolve_data(spec.data)
     if Path(data).expanduser().exists():
         data = str(Path(data).expanduser().resolve())
+    elif not is_hub_name(data):
+        raise ConfigError(f"{where}: data: {data}: no such folder (and not a hub corpus name such as 'masakhaner')")
     runs = str(Path.cwd() / Path(spec.runs).expanduser())  # the config lives in OUT, not where we stand
     before_model = spec.before_model
     if Path(before_model).expanduser().exists():
         before_model = str(Path(before_model).expanduser().resolve())
+    _check_model(before_model, f"{where}: models.{MODEL}.model", True)
+    model = ModelSpec(MODEL, before_model, {"epochs": spec.before_epochs, "lr": spec.before_lr,
+                                            "batch_size": spec.before_batch_size}, finetuned=runs)
+    cpus, gpus = _resources({"cpus": spec.threads or os.cpu_count() or 1}, f"{where}: resources", machine_limits())
+    recipes = [RecipeSpec(BASELINE, Recipe(name=BASELINE), cpus, gpus)]  # every grid has one, dense or not
+    for v in variants(spec):
+        if v.when == "after":
+            call = StageCall("prune", {"sparsity": _option(v.sparsity), "scope": spec.scope,
+                                       "include_embeddings": spec.include_embeddings,
+                                       "recover_epochs": int(v.recover_epochs)})
+            recipes.append(RecipeSpec(v.recipe, Recipe((call,), v.recipe), cpus, gpus))
+        elif v.when == "before":
+            call = StageCall("finetune", {"prune_sparsity": _option(v.sparsity), "prune_scope": spec.scope,
+                                          **({"prune_include_embeddings": True} if spec.include_embeddings else {})})
+            recipes.append(RecipeSpec(v.recipe, Recipe((call,), v.recipe, "pretrained"), cpus, gpus))
+    transfer = list(spec.eval_langs or spec.langs) if spec.transfer else []
+    evaluate = _eval_spec({"split": spec.split, "speed": False, "transfer": transfer,
+                           "keep_models": spec.keep_models}, f"{where}: evaluate", spec.langs)
+    config = SweepConfig("prune-sweep", where, "", list(spec.langs), [42], data, [model], recipes, evaluate)
+    check_cells(config)
+    return dataclasses.replace(config, text=config_toml(config))
+
+
+def config_toml(config: SweepConfig) -> str:
+    """The config as the TOML file a user can rerun or extend (and the sweep records as what it ran)."""
+    model = config.models[0]
+    finetune = ", ".join(f"{k} = {_q(v)}" for k, v in model.finetune.items())
     lines = [
         "# Written by `ndogo prune-sweep`: its grid as a sweep config. Continue it with",
         f"#   ndogo sweep {CONFIG} --out <this folder> --resume",
-        'name = "prune-sweep"',
-        f"languages = {_q(spec.langs)}",
-        "seeds = [42]",
-        f"data = {_q(data)}",
+        f"name = {_q(config.name)}",
+        f"languages = {_q(config.languages)}",
+        f"seeds = {_q(config.seeds)}",
+        f"data = {_q(config.data)}",
         "",
-        f"[models.{MODEL}]",
-        f"model = {_q(before_model)}  # the pretrained encoder that `before` variants fine-tune",
-        f"finetuned = {_q(runs)}  # the fine-tuned runs that `dense` and `after` start from",
-        f"finetune = {{ epochs = {spec.before_epochs}, lr = {spec.before_lr!r}, "
-        f"batch_size = {spec.before_batch_size} }}",
+        f"[models.{model.name}]",
+        f"model = {_q(model.model)}  # the pretrained encoder that `before` variants fine-tune",
+        f"finetuned = {_q(model.finetuned)}  # the fine-tuned runs that `dense` and `after` start from",
+        f"finetune = {{ {finetune} }}",
         "",
         "[recipes]",
     ]
-    emb = str(spec.include_embeddings).lower()
-    befores = []
-    for v in variants(spec):
-        if v.when == "dense":
-            lines.append('baseline = ""')
-        elif v.when == "after":
-            lines.append(f'{_q(v.recipe)} = "prune:sparsity={v.sparsity:g},scope={spec.scope},'
-                         f'include_embeddings={emb},recover_epochs={v.recover_epochs}"')
-        else:
-            befores.append(v)
-    for v in befores:
-        extra = ",prune_include_embeddings=true" if spec.include_embeddings else ""
-        lines += ["", f"[recipes.{_q(v.recipe)}]", 'from = "pretrained"',
-                  f'stages = "finetune:prune_sparsity={v.sparsity:g},prune_scope={spec.scope}{extra}"']
-    transfer = [x for x in (spec.eval_langs or spec.langs)] if spec.transfer else []
-    lines += ["", "[evaluate]", f"split = {_q(spec.split)}", "speed = false", f"transfer = {_q(transfer)}",
-              f"keep_models = {str(spec.keep_models).lower()}", "", "[resources]",
-              f"cpus = {spec.threads or os.cpu_count() or 1}", ""]
+    lines += [f"{r.name if r.name == BASELINE else _q(r.name)} = {_q(r.recipe.one_line())}"
+              for r in config.recipes if r.recipe.start == "finetuned"]
+    for r in config.recipes:
+        if r.recipe.start == "pretrained":
+            lines += ["", f"[recipes.{_q(r.name)}]", 'from = "pretrained"', f"stages = {_q(r.recipe.one_line())}"]
+    ev = config.evaluate
+    lines += ["", "[evaluate]", f"split = {_q(ev.split)}", f"speed = {_q(ev.speed)}",
+              f"transfer = {_q(list(ev.transfer))}", f"keep_models = {_q(ev.keep_models)}", "", "[resources]",
+              f"cpus = {config.recipes[0].cpus}", ""]
     return "\n".join(lines)
 
 
@@ -232,7 +278,6 @@ def run_sweep(spec: SweepSpec, show_progress: bool = True) -> PruneSweepResult:
     """
     from rich.console import Console
 
-    from ndogo.experiments.config import load_sweep_config
     from ndogo.experiments.store import Store
     from ndogo.experiments.sweep import run_sweep as run_grid
 
@@ -240,8 +285,8 @@ def run_sweep(spec: SweepSpec, show_progress: bool = True) -> PruneSweepResult:
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / CONFIG
-    config_path.write_text(sweep_toml(spec), encoding="utf-8")
-    config = load_sweep_config(config_path, spec.data)
+    config = sweep_config(spec, config_path)
+    config_path.write_text(config.text, encoding="utf-8")  # a record, and what `ndogo sweep --resume` reads
     ours = {c.id for c in config.cells()}  # not rows of an earlier grid with other settings
     csv_path = out / "sweep.csv"
     by_recipe = {v.recipe: v for v in variants(spec)}

@@ -3,7 +3,7 @@
 An experiment (`cell.run_cell`) returns one row; the store (`store.py`) keeps the key and the
 metric columns below as SQL columns and the whole row as JSON beside them; the report's CSV
 (`report/build.py`), its tables and `recommend` read the same names. A column is added here,
-and the store, the CSV and `Row` pick it up.
+and the store, the CSV (unless `csv=False`: JSON only) and `Row` pick it up.
 """
 
 from __future__ import annotations
@@ -56,6 +56,18 @@ class Column:
     range: Range = FINITE  # numeric columns only
     choices: tuple[str, ...] = ()  # text columns: the values allowed ("" where the column is not required)
     required: str = ""  # "always": every row has a value; "done": every finished row has one
+    csv: bool = True  # False: only in the row's JSON (the store keeps it; the report's CSV leaves it out)
+    hint: Any = None  # the annotation `Row` gives it where `type` is too coarse (dict[str, float]); else `type`
+
+    @property
+    def scalar(self) -> bool:
+        """A text or number column: the ones a reader checks the values of (`value_problem`)."""
+        return self.type in (str, int, float)
+
+
+def _json(name: str, kind: type, doc: str, hint: Any = None) -> Column:
+    """A column of the row's JSON only: what the cell was, how it ran, and its nested results."""
+    return Column(name, kind, doc, csv=False, hint=hint)
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -92,6 +104,36 @@ COLUMNS: tuple[Column, ...] = (
     Column("path", str, "the model directory the row measures"),
     Column("data", str, "the corpus the row was measured on: a local folder or a hub id"),
     Column("error", str, "why a failed cell failed"),
+    # beside the columns, in the row's JSON (not the CSV)
+    _json("per_type", dict, "F1 (precision, recall, support) per entity type on `split`", dict[str, dict[str, float]]),
+    _json("transfer", dict, "zero-shot f1/precision/recall/per_type on other languages", dict[str, dict[str, Any]]),
+    _json("stages", list, "each stage run: its call, output path, reuse and seconds", list[dict[str, Any]]),
+    _json("model_source", str, "the model as the config names it (hub id, path or short name)"),
+    _json("chain", str, "the whole chain run from the source, baseline stage included, as one line"),
+    _json("baseline_path", str, "the fine-tuned model the chain compressed", str | None),
+    _json("started", float, "Unix time the cell started"),
+    _json("finished", float, "Unix time the cell finished"),
+    _json("log", str, "the cell's log file"),
+    _json("node", str, "the Ray node it ran on", str | None),
+    _json("device", str, "cpu or the GPU's name the timings ran on"),
+    _json("sentences", int, "sentences scored on `split`"),
+    _json("peak_rss_mb", float, "the process's peak resident memory when measured"),
+    _json("latency_sentences", int, "sentences the timings used"),
+    _json("cpu", str, "the CPU the timings ran on"),
+    _json("peak_gpu_mb", float, "peak GPU memory allocated when measured"),
+    _json("dev_precision", float, "entity precision on dev"),
+    _json("dev_recall", float, "entity recall on dev"),
+    _json("dev_per_type", dict, "F1 (precision, recall, support) per entity type on dev", dict[str, dict[str, float]]),
+    _json("dev_unknown_words", float, "a baseline's share of dev words its tokenizer reads as unknown: with a dev "
+          "F1 of 0, says the model cannot read the language (the sweep's baseline policy reads it)"),
+    _json("is_baseline", bool, "the row is the model every Δ of its language is measured against"),
+    _json("model_deleted", bool, "`keep_models = false` removed the scored model"),
+    _json("traceback", str, "a failed cell's last frames"),
+    _json("training", dict, "per trained stage: best epoch (chosen on dev), epochs run, dev curve",
+          dict[str, dict[str, Any]]),
+    _json("durations", dict, "seconds of each stage, of building and of measuring", dict[str, Any]),
+    _json("versions", dict, "installed versions of the packages that decide a result", dict[str, str]),
+    _json("machine", dict, "the machine the row was measured on", dict[str, Any]),
 )
 PER_TYPE_PREFIX = "f1_"  # a CSV's per-type F1 columns: f1_PER, f1_LOC... (fractions, as f1)
 KEY = ("cell_id", "model", "lang", "recipe", "seed")
@@ -100,69 +142,13 @@ STORED = tuple(c.name for c in COLUMNS if c.stored)
 BY_NAME = {c.name: c for c in COLUMNS}
 
 
-class Row(TypedDict, total=False):
-    """A result row as code reads it (the columns above, plus per-type F1 and the run's record)."""
-
-    cell_id: str
-    model: str
-    lang: str
-    recipe: str
-    recipe_spec: str
-    start: str
-    seed: int
-    status: str
-    split: str
-    f1: float
-    precision: float
-    recall: float
-    dev_f1: float
-    size_bytes: int
-    latency_ms_b1: float
-    latency_e2e_ms_b1: float
-    throughput_b32: float
-    sparsity: float
-    sparsity_encoder_linear: float
-    params: int
-    nonzero_params: int
-    kind: str
-    threads: int
-    seconds: float
-    attempts: int
-    path: str
-    error: str
-    per_type: dict[str, dict[str, float]]  # F1 (precision, recall, support) per entity type on `split`
-    transfer: dict[str, dict[str, Any]]  # zero-shot f1/precision/recall/per_type on other languages
-    stages: list[dict[str, Any]]
-    # what the cell was and where it ran, beside the columns (in the row's JSON, not the CSV)
-    model_source: str  # the model as the config names it (hub id, path or short name)
-    chain: str  # the whole chain run from the source, baseline stage included, as one line
-    data: str
-    baseline_path: str | None  # the fine-tuned model the chain compressed
-    started: float  # Unix time the cell started and finished
-    finished: float
-    log: str  # the cell's log file
-    node: str | None  # the Ray node it ran on
-    device: str  # cpu or the GPU's name the timings ran on
-    sentences: int  # sentences scored on `split`
-    peak_rss_mb: float
-    latency_sentences: int  # sentences the timings used
-    cpu: str
-    peak_gpu_mb: float
-    dev_precision: float
-    dev_recall: float
-    dev_per_type: dict[str, dict[str, float]]
-    is_baseline: bool  # the row is the model every Δ of its language is measured against
-    model_deleted: bool  # `keep_models = false` removed the scored model
-    traceback: str  # a failed cell's last frames
-    training: dict[str, dict[str, Any]]  # per trained stage: best epoch (chosen on dev), epochs run, dev curve
-    durations: dict[str, Any]
-    versions: dict[str, str]
-    machine: dict[str, Any]
+# A result row as code reads it: every column above, typed, and nothing else (a cell writes no other key).
+Row = TypedDict("Row", {c.name: c.hint or c.type for c in COLUMNS}, total=False)  # type: ignore[misc]
 
 
 def csv_columns() -> list[str]:
     """The CSV's columns, in order (per-type F1 follows as f1_<TYPE>)."""
-    return [c.name for c in COLUMNS]
+    return [c.name for c in COLUMNS if c.csv]
 
 
 def check_row(row: dict[str, Any]) -> None:
@@ -200,7 +186,7 @@ def shown(value: Any) -> str:
 
 def value_problem(column: Column, value: Any) -> str | None:
     """Why `value` cannot stand in `column` (`column f1 is 5.0; must be a number between 0 and 1`), or None."""
-    if value is None:
+    if value is None or not column.scalar:
         return None
     if column.type is str:
         if not isinstance(value, str):
@@ -230,7 +216,7 @@ def parse_value(name: str, text: str) -> Any:
     column = BY_NAME.get(name)
     if column is None and name.startswith(PER_TYPE_PREFIX):
         column = per_type_column(name[len(PER_TYPE_PREFIX):])
-    if column is None or column.type is str:
+    if column is None or column.type is str or not column.scalar:
         return text
     if text == "":  # a CSV cannot tell "" from None: a number not measured
         return None

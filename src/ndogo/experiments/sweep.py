@@ -154,28 +154,11 @@ def unusable_baseline(row: dict[str, Any], floor: float = 0.0) -> str | None:
                 "longer, or lower the floor")
     why = ("its baseline learned nothing (dev F1 0.00: not one entity found), so every compression of it "
            "would score 0 too and its ΔF1 of 0 would read as free")
-    unknown = _unknown_dev_words(row)
-    if unknown is not None and unknown >= 0.5:
-        why += (f"; {100 * unknown:.0f}% of its dev words are the tokenizer's unknown token: this model "
+    unknown = row.get("dev_unknown_words")  # measured by the baseline's cell: the driver loads nothing
+    if unknown is not None and float(unknown) >= 0.5:
+        why += (f"; {100 * float(unknown):.0f}% of its dev words are the tokenizer's unknown token: this model "
                 f"cannot read {row.get('lang')}, so choose one whose vocabulary covers its script")
     return why
-
-
-def _unknown_dev_words(row: dict[str, Any]) -> float | None:
-    """Share of the language's dev words the baseline's tokenizer reads as unknown (None if unavailable).
-
-    Only a hint for the reason above, so any failure to load the data or tokenizer just leaves it out.
-    """
-    try:
-        from ndogo.data.corpus import load_local
-        from ndogo.data.tokenization import tokenizer_facts
-        from ndogo.models.loading import load_tokenizer
-
-        words = [s.tokens for s in load_local(row["data"], row["lang"], ("dev",)).splits.get("dev", [])]
-        facts = tokenizer_facts(load_tokenizer(row["path"]), words, words)
-        return float(facts["unknown_words_test"])
-    except Exception:  # a hint, never a reason for the sweep to fail
-        return None
 
 
 TRAINING_STAGES = ("finetune", "distill")
@@ -408,7 +391,11 @@ def _record(store: Store, schedule: Schedule, reporter: Reporter, cell: Cell, ro
 
 
 def _check_baseline(schedule: Schedule, cell: Cell, row: dict[str, Any]) -> None:
-    """Mark a finished baseline its dependents must not build on (it found no entity), unless asked to."""
+    """Mark a finished baseline its dependents must not build on (it found no entity), unless asked to.
+
+    Decided from the row alone (its dev F1 and `dev_unknown_words`, both measured by the cell):
+    the driver loads no model, tokenizer or corpus.
+    """
     if cell.evaluate.skip_empty_baselines and (reason := unusable_baseline(row, cell.evaluate.min_baseline_dev_f1)):
         schedule.unusable(cell.id, reason)
 
