@@ -54,8 +54,8 @@ def random_head_model(base: str, out: Path, seed: int) -> Path:
 
 def build(model: Path, work: Path) -> dict[str, Path]:
     """Every variant's model directory (reused when already built)."""
+    from ndogo.compress.export import export_onnx
     from ndogo.compress.quantize import quant_config, quantize
-    from ndogo.deploy.onnx import export_onnx
 
     built = {}
     for name, spec in VARIANTS.items():
@@ -83,7 +83,7 @@ def sentences(n: int) -> list[str]:
 
 def word_tags(predictor: Any, texts: list[str]) -> list[str]:
     """Every word's tag, read from the entities (a word in no entity is O)."""
-    from ndogo.deploy.words import split_words
+    from ndogo.data.words import split_words
 
     tags = []
     for text, ents in zip(texts, predictor.predict(texts), strict=True):

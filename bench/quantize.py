@@ -92,7 +92,7 @@ def build_variant(lang: str, method: str, baseline: Path, work: Path, data: str)
     if (out / "ndogo.json").is_file():
         return out
     if method == "onnx-fp32":
-        from ndogo.deploy.onnx import export_onnx
+        from ndogo.compress.export import export_onnx
 
         return export_onnx(baseline, out)
     from ndogo.compress.quantize import quant_config, quantize

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ndogo.cli import quiet_libraries, refuse_used_out, user_errors
+from ndogo.commands._common import quiet_libraries, refuse_used_out, user_errors
 
 
 def _trim_fixed(
@@ -59,7 +59,7 @@ def predict(
 ) -> None:
     """Find named entities in raw text; prints one JSON line per sentence (or CoNLL).
 
-    Text is split into words like MasakhaNER's (punctuation apart, Yorùbá tone marks and Hausa apostrophes kept inside words; see ndogo.deploy.words). Each entity has its text, label, start and end (character offsets into the line) and score (mean probability of its words' tags). Long sentences are windowed as in evaluation. Works for every kind of model ndogo saves.
+    Text is split into words like MasakhaNER's (punctuation apart, Yorùbá tone marks and Hausa apostrophes kept inside words; see ndogo.data.words). Each entity has its text, label, start and end (character offsets into the line) and score (mean probability of its words' tags). Long sentences are windowed as in evaluation. Works for every kind of model ndogo saves.
 
     Example: echo "Musa ya je Kano ranar Litinin." | ndogo predict runs/minilm-hau
 
@@ -91,7 +91,8 @@ def export(
     """
     quiet_libraries()
     refuse_used_out(out)
-    from ndogo.deploy.onnx import export_onnx, export_ort
+    from ndogo.compress.export import export_onnx
+    from ndogo.deploy.onnx import export_ort
     from ndogo.models.loading import read_meta
     from ndogo.models.runner import size_on_disk
 

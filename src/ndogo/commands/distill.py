@@ -10,7 +10,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add `pretrain` and `distill` to the `ndogo` app."""
-    from ndogo.cli import quiet_libraries, user_errors
+    from ndogo.commands._common import quiet_libraries, user_errors
     from ndogo.commands._options import config_from_options, config_options, parameters, with_signature
     from ndogo.train.config import PretrainConfig
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ndogo.cli import quiet_libraries, split_langs, user_errors
+from ndogo.commands._common import quiet_libraries, split_langs, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -234,7 +234,7 @@ def recommend(
         return
     if ship is not None:
         quiet_libraries()
-        from ndogo.deploy.ship import ship_recommendation
+        from ndogo.report.recommend import ship_recommendation
 
         choice["bundle"] = str(ship_recommendation(directory, choice, ship))
     if as_json:

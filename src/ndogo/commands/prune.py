@@ -35,7 +35,7 @@ Examples:
 
 def register(app: typer.Typer) -> None:
     """Add the pruning commands to the `ndogo` app."""
-    from ndogo.cli import quiet_libraries, refuse_used_out, split_langs, user_errors
+    from ndogo.commands._common import quiet_libraries, refuse_used_out, split_langs, user_errors
     from ndogo.commands._options import build_config, flag, method_options, methods_help, parameters, with_signature
     from ndogo.compress.prune import PRUNE
 

@@ -67,8 +67,8 @@ class OnnxInt4:
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+        from ndogo.compress.export import ONNX_FILE, export_onnx, write_onnx_dir
         from ndogo.compress.quantize.onnx import _quiet_root_logger
-        from ndogo.deploy.onnx import ONNX_FILE, export_onnx, write_onnx_dir
         from ndogo.models.runner import load_runner
 
         runner = load_runner(run)
