@@ -109,6 +109,31 @@ def test_ground_floor_imports_nothing_above_it() -> None:
     assert bad == []
 
 
+def test_each_command_lives_in_the_module_its_name_says() -> None:
+    """`ndogo trim-vocab` in commands/trim.py, `ndogo data stats` in commands/data.py: the first word names the file."""
+    import typer
+
+    from ndogo.cli import app
+
+    group = typer.main.get_command(app)
+    found = {}
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        for sub in (subcommands or {"": command}).values():
+            found[f"{name} {sub.name}".strip() if subcommands else name] = (name, sub.callback.__module__)
+    wrong = {shown: module for shown, (name, module) in found.items()
+             if module != "ndogo.commands." + name.split("-")[0]}
+    assert len(found) > 15 and wrong == {}
+
+
+def test_cli_only_builds_the_app() -> None:
+    """cli.py defines no command of its own: it builds the app and registers those of ndogo.commands."""
+    tree = ast.parse((SRC / "cli.py").read_text(encoding="utf-8"))
+    decorated = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and any(
+        "command" in ast.unparse(d) for d in n.decorator_list)]
+    assert decorated == []
+
+
 def test_only_the_command_line_imports_cli() -> None:
     bad = [(str(p.relative_to(SRC)), m) for p in SRC.rglob("*.py")
            if "commands" not in p.parts and p.name not in ("cli.py", "__main__.py")
