@@ -15,7 +15,7 @@ import typer
 # The order `ndogo --help` lists them in: a user's path from a corpus to a served model, then the
 # studies. A module not named here is listed after these, in alphabetical order.
 ORDER = ("data", "score", "finetune", "pretrain", "evaluate", "compress", "prune", "densify", "quantize",
-         "distill", "trim", "export", "predict", "ship", "serve", "sweep", "report", "recommend", "docs")
+         "distill", "trim", "export", "predict", "ship", "serve", "bench", "sweep", "report", "recommend", "docs")
 
 
 def register_all(app: typer.Typer) -> None:
