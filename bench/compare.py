@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+MEASURE = HERE / "lab" / "quantize.py"  # its `measure` subcommand: one model, one part, in a fresh process
+sys.path.insert(0, str(MEASURE.parent))
 
-from quantize import cpu_name  # noqa: E402  (measurements run through bench/quantize.py measure)
+from quantize import cpu_name  # noqa: E402
 
 
 def _key(model: str, lang: str, part: str) -> str:
@@ -49,7 +50,7 @@ def measured(model: str, lang: str, part: str, work: Path, data: str, threads: i
     path = work / f"{_key(model, lang, part)}.json"
     if not path.is_file():
         work.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, str(HERE / "quantize.py"), "measure", model, "--lang", lang, "--data", data,
+        cmd = [sys.executable, str(MEASURE), "measure", model, "--lang", lang, "--data", data,
                "--threads", str(threads), "--out", str(path), "--part", "f1" if part == "f1" else "speed"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:

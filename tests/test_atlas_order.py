@@ -1,4 +1,4 @@
-"""bench/atlas_order.py: the per-method order of languages and its rank correlations with facts."""
+"""bench/lab/atlas_order.py: the per-method order of languages and its rank correlations with facts."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_baseline_f1_is_read_from_the_rows_and_orders_the_loss(tmp_path: Path) -
            [[lang, "tok", n, 1.0 + i / 10] for i, (lang, n) in enumerate(sizes.items())])
 
     out = tmp_path / "order.csv"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "atlas_order.py"), str(tmp_path / "rows.csv"),
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "lab" / "atlas_order.py"), str(tmp_path / "rows.csv"),
                            "--facts", str(tmp_path / "facts.csv"), "--tokenizer", "tok",
                            "--fact", "baseline_f1", "--csv", str(out)],
                           capture_output=True, text=True, check=True)

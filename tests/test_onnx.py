@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ndogo.compress.export import export_onnx
 from ndogo.data.corpus import load_corpus
-from ndogo.deploy.onnx import export_onnx
 from ndogo.evaluate import predict_tags
 from ndogo.models.loading import ModelError
 from ndogo.models.runner import load_runner

@@ -14,8 +14,8 @@ import ndogo
 from conftest import make_tiny_model
 from ndogo.cli import app
 from ndogo.data.conll import read_conll, read_predictions
+from ndogo.data.words import split_words
 from ndogo.deploy.predict import Entity, read_sentences
-from ndogo.deploy.words import split_words
 from ndogo.evaluate import predict_tags
 from ndogo.models.runner import load_runner
 

@@ -101,7 +101,7 @@ def test_sizes_on_disk_are_what_the_bit_widths_imply(method: str, quantized: dic
 
 def test_onnx_int8_is_a_quarter_of_the_float_export(quantized: dict[str, Path], tiny_model: Path,
                                                     tmp_path: Path) -> None:
-    from ndogo.deploy.onnx import export_onnx
+    from ndogo.compress.export import export_onnx
 
     fp32 = (export_onnx(tiny_model, tmp_path / "fp32") / "model.onnx").stat().st_size
     for method in ("onnx-int8", "onnx-int8-static"):

@@ -49,7 +49,7 @@ def scores(found: list) -> list[float]:
 
 def test_runtime_windows_a_long_sentence(int8_model: Path, texts: list[str]) -> None:
     predictor = runtime_load(int8_model, threads=1)
-    from ndogo.deploy.words import split_words
+    from ndogo.data.words import split_words
     from ndogo.models.align import build_windows
 
     long_words = [w.text for w in split_words(texts[-1])]

@@ -65,7 +65,7 @@ def onnx_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     int8 model's scores for a text depend slightly on what it is batched with (see
     test_int8_alone_matches_predict); a float model's do not.
     """
-    from ndogo.deploy.onnx import export_onnx
+    from ndogo.compress.export import export_onnx
 
     return export_onnx(tiny_model, tmp_path_factory.mktemp("serve") / "onnx")
 
@@ -201,7 +201,7 @@ class SlowModel:
         self.kind = inner.kind
 
     def _windows(self, texts: list[str]) -> int:
-        from ndogo.deploy.words import split_words
+        from ndogo.data.words import split_words
         from ndogo.models.align import build_windows
 
         words = [[w.text for w in split_words(t)] for t in texts]

@@ -82,7 +82,7 @@ def test_model_finetune_settings_are_checked(tmp_path: Path, tiny_model: Path, t
 
 
 def sweep_command(config: Path, out: Path, data: Path, *more: str) -> list[str]:
-    # (not `python -m ndogo.cli`: the commands import ndogo.cli, which would then load twice)
+    # (not `python -m ndogo.cli`: run as __main__, cli.py would load twice)
     return [sys.executable, "-c", "from ndogo.cli import main; main()", "sweep", str(config), "--out", str(out),
             "--data", str(data), "--no-progress", *more]
 

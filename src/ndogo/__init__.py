@@ -28,19 +28,9 @@ def load(run: "str | Path", batch_size: int = 32, threads: int | None = None,
     without importing torch or transformers (`ndogo.deploy.runtime`: a tenth of
     the memory and a fraction of the start-up), and every other kind on the
     PyTorch path (`ndogo.deploy.predict`); "torch" forces the PyTorch path,
-    "onnx" the torch-free one. Both give the same entities.
+    "onnx" the torch-free one. Both give the same entities (`ndogo.deploy.load`).
     Imported lazily so `import ndogo` stays fast.
     """
-    if runtime not in ("auto", "torch", "onnx"):
-        raise ValueError(f"runtime {runtime!r}: use auto, torch or onnx")
-    if runtime != "torch":
-        from ndogo.deploy.runtime import RUNTIME_KINDS, bundle_kind
-        from ndogo.deploy.runtime import load as _load_onnx
+    from ndogo.deploy import load as _load
 
-        if runtime == "onnx" or bundle_kind(run) in RUNTIME_KINDS:
-            return _load_onnx(run, batch_size=batch_size, threads=threads)
-    from ndogo.console import quiet_loading
-    from ndogo.deploy.predict import load as _load
-
-    with quiet_loading():  # no weight-loading bar or load report; the caller's settings are put back
-        return _load(run, batch_size=batch_size, threads=threads)
+    return _load(run, batch_size=batch_size, threads=threads, runtime=runtime)

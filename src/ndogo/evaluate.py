@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,74 @@ def evaluate_runner(runner: Runner, data: str | None, lang: str, split: str = "t
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(on) / 2**20, 1)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return result
+
+
+def speed_row(run: str | Path, data: str | None, lang: str, split: str = "test", sample: int = 200,
+              threads: int | None = None, device: str | None = "auto") -> dict[str, Any]:
+    """Size, parameters and the speed columns of `evaluate`, without scoring: what `ndogo bench latency` compares.
+
+    The same measurement as a row's (`speed_columns` on the first `sample` sentences of the
+    split), so a side-by-side table and a sweep's rows agree.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    target = resolve_device(device)
+    words = [s.tokens for s in load_corpus(data, lang, (split,)).require(split, "timing")]
+    runner = on_device(load_runner(run), target, fall_back=(device or "auto").strip().lower() == "auto")
+    params, _ = runner.params()
+    from ndogo.metrics.perf import cpu_model
+
+    return {"model": str(run), "kind": runner.kind, "size_bytes": size_on_disk(run), "params": params,
+            **speed_columns(runner, words, sample), "cpu": cpu_model()}
+
+
+SPEED_IN_A_FRESH_PROCESS = ("import json, sys; from ndogo.console import quiet_libraries; quiet_libraries(); "
+                            "from ndogo.evaluate import speed_row; "
+                            "print(json.dumps(speed_row(**json.loads(sys.argv[1]))))")
+
+
+def side_by_side(models: Sequence[str | Path], data: str | None, lang: str, split: str = "test",
+                 sample: int = 200, threads: int | None = 1, repeats: int = 3,
+                 device: str | None = "auto") -> list[dict[str, Any]]:
+    """Each model's `speed_row`, `repeats` times, each in a fresh process, in alternating order; medians.
+
+    A fresh process per measurement keeps one model's thread pools, caches and memory from
+    touching the next one's; alternating the order (A B C, C B A, ...) spreads a change in the
+    machine's load over every model instead of landing on the last. The first model is the
+    reference the others' ratios are against.
+    """
+    import subprocess
+    import sys
+
+    if not models:
+        raise ValueError("give at least one model directory")
+    for model in models:
+        if not Path(model).is_dir():
+            raise FileNotFoundError(2, "No such directory", str(model))
+    runs: dict[str, list[dict[str, Any]]] = {str(m): [] for m in models}
+    for i in range(repeats):
+        for model in (models if i % 2 == 0 else list(reversed(models))):
+            args = {"run": str(model), "data": data, "lang": lang, "split": split, "sample": sample,
+                    "threads": threads, "device": device}
+            done = subprocess.run([sys.executable, "-c", SPEED_IN_A_FRESH_PROCESS, json.dumps(args)],
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise ValueError(f"{model}: timing it failed: {last}")
+            runs[str(model)].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rows = []
+    for measured in runs.values():
+        row = dict(measured[0])
+        for key in ("latency_ms_b1", "latency_e2e_ms_b1", "throughput_b32"):
+            row[key] = round(statistics.median(m[key] for m in measured), 3)
+        row["repeats"] = len(measured)
+        rows.append(row)
+    ref = rows[0]
+    for row in rows:
+        row["size_ratio"] = round(row["size_bytes"] / ref["size_bytes"], 4) if ref["size_bytes"] else None
+        row["latency_ratio"] = round(row["latency_ms_b1"] / ref["latency_ms_b1"], 4)
+        row["throughput_ratio"] = round(row["throughput_b32"] / ref["throughput_b32"], 4)
+    return rows
 
 
 def encoder_linear_sparsity(module: torch.nn.Module | None) -> float | None:

@@ -164,6 +164,7 @@ def with_signature(fn: Callable[..., Any], name: str, doc: str, fixed: Sequence[
     command.__signature__ = inspect.Signature([*fixed, *generated])  # type: ignore[attr-defined]
     command.__name__ = command.__qualname__ = name
     command.__doc__ = doc
+    command.__module__ = fn.__module__  # the command belongs to the module that holds its body
     return command
 
 

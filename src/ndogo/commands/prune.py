@@ -35,7 +35,7 @@ Examples:
 
 def register(app: typer.Typer) -> None:
     """Add the pruning commands to the `ndogo` app."""
-    from ndogo.cli import quiet_libraries, refuse_used_out, split_langs, user_errors
+    from ndogo.commands._common import quiet_libraries, refuse_used_out, split_langs, user_errors
     from ndogo.commands._options import build_config, flag, method_options, methods_help, parameters, with_signature
     from ndogo.compress.prune import PRUNE
 
@@ -88,24 +88,6 @@ def register(app: typer.Typer) -> None:
     doc = PRUNE_INTRO.format(methods=methods_help(methods, PRUNE.base))
     generated = method_options(methods, skip=("show_progress",))
     app.command("prune")(user_errors(with_signature(body, "prune", doc, parameters(_fixed), generated)))
-
-    @app.command()
-    @user_errors
-    def densify(
-        run: Annotated[Path, typer.Argument(help="A model saved as kind sparse (or hf).")],
-        out: Annotated[Path, typer.Option(help="Where the plain Hugging Face directory is written.")],
-    ) -> None:
-        """Write a sparse-stored pruned model as a plain Hugging Face directory (same weights, dense file).
-
-        The result loads with AutoModelForTokenClassification / the token-classification pipeline.
-
-        Example: ndogo densify runs/prune/hau-s60 --out runs/prune/hau-s60-hf
-        """
-        quiet_libraries()
-        refuse_used_out(out)
-        from ndogo.compress.prune import densify as run_densify
-
-        typer.echo(f"saved {run_densify(run, out)}")
 
     @app.command("prune-sweep")
     @user_errors

@@ -44,7 +44,7 @@ def _fixed(
 
 def register(app: typer.Typer) -> None:
     """Add `ndogo quantize` to the CLI, its method options generated from the registry."""
-    from ndogo.cli import quiet_libraries, refuse_used_out, user_errors
+    from ndogo.commands._common import quiet_libraries, refuse_used_out, user_errors
     from ndogo.commands._options import build_config, flag, method_options, methods_help, parameters, with_signature
     from ndogo.compress.quantize import QUANTIZE
 

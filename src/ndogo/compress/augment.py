@@ -8,7 +8,7 @@ sentences it would never see otherwise, the augmentation behind TinyBERT's and
 XtremeDistil's students (Jiao et al. 2020; Mukherjee & Hassan Awadallah 2020).
 
 The text is read the way `ndogo predict` reads raw text: each line is split into
-MasakhaNER-style words (`ndogo.deploy.words`), then into sentences at
+MasakhaNER-style words (`ndogo.data.words`), then into sentences at
 sentence-final punctuation. Every line holding a dev or test sentence of the NER
 corpus is dropped first (`ndogo.data.leakage`): news text is often the corpus's
 very source, and a student taught the teacher's answers on the test sentences
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ndogo.data.conll import Sentence, decode
 from ndogo.data.leakage import drop_lines_containing
-from ndogo.deploy.words import split_words
+from ndogo.data.words import split_words
 
 # A sentence ends after one of these words (Latin, Ge'ez and CJK full stops, ! and ?).
 SENTENCE_END = re.compile(r"^[.!?።？！。]+$")

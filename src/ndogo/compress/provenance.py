@@ -92,6 +92,16 @@ def stage_command(stage: str, config: Any, source: str | Path, out: str | Path, 
     return " ".join([*words, f"--out {dst}"])
 
 
+def ndogo_version() -> str:
+    """The installed ndogo's version (read from its metadata: the package root is above this layer)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ndogo")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def source_of(source: str | Path) -> str:
     """The input as recorded: an absolute path for a local directory, else the name as given (`minilm`)."""
     path = Path(str(source)).expanduser()
@@ -100,15 +110,13 @@ def source_of(source: str | Path) -> str:
 
 def header(stage: str, config: Any, source: str | Path, out: str | Path, kind: str, call: str) -> dict[str, Any]:
     """The provenance header of a saved model (see the module's docstring); `call` is the one-line recipe stage."""
-    from ndogo import __version__
-
     src, path = source_of(source), str(Path(out).resolve())
     values = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("model", "run", "out")}
     method = getattr(config, "method", None)
     if isinstance(method, str) and method:
         values = {"method": method, **values}  # a method's name is its config class, not one of its fields
     return {"stage": stage, "call": call, "command": stage_command(stage, config, src, path, call),
-            "config": values, "source": src, "path": path, "kind": kind, "ndogo_version": __version__}
+            "config": values, "source": src, "path": path, "kind": kind, "ndogo_version": ndogo_version()}
 
 
 def write_provenance(out: str | Path, stage: str, config: Any, source: str | Path, call: str,

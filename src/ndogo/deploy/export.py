@@ -29,7 +29,8 @@ class ExportConfig:
 
 def export(run: str | Path, out: str | Path, config: ExportConfig) -> Path:
     """Export `run` to `out` in `config.format`; the output is checked against its source before it is saved."""
-    from ndogo.deploy.onnx import export_onnx, export_ort
+    from ndogo.compress.export import export_onnx
+    from ndogo.deploy.onnx import export_ort
 
     if config.format == "ort":
         return Path(export_ort(run, out, platform=config.platform))

@@ -1,7 +1,7 @@
 """Named entities in raw text, from any model ndogo saves.
 
 `load(run).predict(["Musa ya je Kano."])` splits each text into words
-(`ndogo.deploy.words`), tags the words exactly as evaluation does (same
+(`ndogo.data.words`), tags the words exactly as evaluation does (same
 windowing of long sentences, same first-sub-word reading, through
 `ndogo.models.tagging.predict_tags`), and turns the IOB2 tags into entities with
 character offsets into the text, a label and a score. Because it goes through
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from ndogo.data.conll import TAG_RE, DataError, check_file, decode, is_boundary, split_columns, split_lines
+from ndogo.data.words import Word, check_texts, split_words
 from ndogo.deploy import entities as _entities
 from ndogo.deploy.entities import Entity
-from ndogo.deploy.words import Word, check_texts, split_words
 from ndogo.models.runner import Runner, load_runner
 from ndogo.models.tagging import predict_tags
 from ndogo.models.windowing import Window, encode_sentences, window_probs

@@ -8,7 +8,7 @@ This module runs the same directories (`model.onnx`, or `model.ort` from
 the three libraries inference needs, and gives the same entities as
 `ndogo.deploy.predict` because it shares its parts rather than copying them:
 
-* words: `ndogo.deploy.words.split_words` (MasakhaNER-style words with offsets);
+* words: `ndogo.data.words.split_words` (MasakhaNER-style words with offsets);
 * windows, first sub-words and the max-context merge: `ndogo.models.align`;
 * entities and scores: `ndogo.deploy.entities`.
 
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from ndogo.data.words import check_texts, split_words
 from ndogo.deploy.entities import Entity, entities_from_tags
-from ndogo.deploy.words import check_texts, split_words
 from ndogo.models.align import (
     Window,
     WordMerger,

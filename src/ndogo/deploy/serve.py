@@ -80,8 +80,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ndogo.data.words import split_words
 from ndogo.deploy.entities import entities_from_tags
-from ndogo.deploy.words import split_words
 from ndogo.models.align import WordMerger
 
 LOOPBACK_NAMES = ("localhost",)
@@ -429,9 +429,9 @@ def _metrics(shared: bool = False) -> Any:
 
 def load_model(bundle: str | Path, threads: int | None) -> Any:
     """The bundle's predictor: torch-free for ONNX kinds, the PyTorch path for the others."""
-    import ndogo
+    from ndogo.deploy import load
 
-    return ndogo.load(bundle, threads=threads)
+    return load(bundle, threads=threads)
 
 
 def json_answer(payload: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Any:

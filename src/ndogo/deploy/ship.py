@@ -548,28 +548,6 @@ def _check(run: Path, out: Path, example: str | None = None) -> None:
                              "not shipped")
 
 
-def ship_recommendation(directory: str | Path, choice: dict[str, Any], out: str | Path) -> Path:
-    """Ship the model `ndogo recommend` chose, its card filled from the sweep's own rows."""
-    from ndogo.experiments.store import base_lang, open_store
-
-    store = open_store(directory)
-    try:
-        done = store.rows(status="done")
-    finally:
-        store.close()
-    lang = base_lang(choice["lang"])  # "wol@masakhaner2" when chosen among rows of two corpora
-    mine = [r for r in done if r.get("path") == choice["path"] and r.get("lang") == lang]
-    base = [r for r in done if r.get("lang") == lang and r.get("model") == choice["model"]
-            and r.get("is_baseline")]
-    if not mine:
-        raise ValueError(f"{directory}: no finished row for {choice['path']}")
-    rows = sweep_rows(mine[0])
-    spread = {"seeds": choice.get("seeds"), "f1_std": choice.get("f1_std")} if len(choice.get("seeds") or []) > 1 \
-        else None
-    return ship(choice["path"], out, lang=lang, rows=rows, command=choice.get("command"),
-                seed_spread=spread, baseline=base[0] if base else None, warning=choice.get("baseline_warning"))
-
-
 def front_matter(name: str, meta: dict[str, Any], evals: dict[tuple[str, str], dict[str, Any]], lang: str | None,
                  dataset: str) -> dict[str, Any]:
     """The card's YAML header: what the hub indexes and renders (language, licence, metrics)."""

@@ -231,3 +231,26 @@ def format_recommendation(c: dict[str, Any]) -> str:
     lines.append(f"  model    {c['path']}")
     lines.append(f"  rebuild  {c['command']}")
     return "\n".join(lines)
+
+
+def ship_recommendation(directory: str | Path, choice: dict[str, Any], out: str | Path) -> Path:
+    """Ship the model `ndogo recommend` chose, its card filled from the sweep's own rows."""
+    from ndogo.deploy.ship import ship, sweep_rows
+    from ndogo.experiments.store import base_lang, open_store
+
+    store = open_store(directory)
+    try:
+        done = store.rows(status="done")
+    finally:
+        store.close()
+    lang = base_lang(choice["lang"])  # "wol@masakhaner2" when chosen among rows of two corpora
+    mine = [r for r in done if r.get("path") == choice["path"] and r.get("lang") == lang]
+    base = [r for r in done if r.get("lang") == lang and r.get("model") == choice["model"]
+            and r.get("is_baseline")]
+    if not mine:
+        raise ValueError(f"{directory}: no finished row for {choice['path']}")
+    rows = sweep_rows(mine[0])
+    spread = {"seeds": choice.get("seeds"), "f1_std": choice.get("f1_std")} if len(choice.get("seeds") or []) > 1 \
+        else None
+    return ship(choice["path"], out, lang=lang, rows=rows, command=choice.get("command"),
+                seed_spread=spread, baseline=base[0] if base else None, warning=choice.get("baseline_warning"))

@@ -48,7 +48,7 @@ class FinetuneConfig:
     save_every: int = option(200, min=1, help="Checkpoint every this many steps (and at every epoch's end, and on "
                              "Ctrl-C).")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")
-    # fp32 is what every landed result used; bf16 is opt-in (bench/train_precision.py measures it)
+    # fp32 is what every landed result used; bf16 is opt-in (bench/lab/train_precision.py measures it)
     precision: str = option("fp32", choices=("fp32", "bf16", "fp16"), help="fp32, or bf16: the forward and "
                             "backward passes autocast to bfloat16 (weights, optimizer and dev scoring stay fp32); "
                             "faster on a GPU or on a CPU with AMX or AVX512-BF16, refused without one; fp16: the "

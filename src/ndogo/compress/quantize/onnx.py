@@ -82,7 +82,7 @@ class OnnxInt8:
         import onnx
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-        from ndogo.deploy.onnx import ONNX_FILE, export_onnx, write_onnx_dir
+        from ndogo.compress.export import ONNX_FILE, export_onnx, write_onnx_dir
         from ndogo.models.runner import load_runner
 
         runner = load_runner(run)

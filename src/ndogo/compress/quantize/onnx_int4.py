@@ -20,7 +20,7 @@ ONNX Runtime's .ort format (`ndogo export --format ort`) has no 4-bit tensor typ
 model made with `embeddings=int8` (MatMulNBits keeps its blocks in bytes) converts to it.
 
 Measured on minilm with a random 9-label head, 1 thread, batch 1, in the torch-free runtime
-(bench/int4_size_speed.py, docs/bench/int4-size-speed.csv, a busy 2-core Xeon with AVX512-VNNI
+(bench/lab/int4_size_speed.py, docs/bench/int4-size-speed.csv, a busy 2-core Xeon with AVX512-VNNI
 and AMX): onnx-int4 is 14.6 MB, 0.16 of fp32 and 0.64 of onnx-int8 (22.8 MB), but it runs at
 fp32's speed (0.97x), half onnx-int8's. At a sentence's length (tens of tokens) `MatMulNBits`
 is no faster than an fp32 MatMul here (a 40x384 by 384x1536 product: 405 us against 333;
@@ -67,8 +67,8 @@ class OnnxInt4:
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+        from ndogo.compress.export import ONNX_FILE, export_onnx, write_onnx_dir
         from ndogo.compress.quantize.onnx import _quiet_root_logger
-        from ndogo.deploy.onnx import ONNX_FILE, export_onnx, write_onnx_dir
         from ndogo.models.runner import load_runner
 
         runner = load_runner(run)

@@ -5,7 +5,7 @@ longest one. This measures the bundle's raw-text throughput (torch-free runtime,
 batch sizes 1..32 with every test sentence once, batched in corpus order or by length, to say whether a
 length-bucketing batcher could beat batch 1 on this CPU.
 
-    python bench/batch_sorting.py BUNDLE --data ../shared/data/masakhaner --lang luo
+    python bench/lab/batch_sorting.py BUNDLE --data ../shared/data/masakhaner --lang luo
 """
 
 from __future__ import annotations

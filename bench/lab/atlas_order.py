@@ -7,7 +7,7 @@ correlation (Spearman's ρ, scipy) of that loss with each cheap fact: training s
 sub-words per word under the model's tokenizer. With nine languages a |ρ| below about 0.6 is not
 distinguishable from no relation (p > 0.05), and the table prints p so nobody reads more into it.
 
-    python bench/atlas_order.py docs/bench/atlas-minilm.csv docs/bench/atlas-seeds.csv \
+    python bench/lab/atlas_order.py docs/bench/atlas-minilm.csv docs/bench/atlas-seeds.csv \
         --facts docs/bench/atlas-facts.csv --tokenizer minilm --csv docs/bench/atlas-order.csv
 
 `--fact resplit_words_test` adds the share of test words trimming re-splits (bench/atlas_facts.py

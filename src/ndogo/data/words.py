@@ -8,7 +8,7 @@ from so entities can be reported as character offsets into the input.
 The rules (one regular expression, `WORD_RE`), written for the Latin-script
 languages of MasakhaNER (Hausa, Yorùbá, Kiswahili, Igbo, ...), Ge'ez script
 (Amharic) and Chinese, and checked against MasakhaNER's own tokenization
-(`bench/trim.py` reports the agreement):
+(`bench/lab/trim.py` reports the agreement):
 
 * A word is a run of letters, combining marks and digits. Combining marks are
   part of the word because Yorùbá tone marks are often written as separate code

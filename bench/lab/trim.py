@@ -14,9 +14,9 @@ runs/minilm-<lang>, this builds under runs/trim/:
 and scores each on the test split (F1 with one thread, as `ndogo evaluate --no-speed --threads 1`).
 Latency is a separate step because timing must run alone on the machine:
 
-    python bench/trim.py prepare                                   # trims, quantizes, test F1
-    flock /tmp/ndogo-bench.lock python bench/trim.py speed         # batch-1 latency, 1 thread
-    python bench/trim.py table --out docs/results-trim.md          # the markdown table
+    python bench/lab/trim.py prepare                                   # trims, quantizes, test F1
+    flock /tmp/ndogo-bench.lock python bench/lab/trim.py speed         # batch-1 latency, 1 thread
+    python bench/lab/trim.py table --out docs/results-trim.md          # the markdown table
 
 Every step skips what already exists (rows in runs/trim/rows/), so an
 interrupted run is resumed by running the same command again. The baselines
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "runs" / "trim"
 ROWS = OUT / "rows"
@@ -273,7 +273,7 @@ def table(langs: list[str], int8: str) -> str:
     fbs = [(lang, load_row(lang, "trim", "fallbacks")) for lang in langs]
     names = ("untrimmed", "shorter-split", "word-unk", "piece-unk", "nearest-row")
     lines += ["", "Test F1 of the fp32 model when the words the `trim` vocabulary lacks are fed in other ways "
-              "(`fallbacks()` in bench/trim.py):", "", "| lang | " + " | ".join(names) + " |",
+              "(`fallbacks()` in bench/lab/trim.py):", "", "| lang | " + " | ".join(names) + " |",
               "|---|" + "---:|" * len(names)]
     lines += [f"| {lang} | " + " | ".join(f"{f[n]:.4f}" for n in names) + " |" for lang, f in fbs if f]
     leaks = [(lang, load_row(lang, "trim-with-test-lines", "plan")) for lang in langs]

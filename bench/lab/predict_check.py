@@ -7,7 +7,7 @@ MasakhaNER 1.0 language of step a, how far off is the prediction for each Masakh
 that step c has since measured, and does the stated error cover it? A language both corpora hold
 (wol) is left out: the fit has seen it.
 
-    python bench/predict_check.py docs/bench/atlas-minilm.csv ../shared/data/masakhaner \
+    python bench/lab/predict_check.py docs/bench/atlas-minilm.csv ../shared/data/masakhaner \
         docs/bench/atlas-mnr2.csv ../shared/data/masakhaner2 --csv docs/bench/predict-check.csv
 
 `--fit-also CSV` adds more rows to the fit (their languages labelled as `ndogo recommend --also`
@@ -17,7 +17,7 @@ holds every language of its corpus, so only the languages whose language the fit
 any corpus are predicted:
 
     git show 309f2f6:docs/bench/atlas-mnr2.csv > /tmp/mnr2-2026-12-04.csv
-    python bench/predict_check.py docs/bench/atlas-minilm.csv ../shared/data/masakhaner \
+    python bench/lab/predict_check.py docs/bench/atlas-minilm.csv ../shared/data/masakhaner \
         docs/bench/atlas-mnr2.csv ../shared/data/masakhaner2 --fit-also /tmp/mnr2-2026-12-04.csv \
         --csv docs/bench/predict-check-prospective.csv
 

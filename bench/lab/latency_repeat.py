@@ -3,7 +3,7 @@
 Every compression result is compared on latency_ms_b1 and throughput_b32, so two
 measurements of one model on a quiet machine must agree (target: within 10%).
 
-    python bench/latency_repeat.py runs/minilm-hau --data ../shared/data/masakhaner --lang hau \
+    python bench/lab/latency_repeat.py runs/minilm-hau --data ../shared/data/masakhaner --lang hau \
         --out docs/bench/latency_repeat.md
 """
 

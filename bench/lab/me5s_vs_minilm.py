@@ -7,7 +7,7 @@ pruned after fine-tuning, no recovery, scored on the model's own language), and 
 table: test F1 of each baseline, then ΔF1 (points) and how many times smaller each method makes
 each model. A cell is "–" where no committed row holds it; nothing is typed in.
 
-    python bench/me5s_vs_minilm.py --langs hau,swa,yor
+    python bench/lab/me5s_vs_minilm.py --langs hau,swa,yor
 
 `--disagree` prints instead, per method, the languages where the two models' ΔF1 differ by more
 than `--threshold` points (default 2: twice the largest seed spread of a minilm baseline in
@@ -20,7 +20,7 @@ import argparse
 import csv
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "bench"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "bench"
 # me5s recipe -> the minilm recipe that is the same method (a 6-layer student of a 12-layer
 # model against a 3-layer student of a 6-layer one: both halve the depth)
 SAME = {"onnx-int8": "onnx-int8", "llm-int8": "llm-int8", "dynamic-int8": "dynamic-int8",

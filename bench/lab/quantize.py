@@ -13,14 +13,14 @@ are reused, so an interrupted run continues where it stopped.
 
 Run it alone on the machine (timings are only comparable on a quiet CPU):
 
-    flock /tmp/ndogo-bench.lock python bench/quantize.py --threads 2
+    flock /tmp/ndogo-bench.lock python bench/lab/quantize.py --threads 2
 
 F1 needs no quiet machine: `--f1-only` builds every variant and scores it
 first, so the timed run later only times.
 
 Example (one language, two methods, for a quick look):
 
-    python bench/quantize.py --langs hau --methods onnx-int8,dynamic-int8 --threads 2
+    python bench/lab/quantize.py --langs hau --methods onnx-int8,dynamic-int8 --threads 2
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from ndogo.report.study import DYNAMIC_INT8, LLM_INT8
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The study's averages (AfriBERTa on MasakhaNER) that the table sets our numbers beside.
 STUDY = {claim.method: {"size_red": claim.size_reduction, "time_red": claim.time_reduction,
                         "f1_change": claim.f1_change} for claim in (LLM_INT8, DYNAMIC_INT8)}
@@ -92,7 +92,7 @@ def build_variant(lang: str, method: str, baseline: Path, work: Path, data: str)
     if (out / "ndogo.json").is_file():
         return out
     if method == "onnx-fp32":
-        from ndogo.deploy.onnx import export_onnx
+        from ndogo.compress.export import export_onnx
 
         return export_onnx(baseline, out)
     from ndogo.compress.quantize import quant_config, quantize
@@ -209,7 +209,7 @@ def markdown(rows: list[dict[str, Any]], avgs: list[dict[str, Any]], command: st
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "measure":
-        p = argparse.ArgumentParser(prog="bench/quantize.py measure")
+        p = argparse.ArgumentParser(prog="bench/lab/quantize.py measure")
         p.add_argument("run")
         p.add_argument("--lang", required=True)
         p.add_argument("--data", required=True)
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     add_changes(rows)
     avgs = averages(rows, methods)
-    command = "flock /tmp/ndogo-bench.lock python bench/quantize.py " + " ".join(argv)
+    command = "flock /tmp/ndogo-bench.lock python bench/lab/quantize.py " + " ".join(argv)
     with (work / "quantize.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

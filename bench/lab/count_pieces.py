@@ -2,7 +2,7 @@
 
 Says whether a trimmed vocabulary lengthens a language's inputs (which would cost speed):
 
-    python bench/count_pieces.py ../shared/data/masakhaner yor MODEL_DIR [MODEL_DIR ...] --sentences 200
+    python bench/lab/count_pieces.py ../shared/data/masakhaner yor MODEL_DIR [MODEL_DIR ...] --sentences 200
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Agreement: the share of words whose tag equals the fp32 model's, on the same sen
 With a random head the logits are nearly tied, so this is a pessimistic view of what
 quantization does to a trained model's decisions; it is there to catch a broken graph.
 
-    python bench/int4_size_speed.py --calls 200 --csv docs/bench/int4-size-speed.csv
+    python bench/lab/int4_size_speed.py --calls 200 --csv docs/bench/int4-size-speed.csv
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-DATE", "I-DATE"]
 # name: (method, options); None is the fp32 export
 VARIANTS: dict[str, tuple[str, dict[str, Any]] | None] = {
@@ -54,8 +54,8 @@ def random_head_model(base: str, out: Path, seed: int) -> Path:
 
 def build(model: Path, work: Path) -> dict[str, Path]:
     """Every variant's model directory (reused when already built)."""
+    from ndogo.compress.export import export_onnx
     from ndogo.compress.quantize import quant_config, quantize
-    from ndogo.deploy.onnx import export_onnx
 
     built = {}
     for name, spec in VARIANTS.items():
@@ -83,7 +83,7 @@ def sentences(n: int) -> list[str]:
 
 def word_tags(predictor: Any, texts: list[str]) -> list[str]:
     """Every word's tag, read from the entities (a word in no entity is O)."""
-    from ndogo.deploy.words import split_words
+    from ndogo.data.words import split_words
 
     tags = []
     for text, ents in zip(texts, predictor.predict(texts), strict=True):

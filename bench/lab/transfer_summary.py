@@ -7,7 +7,7 @@ different languages (mean, min, max), each as a share of the dense model's, and 
 evaluation language, the zero-shot F1 it receives from the others, dense and at each sparsity:
 which languages borrow best from their neighbours and how fast that goes when pruning.
 
-    python bench/transfer_summary.py docs/bench/atlas-transfer.csv
+    python bench/lab/transfer_summary.py docs/bench/atlas-transfer.csv
 
 Only a view of rows: a mean, a min and a max, so it is written here and not in ndogo.report.
 """

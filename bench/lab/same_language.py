@@ -6,7 +6,7 @@ than size. MasakhaNER 1.0 and 2.0 share nine languages, and 2.0's training sets 
 model, methods and language, trained on each corpus (step a: 10 epochs; step c: 5 epochs, about as
 many steps), and the ΔF1 of each method on each.
 
-    python bench/same_language.py docs/bench/atlas-minilm.csv docs/bench/atlas-facts.csv \
+    python bench/lab/same_language.py docs/bench/atlas-minilm.csv docs/bench/atlas-facts.csv \
         docs/bench/atlas-mnr2.csv docs/bench/atlas-facts-mnr2.csv --csv docs/bench/same-language.csv
 
 Prints one line per (language, method) both corpora measured: training sentences and test ΔF1 on

@@ -5,7 +5,7 @@ backward passes to bfloat16; weights, optimizer and dev scoring stay fp32. Wheth
 depends on the CPU (AMX or AVX512-BF16: native; elsewhere emulated and slower), so it is
 measured here rather than assumed:
 
-    python bench/train_precision.py --models minilm,me5s --threads 1 --out docs/bench/train-precision.md
+    python bench/lab/train_precision.py --models minilm,me5s --threads 1 --out docs/bench/train-precision.md
 
 One optimizer step of token classification on a batch shaped like MasakhaNER's (16 windows of 72
 sub-words, random ids: the cost does not depend on the words), alternating fp32 and bf16 steps on

@@ -1,0 +1,106 @@
+"""`ndogo data stats`: what a corpus holds and every problem in it, before any training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ndogo.commands._common import Group, emit, quiet_libraries, split_langs, user_errors
+
+data_app = typer.Typer(help="Inspect corpora.", no_args_is_help=True, rich_markup_mode=None, cls=Group)
+
+
+def data_stats(
+    directory: Annotated[Path, typer.Argument(help="A corpus root (<root>/<lang>/{train,dev,test}.txt) or one language folder.")],
+    lang: Annotated[str | None, typer.Option(help="Only these languages, comma-separated.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    tokenizer: Annotated[list[str] | None, typer.Option(help="Also how this model's tokenizer reads each language (repeatable; `minilm`, `me5s`, a directory or hub id): sub-words per word on train and test, and the share of test sub-words never seen in train.")] = None,
+    trimmed: Annotated[Path | None, typer.Option(help="A vocabulary-trimmed model (ndogo trim-vocab): the share of test words its tokenizer splits differently from its parent's.")] = None,
+) -> None:
+    """Sentences, tokens and entities by type per language and split, and every problem found.
+
+    Run it before training on a new corpus: it lists every problem at once (file:line), where
+    training stops at the first. Exit code 2 if a file cannot be read at all.
+
+    Example: ndogo data stats ../shared/data/masakhaner --lang hau,yor
+    """
+    from rich.table import Table
+
+    from ndogo.data.stats import directory_stats
+
+    directory = directory.expanduser()
+    langs = split_langs(lang) if lang else None
+    if langs is None and any((directory / f"{s}.txt").is_file() for s in ("train", "dev", "test")):
+        directory, langs = directory.parent, [directory.name]
+    if directory.is_file() and (tokenizer or trimmed):
+        raise ValueError(f"{directory}: --tokenizer and --trimmed read a corpus folder (train and test), not one file")
+    stats = directory_stats(directory, langs)
+    if tokenizer or trimmed:
+        add_tokenizer_facts(stats, directory, tokenizer or [], trimmed)
+    table = Table(title=f"{directory}")
+    for col in ("lang", "split", "sentences", "tokens", "entities", "by type"):
+        table.add_column(col, justify="right" if col in ("sentences", "tokens", "entities") else "left")
+    for lg, entry in stats.items():
+        for split, st in entry["splits"].items():
+            by_type = " ".join(f"{k}:{v}" for k, v in st["by_type"].items())
+            table.add_row(lg, split, str(st["sentences"]), str(st["tokens"]), str(st["entities"]), by_type)
+    emit(stats, as_json, table)
+    if not as_json and (tokenizer or trimmed):
+        facts = Table(title="how the tokenizers read each language (test split)")
+        for col in ("lang", "tokenizer", "sub-words/word train", "test", "unseen sub-words", "re-split by trim"):
+            facts.add_column(col, justify="left" if col in ("lang", "tokenizer") else "right")
+        for lg, entry in stats.items():
+            for name, f in entry.get("tokenizers", {}).items():
+                facts.add_row(lg, name, f"{f['fertility_train']:.3f}", f"{f['fertility_test']:.3f}",
+                              f"{100 * f['unseen_subwords_test']:.2f}%",
+                              f"{100 * f['resplit_test']:.2f}%" if "resplit_test" in f else "")
+        from rich.console import Console
+
+        Console().print(facts)
+    if not as_json:
+        problems = [p for entry in stats.values() for p in entry["problems"]]
+        schemes = {f"{lg}/{s}": sc for lg, e in stats.items() for s, sc in e["schemes"].items() if sc != "IOB2"}
+        for name, sc in schemes.items():
+            typer.echo(f"note: {name} is {sc}; read as IOB2")
+        typer.echo(f"{len(problems)} problem(s)" + (":" if problems else ""))
+        for p in problems:
+            typer.echo(f"  {p}")
+    unreadable = [f for entry in stats.values() for f in entry["unreadable"]]
+    if unreadable:
+        # Exit 2, as every other command does on these files, so scripts and CI can check a corpus.
+        typer.echo(f"error: {len(unreadable)} file(s) cannot be read: {', '.join(unreadable)}", err=True)
+        raise typer.Exit(2)
+
+
+def add_tokenizer_facts(stats: dict[str, Any], root: Path, names: list[str], trimmed: Path | None) -> None:
+    """Per language and tokenizer: fertility, unseen sub-words, and (for a trimmed model) re-split words."""
+    quiet_libraries()
+    from ndogo.data.corpus import load_local
+    from ndogo.data.tokenization import resplit_share, tokenizer_facts
+    from ndogo.models.loading import load_tokenizer, read_meta
+
+    tokenizers = {name: load_tokenizer(name) for name in names}
+    parent = None
+    if trimmed is not None:
+        base = read_meta(trimmed).get("parent")
+        if not base:
+            raise ValueError(f"{trimmed}: not a trimmed model (its ndogo.json names no parent)")
+        parent = (str(trimmed), load_tokenizer(base), load_tokenizer(trimmed))
+    for lang, entry in stats.items():
+        corpus = load_local(root, lang, ("train", "test"))
+        train = [s.tokens for s in corpus.splits.get("train", [])]
+        test = [s.tokens for s in corpus.splits.get("test", [])]
+        facts = entry.setdefault("tokenizers", {})
+        for name, tok in tokenizers.items():
+            facts[name] = tokenizer_facts(tok, train, test)
+        if parent is not None:
+            name, before, after = parent
+            facts[name] = {**tokenizer_facts(after, train, test), "resplit_test": resplit_share(before, after, test)}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `ndogo data` group and its commands to the `ndogo` app."""
+    data_app.command("stats")(user_errors(data_stats))
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,43 @@
+"""`ndogo predict`: named entities in raw text (or CoNLL), from any model ndogo saves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from ndogo.commands._common import quiet_libraries, user_errors
+
+
+def predict(
+    run: Annotated[Path, typer.Argument(help="Any model directory ndogo saved (dense, pruned, quantized, trimmed, ONNX).")],
+    input: Annotated[str, typer.Option("--input", "-i", help="Input file, or - for standard input.")] = "-",
+    input_format: Annotated[Literal["text", "conll"], typer.Option(help="text: one sentence per line; conll: one word per line (first column), blank line between sentences.")] = "text",
+    format: Annotated[Literal["jsonl", "conll"], typer.Option("--format", "-f", help="jsonl: one JSON record per sentence with entities and character offsets; conll: `word TAG` lines.")] = "jsonl",
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 32,
+    skip_empty: Annotated[bool, typer.Option(help="Leave empty lines out instead of failing (each JSON record keeps its input `line`).")] = False,
+    keep_empty: Annotated[bool, typer.Option(help="Pass empty lines through as sentences with no entities, so output lines match input lines.")] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
+) -> None:
+    """Find named entities in raw text; prints one JSON line per sentence (or CoNLL).
+
+    Text is split into words like MasakhaNER's (punctuation apart, Yorùbá tone marks and Hausa apostrophes kept inside words; see ndogo.data.words). Each entity has its text, label, start and end (character offsets into the line) and score (mean probability of its words' tags). Long sentences are windowed as in evaluation. Works for every kind of model ndogo saves.
+
+    Example: echo "Musa ya je Kano ranar Litinin." | ndogo predict runs/minilm-hau
+
+    Example (CoNLL in and out, then scored): ndogo predict runs/minilm-hau -i ../shared/data/masakhaner/hau/test.txt --input-format conll --format conll > pred.txt; ndogo score ../shared/data/masakhaner/hau/test.txt pred.txt
+    """
+    quiet_libraries()
+    from ndogo.deploy.predict import load, read_sentences, write_predictions
+
+    predictor = load(run, batch_size=batch_size, threads=threads)
+    sentences = read_sentences(sys.stdin.buffer if input == "-" else Path(input), input_format, skip_empty, keep_empty)
+    predictions = predictor.predict_sentences(sentences, show_progress=sys.stderr.isatty())
+    write_predictions(predictions, format)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ndogo predict` to the `ndogo` app."""
+    app.command("predict")(user_errors(predict))

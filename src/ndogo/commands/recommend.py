@@ -1,0 +1,143 @@
+"""`ndogo recommend`: the best recipe within an F1 budget, or predicted costs for a new language."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ndogo.commands._common import quiet_libraries, user_errors
+
+
+@user_errors
+def recommend(
+    directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite), or a CSV of its rows "
+                                                   "(e.g. the committed docs/bench/atlas-minilm.csv).")],
+    lang: Annotated[str, typer.Option(help="The language to ship.")],
+    max_f1_drop: Annotated[float, typer.Option(help="Largest F1 loss against the fine-tuned baseline you accept, in points (1 = 0.01 F1).")],
+    optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1).")] = "size",
+    model: Annotated[str | None, typer.Option(help="Only this model of the sweep (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    split: Annotated[str, typer.Option(help="Which split's F1 the budget is read on: dev (the default; test is only reported) or test (for rows measured before dev F1 was recorded; the output says so).")] = "dev",
+    ship: Annotated[Path | None, typer.Option(help="Also write the chosen model as a bundle with its model card here (see `ndogo ship`).")] = None,
+    data: Annotated[Path | None, typer.Option(help="For a language the sweep has no rows for: the corpus root holding it (default: the sweep's own data), to predict its costs from the other languages' rows.")] = None,
+    rows_data: Annotated[Path | None, typer.Option(help="The corpus root the rows were measured on, where they do not record it (CSVs written before the `data` column); the known languages' facts are read there.")] = None,
+    also: Annotated[list[Path] | None, typer.Option(help="More rows to choose or predict from (repeatable): a sweep directory or CSV, e.g. docs/bench/atlas-seeds.csv or the MasakhaNER 2.0 atlas; a language measured on a second corpus is named lang@corpus (wol@masakhaner2).")] = None,
+) -> None:
+    """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
+
+    For a language with no rows in the sweep, it predicts instead what each method would cost
+    there, from the languages that have rows and cheap facts about the new one (training size,
+    entity density, how the model's tokenizer reads it, script), with the prediction's
+    leave-one-language-out error (ndogo.report.predict_cost).
+
+    F1 is the mean over the sweep's seeds. The budget is read on dev F1 (--split dev, the default):
+    test F1 is shown beside it and never used to choose. Example:
+
+      ndogo recommend runs/sweeps/quickstart --lang hau --max-f1-drop 1 --optimize latency
+
+    A language the atlas never ran, predicted from its committed rows (both corpora's languages):
+
+      ndogo recommend docs/bench/atlas-minilm.csv --also docs/bench/atlas-mnr2.csv --lang xho \\
+          --max-f1-drop 1 --data ../shared/data/masakhaner2
+
+    With --ship DIR the chosen model is also written as a bundle with its model card (`ndogo ship`), its numbers
+    taken from the sweep's row (test and dev F1 per type, size, latency and machine, the baseline's cost).
+    """
+    from ndogo.report.recommend import format_recommendation
+    from ndogo.report.recommend import recommend as pick
+
+    try:
+        choice = pick(directory, lang, max_f1_drop, optimize, model, split, also or ())
+    except ValueError as err:
+        if "no finished cells for language" not in str(err):
+            raise
+        typer.echo(predicted_costs(directory, lang, max_f1_drop, model, data, as_json, rows_data, also or ()))
+        return
+    if ship is not None:
+        quiet_libraries()
+        from ndogo.report.recommend import ship_recommendation
+
+        choice["bundle"] = str(ship_recommendation(directory, choice, ship))
+    if as_json:
+        typer.echo(json.dumps(choice, indent=2))
+    else:
+        typer.echo(format_recommendation(choice))
+        if ship is not None:
+            typer.echo(f"  shipped  {choice['bundle']} (model card: {choice['bundle']}/README.md)")
+
+
+def predicted_costs(directory: Path, lang: str, budget: float, model: str | None, data: Path | None,
+                    as_json: bool, rows_data: Path | None = None, also: Sequence[Path] = ()) -> str:
+    """The cost model's answer for a language the sweep never ran (see ndogo.report.predict_cost).
+
+    Each known language's facts are read from the corpus its own rows were measured on
+    (or `rows_data`), the new language's from `data`: the atlas of MasakhaNER 1.0 can
+    then predict a MasakhaNER 2.0 language without mixing the two corpora's versions of hau.
+    """
+    quiet_libraries()
+    from dataclasses import asdict
+
+    from ndogo.data.corpus import lang_dir
+    from ndogo.experiments.store import base_lang, load_sources
+    from ndogo.models.loading import load_tokenizer
+    from ndogo.report.predict_cost import find_corpus, format_predictions, language_facts, predict_costs
+
+    rows = [r for r in load_sources([directory, *also]) if model is None or r.get("model") == model]
+    if not rows:
+        raise ValueError(f"{directory}: no finished cells at all; nothing to predict {lang!r} from")
+
+    new_root = Path(data) if data else None
+
+    def measured_on(lg: str) -> Path:
+        root = find_corpus(rows, lg, near=new_root, fallback=rows_data)
+        if root is None:
+            recorded = next((r.get("data") for r in rows if r["lang"] == lg and r.get("data")), None)
+            raise ValueError(f"{directory}: the rows of {lg!r} do not name a local corpus that holds it"
+                             f"{f' ({recorded})' if recorded else ''}; give the one they were measured on "
+                             "with --rows-data")
+        return root
+
+    root = new_root or measured_on(rows[0]["lang"])
+    if not root.is_dir():
+        raise ValueError(f"{lang}: no rows in {directory}, and no local corpus to read its facts from (--data)")
+    lang_dir(root, lang)  # a language the corpus lacks is named here
+    # Rows of several models (the atlas: minilm and me5s) are predicted model by model: a method's
+    # cost and the tokenizer facts that predict it belong to one model.
+    by_source: dict[str, list[dict]] = {}
+    for r in rows:
+        by_source.setdefault(r.get("model_source") or r["model"], []).append(r)
+    answers = []
+    for source, model_rows in by_source.items():
+        name = model_rows[0]["model"]
+        langs = sorted({r["lang"] for r in model_rows})
+        t0 = time.perf_counter()
+        typer.echo(f"{lang}: reading {len(langs) + 1} languages' facts under {name}'s tokenizer (cached after the "
+                   "first time)…", err=True)
+        tokenizer = load_tokenizer(source)
+        facts = {lg: language_facts(measured_on(lg), base_lang(lg), tokenizer) for lg in langs}
+        new = language_facts(root, lang, tokenizer)
+        typer.echo(f"{lang}: {name}'s facts read in {time.perf_counter() - t0:.0f} s", err=True)
+        answers.append((name, new, predict_costs(model_rows, facts, new, name)))
+    if as_json:
+        import json
+
+        def one(name: str, new: dict, predictions: list) -> dict:
+            return {"model": name, "facts": new, "predictions": [
+                {**asdict(p), "beyond_measured": p.beyond_measured, "beyond_by": p.beyond_by} for p in predictions]}
+
+        out: dict = {"lang": lang, "models": [one(*answer) for answer in answers]}
+        if len(answers) == 1:
+            out.update({k: v for k, v in out["models"][0].items() if k != "model"})  # the one-model shape, as before
+        return json.dumps(out, indent=2)
+    return "\n\n".join(format_predictions(lang, predictions, budget, name if len(answers) > 1 else None)
+                       for name, _, predictions in answers)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ndogo recommend` to the `ndogo` app."""
+    app.command("recommend")(recommend)
