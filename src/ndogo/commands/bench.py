@@ -9,7 +9,9 @@ import typer
 
 from ndogo.commands._common import Group, emit, user_errors
 
-bench_app = typer.Typer(help="Measure models side by side on this machine.", no_args_is_help=True,
+bench_app = typer.Typer(help="Measure models side by side on this machine.\n\nExample: ndogo bench latency "
+                        "runs/minilm-hau runs/quantize/hau-onnx-int8 --lang hau --data ../shared/data/masakhaner",
+                        no_args_is_help=True,
                         rich_markup_mode=None, cls=Group)
 
 
