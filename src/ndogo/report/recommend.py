@@ -221,7 +221,7 @@ def format_recommendation(c: dict[str, Any]) -> str:
         lines.append(f"  {other} disagrees: it loses {other_drop:.2f} points, over the {c['max_f1_drop']:g}-point "
                      f"budget that {chosen} met; the claim holds on {chosen} only")
     if seeds == 1:
-        lines.append("  one seed: a difference inside the run-to-run spread (about a point here) is noise")
+        lines.append("  one seed: a difference inside the seed-to-seed spread is noise; more seeds say which")
     if c["size_bytes"] is not None:
         lines.append(f"  size     {c['size_bytes'] / 1e6:.1f} MB (baseline {c['baseline_size_bytes'] / 1e6:.1f} MB, "
                      f"{c['size_x'] or 1:.2f}× smaller)")
