@@ -609,3 +609,14 @@ def test_the_model_card_of_a_weak_baseline_says_so(tiny_model: Path, tmp_path: P
     assert code == 0, out
     body = (tmp_path / "bundle" / "README.md").read_text(encoding="utf-8").split("## Results", 1)[1]
     assert body.lstrip().startswith("**Warning:** the baseline itself is weak: its dev F1 is 32.00, under the floor")
+
+
+def test_the_rebuild_line_of_csv_rows_names_the_baseline_it_starts_from(tmp_path: Path) -> None:
+    """Committed CSVs carry no baseline_path: the rebuild command said '<pretrained model>' for a chain that
+    starts from the fine-tuned baseline."""
+    from ndogo.report.build import write_csv
+
+    rows = [{**fake_row("hau", recipe, spec, 42, f1, size, 5, 0.0), "baseline_path": None}
+            for recipe, spec, f1, size in (("baseline", "", 0.80, 90), ("int8", "quantize:method=onnx-int8", 0.80, 23))]
+    choice = recommend(write_csv(rows, tmp_path / "rows.csv"), "hau", 1.0)
+    assert choice["command"].startswith("ndogo compress '<the fine-tuned minilm baseline for hau>' --recipe")

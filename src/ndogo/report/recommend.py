@@ -189,7 +189,10 @@ def reproduce(s: Summary, lang: str) -> str:
     if s.recipe == BASELINE:
         return f"(the fine-tuned baseline itself: {s.baseline_paths[0] or s.paths[0]})"
     data = f" --data {shlex.quote(s.data)}" if s.data else ""
-    start = s.baseline_paths[0] if s.start == "finetuned" and s.baseline_paths[0] else "<pretrained model>"
+    if s.start != "finetuned":
+        start = "<pretrained model>"
+    else:  # rows kept only as a CSV do not name the fine-tuned model's folder: say what goes there
+        start = s.baseline_paths[0] or f"<the fine-tuned {s.model} baseline for {base_lang(lang)}>"
     out = f"runs/{lang.replace('@', '-')}-{s.recipe}"
     return (f"ndogo compress {shlex.quote(start)} --recipe {shlex.quote(s.recipe_spec)} --lang {base_lang(lang)}{data} "
             f"--seed {s.seeds[0]} --out {shlex.quote(out)}")
