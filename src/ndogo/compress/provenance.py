@@ -29,7 +29,8 @@ COMMANDS = {"finetune": "ndogo finetune --model {src}", "prune": "ndogo prune {s
             "distill": "ndogo distill --teacher {src}", "export": "ndogo export {src}"}
 
 
-def _default(f: dataclasses.Field) -> Any:
+def field_default(f: dataclasses.Field) -> Any:
+    """A dataclass field's default value (its factory's product), or MISSING."""
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:
@@ -48,7 +49,7 @@ def chosen_options(config: Any) -> list[tuple[dataclasses.Field, Any]]:
             continue
         if isinstance(value, tuple):
             value = list(value)
-        default = _default(f)
+        default = field_default(f)
         if isinstance(default, tuple):
             default = list(default)
         if value != default:

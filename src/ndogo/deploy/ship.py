@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ndogo.compress.provenance import field_default
 from ndogo.models.files import META, check_inside, inference_files
 from ndogo.models.loading import ModelError, read_meta
 from ndogo.models.runner import load_runner, size_on_disk
@@ -112,14 +113,6 @@ def _flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return dataclasses.MISSING
-
-
 def _chosen(cls: type | None, record: dict[str, Any], skip: Sequence[str] = (),
             always: Sequence[str] = ()) -> list[tuple[str, str, Any]]:
     """(name, flag, value) of each option `record` set away from `cls`'s default (and those in `always`).
@@ -136,7 +129,7 @@ def _chosen(cls: type | None, record: dict[str, Any], skip: Sequence[str] = (),
         value = record[f.name]
         if value is None or isinstance(value, dict):
             continue
-        if f.name in always or value != _default(f):
+        if f.name in always or value != field_default(f):
             chosen.append((f.name, _flag(f), value))
     return chosen
 
