@@ -231,3 +231,41 @@ def test_usage_errors_are_one_error_line(tmp_path: Path, args: list[str]) -> Non
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert "Error" not in result.output and "--help" in lines[0]
+
+
+def test_plateau_schedule_restores_the_best_weights_and_halves_the_rate(tiny_model: Path, tiny_corpus: Path,
+                                                                        tmp_path: Path) -> None:
+    """plateau: an epoch without dev gain goes back to the best epoch's weights at half the rate.
+
+    The step hook wrecks the classifier at the last step of epoch 2, so epoch 2 cannot gain; the
+    first step of epoch 3 must then see epoch 1's saved weights (one small step away), not the
+    wrecked ones. The linear schedule's keys are unchanged by the new field.
+    """
+    out = tmp_path / "run"
+    steps = {"n": 0}
+    seen: dict[str, float] = {}
+
+    def wreck_then_watch(model: torch.nn.Module) -> None:
+        steps["n"] += 1
+        weight = model.classifier.weight  # type: ignore[union-attr]
+        if steps["n"] == 2 * per_epoch:
+            with torch.no_grad():  # every logit equal: the first label, "O", everywhere (dev F1 0)
+                weight.zero_()
+                model.classifier.bias.zero_()  # type: ignore[union-attr]
+            seen["wrecked"] = weight.detach().clone()
+        if steps["n"] == 2 * per_epoch + 1:
+            best = load_file(out / "model.safetensors")["classifier.weight"]
+            seen["from_best"] = float((weight.detach() - best).abs().mean())
+            seen["wrecked_from_best"] = float((seen["wrecked"] - best).abs().mean())
+
+    probe = finetune(config(tiny_model, tiny_corpus, tmp_path / "probe", epochs=1), show_progress=False)
+    per_epoch = probe["steps"]
+    cfg = config(tiny_model, tiny_corpus, out, epochs=3, schedule="plateau", patience=2, warmup_ratio=0.0)
+    metrics = finetune(cfg, step_hooks=[wreck_then_watch], show_progress=False)
+    hist = metrics["history"]
+    assert len(hist) == 3 and hist[1]["dev_f1"] <= hist[0]["dev_f1"]
+    assert [h["lr"] for h in hist] == pytest.approx([1e-3, 1e-3, 5e-4])  # the rate each epoch trained at
+    assert seen["from_best"] < 0.1 * seen["wrecked_from_best"]  # one Adam step (~lr) from the best
+    # the linear schedule (every landed run) keeps its stage keys; plateau is part of the key
+    assert "schedule" not in config(tiny_model, tiny_corpus, tmp_path / "x").identity()
+    assert cfg.identity()["schedule"] == "plateau"

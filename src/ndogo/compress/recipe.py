@@ -51,7 +51,7 @@ from typing import Any
 from ndogo.locks import file_lock
 from ndogo.models.names import ModelError, resolve_model
 from ndogo.options import check_fields
-from ndogo.train.config import FinetuneConfig, FinetuneStageConfig
+from ndogo.train.config import LATER_DEFAULTS, FinetuneConfig, FinetuneStageConfig
 
 # Where each stage lives, by convention `ndogo.compress.<module>` with a function named
 # like the verb. Stages that other work adds later slot in here by name.
@@ -724,6 +724,9 @@ def find_finetuned(source: str, config: Any, candidates: Sequence[str]) -> Path 
 def _finetune_identity(cfg: Any) -> dict[str, Any]:
     values = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
     values = {k: v for k, v in values.items() if k not in NOT_IDENTITY or k == "model"}
+    for key, default in LATER_DEFAULTS.items():
+        if values.get(key, default) == default:
+            values.pop(key, None)  # runs saved before the field existed behaved as its default
     model = str(values["model"])
     values["model"] = str(Path(resolve_model(model)).resolve()) if Path(model).expanduser().exists() \
         else resolve_model(model)
@@ -732,8 +735,6 @@ def _finetune_identity(cfg: Any) -> dict[str, Any]:
         values["data"] = str(Path(data).expanduser().resolve())
     values["langs"] = list(values.get("langs") or [])
     values.pop("out", None)
-    if values.get("precision", "fp32") == "fp32":
-        values.pop("precision", None)  # runs saved before the field existed trained in fp32
     return values
 
 

@@ -51,7 +51,7 @@ from ndogo.models.loading import (
 from ndogo.models.windowing import Window, collate, encode_sentences, length_batches, predict_words
 from ndogo.train.checkpoint import has_checkpoint, load_checkpoint, refuse_pickle
 from ndogo.train.checkpoint import save_checkpoint as write_checkpoint
-from ndogo.train.config import FinetuneConfig, check_finetune
+from ndogo.train.config import LATER_DEFAULTS, FinetuneConfig, check_finetune
 
 CHECKPOINT = "checkpoint"
 
@@ -70,9 +70,9 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     leaves the user to diff two JSON files to learn that one flag was mistyped.
     """
     def strip(config: dict[str, Any]) -> dict[str, Any]:
-        # precision fp32 is also what a run saved before the field existed did
+        # a later field at its default is what a run saved before the field existed did
         return {k: v for k, v in config.items() if k not in OPERATIONAL
-                and not (k == "precision" and v == "fp32")}
+                and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
 
     def shown(config: dict[str, Any], key: str) -> str:
         return repr(config[key]) if key in config else "unset"
@@ -268,12 +268,18 @@ def finetune(
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-
     # ema_loss: the running loss shown and recorded per epoch, kept in checkpoints so a resumed
-    # run records the same per-epoch loss as an uninterrupted one
+    # run records the same per-epoch loss as an uninterrupted one; lr_scale: plateau's halvings so far
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_f1": -1.0,
-                             "best_epoch": None, "history": [], "train_seconds": 0.0, "ema_loss": float("nan")}
+                             "best_epoch": None, "history": [], "train_seconds": 0.0, "ema_loss": float("nan"),
+                             "lr_scale": 1.0}
+    warmup = int(cfg.warmup_ratio * total)
+    if cfg.schedule == "plateau":
+        # the scale lives in `state`, which checkpoints keep, so a resumed run continues at its rate
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: state["lr_scale"] * min(1.0, (step + 1) / max(1, warmup)))
+    else:
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
     if has_checkpoint(ckpt_dir):
         saved = load_checkpoint(ckpt_dir)
         differences = config_differences(saved["config"], json.loads(json.dumps(asdict(cfg))))
@@ -350,7 +356,8 @@ def finetune(
             state["train_seconds"] += time.perf_counter() - t0
             result = dev_f1(model, dev_w, words_dev, gold_dev, labels, pad_id, cfg.eval_batch_size)
             state["history"].append({"epoch": epoch + 1, "step": state["step"], "dev_f1": result["f1"],
-                                     "loss": last_loss, "train_seconds": state["train_seconds"]})
+                                     "loss": last_loss, "train_seconds": state["train_seconds"],
+                                     "lr": optimizer.param_groups[0]["lr"]})
             if result["f1"] > state["best_f1"] and (keep_if is None or keep_if(model)):
                 state["best_f1"], state["best_epoch"] = result["f1"], epoch + 1
                 save_model(model, tokenizer, out, labels, cfg, max_length)
@@ -362,6 +369,13 @@ def finetune(
             if cfg.patience and state["best_epoch"] and epoch + 1 - state["best_epoch"] >= cfg.patience:
                 tqdm.write(f"no dev F1 gain for {cfg.patience} epochs: stopping")
                 stop = True
+            elif cfg.schedule == "plateau" and state["best_epoch"] and state["best_epoch"] != epoch + 1:
+                restore_best(model, out)
+                state["lr_scale"] /= 2
+                for group in optimizer.param_groups:
+                    group["lr"] /= 2  # now, not from the scheduler's next step
+                tqdm.write(f"no dev F1 gain: back to epoch {state['best_epoch']}'s weights, learning rate "
+                           f"{cfg.lr * state['lr_scale']:.3g}")
             save_checkpoint()
             write_metrics(out, cfg, state, labels, max_length, device=device_name(device))
     bar.close()
@@ -371,6 +385,17 @@ def finetune(
     if not cfg.keep_checkpoint:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics
+
+
+def restore_best(model: torch.nn.Module, out: Path) -> None:
+    """Load the best epoch's saved weights back into `model` (the plateau schedule's restart point)."""
+    from safetensors.torch import load_file
+
+    best = load_file(str(out / "model.safetensors"), device="cpu")
+    missing, unexpected = model.load_state_dict(best, strict=False)
+    if unexpected or [k for k in missing if k in dict(model.named_parameters())]:
+        raise RuntimeError(f"{out}: the saved best model does not match the one training "
+                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def save_model(model: torch.nn.Module, tokenizer: Any, out: Path, labels: list[str],

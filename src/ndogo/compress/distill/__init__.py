@@ -47,6 +47,9 @@ class DistillConfig:
     # trained to convergence (or the reverse) compares budgets, not models
     patience: int | None = option(None, min=1, help="task: stop after this many epochs without dev F1 gain (the "
                                   "best epoch, chosen on dev, is kept).")
+    schedule: str = option("linear", choices=("linear", "plateau"), help="task: the learning-rate schedule, as "
+                           "`ndogo finetune --schedule` (plateau: hold, then halve from the best epoch's weights "
+                           "after each epoch without dev gain).")
     # task: raw in-language text the teacher labels for the student (files, or folders of <lang>.txt);
     # lines holding a dev/test sentence of `data` (and of `exclude_eval`) are dropped first
     unlabeled: list[str] = option([], help="task: raw in-language text the teacher labels as extra training "
@@ -85,12 +88,15 @@ class DistillConfig:
     show_progress: bool = True
 
     def identity(self) -> dict[str, Any]:
-        """What decides the student (the stage's reuse key); an unset patience keeps the keys made before it."""
+        """What decides the student (the stage's reuse key); fields at the values used before they existed
+        (no patience, the linear schedule) are left out, so older students keep their keys."""
         from dataclasses import asdict
 
         values = asdict(self)
         if values.get("patience") is None:
             values.pop("patience", None)
+        if values.get("schedule") == "linear":
+            values.pop("schedule", None)  # added later: students keyed before it keep their keys
         return values
 
     def __post_init__(self) -> None:

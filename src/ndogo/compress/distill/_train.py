@@ -575,6 +575,7 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
 
     ft = FinetuneConfig(model=teacher_name, data=config.data, langs=config.langs, out=str(out),
                         epochs=config.epochs, max_steps=config.max_steps, lr=config.lr, patience=config.patience,
+                        schedule=config.schedule,
                         batch_size=config.batch_size, max_length=max_length, seed=config.seed,
                         save_every=config.save_every, threads=config.threads, extra=record, device=config.device,
                         # task students train in fp32 unless asked: "auto" keeps the landed students' numbers
