@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ndogo"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("ndogo.console", "ndogo.options", "ndogo.device", "ndogo.locks"),  # import nothing of ndogo
     ("ndogo.data", "ndogo.metrics", "ndogo.models"),
+    ("ndogo.tasks",),  # what differs per task: readers, labels, head, decoding, metric
     ("ndogo.train",),
     ("ndogo.compress",),
     ("ndogo.deploy",),

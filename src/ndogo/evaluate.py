@@ -1,4 +1,4 @@
-"""`ndogo evaluate`: F1 per entity type, size on disk, parameters, memory and speed of one model.
+"""`ndogo evaluate`: the task's metrics (F1 per entity type for NER), size, parameters, memory and speed.
 
 Every later comparison is made on these columns, so they are produced here, in
 one place, for every kind of model through the `Runner` interface.
@@ -15,14 +15,13 @@ from typing import Any
 
 import torch
 
-from ndogo.data.corpus import load_corpus
 from ndogo.device import resolve_device, synchronize, to_device
-from ndogo.metrics.entity import score
 from ndogo.metrics.perf import group_by_sentence, measure, peak_rss_mb
 from ndogo.models.loading import read_meta
 from ndogo.models.runner import Runner, load_runner, on_device, size_on_disk
 from ndogo.models.tagging import predict_tags
 from ndogo.models.windowing import collate, encode_sentences
+from ndogo.tasks import Task, get_task, task_of_model
 
 
 class TimingError(ValueError):
@@ -99,7 +98,7 @@ def speed_columns(runner: Runner, words: list[list[str]], sample: int = 200) -> 
 
 def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", batch_size: int = 32,
              speed: bool = True, threads: int | None = None, sample: int = 200,
-             show_progress: bool = False, device: str | None = "auto") -> dict[str, Any]:
+             show_progress: bool = False, device: str | None = "auto", task: str | None = None) -> dict[str, Any]:
     """Score a saved model on a language split and measure it; returns one row of metrics.
 
     With `speed`, the row has `latency_ms_b1` (forward pass only), `latency_e2e_ms_b1`
@@ -110,7 +109,7 @@ def evaluate(run: str | Path, data: str | None, lang: str, split: str = "test", 
     if threads:
         torch.set_num_threads(threads)
     runner = load_on(run, device)
-    result = evaluate_runner(runner, data, lang, split, batch_size, speed, sample, show_progress)
+    result = evaluate_runner(runner, data, lang, split, batch_size, speed, sample, show_progress, task)
     result["model"] = str(run)
     return result
 
@@ -126,14 +125,21 @@ def load_on(run: str | Path, device: str | None = "auto") -> Runner:
 
 
 def evaluate_runner(runner: Runner, data: str | None, lang: str, split: str = "test", batch_size: int = 32,
-                    speed: bool = True, sample: int = 200, show_progress: bool = False) -> dict[str, Any]:
-    """`evaluate`'s row for a model already loaded (and placed on its device) by `load_on`."""
-    corpus = load_corpus(data, lang, (split,))
+                    speed: bool = True, sample: int = 200, show_progress: bool = False,
+                    task: str | None = None) -> dict[str, Any]:
+    """`evaluate`'s row for a model already loaded (and placed on its device) by `load_on`.
+
+    The task is the one the model was trained for (its ndogo.json; NER for models saved
+    before the task axis and for other Hugging Face models), unless `task` names another.
+    """
+    chosen = get_task(task) if task else task_of_model(runner.meta)
+    corpus = chosen.load(data, lang, (split,))
     sentences = corpus.require(split, "evaluation")
     on = torch.device(runner.device)
     words = [s.tokens for s in sentences]
-    pred, _ = predict_tags(runner, words, batch_size, show_progress)
-    result: dict[str, Any] = score([s.tags for s in sentences], pred)
+    pred = predict_examples(chosen, runner, sentences, batch_size, show_progress)
+    result: dict[str, Any] = chosen.score(chosen.gold(sentences), pred)
+    result["metric"] = chosen.metric
     params, nonzero = runner.params()
     result.update({
         "model": str(runner.path), "kind": runner.kind, "lang": lang, "split": split, "sentences": len(sentences),
@@ -158,6 +164,18 @@ def evaluate_runner(runner: Runner, data: str | None, lang: str, split: str = "t
     return result
 
 
+def predict_examples(task: Task, runner: Runner, examples: list[Any], batch_size: int = 32,
+                     show_progress: bool = False) -> list[Any]:
+    """The task's decoded predictions for `examples`, with a progress bar."""
+    if task.head == "tokens":
+        return predict_tags(runner, [e.tokens for e in examples], batch_size, show_progress)[0]
+    from tqdm.auto import tqdm
+
+    encoded = task.encode(runner.tokenizer, examples, runner.max_length)
+    with tqdm(total=len(encoded), desc="predict", unit="text", disable=not show_progress) as bar:
+        return task.predict(runner.forward, encoded, examples, runner.labels, runner.pad_id, batch_size, bar.update)
+
+
 def speed_row(run: str | Path, data: str | None, lang: str, split: str = "test", sample: int = 200,
               threads: int | None = None, device: str | None = "auto") -> dict[str, Any]:
     """Size, parameters and the speed columns of `evaluate`, without scoring: what `ndogo bench latency` compares.
@@ -168,8 +186,9 @@ def speed_row(run: str | Path, data: str | None, lang: str, split: str = "test",
     if threads:
         torch.set_num_threads(threads)
     target = resolve_device(device)
-    words = [s.tokens for s in load_corpus(data, lang, (split,)).require(split, "timing")]
     runner = on_device(load_runner(run), target, fall_back=(device or "auto").strip().lower() == "auto")
+    corpus = task_of_model(runner.meta).load(data, lang, (split,))
+    words = [s.tokens for s in corpus.require(split, "timing")]
     params, _ = runner.params()
     from ndogo.metrics.perf import cpu_model
 

@@ -68,7 +68,7 @@ class Group(TyperGroup):
         except click.exceptions.ClickException as err:
             typer.echo(f"error: {err.format_message()}", err=True)
             sys.exit(err.exit_code)
-        except click.exceptions.Abort:
+        except typer.Abort:  # (typer's vendored click has no exceptions.Abort: naming it there hid every traceback)
             typer.echo("aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)  # (not standalone, Click returns an Exit's code)

@@ -13,7 +13,7 @@ from ndogo.commands._common import emit, quiet_libraries, user_errors
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A saved model directory (any kind ndogo saves).")],
     lang: Annotated[str, typer.Option(help="Language code to evaluate on (zero-shot if the model saw another).")],
-    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+    data: Annotated[str | None, typer.Option(help="Local corpus folder (<data>/<lang>/<split>.txt or .tsv) or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size for scoring.")] = 32,
     speed: Annotated[bool, typer.Option(help="Measure latency and throughput (--no-speed to skip).")] = True,
@@ -21,8 +21,12 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     device: Annotated[str, typer.Option(help="auto (CUDA when present and the model's kind runs there, else the "
                                         "CPU; $NDOGO_DEVICE overrides), cpu, cuda or cuda:N.")] = "auto",
+    task: Annotated[str | None, typer.Option(help="The task to score (ner, pos, topic, sentiment); default: the one "
+                                             "the model was trained for.")] = None,
 ) -> None:
-    """F1 (overall and per type), parameters, size on disk, peak memory, latency and throughput.
+    """The task's metrics (NER: F1 overall and per type; POS: word accuracy and macro-F1; topic and
+    sentiment: accuracy and macro-F1, per label too), parameters, size on disk, peak memory, latency and
+    throughput.
 
     Reports and sweeps compare models on exactly these columns, measured the same way for
     every kind of model ndogo saves (dense, pruned, quantized, trimmed, ONNX).
@@ -38,7 +42,8 @@ def evaluate(
     sentences/s at batch 32.
     The row is also saved as <run>/evals/<lang>-<split>.json (not in a bundle from `ndogo ship`).
 
-    Example: ndogo evaluate runs/minilm-hau --data ../shared/data/masakhaner --lang hau --json
+    Examples: ndogo evaluate runs/minilm-hau --data ../shared/data/masakhaner --lang hau --json
+              ndogo evaluate runs/minilm-topic-hau --data ../shared/data/sib200 --lang hau_Latn
     """
     quiet_libraries()
     from rich.table import Table
@@ -47,7 +52,7 @@ def evaluate(
     from ndogo.evaluate import save_eval
 
     result = run_evaluate(run, data, lang, split, batch_size, speed, threads, show_progress=not as_json,
-                          device=device)
+                          device=device, task=task)
     if save_eval(run, result) is None:
         typer.echo(f"note: the row is not saved in {run}: a shipped bundle holds only the files inference reads",
                    err=True)
@@ -58,7 +63,7 @@ def evaluate(
         if key != "per_type":
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     for name, v in result["per_type"].items():
-        table.add_row(f"f1 {name}", f"{v['f1']:.4f}")
+        table.add_row(f"f1 {name}", f"{v['f1']:.4f}")  # per entity type, tag or label
     emit(result, as_json, table)
 
 

@@ -31,7 +31,7 @@ def _finetune(**options: Any) -> None:
     cfg, hooks = plain_finetune(stage)
     metrics = run_finetune(cfg, **hooks)
     write_header(cfg.out, "finetune", stage, stage.model)  # the header the chain's finetune stage writes
-    typer.echo(f"best dev F1 {metrics['best_dev_f1']:.4f} at epoch {metrics['best_epoch']}; "
+    typer.echo(f"best dev {metrics['metric']} {metrics['best_dev']:.4f} at epoch {metrics['best_epoch']}; "
                f"model saved in {cfg.out} ({metrics['train_seconds']:.0f}s training)")
 
 

@@ -16,7 +16,7 @@ does not convert IOB1, so we read the text ourselves (it is a few dozen lines).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,21 +108,33 @@ def shown(line: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def parse_line(path: str | Path, lineno: int, line: str, problems: list[Problem]) -> tuple[str, str]:
-    """Split one non-blank line into (token, tag); the tag is the last column."""
+TagCheck = Callable[[str], "str | None"]
+
+
+def iob_tag_problem(tag: str) -> str | None:
+    """Why `tag` is not an IOB1/IOB2 tag, or None when it is (NER files)."""
+    if not TAG_RE.match(tag):
+        return f"tag {tag!r} is not in the IOB scheme (expected O, B-X or I-X)"
+    if tag[0] in "ES":
+        return f"tag {tag!r} is IOBES; only IOB1 and IOB2 are read"
+    return None
+
+
+def parse_line(path: str | Path, lineno: int, line: str, problems: list[Problem],
+               check_tag: TagCheck = iob_tag_problem) -> tuple[str, str]:
+    """Split one non-blank line into (token, tag); the tag is the last column, checked by `check_tag`."""
     fields = split_columns(line)
     if len(fields) == 1:
         # A line like " O": the token itself was whitespace in the source
         # (seen in MasakhaNER 2.0 xho). Keep it, so no tag is lost, but say so.
-        if line[:1] in (" ", "\t") and TAG_RE.match(fields[0]):
+        if line[:1] in (" ", "\t") and check_tag(fields[0]) is None:
             problems.append(Problem(str(path), lineno, "empty token (kept, tagged " + fields[0] + ")"))
             return "", fields[0]
         raise DataError(path, lineno, f"line has no tag: {shown(line)}")
     token, tag = fields[0], fields[-1]
-    if not TAG_RE.match(tag):
-        raise DataError(path, lineno, f"tag {tag!r} is not in the IOB scheme (expected O, B-X or I-X)")
-    if tag[0] in "ES":
-        raise DataError(path, lineno, f"tag {tag!r} is IOBES; only IOB1 and IOB2 are read")
+    problem = check_tag(tag)
+    if problem is not None:
+        raise DataError(path, lineno, problem)
     return token, tag
 
 
@@ -198,11 +210,13 @@ def split_lines(path: Path, text: str, problems: list[Problem]) -> list[str]:
     return text.split("\n")
 
 
-def read_sentences(path: str | Path, max_columns: int | None = None) -> tuple[list[Sentence], list[Problem]]:
+def read_sentences(path: str | Path, max_columns: int | None = None,
+                   check_tag: TagCheck = iob_tag_problem) -> tuple[list[Sentence], list[Problem]]:
     """Read the sentences of a CoNLL file with tags exactly as written.
 
     `max_columns` refuses a line with more columns (a prediction file must not
-    be scored on whichever column happens to be last).
+    be scored on whichever column happens to be last); `check_tag` says why a tag
+    is refused (IOB for NER; a task with another tag set passes its own).
     """
     path = Path(path)
     check_file(path)
@@ -221,7 +235,7 @@ def read_sentences(path: str | Path, max_columns: int | None = None) -> tuple[li
         if max_columns is not None and len(split_columns(line)) > max_columns:
             raise DataError(path, lineno, f"{len(split_columns(line))} columns, expected {max_columns} "
                             f"(`token TAG`): {shown(line)}; name the tag column with --pred-column")
-        token, tag = parse_line(path, lineno, line, problems)
+        token, tag = parse_line(path, lineno, line, problems, check_tag)
         if "\ufeff" in token or "\x00" in token:
             # kept as written (read intact), but said: a prediction file without it will not align
             problems.append(Problem(str(path), lineno, f"token {shown(token)} holds a "

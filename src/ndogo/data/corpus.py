@@ -9,8 +9,10 @@ languages from Hugging Face datasets and give the same `Corpus` objects.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ndogo.data.conll import ConllFile, DataError, Problem, Sentence, read_conll
 
@@ -35,17 +37,18 @@ class Corpus:
 
     name: str
     lang: str
-    splits: dict[str, list[Sentence]]
+    splits: dict[str, list[Any]]  # Sentence (tagged words) or Text (a labelled text), by the task
     sources: dict[str, str] = field(default_factory=dict)
     schemes: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     folder: str = ""  # where the split files are (local corpora)
 
-    def require(self, split: str, purpose: str) -> list[Sentence]:
-        """The sentences of a split, or a one-line DataError naming the file that is missing."""
+    def require(self, split: str, purpose: str) -> list[Any]:
+        """The examples of a split, or a one-line DataError naming the file that is missing."""
         if self.splits.get(split):
             return self.splits[split]
-        where = Path(self.folder) / f"{split}.txt" if self.folder else f"{self.name}/{self.lang}"
+        ext = Path(next(iter(self.sources.values()), ".txt")).suffix or ".txt"
+        where = Path(self.folder) / f"{split}{ext}" if self.folder else f"{self.name}/{self.lang}"
         raise DataError(where, None, f"no {split} split: {purpose} needs it")
 
     def labels(self) -> list[str]:
@@ -65,37 +68,60 @@ def resolve_data(data: str | None) -> str:
     return data or os.environ.get("NDOGO_DATA") or "masakhaner"
 
 
-def lang_dir(root: Path, lang: str) -> Path:
+def lang_dir(root: Path, lang: str, ext: str = "txt") -> Path:
     """`<root>/<lang>` in the MasakhaNER layout; a root with split files directly (MSRA) is its own."""
     if (root / lang).is_dir():
         return root / lang
-    if any((root / f"{s}.txt").is_file() for s in SPLITS) and lang in ("", root.name, "zh"):
+    if any((root / f"{s}.{ext}").is_file() for s in SPLITS) and lang in ("", root.name, "zh"):
         return root
     langs = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     raise DataError(root, None, f"no language {lang!r} here; languages found: {', '.join(langs) or 'none'}")
 
 
+# Reads one split file: (examples, problems noticed, the tag scheme or "" where there is none).
+SplitReader = Callable[[Path], tuple[list[Any], list[Problem], str]]
+
+
+def read_ner_file(path: Path) -> tuple[list[Any], list[Problem], str]:
+    """A MasakhaNER-style CoNLL file as IOB2 sentences."""
+    cf: ConllFile = read_conll(path)
+    return cf.sentences, cf.problems, cf.scheme
+
+
 def load_local(root: str | Path, lang: str, splits: tuple[str, ...] = SPLITS) -> Corpus:
     """Read `<root>/<lang>/<split>.txt` for each split that exists (train is required)."""
+    return load_folder(root, lang, splits, read_ner_file)
+
+
+def load_folder(root: str | Path, lang: str, splits: tuple[str, ...], read: SplitReader, ext: str = "txt",
+                empty_is_missing: bool = False) -> Corpus:
+    """Read `<root>/<lang>/<split>.<ext>` with `read` for each split that exists.
+
+    An empty split file is an error (a test file with nothing in it would score 0 as if the
+    model had found nothing), unless `empty_is_missing`: corpora that ship an empty file for
+    a split they do not have (AfriSenti's Oromo and Tigrinya train files).
+    """
     root = Path(root)
-    folder = lang_dir(root, lang)
+    folder = lang_dir(root, lang, ext)
     corpus = Corpus(name=root.name, lang=lang, splits={}, folder=str(folder))
     for split in splits:
-        path = folder / f"{split}.txt"
+        path = folder / f"{split}.{ext}"
         if not path.exists() and not path.is_symlink():
             # Not an error here (MSRA has no train split); a stage that needs it says so by name.
             corpus.problems.append(Problem(str(path), 0, "no such file: this split is left out"))
             continue
-        cf: ConllFile = read_conll(path)  # a folder, a dangling link or a link loop fails here, by name
-        if not cf.sentences:
-            # An empty test file would otherwise score F1 0.0 as if the model had found nothing.
+        examples, problems, scheme = read(path)  # a folder, a dangling link or a link loop fails here, by name
+        corpus.problems.extend(problems)
+        if not examples:
+            if empty_is_missing:
+                corpus.problems.append(Problem(str(path), 0, "empty file: this split is left out"))
+                continue
             raise DataError(path, None, "no sentences in this file")
-        corpus.splits[split] = cf.sentences
+        corpus.splits[split] = examples
         corpus.sources[split] = str(path)
-        corpus.schemes[split] = cf.scheme
-        corpus.problems.extend(cf.problems)
-    if not corpus.splits:
-        raise DataError(folder, None, f"no split files ({', '.join(s + '.txt' for s in splits)})")
+        corpus.schemes[split] = scheme
+    if not corpus.splits and not any(p.message.startswith("empty file") for p in corpus.problems):
+        raise DataError(folder, None, f"no split files ({', '.join(f'{s}.{ext}' for s in splits)})")
     return corpus
 
 
@@ -154,9 +180,9 @@ def is_hub_name(data: str) -> bool:
     return data in HUB_CORPORA or ("/" in data and not data.startswith((".", "/", "~")))
 
 
-def list_languages(root: str | Path) -> list[str]:
+def list_languages(root: str | Path, ext: str = "txt") -> list[str]:
     """Languages of a local corpus: subfolders holding at least one split file."""
     root = Path(root)
     return sorted(
-        p.name for p in root.iterdir() if p.is_dir() and any((p / f"{s}.txt").is_file() for s in SPLITS)
+        p.name for p in root.iterdir() if p.is_dir() and any((p / f"{s}.{ext}").is_file() for s in SPLITS)
     )

@@ -1,4 +1,8 @@
-"""Named entities in raw text, from any model ndogo saves.
+"""Named entities (or POS tags, or a text's label) in raw text, from any model ndogo saves.
+
+What a prediction holds is the model's task's (`ndogo.tasks`, its `output`):
+entities with offsets for NER, a tag per word for POS, one label per text for
+topic and sentiment. The rest of this docstring is about entities.
 
 `load(run).predict(["Musa ya je Kano."])` splits each text into words
 (`ndogo.data.words`), tags the words exactly as evaluation does (same
@@ -48,18 +52,54 @@ class Sentence:
 
 
 @dataclass
+class Label:
+    """A text's predicted label and its probability."""
+
+    label: str
+    score: float
+
+
+@dataclass
+class WordTag:
+    """A word, where it is in the text, its predicted tag and the tag's probability."""
+
+    text: str
+    start: int
+    end: int
+    tag: str
+    score: float
+
+
+@dataclass
 class Prediction:
-    """Tags and entities of one sentence."""
+    """Tags and entities of one sentence (a tagger), or its label (a text classifier)."""
 
     sentence: Sentence
     tags: list[str]
     scores: list[float]
     entities: list[Entity]
+    output: str = "entities"  # the task's: entities, tags or label
+    label: Label | None = None
+
+    def result(self) -> Any:
+        """What `predict` returns for this text: its entities, its words' tags, or its label."""
+        if self.output == "label":
+            return self.label
+        if self.output == "tags":
+            return [WordTag(w.text, w.start, w.end, t, round(s, 4))
+                    for w, t, s in zip(self.sentence.words, self.tags, self.scores, strict=True)]
+        return self.entities
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON-lines record: line, text, entities (offsets are into `text`)."""
-        return {"line": self.sentence.line, "text": self.sentence.text,
-                "entities": [asdict(e) for e in self.entities]}
+        """The JSON-lines record: line, text, then entities (offsets are into `text`), words or label."""
+        record: dict[str, Any] = {"line": self.sentence.line, "text": self.sentence.text}
+        if self.output == "label":
+            record.update(asdict(self.label) if self.label is not None else {"label": None, "score": None})
+        elif self.output == "tags":
+            record["words"] = [asdict(w) for w in self.result()]
+        else:
+            record["entities"] = [asdict(e) for e in self.entities]
+        return record
 
 
 def entities_from_tags(sentence: Sentence, tags: Sequence[str], scores: Sequence[float]) -> list[Entity]:
@@ -71,18 +111,22 @@ class Predictor:
     """A loaded model that finds entities in raw text (see the module docstring)."""
 
     def __init__(self, runner: Runner, batch_size: int = 32) -> None:
+        from ndogo.tasks import task_of_model
+
         self.runner = runner
         self.batch_size = batch_size
+        self.task = task_of_model(runner.meta)
 
-    def predict(self, texts: str | Sequence[str]) -> list[list[Entity]]:
-        """Entities of each text (a single string counts as one text).
+    def predict(self, texts: str | Sequence[str]) -> list[Any]:
+        """Entities of each text (a single string counts as one text); a POS tagger gives each word's tag
+        (`WordTag`), a text classifier each text's `Label`.
 
         Raises ValueError on an empty text: there is nothing to tag, and an
         empty line in a one-sentence-per-line file is usually a mistake.
         """
         texts = check_texts(texts)
         sentences = [text_sentence(t, i + 1) for i, t in enumerate(texts)]
-        return [p.entities for p in self.predict_sentences(sentences)]
+        return [p.result() for p in self.predict_sentences(sentences)]
 
     @property
     def labels(self) -> list[str]:
@@ -97,7 +141,9 @@ class Predictor:
         return window_probs(self.runner.forward, windows, self.runner.pad_id)
 
     def predict_sentences(self, sentences: Sequence[Sentence], show_progress: bool = False) -> list[Prediction]:
-        """Tags, word scores and entities of already split sentences (empty ones get none)."""
+        """Tags, word scores and entities of already split sentences (empty ones get none); labels of texts."""
+        if self.task.head == "sequence":
+            return self.label_sentences(sentences)
         words = [[w.text for w in s.words] for s in sentences]
         nonempty = [i for i, w in enumerate(words) if w]
         tags: list[list[str]] = [[] for _ in sentences]
@@ -107,8 +153,28 @@ class Predictor:
                                                 show_progress)
             for i, t, s in zip(nonempty, got_tags, got_scores, strict=True):
                 tags[i], scores[i] = t, s
-        return [Prediction(s, t, p, entities_from_tags(s, t, p))
+        spans = self.task.output == "entities"  # POS tags are not IOB: no entities are read from them
+        return [Prediction(s, t, p, entities_from_tags(s, t, p) if spans else [], self.task.output)
                 for s, t, p in zip(sentences, tags, scores, strict=True)]
+
+    def label_sentences(self, sentences: Sequence[Sentence]) -> list[Prediction]:
+        """Each text's label and its probability (a text classifier); an empty text gets none."""
+        from ndogo.data.texts import Text
+
+        texts = [Text(s.text, "") for s in sentences]
+        nonempty = [i for i, s in enumerate(sentences) if s.text.strip()]
+        encoded = self.task.encode(self.runner.tokenizer, [texts[i] for i in nonempty], self.runner.max_length)
+        labels: list[Label | None] = [None] * len(sentences)
+        batch_size = max(1, self.batch_size)
+        for k in range(0, len(encoded), batch_size):
+            chunk = encoded[k : k + batch_size]
+            with torch.inference_mode():
+                logits = self.runner.forward(self.task.collate(chunk, self.runner.pad_id, with_labels=False))
+            probs = torch.softmax(torch.as_tensor(logits).float(), dim=-1).cpu()
+            for j, row in enumerate(probs):
+                best = int(row.argmax())
+                labels[nonempty[k + j]] = Label(self.runner.labels[best], round(float(row[best]), 4))
+        return [Prediction(s, [], [], [], "label", lab) for s, lab in zip(sentences, labels, strict=True)]
 
 
 def load(run: str | Path, batch_size: int = 32, threads: int | None = None) -> Predictor:
@@ -222,6 +288,8 @@ def write_predictions(predictions: Sequence[Prediction], output_format: str, str
     stream = stream or sys.stdout
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output format {output_format!r}: use one of {', '.join(OUTPUT_FORMATS)}")
+    if output_format == "conll" and any(p.output == "label" for p in predictions):
+        raise ValueError("conll output holds a tag per word; a text classifier's labels come as jsonl")
     for p in predictions:
         if output_format == "jsonl":
             stream.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")

@@ -544,13 +544,16 @@ def _check(run: Path, out: Path, example: str | None = None) -> None:
 def front_matter(name: str, meta: dict[str, Any], evals: dict[tuple[str, str], dict[str, Any]], lang: str | None,
                  dataset: str) -> dict[str, Any]:
     """The card's YAML header: what the hub indexes and renders (language, licence, metrics)."""
+    from ndogo.tasks import task_of_model
+
+    task = task_of_model(meta)
     kind = meta.get("kind", "hf")
-    tags = ["token-classification", "ner", "ndogo", "masakhaner"]
+    tags = [task.pipeline_tag, task.card_tags[0], "ndogo", *task.card_tags[1:]]
     if kind in TORCH_FREE_KINDS:
         tags += ["onnx"] + (["int8"] if "int8" in json.dumps(meta.get("quantization") or {}) else [])
     header: dict[str, Any] = {
         "language": sorted(set(meta.get("langs") or ([lang] if lang else []))),
-        "license": "cc-by-nc-4.0", "datasets": [dataset], "tags": tags, "pipeline_tag": "token-classification",
+        "license": "cc-by-nc-4.0", "datasets": [dataset], "tags": tags, "pipeline_tag": task.pipeline_tag,
     }
     if kind == "hf":
         header["library_name"] = "transformers"
@@ -563,12 +566,10 @@ def front_matter(name: str, meta: dict[str, Any], evals: dict[tuple[str, str], d
         row = evals.get((str(lang), split))
         if not row:
             continue
-        metrics = [{"type": "f1", "value": _pct(row["f1"]), "name": "F1 (entity-level, seqeval)"},
-                   {"type": "precision", "value": _pct(row.get("precision")), "name": "Precision"},
-                   {"type": "recall", "value": _pct(row.get("recall")), "name": "Recall"}]
+        metrics = [{"type": m, "value": _pct(row.get(m)), "name": task.metric_names[m]} for m in task.metrics]
         metrics += [{"type": "f1", "value": _pct(v["f1"]), "name": f"F1 {t}"}
                     for t, v in sorted((row.get("per_type") or {}).items())]
-        results.append({"task": {"type": "token-classification", "name": "Named Entity Recognition"},
+        results.append({"task": {"type": task.pipeline_tag, "name": task.title},
                         "dataset": {"type": dataset, "name": f"{DATASETS.get(dataset, dataset)} ({lang})",
                                     "config": lang, "split": split},
                         "metrics": [m for m in metrics if m["value"] is not None]})

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
 
 # the names and where they lead live in a module without torch, so that reading a recipe or a sweep
 # config (which resolves model names) never loads a model library
@@ -77,7 +83,24 @@ def load_tokenizer(name: str | Path) -> PreTrainedTokenizerBase:
 def load_for_tokens(
     name: str | Path, labels: list[str] | None = None, dtype: torch.dtype | None = None
 ) -> torch.nn.Module:
-    """An encoder with a token-classification head.
+    """An encoder with a token-classification head (a label per word: NER, POS)."""
+    return load_for_head(name, "tokens", labels, dtype)
+
+
+# The head of each task kind: a label per word, or one per text
+HEADS = {"tokens": AutoModelForTokenClassification, "sequence": AutoModelForSequenceClassification}
+
+
+def head_of(config: Any) -> str:
+    """`sequence` for a saved text classifier, else `tokens` (every model saved before the task axis)."""
+    architectures = getattr(config, "architectures", None) or []
+    return "sequence" if any(a.endswith("ForSequenceClassification") for a in architectures) else "tokens"
+
+
+def load_for_head(
+    name: str | Path, head: str, labels: list[str] | None = None, dtype: torch.dtype | None = None
+) -> torch.nn.Module:
+    """An encoder with a classification head of kind `head` (`tokens` or `sequence`).
 
     With `labels`, the head is sized and named for them (a fresh head when the
     checkpoint had none or had other labels); without, the checkpoint's labels are kept.
@@ -108,7 +131,7 @@ def load_for_tokens(
                 raise
             raise load_error(name, source, err) from None
     try:
-        return AutoModelForTokenClassification.from_pretrained(source, **kwargs)
+        return HEADS[head].from_pretrained(source, **kwargs)
     except ValueError as err:
         if "trust_remote_code" in str(err):
             raise load_error(name, source, err) from None

@@ -24,8 +24,9 @@ from ndogo.models.loading import (
     ModelError,
     check_json_files,
     check_labels,
+    head_of,
     load_error,
-    load_for_tokens,
+    load_for_head,
     load_tokenizer,
     model_labels,
     read_meta,
@@ -108,9 +109,11 @@ def size_on_disk(path: str | Path) -> int:
 
 
 def load_hf(path: Path, meta: dict[str, Any]) -> Runner:
-    """A plain Hugging Face token-classification model."""
+    """A plain Hugging Face model with a token- or sequence-classification head (as its config says)."""
+    from transformers import AutoConfig
+
     tokenizer = load_tokenizer(path)
-    model = load_for_tokens(path).eval()
+    model = load_for_head(path, head_of(AutoConfig.from_pretrained(path, trust_remote_code=False))).eval()
     max_length = run_window(path, meta, tokenizer, model.config)
     return Runner(path=path, kind="hf", tokenizer=tokenizer, labels=model_labels(model), max_length=max_length,
                   forward=lambda batch: model(**batch).logits, module=model, meta=meta, devices=("cpu", "cuda"))
@@ -188,5 +191,8 @@ def load_runner(run: str | Path) -> Runner:
         reason = (str(err).strip().splitlines() or [""])[0][:300]
         raise ModelError(f"{path}: could not load the model in this directory ({type(err).__name__}: "
                          f"{reason})") from None
-    check_labels(path, runner.labels)
+    if "task" not in meta:
+        # a model from elsewhere (or saved before tasks were recorded) is read as a tagger of IOB labels:
+        # a LABEL_0…LABEL_8 head would be read as garbage entities. A recorded task checked its own labels.
+        check_labels(path, runner.labels)
     return runner

@@ -26,12 +26,17 @@ class FinetuneConfig:
 
     model: str = option(help="Hub id (castorini/afriberta_large), local directory, or a short name: `minilm`, "
                         "`me5s`.")
-    data: str | None = option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or "
+    data: str | None = option(help="Local corpus folder (<data>/<lang>/<split>.txt or .tsv: MasakhaNER, MasakhaPOS, "
+                              "SIB-200, AfriSenti layouts) or hub corpus; default $NDOGO_DATA or "
                               "`masakhaner`.")
     langs: list[str] = option(flag="--lang", sep=",", item="language code, e.g. hau or hau,yor",
                               help="Language code(s): one model trained on all.")
     out: str = option(help="Run directory: the best model, metrics.json and a checkpoint.")
-    epochs: int = option(10, min=1, help="Epochs (the best one on dev F1 is kept).")
+    # None: told by the corpus folder's files (IOB tags: ner; UPOS tags: pos; a `category` column: topic;
+    # a `tweet` column: sentiment); left out of keys when unset, so runs from before the task axis keep theirs
+    task: str | None = option(None, help="ner, pos, topic or sentiment; default: told by the files in --data "
+                              "(IOB tags, UPOS tags, a `category` or a `tweet` column).")
+    epochs: int = option(10, min=1, help="Epochs (the best one on the task's dev metric is kept).")
     max_steps: int | None = option(None, min=1, help="Stop after this many optimizer steps (overrides --epochs).")
     # the project's measured budget for minilm (10 epochs at 1e-4: docs/lab/results-log-2026-11-to-12.md
     # §1), not BERT's 5e-5
@@ -78,14 +83,15 @@ class FinetuneConfig:
         did), so they keep their keys.
         """
         values = dataclasses.asdict(self)
-        if values["schedule"] == "linear":
-            del values["schedule"]
+        for key, default in LATER_DEFAULTS.items():
+            if key != "precision" and values.get(key) == default:  # precision was in keys from the start
+                del values[key]
         return values
 
 
 # fields added after runs were saved, with the value those runs used (saved runs are compared without
 # them at that value)
-LATER_DEFAULTS: dict[str, Any] = {"precision": "fp32", "schedule": "linear"}
+LATER_DEFAULTS: dict[str, Any] = {"precision": "fp32", "schedule": "linear", "task": None}
 
 
 def check_finetune(cfg: FinetuneConfig) -> None:

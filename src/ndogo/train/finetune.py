@@ -1,4 +1,4 @@
-"""Fine-tuning an encoder for NER: AdamW, warm-up then linear decay, best epoch on dev F1.
+"""Fine-tuning an encoder for a task (NER, POS, topic, sentiment): AdamW, best epoch on the task's dev metric.
 
 The loop is written out rather than using transformers' `Trainer` because the
 compression stages need to reach inside it (pruning holds masks after every
@@ -36,19 +36,18 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ndogo.data.corpus import Corpus, labels_for_types, load_corpus
+from ndogo.data.corpus import Corpus
 from ndogo.device import autocast, check_precision, device_name, grad_scaler, resolve_device, to_device
 from ndogo.locks import file_lock
-from ndogo.metrics.entity import score
 from ndogo.models.loading import (
-    load_for_tokens,
+    load_for_head,
     load_tokenizer,
-    model_labels,
     model_window,
     resolve_model,
     write_meta,
 )
-from ndogo.models.windowing import Window, collate, encode_sentences, length_batches, predict_words
+from ndogo.models.windowing import length_batches
+from ndogo.tasks import Task, resolve_task
 from ndogo.train.checkpoint import has_checkpoint, load_checkpoint, refuse_pickle
 from ndogo.train.checkpoint import save_checkpoint as write_checkpoint
 from ndogo.train.config import LATER_DEFAULTS, FinetuneConfig, check_finetune
@@ -168,29 +167,28 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_languages(data: str | None, langs: list[str]) -> list[Corpus]:
-    """Corpora for each language, in order."""
-    return [load_corpus(data, lang) for lang in langs]
+def load_languages(data: str | None, langs: list[str], task: str | Task | None = None) -> list[Corpus]:
+    """Corpora for each language, in order, read as `task` reads them (default: detected from `data`)."""
+    task = task if isinstance(task, Task) else resolve_task(task, data, langs[0])
+    return [task.load(data, lang) for lang in langs]
 
 
-def dev_f1(
+def dev_score(
+    task: Task,
     model: torch.nn.Module,
-    windows: list[Window],
-    sentences: list[list[str]],
-    gold: list[list[str]],
+    encoded: list[Any],
+    examples: list[Any],
     labels: list[str],
     pad_id: int,
     batch_size: int,
 ) -> dict[str, Any]:
-    """Entity F1 of the model on pre-encoded sentences (batches go to the model's device)."""
+    """The task's metrics of the model on pre-encoded dev examples (batches go to the model's device)."""
     model.eval()
     device = next(model.parameters()).device
-    probs = predict_words(
-        lambda b: model(**to_device(b, device)).logits, windows, [len(s) for s in sentences], pad_id, batch_size
-    )
-    pred = [[labels[i] for i in p.argmax(-1)] for p in probs]
+    pred = task.predict(lambda b: model(**to_device(b, device)).logits, encoded, examples, labels, pad_id,
+                        batch_size)
     model.train()
-    return score(gold, pred)
+    return task.score(task.gold(examples), pred)
 
 
 def finetune(
@@ -226,13 +224,14 @@ def finetune(
     finished = finished_run(out, cfg)
     if finished is not None:
         if show_progress:
-            tqdm.write(f"{out}: already trained with this configuration (best dev F1 {finished['best_dev_f1']:.4f})")
+            tqdm.write(f"{out}: already trained with this configuration (best dev {finished.get('metric', 'f1')} "
+                       f"{finished.get('best_dev', finished.get('best_dev_f1')):.4f})")
         return finished
     set_seed(cfg.seed)
 
-    corpora = load_languages(cfg.data, cfg.langs)
-    types = {t[2:] for c in corpora for sents in c.splits.values() for s in sents for t in s.tags if t != "O"}
-    labels = labels_for_types(types)
+    task = resolve_task(cfg.task, cfg.data, cfg.langs[0])
+    corpora = load_languages(cfg.data, cfg.langs, task)
+    labels = task.labels(corpora)
     label2id = {lab: i for i, lab in enumerate(labels)}
     train = [s for c in corpora for s in c.require("train", "fine-tuning")]
     if cfg.max_train_sentences:
@@ -241,10 +240,10 @@ def finetune(
     train += list(extra_train or [])
     dev = [s for c in corpora for s in c.splits.get("dev", [])]
     if not dev:
-        raise ValueError(f"no dev split for {cfg.langs}: the best epoch is chosen on dev F1")
+        raise ValueError(f"no dev split for {cfg.langs}: the best epoch is chosen on dev {task.metric_label}")
 
     tokenizer = load_tokenizer(cfg.model)
-    model = load_for_tokens(cfg.model, labels)
+    model = load_for_head(cfg.model, task.head, labels)
     # --out is created only now, so a mistyped language, corpus or model leaves no empty run behind.
     out.mkdir(parents=True, exist_ok=True)
     lock = hold_run_lock(out)  # noqa: F841  (held until this function returns)
@@ -255,8 +254,8 @@ def finetune(
     max_length = cfg.max_length or model_window(tokenizer, model.config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    train_w = encode_sentences(tokenizer, [s.tokens for s in train], max_length, [s.tags for s in train], label2id)
-    dev_w = encode_sentences(tokenizer, [s.tokens for s in dev], max_length)
+    train_w = task.encode(tokenizer, train, max_length, label2id)
+    dev_w = task.encode(tokenizer, dev, max_length)
     steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
     epochs = math.ceil(total / steps_per_epoch)
@@ -302,8 +301,6 @@ def finetune(
 
     for start_hook in start_hooks or []:
         start_hook(model, state["step"], total)
-    gold_dev = [s.tags for s in dev]
-    words_dev = [s.tokens for s in dev]
     if cfg.precision == "bf16" and device.type == "cpu":
         from ndogo.train.mlm import resolve_precision
 
@@ -323,7 +320,7 @@ def finetune(
             for b, idx in enumerate(length_batches(train_w, cfg.batch_size, shuffle=True, rng=rng)):
                 if b < state["batch_in_epoch"]:
                     continue  # done before the resume
-                batch = to_device(collate([train_w[i] for i in idx], pad_id), device)
+                batch = to_device(task.collate([train_w[i] for i in idx], pad_id), device)
                 with autocast(cfg.precision, device):
                     loss = loss_fn(model, batch) if loss_fn is not None else model(**batch).loss
                 scaler.scale(loss.float()).backward()
@@ -339,8 +336,7 @@ def finetune(
                 state["batch_in_epoch"] = b + 1
                 last_loss = 0.9 * last_loss + 0.1 * loss.item() if not math.isnan(last_loss) else loss.item()
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}",
-                                dev_f1=f"{max(state['best_f1'], 0):.4f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}", dev=f"{max(state['best_f1'], 0):.4f}")
                 if state["step"] % cfg.save_every == 0:
                     state["train_seconds"] += time.perf_counter() - t0
                     t0 = time.perf_counter()
@@ -354,34 +350,36 @@ def finetune(
                 if state["step"] >= total:
                     break
             state["train_seconds"] += time.perf_counter() - t0
-            result = dev_f1(model, dev_w, words_dev, gold_dev, labels, pad_id, cfg.eval_batch_size)
-            state["history"].append({"epoch": epoch + 1, "step": state["step"], "dev_f1": result["f1"],
-                                     "loss": last_loss, "train_seconds": state["train_seconds"],
+            result = dev_score(task, model, dev_w, dev, labels, pad_id, cfg.eval_batch_size)
+            state["history"].append({"epoch": epoch + 1, "step": state["step"],
+                                     f"dev_{task.metric}": result[task.metric], "loss": last_loss,
+                                     "train_seconds": state["train_seconds"],
                                      "lr": optimizer.param_groups[0]["lr"]})
-            if result["f1"] > state["best_f1"] and (keep_if is None or keep_if(model)):
-                state["best_f1"], state["best_epoch"] = result["f1"], epoch + 1
-                save_model(model, tokenizer, out, labels, cfg, max_length)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}", dev_f1=f"{result['f1']:.4f}")
-            tqdm.write(f"epoch {epoch + 1}: dev F1 {result['f1']:.4f} (best {state['best_f1']:.4f}, "
+            if result[task.metric] > state["best_f1"] and (keep_if is None or keep_if(model)):
+                state["best_f1"], state["best_epoch"] = result[task.metric], epoch + 1
+                save_model(model, tokenizer, out, labels, cfg, max_length, task)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}", dev=f"{result[task.metric]:.4f}")
+            tqdm.write(f"epoch {epoch + 1}: dev {task.metric_label} {result[task.metric]:.4f} "
+                       f"(best {state['best_f1']:.4f}, "
                        f"epoch {state['best_epoch']}), {state['train_seconds']:.0f}s training so far")
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
             if cfg.patience and state["best_epoch"] and epoch + 1 - state["best_epoch"] >= cfg.patience:
-                tqdm.write(f"no dev F1 gain for {cfg.patience} epochs: stopping")
+                tqdm.write(f"no dev {task.metric_label} gain for {cfg.patience} epochs: stopping")
                 stop = True
             elif cfg.schedule == "plateau" and state["best_epoch"] and state["best_epoch"] != epoch + 1:
                 restore_best(model, out)
                 state["lr_scale"] /= 2
                 for group in optimizer.param_groups:
                     group["lr"] /= 2  # now, not from the scheduler's next step
-                tqdm.write(f"no dev F1 gain: back to epoch {state['best_epoch']}'s weights, learning rate "
-                           f"{cfg.lr * state['lr_scale']:.3g}")
+                tqdm.write(f"no dev {task.metric_label} gain: back to epoch {state['best_epoch']}'s weights, "
+                           f"learning rate {cfg.lr * state['lr_scale']:.3g}")
             save_checkpoint()
-            write_metrics(out, cfg, state, labels, max_length, device=device_name(device))
+            write_metrics(out, cfg, state, labels, max_length, task, device=device_name(device))
     bar.close()
     if state["best_epoch"] is None:
         raise ValueError(f"{out}: no epoch was eligible to keep (keep_if never held); train for longer")
-    metrics = write_metrics(out, cfg, state, labels, max_length, complete=True, device=device_name(device))
+    metrics = write_metrics(out, cfg, state, labels, max_length, task, complete=True, device=device_name(device))
     if not cfg.keep_checkpoint:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics
@@ -399,21 +397,27 @@ def restore_best(model: torch.nn.Module, out: Path) -> None:
 
 
 def save_model(model: torch.nn.Module, tokenizer: Any, out: Path, labels: list[str],
-               cfg: FinetuneConfig, max_length: int) -> None:
-    """Save a Hugging Face directory (safetensors) that the token-classification pipeline loads."""
+               cfg: FinetuneConfig, max_length: int, task: Task) -> None:
+    """Save a Hugging Face directory (safetensors) that the task's transformers pipeline loads."""
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    write_meta(out, {"kind": "hf", "stage": "finetune", "base_model": cfg.model,
+    write_meta(out, {"kind": "hf", "stage": "finetune", "task": task.name, "base_model": cfg.model,
                      "base_model_path": resolve_model(cfg.model), "langs": cfg.langs,
                      "labels": labels, "max_length": max_length, **cfg.extra})
 
 
 def write_metrics(out: Path, cfg: FinetuneConfig, state: dict[str, Any], labels: list[str],
-                  max_length: int, complete: bool = False, device: str = "cpu") -> dict[str, Any]:
-    """metrics.json beside the model: dev F1 per epoch, best epoch, time, settings, machine."""
+                  max_length: int, task: Task, complete: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """metrics.json beside the model: the dev metric per epoch, best epoch, time, settings, machine.
+
+    `best_dev_<metric>` (best_dev_f1 for NER) and the task-free `best_dev` with `metric` naming it.
+    """
     metrics = {
         "complete": complete,
-        "best_dev_f1": state["best_f1"],
+        "task": task.name,
+        "metric": task.metric,
+        "best_dev": state["best_f1"],
+        f"best_dev_{task.metric}": state["best_f1"],
         "best_epoch": state["best_epoch"],
         "steps": state["step"],
         "epochs_run": state["epoch"],
@@ -431,4 +435,7 @@ def write_metrics(out: Path, cfg: FinetuneConfig, state: dict[str, Any], labels:
 
 def labels_of(run: str | Path) -> list[str]:
     """Labels of a saved fine-tuned model."""
-    return model_labels(load_for_tokens(run))
+    from transformers import AutoConfig
+
+    id2label = AutoConfig.from_pretrained(run, trust_remote_code=False).id2label
+    return [id2label[i] for i in range(len(id2label))]

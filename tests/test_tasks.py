@@ -1,0 +1,198 @@
+"""The task axis: POS, topic and sentiment read, train, score and predict through the code NER uses.
+
+Each task's corpus is a small sample of its real data (../shared/data); the model is the suite's
+tiny BERT with minilm's tokenizer, so the numbers mean nothing and only the paths are tested.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from ndogo.data.conll import DataError
+from ndogo.evaluate import evaluate
+from ndogo.tasks import TASKS, Task, detect_task, get_task, register, task_names
+from ndogo.tasks._sequence import SequenceTask
+from ndogo.train.finetune import FinetuneConfig, finetune
+from tests.conftest import SHARED, need_shared
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "ndogo"
+
+
+def sample(tmp: Path, corpus: str, lang: str, n: dict[str, int]) -> Path:
+    """The first lines/sentences of each split of a real corpus, in its own layout."""
+    need_shared()
+    src, root = SHARED / corpus / lang, tmp / corpus
+    (root / lang).mkdir(parents=True)
+    for f in src.iterdir():
+        text = f.read_text(encoding="utf-8")
+        split = f.stem
+        if f.suffix == ".txt" and split in n:  # CoNLL: whole sentences
+            text = "\n\n".join(text.strip().split("\n\n")[: n[split]]) + "\n"
+        elif f.suffix == ".tsv" and split in n:
+            text = "\n".join(text.split("\n")[: n[split] + 1]) + "\n"
+        (root / lang / f.name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    tmp = tmp_path_factory.mktemp("tasks")
+    n = {"train": 48, "dev": 16, "test": 16}
+    return {"pos": (sample(tmp, "masakhapos", "hau", n), "hau"),
+            "topic": (sample(tmp, "sib200", "hau_Latn", n), "hau_Latn"),
+            "sentiment": (sample(tmp, "afrisenti", "hau", n), "hau")}
+
+
+def test_every_real_corpus_is_read_as_its_task() -> None:
+    shared = need_shared()
+    for corpus, lang, name in (("masakhaner", "hau", "ner"), ("masakhapos", "yor", "pos"),
+                               ("sib200", "eng_Latn", "topic"), ("afrisenti", "swa", "sentiment"),
+                               ("afrisenti", "orm", "sentiment")):
+        task = detect_task(str(shared / corpus), lang)
+        assert task.name == name, (corpus, lang)
+        got = task.load(str(shared / corpus), lang)
+        assert got.splits["test"] and task.labels([got])
+    orm = get_task("sentiment").load(str(shared / "afrisenti"), "orm")
+    assert "train" not in orm.splits and any("empty file" in p.message for p in orm.problems)
+    assert get_task("topic").labels([get_task("topic").load(str(shared / "sib200"), "hau_Latn")])[0] == \
+        "science/technology"  # labels.txt's order: label ids do not depend on which texts a split holds
+
+
+@pytest.mark.parametrize(("task", "name", "content", "where", "says"), [
+    ("pos", "train.txt", "Musa PROPN\nya VRB\n", ":2", "not a Universal Dependencies POS tag"),
+    ("topic", "train.tsv", "index_id\tcategory\ttext\n1\tsports\tA\n2\tsports\n", ":3", "2 tab-separated fields"),
+    ("topic", "train.tsv", "index_id\tcategory\ttext\n1\tweather\tA text\n", ":2", "label 'weather'"),
+    ("sentiment", "train.tsv", "tweet\tpolarity\nhello\tpositive\n", ":1", "no label column"),
+    ("sentiment", "train.tsv", "tweet\tlabel\n \tpositive\n", ":2", "empty text"),
+])
+def test_bad_rows_are_refused_with_file_and_line(tmp_path: Path, task: str, name: str, content: str,
+                                                 where: str, says: str) -> None:
+    folder = tmp_path / "xx"
+    folder.mkdir()
+    (folder / name).write_text(content, encoding="utf-8")
+    if task == "topic":
+        (folder / "labels.txt").write_text("sports\npolitics\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        get_task(task).load(str(tmp_path), "xx")
+    assert f"{folder / name}{where}:" in str(err.value) and says in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["pos", "topic", "sentiment"])
+def test_finetune_evaluate_and_predict_each_task(name: str, corpora: dict[str, tuple[Path, str]],
+                                                 tiny_model: Path, tmp_path: Path) -> None:
+    data, lang = corpora[name]
+    task = get_task(name)
+    out = tmp_path / "run"
+    cfg = FinetuneConfig(model=str(tiny_model), data=str(data), langs=[lang], out=str(out), epochs=2, lr=1e-3,
+                         batch_size=8, threads=1)  # --task left unset: told by the files
+    metrics = finetune(cfg, show_progress=False)
+    assert metrics["task"] == name and metrics["metric"] == task.metric
+    assert [f"dev_{task.metric}" in h for h in metrics["history"]] == [True, True]
+    assert json.loads((out / "ndogo.json").read_text())["task"] == name
+    row = evaluate(out, str(data), lang, speed=False)
+    assert row["metric"] == task.metric and all(0.0 <= row[m] <= 1.0 for m in task.metrics)
+    gold = task.load(str(data), lang)
+    assert row["sentences"] == len(gold.splits["test"])
+
+    import ndogo
+
+    got = ndogo.load(out).predict(["Musa ya je Kano ranar Litinin."])[0]
+    if task.output == "label":
+        assert got.label in task.labels([gold]) and 0 < got.score <= 1
+        from transformers import pipeline
+
+        # the saved model is what transformers' pipeline expects of a text classifier, and agrees
+        hf = pipeline("text-classification", model=str(out), device="cpu")
+        assert hf("Musa ya je Kano ranar Litinin.")[0]["label"] == got.label
+    else:
+        assert [w.text for w in got] == ["Musa", "ya", "je", "Kano", "ranar", "Litinin", "."]
+        assert all(w.tag in task.labels([gold]) for w in got)
+
+
+def test_the_cli_trains_and_scores_a_task_given_only_its_folder(corpora: dict[str, tuple[Path, str]],
+                                                               tiny_model: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    data, lang = corpora["topic"]
+    runner = CliRunner()
+    res = runner.invoke(app, ["finetune", "--model", str(tiny_model), "--data", str(data), "--lang", lang,
+                              "--out", str(tmp_path / "m"), "--epochs", "1", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    assert "best dev accuracy" in res.output
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "m"), "--data", str(data), "--lang", lang, "--no-speed",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{"):])["metric"] == "accuracy"
+    res = runner.invoke(app, ["finetune", "--model", str(tiny_model), "--data", str(data), "--lang", lang,
+                              "--out", str(tmp_path / "n"), "--task", "parsing"])
+    assert res.exit_code != 0 and "unknown task 'parsing'" in res.output
+
+
+def test_a_new_task_is_one_module(tiny_model: Path, corpora: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    """A task the code has never seen (language identification of a text, from the topic files' texts)
+    trains, scores and predicts by declaring one class: no other code learns its name."""
+    data, lang = corpora["topic"]
+    folder = tmp_path / "langid" / "xx"
+    folder.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        rows = (data / lang / f"{split}.tsv").read_text(encoding="utf-8").strip().split("\n")[1:]
+        lines = ["text\tlanguage"] + [f"{r.split(chr(9))[2]}\t{'hau' if i % 2 else 'eng'}" for i, r in enumerate(rows)]
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    class LanguageId(SequenceTask):
+        name = "langid-test"
+        metric = "accuracy"
+        metric_label = "accuracy"
+        metrics = ("accuracy", "macro_f1")
+        pipeline_tag = "text-classification"
+        title = "Language Identification"
+        metric_names: ClassVar[dict[str, str]] = {"accuracy": "Accuracy", "macro_f1": "Macro-F1"}
+        card_tags = ("language-identification",)
+        summary = "the language of a text"
+        label_columns = ("language",)
+
+        def looks_like(self, folder: Path) -> bool:
+            return self.header_has(folder, self.label_columns)
+
+    register(LanguageId())
+    try:
+        assert detect_task(str(tmp_path / "langid"), "xx").name == "langid-test"
+        out = tmp_path / "run"
+        metrics = finetune(FinetuneConfig(model=str(tiny_model), data=str(tmp_path / "langid"), langs=["xx"],
+                                          out=str(out), epochs=1, lr=1e-3, batch_size=8, threads=1),
+                           show_progress=False)
+        assert metrics["task"] == "langid-test"
+        assert evaluate(out, str(tmp_path / "langid"), "xx", speed=False)["metric"] == "accuracy"
+    finally:
+        TASKS.pop("langid-test")
+
+
+def test_no_code_outside_the_tasks_package_names_a_task() -> None:
+    """What differs per task lives in its module: a task's name as a string anywhere else is a branch
+    on it, the thing the axis removes (one new module per task holds only while this does)."""
+    names = set(task_names())
+    found = []
+    for path in SRC.rglob("*.py"):
+        if "tasks" in path.relative_to(SRC).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+    assert not found, found
+
+
+def test_every_task_declares_what_the_rest_of_the_code_asks() -> None:
+    for name in task_names():
+        task = get_task(name)
+        assert isinstance(task, Task)
+        for attr in ("head", "metric", "metric_label", "metrics", "pipeline_tag", "output", "title",
+                     "metric_names", "card_tags", "summary"):
+            assert getattr(task, attr), (name, attr)
+        assert task.metric in task.metrics and set(task.metrics) <= set(task.metric_names)
