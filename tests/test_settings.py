@@ -1,0 +1,70 @@
+"""Issue #36.2: one settings system. Every source of settings (command line, recipe, sweep config, server)
+binds the same `option(...)` dataclasses through `ndogo.options.bind`, and stages, methods and saved kinds
+are found through one `ndogo.registry.Registry` style."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from ndogo.options import OptionError, bind, option
+from ndogo.registry import Registry
+
+
+@dataclasses.dataclass
+class Knobs:
+    """A config as any stage or table declares one."""
+
+    size: int = option(4, min=1, help="How many.")
+    rate: float = option(0.5, min=0.0, max=1.0, help="How often.")
+    how: str = option("fast", choices=("fast", "slow"), help="How.")
+    langs: list[str] = option([], sep=",", item="language code", help="Languages.")
+    layers: list[int] | None = option(None, sep=",", help="Layers.")
+    note: str | None = option(None, help="Anything.")
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"sizes": 3}, "grid.toml: knobs.sizes: unknown option; [knobs] takes size, rate, how, langs, layers, note"),
+    ({"size": "3"}, "grid.toml: knobs.size: expected an integer, got '3'"),
+    ({"size": True}, "grid.toml: knobs.size: expected an integer, got True"),
+    ({"size": 0}, "grid.toml: knobs: size must be >= 1, not 0"),
+    ({"rate": 2}, "grid.toml: knobs: rate must be <= 1.0, not 2.0"),
+    ({"how": "medium"}, "grid.toml: knobs: how must be one of fast, slow, not 'medium'"),
+    ({"layers": "0,x"}, "grid.toml: knobs.layers '0,x': expected ,-separated int values"),
+    ({"langs": ","}, "grid.toml: knobs.langs ',': give at least one language code"),
+    ({"note": 3}, "grid.toml: knobs.note: expected a string, got 3"),
+    ({"langs": ["hau", 3]}, "grid.toml: knobs.langs[1]: expected a string, got 3"),
+])
+def test_the_binder_names_where_and_what_is_allowed(values: dict, message: str) -> None:
+    with pytest.raises(OptionError) as err:
+        bind(Knobs, values, "grid.toml: knobs", takes="[knobs]")
+    assert str(err.value) == message
+
+
+def test_the_binder_converts_what_a_source_gives_as_text() -> None:
+    knobs = bind(Knobs, {"size": 2, "rate": 1, "langs": "hau,yor", "layers": "0, 2,4"}, "recipe stage 1")
+    assert knobs == Knobs(size=2, rate=1.0, langs=["hau", "yor"], layers=[0, 2, 4])
+    assert isinstance(knobs.rate, float)
+    assert bind(Knobs, {"langs": "hau"}).langs == ["hau"]  # one language where a list is expected
+
+
+def test_one_registry_style_lists_the_known_names_of_stages_methods_and_kinds(tmp_path: Path) -> None:
+    from ndogo.compress.quantize import QUANTIZE
+    from ndogo.compress.recipe import STAGES, RecipeError, resolve_stage
+    from ndogo.models.loading import ModelError, write_meta
+    from ndogo.models.runner import KINDS, load_runner
+
+    assert all(isinstance(r, Registry) for r in (STAGES, KINDS, QUANTIZE._methods))
+    with pytest.raises(RecipeError, match=r"unknown stage 'squash'; choose one of .*distill.*quantize"):
+        resolve_stage("squash")
+    with pytest.raises(ValueError, match=r"unknown quantize method 'int3'; choose one of .*onnx-int8"):
+        QUANTIZE.get("int3")
+    write_meta(tmp_path, {"kind": "holographic"})
+    with pytest.raises(ModelError, match=r"unknown model kind 'holographic'; choose one of hf, .*sparse"):
+        load_runner(tmp_path)
+
+    things: Registry[str] = Registry("thing", aliases={"colour": "color"})
+    things.add("color", "red")
+    assert things.get(" colour ") == "red" and "colour" in things and "shape" not in things
