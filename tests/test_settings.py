@@ -68,3 +68,33 @@ def test_one_registry_style_lists_the_known_names_of_stages_methods_and_kinds(tm
     things: Registry[str] = Registry("thing", aliases={"colour": "color"})
     things.add("color", "red")
     assert things.get(" colour ") == "red" and "colour" in things and "shape" not in things
+
+
+def test_sweep_tables_are_bound_by_the_binder(tmp_path: Path, tiny_model: Path, tiny_corpus: Path) -> None:
+    """[models.X], [evaluate] and [resources] are option dataclasses: a mistake names the file, the key and
+    what the key allows, as a recipe stage's does."""
+    from ndogo.experiments.config import ConfigError, load_sweep_config
+
+    base = (f'languages = ["hau"]\n[models.tiny]\nmodel = "{tiny_model}"\n{{model}}\n[recipes]\nbaseline = ""\n'
+            "[evaluate]\n{evaluate}\n[resources]\ncpus = 1\n{resources}\n")
+    cases = [
+        ({"evaluate": "batch_size = 0"}, "evaluate: batch_size must be >= 1, not 0"),
+        ({"evaluate": 'split = "val"'}, "evaluate: split must be one of train, dev, test, not 'val'"),
+        ({"evaluate": "speed = 1"}, "evaluate.speed: expected true or false, got 1"),
+        ({"evaluate": "sped = true"}, "evaluate.sped: unknown key; [evaluate] takes split, speed, batch_size"),
+        ({"resources": "gpus = -1"}, "resources: gpus must be >= 0.0, not -1.0"),
+        ({"resources": 'cpus = "all"'}, "resources.cpus: expected an integer"),
+        ({"model": 'baselines = ["a", "a"]'}, "models.tiny.baselines: listed twice: a"),
+        ({"model": "train = false"}, "models.tiny.train: false needs `baselines`"),
+        ({"model": "epochs = 3"}, "models.tiny.epochs: unknown key; a model table takes model, finetune, baselines"),
+        ({"model": 'name = "other"'}, "models.tiny.name: unknown key"),  # the table's name is its key
+    ]
+    for parts, message in cases:
+        text = base.format(**{"model": "", "evaluate": "", "resources": "", **parts})
+        if "cpus = \"all\"" in text:
+            text = text.replace("cpus = 1\n", "")
+        path = tmp_path / "grid.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load_sweep_config(path, str(tiny_corpus))
+        assert f"{path}: {message}" in str(err.value), (parts, str(err.value))

@@ -76,8 +76,9 @@ def required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def bind(cls: type[T], values: Mapping[str, Any], where: str = "", *, takes: str | None = None,
-         noun: str = "option", hidden: Collection[str] = (), also: Sequence[str] = ()) -> T:
+def bind(cls: type[T], values: Mapping[str, Any], where: str = "", *, fixed: Mapping[str, Any] | None = None,
+         hidden: Collection[str] = (), also: Sequence[str] = (), takes: str | None = None,
+         noun: str = "option") -> T:
     """Option dataclass `cls` from raw values (a TOML table, a recipe stage's options), checked.
 
     Each value is checked against its field's type (`_convert`: a string where a list is
@@ -86,15 +87,16 @@ def bind(cls: type[T], values: Mapping[str, Any], where: str = "", *, takes: str
     every value against the bounds and choices its `option(...)` declares. Every error is one
     ValueError naming where: `{where}.{key}: ...` for one value, `{where}: ...` for the config;
     an unknown key lists the keys `takes` (the table or stage, default the class) takes: its
-    fields but those `hidden` (a recipe's `out`, which the chain sets), then `also` (the keys
-    the caller took out before, e.g. a method's name).
+    fields but those `hidden`, then `also` (keys the caller took out before, e.g. a method's
+    name). A hidden field is not the source's to set (a recipe's `out`, which the chain sets;
+    a model table's name, which is its key): the caller gives it in `fixed`.
     """
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     settable = [n for n in fields if n not in hidden]
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(fixed or {})
     for key, value in values.items():
-        if key not in fields:
+        if key not in fields or key in hidden:
             raise OptionError(f"{_at(where, key)}: unknown {noun}; {takes or cls.__name__} takes "
                               f"{', '.join([*settable, *also]) or 'nothing'}")
         kwargs[key] = convert(value, hints.get(key, Any), _at(where, key), fields[key])
@@ -211,7 +213,9 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
 
 def _name(hint: Any) -> str:
     origin = typing.get_origin(hint)
+    if origin in (list, tuple) or hint in (list, tuple):
+        return "list"  # what TOML, YAML and a recipe call a sequence
     if origin is not None and origin not in (typing.Union, types.UnionType, typing.Literal):
-        return getattr(origin, "__name__", str(origin))  # list[str] -> list
+        return getattr(origin, "__name__", str(origin))
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
