@@ -70,6 +70,50 @@ def test_one_registry_style_lists_the_known_names_of_stages_methods_and_kinds(tm
     assert things.get(" colour ") == "red" and "colour" in things and "shape" not in things
 
 
+# Computed before distillation's routes became methods (one DistillConfig with a `mode` field): the reuse
+# keys of students already distilled, which the change must not move.
+COMMITTED_KEYS = {
+    "distill:mode=task,student_layers=6,epochs=10,patience=2,lr=2e-4":
+        "e4bcb992905c221e56cbf6236349680c5434cf5c5af9603938c08d26613016b0",
+    "distill:student_layers=3,unlabeled=/u,hidden_weight=1":
+        "60ec100e60a50cbbd2648964b5deca17f119e916a27624404860de0a1657808a",
+    "distill:mode=agnostic,student_layers=3,corpus=/x":
+        "5cb957cbb71bb4a61d91a8a02fde4b3b9fd3471b33bb21396b506aefb6f91c64",
+}
+RUN = {"lang": "hau", "data": "masakhaner", "seed": 42, "threads": 2}
+
+
+@pytest.mark.parametrize("recipe", list(COMMITTED_KEYS))
+def test_distillation_routes_are_methods_and_keep_their_stage_keys(recipe: str) -> None:
+    from ndogo.compress.distill import DISTILL
+    from ndogo.compress.recipe import bind_recipe, parse_recipe, stage_key
+
+    bound = bind_recipe(parse_recipe(recipe), RUN)[0]
+    assert stage_key("src:X", bound) == COMMITTED_KEYS[recipe]
+    assert DISTILL.names() == ["agnostic", "task"] and type(bound.config) is DISTILL.get(bound.config.mode).config_cls
+    # `method=` is the methods' spelling; `mode=`, the one every committed config uses, stays the same stage
+    renamed = recipe.replace("mode=", "method=") if "mode=" in recipe else recipe.replace(":", ":method=task,", 1)
+    assert stage_key("src:X", bind_recipe(parse_recipe(renamed), RUN)[0]) == COMMITTED_KEYS[recipe]
+
+
+def test_each_route_takes_only_its_own_options() -> None:
+    from ndogo.compress.distill import DistillConfig
+    from ndogo.compress.distill.task import TaskDistillConfig
+    from ndogo.compress.recipe import RecipeError, bind_recipe, parse_recipe
+
+    with pytest.raises(RecipeError, match=r"stage 1 \(distill\)\.corpus: unknown option; distill method task takes "):
+        bind_recipe(parse_recipe("distill:mode=task,student_layers=3,corpus=/x"), RUN)
+    with pytest.raises(RecipeError, match=r"stage 1 \(distill\)\.mode: unknown distill method 'both'; choose one of "
+                                          r"agnostic, task"):
+        bind_recipe(parse_recipe("distill:mode=both"), RUN)
+    with pytest.raises(RecipeError, match="give the distill method once, not as both method and mode"):
+        bind_recipe(parse_recipe("distill:method=task,mode=task"), RUN)
+    with pytest.raises(RecipeError, match=r"\(distill\): agnostic distillation needs --corpus"):
+        bind_recipe(parse_recipe("distill:mode=agnostic,student_layers=3"), RUN)
+    config = DistillConfig(mode="task", langs=["hau"])  # the one-class call of scripts written before
+    assert isinstance(config, TaskDistillConfig) and config.mode == "task" and config.lr == 1e-4
+
+
 def test_sweep_tables_are_bound_by_the_binder(tmp_path: Path, tiny_model: Path, tiny_corpus: Path) -> None:
     """[models.X], [evaluate] and [resources] are option dataclasses: a mistake names the file, the key and
     what the key allows, as a recipe stage's does."""

@@ -139,8 +139,12 @@ def build_config(method: Method, given: dict[str, Any], flags: dict[str, str]) -
                 and f.default_factory is dataclasses.MISSING and f.name not in set_]
     if required:
         raise typer.BadParameter(f"method {method.name} needs {flags.get(required[0], required[0])}")
+    hints = typing.get_type_hints(method.config_cls)
+    options = {f.name: f for f in method.options()}
+    # a `sep` option's text is split; a bad item is a ValueError naming the flag (one `error:` line)
+    values = {k: convert(v, hints[k], flags.get(k, k), options[k]) for k, v in set_.items()}
     try:
-        return method.config_cls(**set_)
+        return bind(method.config_cls, values)
     except ValueError as err:
         raise typer.BadParameter(f"method {method.name}: {err}") from None
 

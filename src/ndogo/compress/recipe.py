@@ -388,24 +388,24 @@ def bind_stage(call: StageCall, context: dict[str, Any], where: str) -> BoundSta
     also: tuple[str, ...] = ()
     if registry is not None:
         # a stage with methods: `method` picks the method's config class, which holds its options
+        key = next((k for k in registry.selectors if k in options), "method")  # (distillation's `mode`)
         try:
             cls = registry.config_class(registry.pick(options))
         except ValueError as err:
-            raise RecipeError(f"{where}.method: {err}") from None
+            raise RecipeError(f"{where}.{key}: {err}") from None
         takes, also = f"{call.stage} method {cls.method}", ("method",)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     for key in options:
         if key in CHAIN_FIELDS and key in fields:
             raise RecipeError(f"{where}.{key}: set by the chain (the previous stage's output), not by a recipe")
+    # placeholders: the chain sets these when the stage runs
+    chain = {name: "" for name in CHAIN_FIELDS if name in fields and required(fields[name])}
     try:
         for key in CONTEXT_FIELDS:
             if key in fields and key not in options and key in context:
                 options[key] = convert(context[key], hints.get(key, Any), f"{where}.{key} (from the run)")
-        for name in CHAIN_FIELDS:
-            if name in fields and required(fields[name]):
-                options[name] = ""  # placeholder: the chain sets it when the stage runs
-        config = bind(cls, options, where, takes=takes, hidden=CHAIN_FIELDS, also=also)
+        config = bind(cls, options, where, fixed=chain, hidden=CHAIN_FIELDS, also=also, takes=takes)
     except OptionError as err:
         raise RecipeError(str(err)) from None
     return BoundStage(stage, call, config)
