@@ -16,12 +16,11 @@ runner = CliRunner()
 
 def _configs() -> list[tuple[str, type, tuple[str, ...]]]:
     from ndogo.compress.distill import DistillConfig
-    from ndogo.compress.trim import TrimConfig
-    from ndogo.train.config import FinetuneStageConfig, PretrainConfig
-
     from ndogo.compress.distill.agnostic import AgnosticDistillConfig
     from ndogo.compress.distill.task import TaskDistillConfig
+    from ndogo.compress.trim import TrimConfig
     from ndogo.deploy.serve_config import ServeConfig
+    from ndogo.train.config import FinetuneStageConfig, PretrainConfig
 
     return [("finetune", FinetuneStageConfig, ("extra",)), ("distill", DistillConfig, ("show_progress",)),
             ("distill", TaskDistillConfig, ("show_progress",)), ("distill", AgnosticDistillConfig, ("show_progress",)),
