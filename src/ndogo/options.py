@@ -81,7 +81,7 @@ def bind(cls: type[T], values: Mapping[str, Any], where: str = "", *, fixed: Map
          noun: str = "option") -> T:
     """Option dataclass `cls` from raw values (a TOML table, a recipe stage's options), checked.
 
-    Each value is checked against its field's type (`_convert`: a string where a list is
+    Each value is checked against its field's type (`convert`: a string where a list is
     expected is a list of one, a `sep` field's string is split, an int where a float is
     expected is a float), the config is built (its `__post_init__` and `check()` run), and
     every value against the bounds and choices its `option(...)` declares. Every error is one
