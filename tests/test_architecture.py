@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ndogo"
 # The one statement of the layer order (docs/architecture.md draws it): a module may import its own
 # layer and those below it, never one above. Every module of the package must fall in a layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ndogo.console", "ndogo.options", "ndogo.device", "ndogo.locks"),  # import nothing of ndogo
+    ("ndogo.console", "ndogo.options", "ndogo.registry", "ndogo.device", "ndogo.locks"),  # import nothing of ndogo
     ("ndogo.data", "ndogo.metrics", "ndogo.models"),
     ("ndogo.tasks",),  # what differs per task: readers, labels, head, decoding, metric
     ("ndogo.train",),
@@ -135,11 +135,11 @@ def _all_modules() -> list[str]:
 def test_every_saved_kind_has_a_loader_table_entry() -> None:
     import importlib
 
-    from ndogo.models.runner import KIND_MODULES, LOADERS
+    from ndogo.models.runner import KIND_MODULES, KINDS
 
     for name in _all_modules():  # every register_kind() call in the code base runs
         importlib.import_module(name.removesuffix(".__init__"))
-    assert set(LOADERS) - {"hf"} == set(KIND_MODULES)
+    assert set(KINDS.loaded()) - {"hf"} == set(KIND_MODULES)
 
 
 def test_no_two_modules_import_each_other() -> None:

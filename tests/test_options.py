@@ -16,11 +16,16 @@ runner = CliRunner()
 
 def _configs() -> list[tuple[str, type, tuple[str, ...]]]:
     from ndogo.compress.distill import DistillConfig
+    from ndogo.compress.distill.agnostic import AgnosticDistillConfig
+    from ndogo.compress.distill.task import TaskDistillConfig
     from ndogo.compress.trim import TrimConfig
+    from ndogo.deploy.serve_config import ServeConfig
     from ndogo.train.config import FinetuneStageConfig, PretrainConfig
 
     return [("finetune", FinetuneStageConfig, ("extra",)), ("distill", DistillConfig, ("show_progress",)),
-            ("pretrain", PretrainConfig, ()), ("trim-vocab", TrimConfig, ("show_progress",))]
+            ("distill", TaskDistillConfig, ("show_progress",)), ("distill", AgnosticDistillConfig, ("show_progress",)),
+            ("pretrain", PretrainConfig, ()), ("trim-vocab", TrimConfig, ("show_progress",)),
+            ("serve", ServeConfig, ())]
 
 
 @pytest.mark.parametrize(("command", "cls", "skip"), _configs(), ids=lambda x: x if isinstance(x, str) else "")
@@ -48,7 +53,7 @@ def test_list_options_are_split_and_empty_ones_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["finetune", "--lang", "hau", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "--model is required" in result.output
     result = runner.invoke(app, ["distill", "--teacher", "t", "--out", str(tmp_path / "o"), "--mode", "both"])
-    assert result.exit_code == 2 and "mode must be one of agnostic, task, not 'both'" in result.output
+    assert result.exit_code == 2 and "unknown distill method 'both'; choose one of agnostic, task" in result.output
     assert not (tmp_path / "o").exists()
 
 

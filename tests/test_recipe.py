@@ -67,9 +67,11 @@ def test_missing_language_is_named() -> None:
 
 def test_absent_stage_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     import ndogo.compress.recipe as recipe
+    from ndogo.registry import Registry
 
     monkeypatch.setitem(recipe.KNOWN_STAGES, "distill", ("ndogo.compress.no_such_module", ("distill",)))
-    monkeypatch.delitem(recipe._REGISTERED, "distill", raising=False)
+    monkeypatch.setattr(recipe, "STAGES", Registry("stage", modules={"distill": "ndogo.compress.no_such_module"},
+                                                   aliases=recipe.ALIASES, on_import=recipe._stage_from_module))
     with pytest.raises(RecipeError, match="stage 'distill' is not available in this version"):
         resolve_stage("distil")
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from ndogo.compress.methods import Method
-from ndogo.options import field_help
+from ndogo.options import bind, convert, field_help
 
 
 def _plain(hint: Any) -> Any:
@@ -97,7 +97,8 @@ def config_from_options(cls: type, given: dict[str, Any], fixed: dict[str, Any] 
     """Config `cls` from the generated options the user gave (None = not given) and the fixed values.
 
     A `sep` field's text is split (and its items converted to the list's item type); a
-    required field not given is an error naming its flag.
+    required field not given is an error naming its flag. The config is built by
+    `ndogo.options.bind`, as recipes, sweep configs and the server build theirs.
     """
     hints = typing.get_type_hints(cls)
     values = dict(fixed or {})
@@ -111,18 +112,8 @@ def config_from_options(cls: type, given: dict[str, Any], fixed: dict[str, Any] 
                     raise typer.BadParameter(f"{flag(f)} is required", param_hint=flag(f))
                 values[f.name] = None
             continue
-        sep = f.metadata.get("sep")
-        if sep and isinstance(value, str):
-            item = (typing.get_args(_plain(hints[f.name])) or (str,))[0]
-            try:
-                items = [item(x.strip()) for x in value.split(sep) if x.strip()]
-            except ValueError:
-                raise ValueError(f"{flag(f)} {value!r}: expected {sep}-separated {item.__name__} values") from None
-            if not items:  # "" or "," would otherwise quietly mean the config's default
-                raise ValueError(f"{flag(f)} {value!r}: give at least one {f.metadata.get('item') or 'value'}")
-            value = items
-        values[f.name] = value
-    return cls(**values)  # its own checks' ValueErrors reach the user as one "error:" line
+        values[f.name] = convert(value, hints[f.name], flag(f), f)  # a `sep` option's text is split
+    return bind(cls, values)  # its ValueErrors reach the user as one "error:" line
 
 
 def methods_help(methods: Sequence[Method], shared: type | None = None) -> str:
@@ -148,8 +139,12 @@ def build_config(method: Method, given: dict[str, Any], flags: dict[str, str]) -
                 and f.default_factory is dataclasses.MISSING and f.name not in set_]
     if required:
         raise typer.BadParameter(f"method {method.name} needs {flags.get(required[0], required[0])}")
+    hints = typing.get_type_hints(method.config_cls)
+    options = {f.name: f for f in method.options()}
+    # a `sep` option's text is split; a bad item is a ValueError naming the flag (one `error:` line)
+    values = {k: convert(v, hints[k], flags.get(k, k), options[k]) for k, v in set_.items()}
     try:
-        return method.config_cls(**set_)
+        return bind(method.config_cls, values)
     except ValueError as err:
         raise typer.BadParameter(f"method {method.name}: {err}") from None
 

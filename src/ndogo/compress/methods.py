@@ -12,8 +12,9 @@ package that declares a config dataclass and registers it with its handler:
 
     QUANTIZE.handler(Fp16Config)(HalfHandler(torch.float16))
 
-The registry imports the modules of its package the first time a method is asked for (and
-again when a name is unknown, so a file added while a program runs is found), plus any
+The methods are kept in a `ndogo.registry.Registry`, the one registry style of stages, methods
+and saved kinds: it imports the modules of the stage's package the first time a method is asked
+for (and again when a name is unknown, so a file added while a program runs is found), plus any
 module named in $NDOGO_PLUGINS (comma-separated), for methods that live outside ndogo.
 Recipes, sweeps, `ndogo compress` and the `ndogo quantize` / `ndogo prune` options all read
 the method's config fields, so an option a method does not have is an error naming it.
@@ -22,19 +23,15 @@ the method's config fields, so an option a method does not have is an error nami
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import os
-import pkgutil
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ndogo.options import check_fields, field_help, option
+from ndogo.registry import PLUGINS_ENV, Registry
 
-__all__ = ["Method", "MethodConfig", "MethodRegistry", "field_help", "option", "resolved_hints"]
-
-PLUGINS_ENV = "NDOGO_PLUGINS"
+__all__ = ["PLUGINS_ENV", "Method", "MethodConfig", "MethodRegistry", "field_help", "option", "resolved_hints"]
 
 
 class MethodConfig:
@@ -78,14 +75,19 @@ class Method:
 
 
 class MethodRegistry:
-    """The methods of one stage, discovered from the modules of `package`."""
+    """The methods of one stage, discovered from the modules of `package`.
 
-    def __init__(self, stage: str, package: str, base: type, default: str | None = None) -> None:
+    `selectors` are the option names a recipe or config picks the method with: `method`, and
+    for distillation also `mode`, its name from before its modes were methods.
+    """
+
+    def __init__(self, stage: str, package: str, base: type, default: str | None = None,
+                 selectors: tuple[str, ...] = ("method",)) -> None:
         self.stage, self.package, self.base, self.default = stage, package, base, default
-        self._methods: dict[str, Method] = {}
+        self.selectors = selectors
+        self._methods: Registry[Method] = Registry(f"{stage} method", packages=(package,), plugins=True)
         self._configs: dict[type, str] = {}
         self._handlers: dict[type, Any] = {}
-        self._imported: set[str] = set()
 
     # ------------------------------------------------------------ registering
 
@@ -96,7 +98,7 @@ class MethodRegistry:
             if not (dataclasses.is_dataclass(cls) and issubclass(cls, self.base)):
                 raise TypeError(f"{self.stage} method {name!r}: {cls.__qualname__} must be a dataclass "
                                 f"subclassing {self.base.__qualname__}")
-            other = self._methods.get(name)
+            other = self._methods.loaded().get(name)
             if other is not None and other.config_cls.__qualname__ != cls.__qualname__:
                 raise ValueError(f"{self.stage} method {name!r} is registered twice ({other.module} "
                                  f"and {cls.__module__})")
@@ -104,7 +106,7 @@ class MethodRegistry:
             self._configs[cls] = name
             if handler is not None:
                 self._handlers[cls] = handler
-            self._methods[name] = Method(name, cls, self._handlers.get(cls), cls.__module__)
+            self._methods.add(name, Method(name, cls, self._handlers.get(cls), cls.__module__))
             return cls
 
         return wrap
@@ -115,7 +117,7 @@ class MethodRegistry:
         def wrap(handler: Any) -> Any:
             name = self._configs[cls]
             self._handlers[cls] = handler
-            self._methods[name] = dataclasses.replace(self._methods[name], handler=handler)
+            self._methods.add(name, dataclasses.replace(self._methods.loaded()[name], handler=handler))
             return handler
 
         return wrap
@@ -124,31 +126,25 @@ class MethodRegistry:
 
     def discover(self) -> None:
         """Import every module of the package and of $NDOGO_PLUGINS not imported yet."""
-        package = importlib.import_module(self.package)
-        # modules starting with "_" are the stage's helpers, not methods
-        names = [f"{self.package}.{m.name}" for m in pkgutil.iter_modules(package.__path__)
-                 if not m.name.startswith("_")]
-        names += [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
-        for name in names:
-            if name not in self._imported:
-                self._imported.add(name)
-                importlib.import_module(name)
+        self._methods.discover()
 
     def names(self) -> list[str]:
         """Every method name, in registration order."""
-        self.discover()
-        return list(self._methods)
+        return self._methods.names()
 
     def get(self, name: str) -> Method:
         """The method called `name`; an unknown name is a ValueError listing the known ones."""
-        if name not in self._methods:
-            self.discover()
-        if name not in self._methods:
-            raise ValueError(f"unknown {self.stage} method {name!r}; choose one of {', '.join(self.names())}")
-        method = self._methods[name]
+        method = self._methods.get(name)
         if method.handler is None:
             raise ValueError(f"{self.stage} method {name!r} ({method.module}) registers no handler")
         return method
+
+    def pick(self, options: dict[str, Any]) -> str | None:
+        """Take the method's name out of recipe or config options (any of `selectors`; two is an error)."""
+        given = [k for k in self.selectors if k in options]
+        if len(given) > 1:
+            raise ValueError(f"give the {self.stage} method once, not as both {' and '.join(given)}")
+        return options.pop(given[0]) if given else None
 
     def of(self, config: Any) -> Method:
         """The method a config object belongs to."""

@@ -35,22 +35,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import shutil
 import time
 import tomllib
-import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ndogo.locks import file_lock
 from ndogo.models.names import ModelError, resolve_model
-from ndogo.options import check_fields
+from ndogo.options import OptionError, bind, convert, required
+from ndogo.registry import Registry
 from ndogo.train.config import LATER_DEFAULTS, FinetuneConfig, FinetuneStageConfig
 
 # Where each stage lives, by convention `ndogo.compress.<module>` with a function named
@@ -94,9 +94,6 @@ class Stage:
     resumable: bool = False
 
 
-_REGISTERED: dict[str, Stage] = {}
-
-
 def register_stage(name: str, function: Callable[..., Any], config_cls: type | None = None,
                    *, find_existing: Callable[[str, Any, Sequence[str]], Path | None] | None = None,
                    resumable: bool = False) -> None:
@@ -104,19 +101,17 @@ def register_stage(name: str, function: Callable[..., Any], config_cls: type | N
 
     `config_cls` defaults to the annotation of the function's `config` parameter.
     """
-    _REGISTERED[name] = Stage(name, function, config_cls or _config_class(name, function),
-                              find_existing, resumable)
+    STAGES.add(name, Stage(name, function, config_cls or _config_class(name, function), find_existing, resumable))
 
 
 def stage_names() -> list[str]:
     """Every stage name a recipe may use (whether or not this version has it)."""
-    return sorted(set(KNOWN_STAGES) | set(_REGISTERED))
+    return sorted(STAGES.names())
 
 
 def canonical_name(name: str) -> str:
     """The stage name an alias stands for, so `trim-vocab` and `trim` key and resume as one stage."""
-    name = name.strip()
-    return ALIASES.get(name, name)
+    return STAGES.canonical(name)
 
 
 def _config_class(name: str, function: Callable[..., Any]) -> type:
@@ -128,29 +123,37 @@ def _config_class(name: str, function: Callable[..., Any]) -> type:
     return cls
 
 
-def resolve_stage(name: str) -> Stage:
-    """The stage called `name`, importing its module only now (stages pull in heavy libraries)."""
-    name = canonical_name(name)
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    if name not in KNOWN_STAGES:
-        raise RecipeError(f"unknown stage {name!r}; stages: {', '.join(stage_names())}")
-    module_name, function_names = KNOWN_STAGES[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name != module_name:
-            raise
-        raise RecipeError(f"stage {name!r} is not available in this version ({module_name} is absent)") from None
+def _stage_from_module(name: str, module: ModuleType) -> Stage:
+    """The stage `name` of its module in KNOWN_STAGES: the function named there, its config from its signature."""
+    function_names = KNOWN_STAGES[name][1]
     function = next((getattr(module, f) for f in function_names if callable(getattr(module, f, None))), None)
     if function is None:
         raise RecipeError(f"stage {name!r} is not available in this version "
-                          f"({module_name} has no {' or '.join(function_names)}())")
+                          f"({module.__name__} has no {' or '.join(function_names)}())")
     finetune = name == "finetune"
-    stage = Stage(name, function, _config_class(name, function),
-                  find_existing=find_finetuned if finetune else None, resumable=finetune)
-    _REGISTERED[name] = stage
-    return stage
+    return Stage(name, function, _config_class(name, function),
+                 find_existing=find_finetuned if finetune else None, resumable=finetune)
+
+
+# The stages by name: those of KNOWN_STAGES are built from their module when a recipe first
+# names them (the one registry style of stages, methods and kinds: `ndogo.registry`).
+STAGES: Registry[Stage] = Registry("stage", modules={n: m for n, (m, _) in KNOWN_STAGES.items()},
+                                   aliases=ALIASES, on_import=_stage_from_module)
+
+
+def resolve_stage(name: str) -> Stage:
+    """The stage called `name`, importing its module only now (stages pull in heavy libraries)."""
+    name = canonical_name(name)
+    try:
+        return STAGES.get(name)
+    except ModuleNotFoundError as err:
+        if err.name != STAGES.modules.get(name):
+            raise
+        raise RecipeError(f"stage {name!r} is not available in this version ({err.name} is absent)") from None
+    except RecipeError:
+        raise
+    except ValueError as err:
+        raise RecipeError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,7 +267,7 @@ def _stage_name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise RecipeError(f"{where}.stage: expected a stage name ({', '.join(stage_names())})")
     name = canonical_name(name)
-    if name not in KNOWN_STAGES and name not in _REGISTERED:
+    if name not in STAGES:
         raise RecipeError(f"{where}.stage: unknown stage {name!r}; stages: {', '.join(stage_names())}")
     return name
 
@@ -376,111 +379,36 @@ def bind_stage(call: StageCall, context: dict[str, Any], where: str) -> BoundSta
     """Build a stage's config from its recipe options and the context, failing with `where` named.
 
     Binding every stage before the first runs is what lets a bad last stage fail
-    in seconds instead of after an hour of fine-tuning.
+    in seconds instead of after an hour of fine-tuning. The options go through
+    `ndogo.options.bind`, as every other source of settings does.
     """
     stage = resolve_stage(call.stage)
     cls, options, takes = stage.config_cls, dict(call.options), call.stage
     registry = getattr(cls, "registry", None)
+    also: tuple[str, ...] = ()
     if registry is not None:
         # a stage with methods: `method` picks the method's config class, which holds its options
+        key = next((k for k in registry.selectors if k in options), "method")  # (distillation's `mode`)
         try:
-            cls = registry.config_class(options.pop("method", None))
+            cls = registry.config_class(registry.pick(options))
         except ValueError as err:
-            raise RecipeError(f"{where}.method: {err}") from None
-        takes = f"{call.stage} method {cls.method}"
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+            raise RecipeError(f"{where}.{key}: {err}") from None
+        takes, also = f"{call.stage} method {cls.method}", ("method",)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
-    settable = [n for n in fields if n not in CHAIN_FIELDS] + (["method"] if registry is not None else [])
-    kwargs: dict[str, Any] = {}
-    for key, value in options.items():
+    for key in options:
         if key in CHAIN_FIELDS and key in fields:
             raise RecipeError(f"{where}.{key}: set by the chain (the previous stage's output), not by a recipe")
-        if key not in fields:
-            raise RecipeError(f"{where}.{key}: unknown option; {takes} takes {', '.join(settable)}")
-        kwargs[key] = _check_type(value, hints.get(key, Any), f"{where}.{key}")
-    for key in CONTEXT_FIELDS:
-        if key in fields and key not in kwargs and key in context:
-            kwargs[key] = _check_type(context[key], hints.get(key, Any), f"{where}.{key} (from the run)")
-    for name in CHAIN_FIELDS:
-        if name in fields and fields[name].default is dataclasses.MISSING \
-                and fields[name].default_factory is dataclasses.MISSING:
-            kwargs[name] = ""  # placeholder: the chain sets it when the stage runs
-    missing = [n for n, f in fields.items() if n not in kwargs and f.init
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise RecipeError(f"{where}.{missing[0]}: required option missing")
+    # placeholders: the chain sets these when the stage runs
+    chain = {name: "" for name in CHAIN_FIELDS if name in fields and required(fields[name])}
     try:
-        config = cls(**kwargs)
-        # stages check their own settings in __post_init__ or, by convention, in check()
-        check = getattr(config, "check", None)
-        if callable(check):
-            check()
-        # and every option's declared bounds and choices, whether or not the stage checks them itself
-        # (trim's are only read when it runs, an hour into a sweep otherwise)
-        check_fields(config)
-    except (ValueError, TypeError) as err:
-        raise RecipeError(f"{where}: {err}") from None
+        for key in CONTEXT_FIELDS:
+            if key in fields and key not in options and key in context:
+                options[key] = convert(context[key], hints.get(key, Any), f"{where}.{key} (from the run)")
+        config = bind(cls, options, where, fixed=chain, hidden=CHAIN_FIELDS, also=also, takes=takes)
+    except OptionError as err:
+        raise RecipeError(str(err)) from None
     return BoundStage(stage, call, config)
-
-
-def _check_type(value: Any, hint: Any, where: str) -> Any:
-    """Check (and gently coerce) a value against a config field's annotation.
-
-    Written by hand because the configs are plain dataclasses: pulling in a
-    validation framework for ints, floats, strings, lists and Literals would be
-    heavier than these few lines.
-    """
-    if hint is Any:
-        return value
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _check_type(value, arg, where)
-            except RecipeError as err:
-                errors.append(str(err))
-        raise RecipeError(errors[0] if len(errors) == 1 else f"{where}: {value!r} does not fit {_name(hint)}")
-    if origin is typing.Literal:
-        if value not in args:
-            raise RecipeError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if origin in (list, tuple, Sequence) or hint in (list, tuple):
-        if isinstance(value, str):
-            value = [value]  # a single language where a list is expected
-        if not isinstance(value, list | tuple):
-            raise RecipeError(f"{where}: expected a list, got {value!r}")
-        inner = args[0] if args else Any
-        items = [_check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple or hint is tuple else items
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise RecipeError(f"{where}: expected a table, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RecipeError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise RecipeError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def _name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -82,40 +82,10 @@ from typing import Any
 
 from ndogo.data.words import split_words
 from ndogo.deploy.entities import entities_from_tags
+from ndogo.deploy.serve_config import ServeConfig
 from ndogo.models.align import WordMerger
 
 LOOPBACK_NAMES = ("localhost",)
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Limits and batching of one server."""
-
-    # Windows per model call (a text up to the model's window is one). Small on purpose: on the
-    # project's CPU one int8 minilm thread tags 54-65 sentences/s one at a time but 27-28/s in batches
-    # of 32, and 32 clients got 1.57x the bare batch-32 throughput with batches of up to 4 against
-    # 0.71x with 32 (docs/lab/results-log-2026-11-to-12.md §8).
-    max_batch: int = 4
-    max_wait_ms: float = 5.0  # longest a text waits for others to join its batch
-    max_body_bytes: int = 1_000_000
-    max_text_chars: int = 10_000
-    max_texts: int = 256  # texts in one request
-    # Model input one request may ask for, in sub-words with special tokens and window overlaps counted
-    # (what the model runs): 256 sentences of 64, or two Hausa texts at the 10,000-character limit
-    # (about 7,000 each in minilm's 512-token windows); a 1 MB body of such texts is about 700,000.
-    # Bytes alone do not bound the work: 10,000 characters of punctuation are 10,000 words.
-    max_request_tokens: int = 16_384
-    threads: int | None = None  # model threads per process (default: the runtime's alone, 1 per worker)
-    drain_s: float = 30.0  # longest SIGTERM waits for requests in flight
-    workers: int = 1  # processes behind the port, each with its own model; 1 serves in this process
-
-    def __post_init__(self) -> None:
-        for name in ("max_batch", "max_body_bytes", "max_text_chars", "max_texts", "max_request_tokens",
-                     "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0 or self.drain_s < 0:
-            raise ValueError("max-wait-ms and drain-s cannot be negative")
 
 
 class BadInput(Exception):

@@ -48,7 +48,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,11 @@ from ndogo.compress.recipe import (
 from ndogo.data.corpus import is_hub_name, lang_dir, resolve_data
 from ndogo.experiments.row import BASELINE
 from ndogo.models.loading import SHORT_NAMES, ModelError, resolve_model
+from ndogo.options import OptionError, bind, option
 
 # Stage options that name files a stage reads (checked to exist when a sweep starts).
 PATH_OPTIONS = ("corpus", "unlabeled")
-TOP_KEYS = {"name", "languages", "seeds", "data", "models", "recipes", "evaluate", "resources"}
+SPLITS = ("train", "dev", "test")
 
 
 class ConfigError(ValueError):
@@ -76,16 +77,27 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model of the grid: what to fine-tune, how, and which existing runs may stand in."""
+    """A model of the grid, its `[models.NAME]` table: what to fine-tune, how, and which existing runs may stand in."""
 
-    name: str
-    model: str
-    finetune: dict[str, Any] = field(default_factory=dict)
-    baselines: tuple[str, ...] = ()
-    # False: never fine-tune here; cells use a matching run from `baselines` or fail saying so
-    train: bool = True
-    # a fine-tuned model per language ({lang}, {seed}) that cells start from as it is, however it was trained
-    finetuned: str | None = None
+    name: str = option(help="The table's name ([models.NAME]): the model's name in rows and cell labels.")
+    model: str = option(help="Hub id, local directory or short name (default: the table's name).")
+    finetune: dict[str, Any] = option({}, help="Defaults of every finetune stage of this model (a table of "
+                                      "`ndogo finetune` options, e.g. { epochs = 3, lr = 1e-4 }).")
+    baselines: tuple[str, ...] = option((), help="Fine-tuned runs ({lang}, {seed}) to reuse when their settings "
+                                        "match instead of fine-tuning again.")
+    train: bool = option(True, help="false: never fine-tune here; cells use a matching run from `baselines` or "
+                         "fail saying so.")
+    finetuned: str | None = option(None, help="A fine-tuned model per language ({lang}, {seed}) that cells start "
+                                   "from as it is, however it was trained (excludes `baselines`).")
+
+    def check(self) -> None:
+        """What one key says about another (the types, by the binder)."""
+        _no_repeats(self.baselines, "baselines")
+        if not self.train and not self.baselines and self.finetuned is None:
+            raise OptionError("false needs `baselines`, the fine-tuned runs to use instead", key="train")
+        if self.finetuned is not None and self.baselines:
+            raise OptionError("`finetuned` (start from these runs as they are) and `baselines` (reuse runs "
+                              "whose settings match) exclude each other")
 
     def finetuned_run(self, lang: str, seed: int) -> str | None:
         """The run `finetuned` names for a language and seed (absolute where it exists), else None."""
@@ -114,25 +126,84 @@ class RecipeSpec:
 
 @dataclass(frozen=True)
 class EvalSpec:
-    """How each cell's result is measured (the columns of `ndogo evaluate`)."""
+    """How each cell's result is measured, the `[evaluate]` table (the columns of `ndogo evaluate`)."""
 
-    split: str = "test"
-    speed: bool = True
-    batch_size: int = 32
-    sample: int = 200
-    # A lock file held while a cell is measured, so timings on a shared machine do not overlap.
-    lock: str | None = None
-    # languages each model is also scored on, zero-shot (the row's `transfer` column)
-    transfer: tuple[str, ...] = ()
-    # False: a cell's model is deleted once scored, unless its last stage trains (finetune, distill)
-    keep_models: bool = True
-    # True: when a baseline finds no entity on dev (F1 0, e.g. a tokenizer that cannot read the
-    # language), the cells built on it are recorded as not run, with the reason, instead of scoring 0
-    skip_empty_baselines: bool = True
-    # With skip_empty_baselines: a baseline whose dev F1 (0-1) is at or below this floor is not
-    # compressed either. 0 (the default) means only one that found nothing; a floor is opt-in, for
-    # grids where a budget can fail on a language (me5s's 3 epochs are 123 steps on luo).
-    min_baseline_dev_f1: float = 0.0
+    split: str = option("test", choices=SPLITS, help="The split each cell is scored on.")
+    speed: bool = option(True, help="Latency and throughput (batch 1 and 32).")
+    batch_size: int = option(32, min=1, help="Sentences per batch when scoring.")
+    sample: int = option(200, min=1, help="Sentences timed for the speed columns.")
+    lock: str | None = option(None, help="A lock file held while a cell is measured, so timings on a shared "
+                              "machine do not overlap (its folder must exist).")
+    # in the table: true (every language of the sweep), false, or a list; here, the languages
+    transfer: bool | tuple[str, ...] = option((), help="Languages each model is also scored on zero-shot (the row's "
+                                              "`transfer` column): true for every language of the sweep.")
+    keep_models: bool = option(True, help="false: a cell's model is deleted once scored, unless its last stage "
+                               "trains (finetune, distill).")
+    # When a baseline finds no entity on dev (F1 0, e.g. a tokenizer that cannot read the language),
+    # the cells built on it are recorded as not run, with the reason, instead of scoring 0.
+    skip_empty_baselines: bool = option(True, help="Record the cells built on a baseline that found no entity "
+                                        "on dev as not run, saying why, instead of scoring 0.")
+    # 0 (the default) means only one that found nothing; a floor is opt-in, for grids where a budget
+    # can fail on a language (me5s's 3 epochs are 123 steps on luo).
+    min_baseline_dev_f1: float = option(0.0, help="With skip_empty_baselines: nor compress a baseline whose dev "
+                                        "F1 (0 <= F1 < 1; 0.2 is 20 points) is at or below this floor.")
+
+    def check(self) -> None:
+        """What the declarations cannot say: a half-open range, a folder that must exist, no language twice."""
+        if not 0.0 <= self.min_baseline_dev_f1 < 1.0:
+            raise OptionError(f"expected an F1 between 0 and 1 (0.2 is 20 points), got {self.min_baseline_dev_f1!r}",
+                              key="min_baseline_dev_f1")
+        if self.lock is not None and not Path(self.lock).expanduser().parent.is_dir():
+            # the lock is taken when a cell is timed, after its training
+            raise OptionError(f"{self.lock}: its folder {Path(self.lock).expanduser().parent} does not exist",
+                              key="lock")
+        if not isinstance(self.transfer, bool):
+            _no_repeats(self.transfer, "transfer")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each cell reserves, the `[resources]` table (or a recipe's own `resources`): for the Ray executor."""
+
+    cpus: int | None = option(None, min=1, help="Per cell: torch threads, and Ray's CPU request (default: every "
+                              "core of this machine).")
+    gpus: float = option(0.0, min=0.0, help="Per cell: Ray's GPU request (cells here run on the CPU without one).")
+
+
+def _no_repeats(values: tuple[Any, ...], key: str) -> None:
+    if any(v == "" for v in values):
+        raise OptionError(f"expected non-empty strings, got {list(values)!r}", key=key)
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise OptionError(f"listed twice: {twice[0]}", key=key)
+
+
+@dataclass(frozen=True)
+class SweepTable:
+    """The top level of a sweep config: the grid's axes. Its tables are bound to their own classes
+    (ModelSpec, recipes, EvalSpec, Resources), by the functions that read them."""
+
+    languages: tuple[str, ...] = option((), help='Language codes, e.g. ["hau", "swa"].')
+    name: str | None = option(None, help="The sweep's name (default: the file's name).")
+    seeds: tuple[int, ...] = option((42,), help="Seeds (0 to 2**32 - 1): each cell runs once per seed.")
+    data: str | None = option(None, help="The corpus: a folder or a hub name (else --data, then $NDOGO_DATA, then "
+                              "the hub's MasakhaNER); --data wins.")
+    models: Any = option(None, help="[models.NAME] tables (ModelSpec), or a list of model names.")
+    recipes: Any = option(None, help="Named recipes: one-line strings or [recipes.NAME] tables.")
+    evaluate: Any = option({}, help="The [evaluate] table (EvalSpec).")
+    resources: Any = option({}, help="The [resources] table (Resources).")
+
+    def check(self) -> None:
+        """What a type cannot say: at least one language and seed, seeds in range, nothing twice."""
+        if not self.languages:
+            raise OptionError('expected a non-empty list of language codes, e.g. ["hau", "swa"]', key="languages")
+        _no_repeats(self.languages, "languages")
+        if not self.seeds:
+            raise OptionError("expected a non-empty list of integers", key="seeds")
+        bad = [s for s in self.seeds if not 0 <= s < 2**32]
+        if bad:
+            raise OptionError(f"{bad[0]} is not between 0 and 2**32 - 1", key="seeds")
+        _no_repeats(self.seeds, "seeds")
 
 
 @dataclass(frozen=True)
@@ -287,23 +358,16 @@ def load_sweep_config(path: str | Path, data: str | None = None, only: list[str]
     where = str(path)
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: expected a table of settings")
-    unknown = set(doc) - TOP_KEYS
+    keys = [f.name for f in dataclasses.fields(SweepTable)]
+    unknown = set(doc) - set(keys)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; keys: {', '.join(sorted(TOP_KEYS))}")
-
-    name = _typed(doc.get("name", path.stem), str, f"{where}: name")
-    languages = _str_list(doc.get("languages"), f"{where}: languages", "language codes, e.g. [\"hau\", \"swa\"]")
-    seeds = doc.get("seeds", [42])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                           for s in seeds):
-        raise ConfigError(f"{where}: seeds: expected a non-empty list of integers, got {seeds!r}")
-    bad = [s for s in seeds if not 0 <= s < 2**32]
-    if bad:
-        raise ConfigError(f"{where}: seeds: {bad[0]} is not between 0 and 2**32 - 1")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{where}: seeds: listed twice: {sorted({s for s in seeds if seeds.count(s) > 1})[0]}")
-    data_value = data or _typed(doc.get("data"), (str, type(None)), f"{where}: data")
-    data_value = resolve_data(data_value)
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; keys: {', '.join(sorted(keys))}")
+    try:
+        top = bind(SweepTable, doc, takes="a sweep config", noun="key")
+    except OptionError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    name, languages, seeds = top.name or path.stem, list(top.languages), list(top.seeds)
+    data_value = resolve_data(data or top.data)
     if Path(data_value).expanduser().exists():
         data_value = str(Path(data_value).expanduser().resolve())
         for lang in languages if only is None else [x for x in only if x in languages]:
@@ -316,7 +380,7 @@ def load_sweep_config(path: str | Path, data: str | None = None, only: list[str]
         raise ConfigError(f"{where}: data: {data_value}: no such folder (and not a hub corpus name such as "
                           "'masakhaner')")
 
-    evaluate = _eval_spec(doc.get("evaluate", {}), f"{where}: evaluate", languages)
+    evaluate = _eval_spec(top.evaluate, f"{where}: evaluate", languages)
     if Path(data_value).exists():
         for lang in evaluate.transfer:
             try:
@@ -324,11 +388,11 @@ def load_sweep_config(path: str | Path, data: str | None = None, only: list[str]
             except ValueError as err:
                 raise ConfigError(f"{where}: evaluate.transfer: {err}") from None
     limits = machine_limits() if this_machine else None
-    cpus, gpus = _resources(doc.get("resources", {}), f"{where}: resources", limits)
-    models = _models(doc.get("models"), f"{where}: models", this_machine)
-    recipes = _recipes(doc.get("recipes"), f"{where}: recipes", cpus, gpus, limits)
+    cpus, gpus = _resources(top.resources, f"{where}: resources", limits)
+    models = _models(top.models, f"{where}: models", this_machine)
+    recipes = _recipes(top.recipes, f"{where}: recipes", cpus, gpus, limits)
 
-    config = SweepConfig(name, str(path), path.read_text(encoding="utf-8"), languages, list(seeds), data_value,
+    config = SweepConfig(name, str(path), path.read_text(encoding="utf-8"), languages, seeds, data_value,
                          models, recipes, evaluate)
     if only is not None:
         config = config.only_languages(only)
@@ -366,55 +430,22 @@ def stage_key(path: str, cell: Cell, i: int, call: StageCall) -> str:
     return f"{path}: recipes.{cell.recipe.name} stage {i + (0 if implicit else 1)} ({call.stage})"
 
 
-def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kinds):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{where}: expected {names.replace('NoneType', 'nothing')}, got {value!r}")
-    return value
-
-
-def _str_list(value: Any, where: str, what: str) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{where}: expected a non-empty list of {what}, got {value!r}")
-    if len(set(value)) != len(value):
-        raise ConfigError(f"{where}: listed twice: {sorted({v for v in value if value.count(v) > 1})[0]}")
-    return list(value)
-
-
 def _eval_spec(value: Any, where: str, languages: list[str]) -> EvalSpec:
+    """The `[evaluate]` table bound to EvalSpec; `transfer = true` is every language of the sweep."""
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a table")
-    kinds = {"split": str, "speed": bool, "batch_size": int, "sample": int, "lock": str, "transfer": (bool, list),
-             "keep_models": bool, "skip_empty_baselines": bool, "min_baseline_dev_f1": (int, float)}
-    for key, val in value.items():
-        if key not in kinds:
-            raise ConfigError(f"{where}.{key}: unknown key; keys: {', '.join(kinds)}")
-        _typed(val, kinds[key], f"{where}.{key}")
-    value = dict(value)
-    transfer = value.pop("transfer", False)
-    if transfer is True:  # every other language of the sweep
-        transfer = list(languages)
-    elif transfer is False:
-        transfer = []
-    else:
-        transfer = _str_list(transfer, f"{where}.transfer", "language codes") if transfer else []
-    for key in ("batch_size", "sample"):
-        if key in value and value[key] < 1:
-            raise ConfigError(f"{where}.{key}: expected a whole number ≥ 1, got {value[key]!r}")
-    floor = value.get("min_baseline_dev_f1", 0.0)
-    if isinstance(floor, bool) or not 0.0 <= floor < 1.0:
-        raise ConfigError(f"{where}.min_baseline_dev_f1: expected an F1 between 0 and 1 (0.2 is 20 points), "
-                          f"got {floor!r}")
-    lock = value.get("lock")
-    if lock is not None and not Path(lock).expanduser().parent.is_dir():
-        # the lock is taken when a cell is timed, after its training
-        raise ConfigError(f"{where}.lock: {lock}: its folder {Path(lock).expanduser().parent} does not exist")
-    if value.get("split", "test") not in ("train", "dev", "test"):
-        raise ConfigError(f"{where}.split: expected train, dev or test, got {value['split']!r}")
-    return EvalSpec(**value, transfer=tuple(transfer))
+    spec = _bind(EvalSpec, value, where, "[evaluate]")
+    if isinstance(spec.transfer, bool):
+        spec = dataclasses.replace(spec, transfer=tuple(languages) if spec.transfer else ())
+    return spec
+
+
+def _bind(cls: type, value: dict[str, Any], where: str, takes: str, **fixed: Any) -> Any:
+    """A table of the config bound to its option dataclass, its mistakes as a ConfigError naming the key."""
+    try:
+        return bind(cls, value, where, fixed=fixed, hidden=tuple(fixed), takes=takes, noun="key")
+    except OptionError as err:
+        raise ConfigError(str(err)) from None
 
 
 def machine_limits() -> tuple[int, int]:
@@ -425,17 +456,11 @@ def machine_limits() -> tuple[int, int]:
 
 
 def _resources(value: Any, where: str, limits: tuple[int, int] | None = None) -> tuple[int, float]:
+    """(CPUs, GPUs) per cell from a `resources` table; with `limits`, no more than this machine has."""
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a table with cpus and gpus")
-    unknown = set(value) - {"cpus", "gpus"}
-    if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown key; keys: cpus, gpus")
-    cpus = value.get("cpus", os.cpu_count() or 1)
-    gpus = value.get("gpus", 0)
-    if not isinstance(cpus, int) or isinstance(cpus, bool) or cpus < 1:
-        raise ConfigError(f"{where}.cpus: expected a whole number ≥ 1, got {cpus!r}")
-    if not isinstance(gpus, int | float) or isinstance(gpus, bool) or gpus < 0:
-        raise ConfigError(f"{where}.gpus: expected a number ≥ 0, got {gpus!r}")
+    res = _bind(Resources, value, where, "[resources]")
+    cpus, gpus = res.cpus or os.cpu_count() or 1, res.gpus
     if limits is not None:
         have_cpus, have_gpus = limits
         if cpus > have_cpus:
@@ -479,23 +504,9 @@ def _models(value: Any, where: str, this_machine: bool = True) -> list[ModelSpec
         at = f"{where}.{name}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{at}: expected a table (model, finetune, baselines)")
-        unknown = set(spec) - {"model", "finetune", "baselines", "train", "finetuned"}
-        if unknown:
-            raise ConfigError(f"{at}.{sorted(unknown)[0]}: unknown key; keys: model, finetune, baselines, train, "
-                              "finetuned")
-        model = _typed(spec.get("model", name), str, f"{at}.model")
-        _check_model(model, f"{at}.model", this_machine)
-        finetune = _typed(spec.get("finetune", {}), dict, f"{at}.finetune")
-        baselines = spec.get("baselines", [])
-        baselines = _str_list(baselines, f"{at}.baselines", "run directories") if baselines else []
-        train = _typed(spec.get("train", True), bool, f"{at}.train")
-        finetuned = _typed(spec.get("finetuned"), (str, type(None)), f"{at}.finetuned")
-        if not train and not baselines and finetuned is None:
-            raise ConfigError(f"{at}.train: false needs `baselines`, the fine-tuned runs to use instead")
-        if finetuned is not None and baselines:
-            raise ConfigError(f"{at}: `finetuned` (start from these runs as they are) and `baselines` (reuse runs "
-                              "whose settings match) exclude each other")
-        models.append(ModelSpec(name, model, dict(finetune), tuple(baselines), train, finetuned))
+        model = _bind(ModelSpec, {"model": name, **spec}, at, "a model table", name=name)
+        _check_model(model.model, f"{at}.model", this_machine)
+        models.append(model)
     return models
 
 

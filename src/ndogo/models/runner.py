@@ -32,6 +32,7 @@ from ndogo.models.loading import (
     read_meta,
     run_window,
 )
+from ndogo.registry import Registry
 
 # Files that describe a run rather than make up the model: not counted in size_bytes.
 NOT_MODEL_FILES = {"metrics.json", NDOGO_META, "README.md", "training_args.bin", "eval.json", ".lock",
@@ -139,7 +140,6 @@ def on_device(runner: Runner, device: torch.device, fall_back: bool = False) -> 
     return dataclasses.replace(runner, forward=lambda batch: inner(to_device(batch, device)), device=str(device))
 
 
-LOADERS: dict[str, Callable[[Path, dict[str, Any]], Runner]] = {"hf": load_hf}
 # Where each saved kind's loader lives: importing that one module registers it. A table rather than
 # `import ndogo.compress`, so loading an int8 model does not import distillation, the MLM loop and
 # recipes, and this ground-floor module imports nothing above it. A new kind adds its line here.
@@ -150,11 +150,14 @@ KIND_MODULES = {
     "onnx": "ndogo.deploy.onnx",
     "ort": "ndogo.deploy.onnx",
 }
+# The loaders by kind (the one registry style of stages, methods and kinds: `ndogo.registry`).
+KINDS: Registry[Callable[[Path, dict[str, Any]], Runner]] = Registry("model kind", modules=KIND_MODULES)
+KINDS.add("hf", load_hf)
 
 
 def register_kind(kind: str, loader: Callable[[Path, dict[str, Any]], Runner]) -> None:
     """Let a compression stage teach `load_runner` how to load what it saves."""
-    LOADERS[kind] = loader
+    KINDS.add(kind, loader)
 
 
 def load_runner(run: str | Path) -> Runner:
@@ -166,19 +169,16 @@ def load_runner(run: str | Path) -> Runner:
     meta = read_meta(path)
     kind = meta.get("kind", "hf")
     check_inside(path, meta, ModelError)  # a model file linked from elsewhere is a model nobody shipped
-    if kind not in LOADERS and kind in KIND_MODULES:
-        import importlib
-
-        importlib.import_module(KIND_MODULES[kind])  # the stage module registers its loader
-
-    if kind not in LOADERS:
-        raise ModelError(f"{path}: unknown model kind {kind!r} in {NDOGO_META}")
+    try:
+        loader = KINDS.get(kind)  # imports the one module that registers its loader
+    except ValueError as err:
+        raise ModelError(f"{path}: {err} (the kind in {NDOGO_META})") from None
     from huggingface_hub.errors import StrictDataclassError
     from safetensors import SafetensorError
 
     check_json_files(path)
     try:
-        runner = LOADERS[kind](path, meta)
+        runner = loader(path, meta)
     except (OSError, SafetensorError) as err:
         # A file of the model that is missing, truncated or corrupt (each kind reads its own files).
         raise load_error(path, str(path), err) from None

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 
-from ndogo.compress.distill import DistillConfig
+from ndogo.compress.distill import DISTILL, DistillConfig
 from ndogo.device import resolve_device, to_device
 from ndogo.models.loading import (
     ModelError,
@@ -355,10 +355,7 @@ def distill(run: str | Path, out: str | Path, config: DistillConfig) -> Path:
         torch.set_num_threads(config.threads)
     # Seeded before the teacher loads: a head missing from its checkpoint is initialised then, and copied.
     torch.manual_seed(config.seed)
-    if config.mode == "agnostic":
-        _distill_agnostic(str(run), out, config)
-    else:
-        _distill_task(str(run), out, config)
+    DISTILL.of(config).handler(str(run), out, config)  # the route's handler: task.py or agnostic.py
     return out
 
 
