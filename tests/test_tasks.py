@@ -196,3 +196,67 @@ def test_every_task_declares_what_the_rest_of_the_code_asks() -> None:
                      "metric_names", "card_tags", "summary"):
             assert getattr(task, attr), (name, attr)
         assert task.metric in task.metrics and set(task.metrics) <= set(task.metric_names)
+
+
+STAGES = [
+    "quantize:method=dynamic-int8", "quantize:method=onnx-int8", "quantize:method=llm-int8", "export",
+    "prune:sparsity=0.5,recover_epochs=1", "prune:method=heads,sparsity=0.5",
+    "trim:corpus={mono},keep=3000", "distill:mode=task,student_layers=1,epochs=1",
+    "distill:mode=task,student_layers=1,student_hidden=16,epochs=1,unlabeled={mono},unlabeled_limit=40",
+]
+
+
+@pytest.fixture(scope="module")
+def teachers(corpora: dict[str, tuple[Path, str]], tiny_model: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = {}
+    for name in ("pos", "topic"):
+        data, lang = corpora[name]
+        out[name] = tmp_path_factory.mktemp(f"teacher-{name}") / "run"
+        finetune(FinetuneConfig(model=str(tiny_model), data=str(data), langs=[lang], out=str(out[name]), epochs=1,
+                                lr=1e-3, batch_size=8, threads=1), show_progress=False)
+    return out
+
+
+@pytest.mark.parametrize("name", ["pos", "topic"])
+@pytest.mark.parametrize("recipe", STAGES)
+def test_every_stage_runs_on_a_task_and_keeps_it(name: str, recipe: str, corpora: dict[str, tuple[Path, str]],
+                                                 teachers: dict[str, Path], tmp_path: Path) -> None:
+    """Each compression of a POS tagger or a topic classifier loads, records the task, and is scored on it
+    (ONNX kinds by the runtime that reads `output` from ndogo.json)."""
+    from ndogo.compress.recipe import compress, parse_recipe
+    from ndogo.models.loading import read_meta
+
+    data, lang = corpora[name]
+    mono = SHARED / "monolingual"
+    out = tmp_path / "out"
+    compress(teachers[name], parse_recipe(recipe.format(mono=mono)), out,
+             {"data": str(data), "lang": lang, "langs": [lang], "seed": 1})
+    meta = read_meta(out)
+    task = get_task(name)
+    assert meta["task"] == name and meta["output"] == task.output
+    row = evaluate(out, str(data), lang, speed=False)
+    assert row["metric"] == task.metric and 0.0 <= row[task.metric] <= 1.0
+    assert row["sentences"] == 16
+
+
+@pytest.mark.parametrize("name", ["pos", "topic"])
+def test_the_torch_free_runtime_predicts_what_pytorch_does(name: str, corpora: dict[str, tuple[Path, str]],
+                                                           teachers: dict[str, Path], tmp_path: Path) -> None:
+    """An exported tagger or classifier gives, on ONNX Runtime alone, the tags or label of the PyTorch model."""
+    from ndogo.compress.recipe import compress, parse_recipe
+    from ndogo.deploy.predict import Predictor
+    from ndogo.deploy.runtime import load
+    from ndogo.models.runner import load_runner
+
+    data, lang = corpora[name]
+    out = tmp_path / "onnx"
+    compress(teachers[name], parse_recipe("export"), out, {"data": str(data), "lang": lang, "langs": [lang]})
+    texts = ["Musa ya je Kano ranar Litinin.", "Gwamnatin tarayya ta ce za ta gina sababbin makarantu a jihohi."]
+    torch_side = Predictor(load_runner(teachers[name])).predict(texts)
+    onnx_side = load(out, threads=1).predict(texts)
+    if get_task(name).output == "label":
+        assert [p.label for p in onnx_side] == [p.label for p in torch_side]
+        assert [p.score for p in onnx_side] == pytest.approx([p.score for p in torch_side], abs=1e-3)
+    else:
+        assert [[(w.text, w.tag) for w in s] for s in onnx_side] == [[(w.text, w.tag) for w in s] for s in torch_side]

@@ -83,7 +83,9 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(f"{method}: {size}; saved in {out}")
         if meta.get("recovery"):
-            typer.echo(f"recovery: {meta['recovery']['epochs']} epoch(s), best dev F1 {meta['recovery']['best_dev_f1']:.4f}")
+            rec = meta["recovery"]
+            typer.echo(f"recovery: {rec['epochs']} epoch(s), best dev {rec.get('metric', 'f1')} "
+                       f"{rec.get('best_dev', rec.get('best_dev_f1')):.4f}")
 
     doc = PRUNE_INTRO.format(methods=methods_help(methods, PRUNE.base))
     generated = method_options(methods, skip=("show_progress",))

@@ -45,8 +45,10 @@ CHUNK = 256  # sentences labelled between two cache writes
 
 def text_path(source: str | Path, lang: str) -> Path:
     """`source` itself when it is a file, else `<source>/<lang>.txt`."""
+    from ndogo.data.leakage import language_file
+
     path = Path(source)
-    return path if path.is_file() else path / f"{lang}.txt"
+    return path if path.is_file() else language_file(path, lang)
 
 
 def raw_sentences(lines: Sequence[str], min_words: int = 3, max_words: int = 80) -> list[list[str]]:
@@ -95,12 +97,15 @@ def read_unlabeled(sources: Sequence[str | Path], lang: str, held_out: Sequence[
 
 
 def teacher_label(runner: Any, sentences: list[list[str]], cache: Path, batch_size: int = 32,
-                  show_progress: bool = True) -> list[Sentence]:
+                  show_progress: bool = True, task: Any = None) -> list[Any]:
     """The teacher's tags for every sentence, resumed from `cache` and appended to it chunk by chunk.
 
     A cache line is {"tokens": [...], "tags": [...]}; a cache whose sentences are
-    not these (another text, another limit) is refused rather than mixed in.
+    not these (another text, another limit) is refused rather than mixed in. A text
+    classifier's teacher (`task` with a sequence head) gives each sentence one label instead.
     """
+    if task is not None and task.head == "sequence":
+        return _teacher_texts(runner, sentences, cache, batch_size, show_progress, task)
     from ndogo.models.tagging import predict_tags
 
     done: list[Sentence] = []
@@ -125,6 +130,39 @@ def teacher_label(runner: Any, sentences: list[list[str]], cache: Path, batch_si
             for offset, (tokens, t) in enumerate(zip(chunk, tags, strict=True)):
                 done.append(Sentence(list(tokens), list(t), line=start + offset + 1))
                 out.write(json.dumps({"tokens": list(tokens), "tags": list(t)}, ensure_ascii=False) + "\n")
+            out.flush()
+            bar.update(len(chunk))
+    return done
+
+
+def _teacher_texts(runner: Any, sentences: list[list[str]], cache: Path, batch_size: int, show_progress: bool,
+                   task: Any) -> list[Any]:
+    """A text classifier teacher's label for each sentence (as `teacher_label`, one label a line of the cache)."""
+    from ndogo.data.texts import Text
+
+    texts = [Text(" ".join(words), "") for words in sentences]
+    done: list[Any] = []
+    if cache.is_file():
+        for i, line in enumerate(cache.read_text(encoding="utf-8").splitlines()):
+            try:
+                record = json.loads(line)
+                text, label = record["text"], record["label"]
+            except (ValueError, KeyError, TypeError):
+                break  # a line cut by a kill: label again from here
+            if i >= len(texts) or text != texts[i].text:
+                raise ValueError(f"{cache}: labels of other sentences (line {i + 1}); delete it to label again")
+            done.append(Text(text, label, i + 1))
+        cache.write_text("".join(json.dumps({"text": t.text, "label": t.label}, ensure_ascii=False) + "\n"
+                                 for t in done), encoding="utf-8")
+    with tqdm(total=len(texts), initial=len(done), desc="teacher labels", unit="text",
+              disable=not show_progress, dynamic_ncols=True) as bar, cache.open("a", encoding="utf-8") as out:
+        for start in range(len(done), len(texts), CHUNK):
+            chunk = texts[start:start + CHUNK]
+            encoded = task.encode(runner.tokenizer, chunk, runner.max_length)
+            got = task.predict(runner.forward, encoded, chunk, runner.labels, runner.pad_id, batch_size)
+            for offset, (t, label) in enumerate(zip(chunk, got, strict=True)):
+                done.append(Text(t.text, label, start + offset + 1))
+                out.write(json.dumps({"text": t.text, "label": label}, ensure_ascii=False) + "\n")
             out.flush()
             bar.update(len(chunk))
     return done

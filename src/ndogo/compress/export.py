@@ -128,6 +128,8 @@ def max_logit_diff(onnx_path: Path, module: torch.nn.Module, batch: dict[str, to
     with torch.inference_mode():
         ref = module(**batch).logits.float()
     out = onnx_forward(session(onnx_path, threads=1))(batch)
+    if out.dim() == 2:  # a text classifier: one row of logits per text, all of them real
+        return float((out - ref).abs().max())
     keep = batch["attention_mask"].bool()
     return float((out - ref).abs()[keep].max())
 
@@ -143,7 +145,7 @@ def write_onnx_dir(out: Path, runner: Runner, graph: Path, extra: dict[str, Any]
         config.save_pretrained(out)
     params, nonzero = runner.params()
     meta = {
-        **{k: v for k, v in runner.meta.items() if k in ("base_model", "langs", "labels")},
+        **{k: v for k, v in runner.meta.items() if k in ("base_model", "langs", "labels", "task", "output")},
         "kind": "onnx", "labels": runner.labels, "max_length": runner.max_length,
         "param_counts": {"params": params, "nonzero_params": nonzero}, **extra,
     }

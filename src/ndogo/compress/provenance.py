@@ -127,6 +127,12 @@ def write_provenance(out: str | Path, stage: str, config: Any, source: str | Pat
     `at` is where `out` will be once its writer moves it (the chain's `.partial` folder is renamed).
     """
     meta = read_meta(out)
+    if Path(str(source)).is_dir():
+        # what the model does is its source's, whatever the stage did: the task, and what its output is
+        # (read by code that has no task module, such as the torch-free runtime)
+        for key, value in read_meta(source).items():
+            if key in ("task", "output") and key not in meta:
+                meta[key] = value
     meta[HEADER] = header(stage, config, source, at if at is not None else out, str(meta.get("kind", "hf")), call)
     write_meta(out, meta)
     return meta[HEADER]

@@ -45,17 +45,61 @@ def drop_lines_containing(lines: Sequence[str], sentences: Sequence[Sequence[str
     return [line for i, line in enumerate(lines) if i not in hit], len(hit)
 
 
+# ISO 639-3 codes SIB-200 uses where the other corpora use the macrolanguage's (`swh_Latn` is Kiswahili)
+LANGUAGE_ALIASES = {"swh": "swa"}
+
+
+def same_language(folder_name: str, lang: str) -> bool:
+    """Whether a corpus's language folder (`hau`, `hau_Latn`, `swh_Latn`) holds language `lang` (`hau`, `swa`)."""
+    base = folder_name.split("_")[0]
+    want = lang.split("_")[0]
+    return folder_name == lang or LANGUAGE_ALIASES.get(base, base) == LANGUAGE_ALIASES.get(want, want)
+
+
 def eval_sentences(roots: Sequence[str | Path], lang: str) -> list[list[str]]:
-    """Dev and test sentences of `lang` in every local NER corpus root that has that language."""
-    from ndogo.data.corpus import load_corpus
+    """Dev and test sentences (as words) of `lang` in every local corpus root that has that language.
+
+    Any task's corpus: CoNLL files (NER, POS: the first column) and TSV files with a `text` or
+    `tweet` column (SIB-200, AfriSenti); a root's language folder may carry a script (`hau_Latn`).
+    """
+    from ndogo.data.conll import read_sentences
+    from ndogo.data.texts import read_texts
 
     sentences: list[list[str]] = []
     for root in roots:
-        if not (Path(root) / lang).is_dir():
-            continue
-        corpus = load_corpus(root, lang, EVAL_SPLITS)
-        sentences += [list(s.tokens) for split in corpus.splits.values() for s in split]
+        root = Path(root)
+        folders = [p for p in sorted(root.iterdir()) if p.is_dir() and same_language(p.name, lang)] \
+            if root.is_dir() else []
+        for folder in folders:
+            for split in EVAL_SPLITS:
+                if (folder / f"{split}.txt").is_file():
+                    found, _ = read_sentences(folder / f"{split}.txt", check_tag=lambda tag: None)
+                    sentences += [list(s.tokens) for s in found]
+                elif (folder / f"{split}.tsv").is_file():
+                    texts, _ = read_texts(folder / f"{split}.tsv", ("text", "tweet"), ("label", "category"))
+                    sentences += [t.tokens for t in texts]
     return sentences
+
+
+def language_file(folder: str | Path, lang: str, ext: str = "txt") -> Path:
+    """`<folder>/<lang>.<ext>`, or the file of the same language under its plain code (`hau_Latn` -> hau.txt,
+    `swh_Latn` -> swa.txt) when that is the one there: SIB-200's codes carry a script, the texts' do not."""
+    folder = Path(folder)
+    exact = folder / f"{lang}.{ext}"
+    if exact.is_file() or not folder.is_dir():
+        return exact
+    base = lang.split("_")[0]
+    plain = folder / f"{LANGUAGE_ALIASES.get(base, base)}.{ext}"
+    return plain if plain.is_file() else exact
+
+
+def corpora_beside(data: str | Path) -> list[Path]:
+    """Every corpus folder beside `data` (its siblings in ../shared/data and itself): whose dev and test
+    sentences raw text must lose before anything trains on it, whatever task is being trained."""
+    root = Path(data)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.parent.iterdir() if p.is_dir() and p.name != "monolingual")
 
 
 def drop_eval_text(texts: dict[str, list[str]],

@@ -22,6 +22,32 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+@dataclass
+class Label:
+    """A text's predicted label and its probability (a text classifier's prediction)."""
+
+    label: str
+    score: float
+
+
+@dataclass
+class WordTag:
+    """A word, where it is in the text, its predicted tag and the tag's probability (a POS tagger's)."""
+
+    text: str
+    start: int
+    end: int
+    tag: str
+    score: float
+
+
+def word_tags(words: Sequence[Span], texts: Sequence[str], tags: Sequence[str],
+              scores: Sequence[float]) -> list[WordTag]:
+    """Each word with its tag: what a tagger whose tags are not spans (POS) predicts."""
+    return [WordTag(t, w.start, w.end, tag, round(float(s), 4))
+            for w, t, tag, s in zip(words, texts, tags, scores, strict=True)]
+
+
 class Span(Protocol):
     """A word of the text: its characters are `text[start:end]`."""
 

@@ -33,7 +33,7 @@ import torch
 from ndogo.data.conll import TAG_RE, DataError, check_file, decode, is_boundary, split_columns, split_lines
 from ndogo.data.words import Word, check_texts, split_words
 from ndogo.deploy import entities as _entities
-from ndogo.deploy.entities import Entity
+from ndogo.deploy.entities import Entity, Label, word_tags
 from ndogo.models.runner import Runner, load_runner
 from ndogo.models.tagging import predict_tags
 from ndogo.models.windowing import Window, encode_sentences, window_probs
@@ -52,25 +52,6 @@ class Sentence:
 
 
 @dataclass
-class Label:
-    """A text's predicted label and its probability."""
-
-    label: str
-    score: float
-
-
-@dataclass
-class WordTag:
-    """A word, where it is in the text, its predicted tag and the tag's probability."""
-
-    text: str
-    start: int
-    end: int
-    tag: str
-    score: float
-
-
-@dataclass
 class Prediction:
     """Tags and entities of one sentence (a tagger), or its label (a text classifier)."""
 
@@ -86,8 +67,7 @@ class Prediction:
         if self.output == "label":
             return self.label
         if self.output == "tags":
-            return [WordTag(w.text, w.start, w.end, t, round(s, 4))
-                    for w, t, s in zip(self.sentence.words, self.tags, self.scores, strict=True)]
+            return word_tags(self.sentence.words, [w.text for w in self.sentence.words], self.tags, self.scores)
         return self.entities
 
     def to_json(self) -> dict[str, Any]:

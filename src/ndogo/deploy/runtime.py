@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ndogo.data.words import check_texts, split_words
-from ndogo.deploy.entities import Entity, entities_from_tags
+from ndogo.deploy.entities import Entity, Label, WordTag, entities_from_tags, word_tags
 from ndogo.models.align import (
     Window,
     WordMerger,
@@ -216,9 +216,13 @@ def read_labels(path: Path, meta: dict[str, Any], config: dict[str, Any]) -> tup
     if not isinstance(labels, list) or not labels:
         raise BundleError(f"{file}: labels must be a list of IOB tags such as [\"O\", \"B-PER\", \"I-PER\"], got "
                           f"{labels!r}"[:300])
-    odd = [lab for lab in labels if not isinstance(lab, str) or not LABEL_RE.match(lab)]
-    if odd:
-        raise BundleError(f"{file}: labels {odd[:4]!r} are not IOB tags (O, B-X, I-X)"[:300])
+    if meta.get("output", "entities") == "entities":
+        # a NER model (or one saved before models recorded their output): its labels become entities
+        odd = [lab for lab in labels if not isinstance(lab, str) or not LABEL_RE.match(lab)]
+        if odd:
+            raise BundleError(f"{file}: labels {odd[:4]!r} are not IOB tags (O, B-X, I-X)"[:300])
+    elif not all(isinstance(lab, str) and lab for lab in labels):
+        raise BundleError(f"{file}: labels must be non-empty strings, got {labels!r}"[:300])
     return list(labels), file
 
 
@@ -324,12 +328,44 @@ class OnnxPredictor:
         scores = [[float(x) for x in p.max(-1)] for p in probs]
         return tags, scores
 
-    def predict(self, texts: str | Sequence[str]) -> list[list[Entity]]:
-        """Entities of each text (a single string counts as one text); an empty text is a ValueError."""
+    @property
+    def output(self) -> str:
+        """What the model predicts (ndogo.json's `output`): entities, a tag per word, or a label per text."""
+        return str(self.meta.get("output", "entities"))
+
+    def predict(self, texts: str | Sequence[str]) -> list[list[Entity]] | list[list[WordTag]] | list[Label]:
+        """Entities of each text (a single string counts as one text); an empty text is a ValueError.
+
+        A POS tagger gives each word's tag (`WordTag`), a text classifier each text's `Label`, as
+        `ndogo.deploy.predict.Predictor.predict` does.
+        """
         texts = check_texts(texts)
+        if self.output == "label":
+            return self.predict_labels(texts)
         words = [split_words(text) for text in texts]
         tags, scores = self.predict_words([[w.text for w in ws] for ws in words])
+        if self.output == "tags":
+            return [word_tags(ws, [w.text for w in ws], t, s) for ws, t, s in zip(words, tags, scores, strict=True)]
         return [entities_from_tags(text, ws, t, s) for text, ws, t, s in zip(texts, words, tags, scores, strict=True)]
+
+    def predict_labels(self, texts: Sequence[str]) -> list[Label]:
+        """Each text's label and its probability (a text classifier): the text truncated to the window,
+        its special tokens kept, as the tokenizer's truncation does on the PyTorch path."""
+        before, after = self.layout
+        room = self.max_length - len(before) - len(after)
+        ids = [[*before, *self.tokenizer.encode(text, False)[:room], *after] for text in texts]
+        out: list[Label] = []
+        for start in range(0, len(ids), self.batch_size):
+            chunk = ids[start:start + self.batch_size]
+            width = max(len(x) for x in chunk)
+            batch = {"input_ids": np.full((len(chunk), width), self.pad_id, dtype=np.int64),
+                     "attention_mask": np.zeros((len(chunk), width), dtype=np.int64)}
+            for i, x in enumerate(chunk):
+                batch["input_ids"][i, : len(x)] = x
+                batch["attention_mask"][i, : len(x)] = 1
+            probs = softmax(self.forward(batch))
+            out += [Label(self.labels[int(p.argmax())], round(float(p.max()), 4)) for p in probs]
+        return out
 
 
 def load(path: str | Path, batch_size: int = 32, threads: int | None = None) -> OnnxPredictor:

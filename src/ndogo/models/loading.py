@@ -97,6 +97,21 @@ def head_of(config: Any) -> str:
     return "sequence" if any(a.endswith("ForSequenceClassification") for a in architectures) else "tokens"
 
 
+def load_saved(name: str | Path, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """A saved model with the head its config.json names (a tagger or a text classifier), labels kept."""
+    source = resolve_model(name)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise load_error(name, source, err) from None
+    return load_for_head(name, head_of(config), dtype=dtype)
+
+
+def model_from_config(config: Any) -> torch.nn.Module:
+    """The architecture of `config` (with the head it names) with fresh weights, for loaders that fill them."""
+    return HEADS[head_of(config)].from_config(config)
+
+
 def load_for_head(
     name: str | Path, head: str, labels: list[str] | None = None, dtype: torch.dtype | None = None
 ) -> torch.nn.Module:

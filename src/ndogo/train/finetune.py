@@ -401,7 +401,8 @@ def save_model(model: torch.nn.Module, tokenizer: Any, out: Path, labels: list[s
     """Save a Hugging Face directory (safetensors) that the task's transformers pipeline loads."""
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    write_meta(out, {"kind": "hf", "stage": "finetune", "task": task.name, "base_model": cfg.model,
+    write_meta(out, {"kind": "hf", "stage": "finetune", "task": task.name, "output": task.output,
+                     "base_model": cfg.model,
                      "base_model_path": resolve_model(cfg.model), "langs": cfg.langs,
                      "labels": labels, "max_length": max_length, **cfg.extra})
 

@@ -56,7 +56,7 @@ from ndogo.compress.distill import DISTILL, DistillConfig
 from ndogo.device import resolve_device, to_device
 from ndogo.models.loading import (
     ModelError,
-    load_for_tokens,
+    load_saved,
     load_tokenizer,
     model_labels,
     model_window,
@@ -493,22 +493,24 @@ class TeacherCache:
                 with torch.no_grad():
                     self.logits[key] = self.teacher(input_ids=ids[None, :n]).logits[0].float()
             rows.append(self.logits[key])
+        if rows and rows[0].dim() == 1:  # a text classifier: one row of label logits per text
+            return torch.stack(rows)
         return nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=0.0)[:, : input_ids.shape[1]]
 
 
 def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
-    from ndogo.data.corpus import labels_for_types
-    from ndogo.models.windowing import collate, encode_sentences, length_batches
+    from ndogo.models.windowing import length_batches
+    from ndogo.tasks import task_of_model
     from ndogo.train.finetune import FinetuneConfig, finetune, load_languages
 
     device = resolve_device(config.device)  # the teacher here; the student where `finetune` puts it, the same
-    teacher = load_for_tokens(teacher_name).eval().requires_grad_(False).to(device)
+    teacher = load_saved(teacher_name).eval().requires_grad_(False).to(device)
     labels = model_labels(teacher)
-    corpora = load_languages(config.data, config.langs)
-    types = {t[2:] for c in corpora for sents in c.splits.values() for s in sents for t in s.tags if t != "O"}
-    if labels_for_types(types) != labels:
+    task = task_of_model(read_meta(resolve_model(teacher_name)))
+    corpora = load_languages(config.data, config.langs, task)
+    if task.labels(corpora) != labels:
         raise ValueError(f"{teacher_name}: its labels {labels} are not those of {config.langs} "
-                         f"({labels_for_types(types)}); task distillation needs the teacher fine-tuned on this data")
+                         f"({task.labels(corpora)}); task distillation needs the teacher fine-tuned on this data")
     layer_map = _layer_map(teacher, config)
     tokenizer = load_tokenizer(teacher_name)
     max_length = int(read_meta(resolve_model(teacher_name)).get("max_length") or 0) or \
@@ -516,9 +518,9 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     importance = None
     if config.student_hidden:
         train = [s for c in corpora for s in c.require("train", "distillation")][:256]
-        windows = encode_sentences(tokenizer, [s.tokens for s in train], max_length)
+        windows = task.encode(tokenizer, train, max_length)
         pad = tokenizer.pad_token_id or 0
-        batches = [collate([windows[i] for i in idx], pad, with_labels=False)
+        batches = [task.collate([windows[i] for i in idx], pad, with_labels=False)
                    for idx in length_batches(windows, 16, shuffle=False)]
         importance = activation_importance(teacher, batches)
     shape = plan_shape(teacher, layer_map, config.student_hidden, importance)
@@ -534,7 +536,7 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     data: dict[str, Any] = {"data": config.data, "langs": config.langs}
     extra_train = []
     if config.unlabeled:
-        extra_train, data["unlabeled"] = _teacher_labelled(teacher_name, out, config, corpora)
+        extra_train, data["unlabeled"] = _teacher_labelled(teacher_name, out, config, corpora, task)
     record = _record(teacher_name, teacher, probe, shape, config, data, losses)
     del probe
     recent: dict[str, list[float]] = {}
@@ -582,24 +584,26 @@ def _distill_task(teacher_name: str, out: Path, config: DistillConfig) -> None:
     final = {k: round(float(np.mean(v)), 5) for k, v in recent.items()}
     meta = read_meta(out)
     meta.update({"stage": "distill", "size_bytes": size_on_disk(out), "final_losses": final,
-                 "best_dev_f1": metrics["best_dev_f1"]})
+                 "best_dev": metrics["best_dev"], f"best_dev_{metrics['metric']}": metrics["best_dev"]})
     write_meta(out, meta)
     metrics["distill"] = {**record, "final_losses": final}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def _teacher_labelled(teacher_name: str, out: Path, config: DistillConfig,
-                      corpora: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+                      corpora: list[Any], task: Any) -> tuple[list[Any], dict[str, Any]]:
     """The teacher's labels on `config.unlabeled`, leakage-filtered per language, and what was read."""
     from ndogo.compress.augment import CACHE, read_unlabeled, teacher_label
-    from ndogo.data.leakage import EVAL_SPLITS, eval_sentences
+    from ndogo.data.leakage import EVAL_SPLITS, corpora_beside, eval_sentences
     from ndogo.models.runner import load_runner
 
     sentences: list[list[str]] = []
     read: dict[str, Any] = {}
     for corpus in corpora:
         held_out = [list(s.tokens) for split in EVAL_SPLITS for s in corpus.splits.get(split, [])]
-        held_out += eval_sentences(config.exclude_eval, corpus.lang)
+        # every task's dev and test sentences in the corpora beside --data (MasakhaNER, MasakhaPOS, SIB-200,
+        # AfriSenti in ../shared/data), and in any --exclude-eval folder
+        held_out += eval_sentences([*corpora_beside(config.data or ""), *config.exclude_eval], corpus.lang)
         limit = None if config.unlabeled_limit is None else max(config.unlabeled_limit // len(corpora), 1)
         found, read[corpus.lang] = read_unlabeled(config.unlabeled, corpus.lang, held_out, limit)
         sentences += found
@@ -607,9 +611,10 @@ def _teacher_labelled(teacher_name: str, out: Path, config: DistillConfig,
     from ndogo.models.runner import on_device
 
     teacher = on_device(load_runner(teacher_name), resolve_device(config.device), fall_back=True)
-    labelled = teacher_label(teacher, sentences, out / CACHE, show_progress=config.show_progress)
-    entities = sum(t.startswith("B-") for s in labelled for t in s.tags)
-    return labelled, {**read, "teacher_entities": entities, "sentences": len(labelled)}
+    labelled = teacher_label(teacher, sentences, out / CACHE, show_progress=config.show_progress, task=task)
+    counts = {"teacher_entities": sum(t.startswith("B-") for s in labelled for t in s.tags)} \
+        if task.output == "entities" else {}
+    return labelled, {**read, **counts, "sentences": len(labelled)}
 
 
 def teacher_record(run: str | Path) -> dict[str, Any] | None:

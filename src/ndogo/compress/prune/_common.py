@@ -8,26 +8,26 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForTokenClassification
+from transformers import AutoConfig
 from transformers.initialization import no_init_weights
 
 from ndogo.compress.prune import PruneConfig
-from ndogo.data.corpus import labels_for_types
-from ndogo.models.loading import ModelError, load_tokenizer, model_labels, run_window, write_meta
+from ndogo.models.loading import ModelError, load_tokenizer, model_from_config, model_labels, run_window, write_meta
 from ndogo.models.runner import Runner, load_runner
+from ndogo.tasks import task_of_model
 from ndogo.train.finetune import FinetuneConfig, finetune, load_languages
 
 
 def build_model(path: str | Path, state: dict[str, torch.Tensor],
                 reshape: Callable[[nn.Module], None] | None = None) -> nn.Module:
-    """A token-classification model from `path`'s config.json with exactly these weights.
+    """A tagger or text classifier (as `path`'s config.json says) with exactly these weights.
 
     Built without random initialisation (every tensor is then loaded, strictly),
     so it takes milliseconds; `reshape` first shrinks layers for structured pruning.
     """
     config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     with no_init_weights():
-        model = AutoModelForTokenClassification.from_config(config)
+        model = model_from_config(config)
     if reshape is not None:
         reshape(model)
     try:
@@ -64,10 +64,10 @@ def recover(model: nn.Module, tokenizer: Any, source_meta: dict[str, Any], work:
     from it; its head is kept because the corpus gives the same labels, which is checked first.
     """
     langs = [x.strip() for x in (cfg.lang or "").split(",") if x.strip()]
-    corpora = load_languages(cfg.data, langs)
-    types = {t[2:] for c in corpora for sents in c.splits.values() for s in sents for t in s.tags if t != "O"}
-    if labels_for_types(types) != model_labels(model):
-        raise ValueError(f"{','.join(langs)} has labels {labels_for_types(types)}, the model "
+    task = task_of_model(source_meta)
+    corpora = load_languages(cfg.data, langs, task)
+    if task.labels(corpora) != model_labels(model):
+        raise ValueError(f"{','.join(langs)} has labels {task.labels(corpora)}, the model "
                          f"{model_labels(model)}: recover on the language(s) it was fine-tuned on")
     start = work / "start"
     if not (start / "config.json").is_file():
@@ -82,6 +82,7 @@ def recover(model: nn.Module, tokenizer: Any, source_meta: dict[str, Any], work:
     metrics = finetune(ft, step_hooks=step_hooks, model_transform=model_transform, show_progress=cfg.show_progress)
     best = load_best(train_dir) if load_best else load_module(train_dir)[0]
     summary = {"epochs": cfg.recover_epochs, "lr": cfg.lr, "batch_size": cfg.batch_size,
-               "best_dev_f1": metrics["best_dev_f1"], "best_epoch": metrics["best_epoch"],
+               "best_dev": metrics["best_dev"], f"best_dev_{metrics['metric']}": metrics["best_dev"],
+               "metric": metrics["metric"], "best_epoch": metrics["best_epoch"],
                "train_seconds": metrics["train_seconds"]}
     return best.eval(), summary

@@ -13,10 +13,12 @@ import torch
 
 def skeleton(path: Path) -> torch.nn.Module:
     """The model's architecture with placeholder weights (every tensor is replaced from disk)."""
-    from transformers import AutoConfig, AutoModelForTokenClassification
+    from transformers import AutoConfig
+
+    from ndogo.models.loading import model_from_config
 
     config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    return AutoModelForTokenClassification.from_config(config).eval()
+    return model_from_config(config).eval()
 
 
 # ---------------------------------------------------------------- int8 embedding tables (torchao)

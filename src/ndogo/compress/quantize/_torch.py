@@ -128,10 +128,10 @@ class TorchHandler:
         from torchao.prototype.safetensors.safetensors_support import unflatten_tensor_state_dict
 
         from ndogo.compress.quantize._tensors import row_lookup_embeddings, skeleton, unpack_int4
-        from ndogo.models.loading import ModelError, load_for_tokens
+        from ndogo.models.loading import ModelError, load_saved
 
         if self.plain_save:
-            return load_for_tokens(path, dtype=getattr(torch, self.dtype or "float32")).eval()
+            return load_saved(path, dtype=getattr(torch, self.dtype or "float32")).eval()
         if not (path / WEIGHTS).is_file():
             raise ModelError(f"{path}: kind {KIND!r} but no {WEIGHTS}")
         model = skeleton(path)

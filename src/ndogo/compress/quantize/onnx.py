@@ -28,18 +28,18 @@ if TYPE_CHECKING:
 
 def calibration_batches(runner: Runner, cfg: OnnxInt8StaticConfig) -> list[dict[str, Any]]:
     """ONNX Runtime feeds of dev windows (batch 1, unpadded) for static calibration."""
-    from ndogo.data.corpus import load_corpus
-    from ndogo.models.windowing import collate, encode_sentences
+    from ndogo.tasks import task_of_model
 
     lang = cfg.lang or (runner.meta.get("langs") or [None])[0]
     if not lang:
         raise ValueError("onnx-int8-static needs --lang (the model does not record its language)")
-    corpus = load_corpus(cfg.data, lang, ("dev",))
+    task = task_of_model(runner.meta)
+    corpus = task.load(cfg.data, lang, ("dev",))
     if "dev" not in corpus.splits or not corpus.splits["dev"]:
         raise ValueError(f"{cfg.data}: no dev sentences for {lang} to calibrate on")
-    words = [s.tokens for s in corpus.splits["dev"][: cfg.calib_sentences]]
-    windows = encode_sentences(runner.tokenizer, words, runner.max_length)
-    return [{k: v.numpy() for k, v in collate([w], runner.pad_id, with_labels=False).items()} for w in windows]
+    encoded = task.encode(runner.tokenizer, corpus.splits["dev"][: cfg.calib_sentences], runner.max_length)
+    return [{k: v.numpy() for k, v in task.collate([e], runner.pad_id, with_labels=False).items()}
+            for e in encoded]
 
 
 def _feeds_reader(feeds: list[dict[str, Any]]) -> Any:

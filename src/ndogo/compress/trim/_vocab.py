@@ -70,9 +70,8 @@ from transformers import PreTrainedTokenizerBase
 
 from ndogo.compress.trim import TrimConfig
 from ndogo.data.conll import decode
-from ndogo.data.corpus import load_corpus
 from ndogo.data.leakage import drop_lines_containing
-from ndogo.models.loading import ModelError, load_for_tokens, load_tokenizer, read_meta, resolve_model, write_meta
+from ndogo.models.loading import ModelError, load_saved, load_tokenizer, read_meta, resolve_model, write_meta
 
 FALLBACK = "shorter-split"
 # Tokenizer files copied as they are. The vocabulary files of slow tokenizers
@@ -101,7 +100,9 @@ class TrimPlan:
 
 def monolingual_path(corpus: str | Path, lang: str) -> Path:
     """`corpus` itself when it is a text file, else `<corpus>/<lang>.txt`."""
-    return Path(corpus) if Path(corpus).is_file() else Path(corpus) / f"{lang}.txt"
+    from ndogo.data.leakage import language_file
+
+    return Path(corpus) if Path(corpus).is_file() else language_file(corpus, lang)
 
 
 def monolingual_lines(corpus: str | Path, lang: str) -> list[str]:
@@ -379,7 +380,10 @@ def count_for_trim(tokenizer: PreTrainedTokenizerBase, config: TrimConfig) -> Tr
     The part of `trim` that needs no model: the atlas's facts rebuild a trimmed tokenizer with it
     (`trimmed_tokenizer`) to measure what trimming re-splits, when the trimmed model is not on disk.
     """
-    corpus = load_corpus(config.data, config.lang, ("train",))
+    from ndogo.tasks import resolve_task
+
+    task = resolve_task(None, config.data, config.lang)  # any task's text: the words are what is counted
+    corpus = task.load(config.data, config.lang, ("train",))
     if "train" not in corpus.splits:
         raise ValueError(f"{corpus.name}: no train split for {config.lang}")
     sentences = [s.tokens for s in corpus.require("train", "trimming (it counts the training text)")]
@@ -394,9 +398,15 @@ def count_for_trim(tokenizer: PreTrainedTokenizerBase, config: TrimConfig) -> Tr
               file=sys.stderr)
     lines = monolingual_lines(config.corpus, config.lang) if config.corpus and not missing else []
     dropped = 0
-    held_out = load_corpus(config.data, config.lang, ("dev", "test")).splits if config.exclude_eval else {}
+    held_out = task.load(config.data, config.lang, ("dev", "test")).splits if config.exclude_eval else {}
     if lines and config.exclude_eval:
-        lines, dropped = drop_lines_containing(lines, [s.tokens for split in held_out.values() for s in split])
+        from ndogo.data.leakage import corpora_beside, eval_sentences
+
+        # this corpus's dev and test, and every other task's beside it (../shared/data's MasakhaNER, MasakhaPOS,
+        # SIB-200, AfriSenti), are all kept out of the counts
+        evaluated = [s.tokens for split in held_out.values() for s in split]
+        evaluated += eval_sentences(corpora_beside(config.data or ""), config.lang)
+        lines, dropped = drop_lines_containing(lines, evaluated)
     counts = count_tokens(tokenizer, sentences, lines, config.batch_size, config.show_progress)
     other_lines: list[str] = []
     if config.other_langs:
@@ -449,7 +459,7 @@ def trim(run: str | Path, out: str | Path, config: TrimConfig) -> Path:
     counted = count_for_trim(tokenizer, config)
     plan, backend = counted.plan, tokenizer.backend_tokenizer
 
-    model = load_for_tokens(run).eval()
+    model = load_saved(run).eval()
     rows = model.get_input_embeddings().num_embeddings
     # More rows than the tokenizer has ids is common (multilingual-e5 has 250,037 rows for 250,002
     # pieces: padding to a round size); those rows are never read and go with the trim. Fewer is an error.
