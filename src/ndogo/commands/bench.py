@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from ndogo.bench import BENCH_LOCK as LOCK
 from ndogo.commands._common import Group, emit, quiet_libraries, user_errors
 
-LOCK = "/tmp/ndogo-bench.lock"  # ndogo.bench.BENCH_LOCK, written out so that --help imports nothing heavy
 LockOption = Annotated[str, typer.Option(help="The timing lock held while measuring (the sweeps' `[evaluate] lock`), "
                                               "so no other timing on this machine overlaps; '' holds none.")]
 CsvOption = Annotated[Path | None, typer.Option(help="Also write the rows here as CSV.")]
