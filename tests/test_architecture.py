@@ -17,6 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ndogo.compress",),
     ("ndogo.deploy",),
     ("ndogo", "ndogo.evaluate"),  # the package root (`ndogo.load`) and the row of metrics a model gets
+    ("ndogo.bench",),  # `ndogo bench`'s measurements beside the rows: serving load, cold start, pairs with F1
     ("ndogo.experiments",),
     ("ndogo.report",),
     ("ndogo.commands",),

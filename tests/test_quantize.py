@@ -229,3 +229,15 @@ def test_cli_refuses_an_out_that_holds_files(tiny_model: Path, tmp_path: Path) -
     result = CliRunner().invoke(app, ["quantize", str(tiny_model), "--method", "fp16", "--out", str(tiny_model)])
     assert result.exit_code == 2 and f"{tiny_model}: already exists and is not empty" in result.output
     assert load_runner(tiny_model).kind == "hf"  # the source model was not overwritten
+
+
+@pytest.mark.parametrize("method", ["torchao-int8", "int4-weight"])
+def test_a_torchao_model_is_evaluated_as_a_sweep_cell_scores_it(method: str, tiny_model: Path, tiny_corpus: Path,
+                                                                 tmp_path: Path) -> None:
+    """configs/quantize-methods.toml's torchao cells failed in `evaluate`: counting the encoder's zero weights
+    compared torchao's weight tensors with 0, an operation they do not implement. They are not float weights."""
+    from ndogo.evaluate import evaluate
+
+    model = quantize(tiny_model, tmp_path / method, _config(method, tiny_corpus))
+    row = evaluate(model, str(tiny_corpus), "hau", speed=False, threads=1, device="cpu")
+    assert row["kind"] == "quantized" and 0 <= row["f1"] <= 1 and row["sparsity_encoder_linear"] is None

@@ -328,28 +328,49 @@ def test_a_committed_csv_of_rows_is_reported_like_its_sweep(sweep_dir: Path, tmp
 
 
 def test_sweep_table_keeps_only_the_languages_and_recipes_asked_for(sweep_dir: Path, tmp_path: Path) -> None:
-    """bench/sweep_table.py --lang/--recipe: a committed CSV of one view (the baseline always kept)."""
-    import sys
+    """`ndogo report --table --lang/--recipe` (was bench/sweep_table.py): a committed CSV of one view (the baseline
+    always kept), brought up to date from a sweep named after it."""
+    from typer.testing import CliRunner
 
+    from ndogo.cli import app
     from ndogo.experiments.store import load_rows
 
     recipe = next(r for r in (m[0] for m in METHODS) if r != "baseline")
     earlier = tmp_path / "earlier.csv"  # the committed rows, then the sweep claims one cell again
-    subprocess.run([sys.executable, str(ROOT / "bench" / "sweep_table.py"), str(sweep_dir), "--csv", str(earlier)],
-                   check=True, capture_output=True)
+    done = CliRunner().invoke(app, ["report", str(sweep_dir), "--table", "--csv", str(earlier)])
+    assert done.exit_code == 0, done.output
+    assert "| hau | p50 | 78.00 | -1.00 | 78.00 | -1.00 | 22.0M | 50.0 | 1.80× | 9.00 | 1.11× |" in done.stdout
     store = Store(sweep_dir)  # claimed, not finished: it must neither hide the earlier row nor be one
     store.mark_running(fake_row("swa", recipe, "", 1, 0.0, 1, 1, 0))
     store.close()
     out = tmp_path / "view.csv"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "sweep_table.py"), str(earlier), str(sweep_dir),
-                           "--lang", "swa", "--recipe", recipe, "--seeds", "--csv", str(out)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(app, ["report", str(earlier), str(sweep_dir), "--lang", "swa", "--recipe", recipe,
+                                    "--seeds", "--csv", str(out)])
+    assert done.exit_code == 0, done.output
     rows = list(csv.DictReader(out.open()))
     assert {(r["lang"], r["recipe"]) for r in rows} == {("swa", "baseline"), ("swa", recipe)}
     assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
+    assert list(rows[0]) == next(csv.reader(earlier.open()))  # results.csv's columns
     assert any(r["status"] == "running" for r in load_rows(sweep_dir, None))
     assert f"| swa | {recipe} | 2 |" in done.stdout and "| hau |" not in done.stdout
+    pivot = CliRunner().invoke(app, ["report", str(earlier), "--pivot"])
+    assert pivot.exit_code == 0 and "| lang | baseline test F1 | p50 | p90 | p50-int8 |" in pivot.stdout
+    assert "| hau | 80.00 | -1.00 | -18.00 | -2.00 |" in pivot.stdout
+
+
+def test_report_options_of_the_table_and_of_the_report_are_not_mixed(sweep_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    for args, line in ((["--lang", "hau", "--out", str(tmp_path / "r")], "error: --lang goes with --table (the sweep "
+                                                                         "table); a report's rows are its results.csv"),
+                       (["--table", "--out", str(tmp_path / "r")], "error: --out writes a report; --table prints the "
+                                                                   "sweep table (its rows with --csv)"),
+                       ([], "error: --out: name the report folder (or print the sweep table with --table)")):
+        done = CliRunner().invoke(app, ["report", str(sweep_dir), *args])
+        assert (done.exit_code, done.output.strip()) == (2, line)
+    assert not (tmp_path / "r").exists()
 
 
 def test_more_seeds_from_another_source_join_the_tables(tmp_path: Path) -> None:
@@ -385,7 +406,7 @@ def test_two_experiments_of_one_seed_are_not_averaged_as_seeds() -> None:
 
 
 def test_language_facts_can_come_from_the_atlas_facts_csv(sweep_dir: Path, tmp_path: Path) -> None:
-    """`report --facts`: bench/atlas_facts.py's rows (with what trimming re-splits) make the facts table, each
+    """`report --facts`: `ndogo data stats --facts` rows (with what trimming re-splits) make the facts table, each
     language matched on its corpus; a language the CSV lacks is left out, not invented."""
     facts = tmp_path / "facts.csv"
     header = ("lang,corpus,script,train_sentences,train_tokens,train_entities,entities_per_100_tokens,tokenizer,"
@@ -401,6 +422,75 @@ def test_language_facts_can_come_from_the_atlas_facts_csv(sweep_dir: Path, tmp_p
     bad.write_text("lang,x\nhau,1\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not a facts CSV"):
         write_report(sweep_dir, tmp_path / "bad", facts=[bad])
+
+
+def test_report_facts_reads_what_data_stats_facts_writes(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """`ndogo data stats --facts --csv` (was bench/atlas_facts.py) writes the CSV `ndogo report --facts` reads."""
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+    from ndogo.data.corpus import load_local
+    from ndogo.data.tokenization import tokenizer_facts
+    from ndogo.models.loading import load_tokenizer
+
+    corpus = tmp_path / "masakhaner"
+    shutil.copytree(tiny_corpus, corpus)
+    facts = tmp_path / "facts.csv"
+    done = CliRunner().invoke(app, ["data", "stats", str(corpus), "--facts", "--tokenizer", str(tiny_model),
+                                    "--csv", str(facts)])
+    assert done.exit_code == 0, done.output
+    (row,) = list(csv.DictReader(facts.open(encoding="utf-8")))
+    committed = (ROOT / "docs" / "bench" / "atlas-facts.csv").open(encoding="utf-8").readline().strip().split(",")
+    assert list(row) == [c for c in committed if c != "resplit_words_test"]  # no --trim, no re-split column
+    splits = load_local(corpus, "hau", ("train", "test")).splits
+    expected = tokenizer_facts(load_tokenizer(tiny_model), [s.tokens for s in splits["train"]],
+                               [s.tokens for s in splits["test"]])
+    assert (row["lang"], row["corpus"], row["script"], row["train_sentences"]) == ("hau", "masakhaner", "Latin", "48")
+    assert {k: float(row[k]) for k in expected} == expected
+    store = Store(tmp_path / "sweep")
+    store.begin_sweep("configs/study.toml", 'name = "study"\n', ["ndogo", "sweep"], {"name": "study"})
+    for recipe, spec, f1s, size, latency, sparsity in METHODS:
+        store.put({**fake_row("hau", recipe, spec, 1, f1s[0], size, latency, sparsity), "model": str(tiny_model),
+                   "data": str(corpus)})
+    store.close()
+    write_report(tmp_path / "sweep", tmp_path / "report", facts=[facts])
+    page = (tmp_path / "report" / "results.md").read_text()
+    assert (f"| hau | 48 | {int(row['train_entities']):,} | {float(row['entities_per_100_tokens']):.1f} | "
+            f"{float(row['fertility_test']):.2f} | {100 * float(row['unseen_subwords_test']):.1f}% |") in page
+
+
+def test_data_stats_facts_gives_the_committed_atlas_facts(tmp_path: Path) -> None:
+    """The command remakes a row of docs/bench/atlas-facts.csv as committed, trimming's re-split share included."""
+    from typer.testing import CliRunner
+
+    from conftest import need_shared
+    from ndogo.cli import app
+
+    shared = need_shared()
+    out = tmp_path / "luo.csv"
+    done = CliRunner().invoke(app, ["data", "stats", str(shared / "masakhaner"), "--lang", "luo", "--facts",
+                                    "--tokenizer", "minilm", "--trim", "minilm=9500", "--corpus",
+                                    str(shared / "monolingual"), "--csv", str(out)])
+    assert done.exit_code == 0, done.output
+    committed = [r for r in csv.DictReader((ROOT / "docs" / "bench" / "atlas-facts.csv").open(encoding="utf-8"))
+                 if r["lang"] == "luo" and r["tokenizer"] == "minilm"]
+    assert list(csv.DictReader(out.open(encoding="utf-8"))) == committed
+
+
+def test_data_stats_facts_options_say_what_they_need(tiny_corpus: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    for args, line in ((["--facts"], "error: --facts: name at least one --tokenizer (e.g. --tokenizer minilm): the "
+                                     "facts are per tokenizer"),
+                       (["--trim", "minilm=9500"], "error: --trim goes with --facts (the language facts' rows)"),
+                       (["--facts", "--tokenizer", "minilm", "--trim", "minilm"],
+                        "error: --trim 'minilm': expected MODEL=KEEP, e.g. minilm=9500"),
+                       (["--facts", "--tokenizer", "minilm", "--trim", "me5s=100"],
+                        "error: --trim me5s=...: me5s is not one of the --tokenizer models (minilm)")):
+        done = CliRunner().invoke(app, ["data", "stats", str(tiny_corpus), *args])
+        assert (done.exit_code, done.output.strip()) == (2, line)
 
 
 def test_a_model_with_zeros_of_its_own_is_not_plotted_as_pruned() -> None:

@@ -138,7 +138,9 @@ def test_every_command_help_has_an_example() -> None:
     import typer.main
 
     group = typer.main.get_command(app)
-    names = [[n] for n in group.commands if n != "data"] + [["data", "stats"]]
+    names = [[n, *([sub] if sub else [])] for n, command in group.commands.items()
+             for sub in (getattr(command, "commands", None) or {"": None})]  # a group's commands each (`bench compare`)
+    assert ["bench", "serve-load"] in names and ["data", "stats"] in names
     for name in names:
         result = runner.invoke(app, [*name, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0 and "Example" in result.output, name

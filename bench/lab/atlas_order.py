@@ -10,7 +10,7 @@ distinguishable from no relation (p > 0.05), and the table prints p so nobody re
     python bench/lab/atlas_order.py docs/bench/atlas-minilm.csv docs/bench/atlas-seeds.csv \
         --facts docs/bench/atlas-facts.csv --tokenizer minilm --csv docs/bench/atlas-order.csv
 
-`--fact resplit_words_test` adds the share of test words trimming re-splits (bench/atlas_facts.py
+`--fact resplit_words_test` adds the share of test words trimming re-splits (`ndogo data stats --facts`
 --trim), the fact that should matter for trim + int8 and for nothing else. `--fact baseline_f1`
 is read from the rows, not the facts CSV: the language's baseline test F1 (mean over its seeds),
 to ask whether a strong model is a robust one. ΔF1 subtracts that same baseline, so noise in it
@@ -33,7 +33,7 @@ from scipy.stats import spearmanr
 from ndogo.experiments.store import load_rows
 
 FACTS = ("train_sentences", "fertility_test")
-FROM_ROWS = "baseline_f1"  # a fact the rows give, not bench/atlas_facts.py
+FROM_ROWS = "baseline_f1"  # a fact the rows give, not `ndogo data stats --facts`
 
 
 def deltas(sources: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
@@ -59,7 +59,7 @@ def deltas(sources: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sources", nargs="+", help="Committed CSVs of rows or sweep directories.")
-    parser.add_argument("--facts", required=True, help="bench/atlas_facts.py's CSV.")
+    parser.add_argument("--facts", required=True, help="the CSV of `ndogo data stats --facts`.")
     parser.add_argument("--tokenizer", default="minilm", help="Whose sub-word facts to correlate with.")
     parser.add_argument("--fact", action="append", default=[],
                         help="Another column of the facts CSV to correlate with (repeatable), e.g. "

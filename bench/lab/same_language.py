@@ -34,9 +34,9 @@ def sentences(path: Path, tokenizer: str) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("small", type=Path, help="rows on the smaller corpus (CSV or sweep folder)")
-    parser.add_argument("small_facts", type=Path, help="bench/atlas_facts.py's CSV for that corpus")
+    parser.add_argument("small_facts", type=Path, help="the CSV of `ndogo data stats --facts` for that corpus")
     parser.add_argument("large", type=Path, help="rows on the larger corpus")
-    parser.add_argument("large_facts", type=Path, help="bench/atlas_facts.py's CSV for that corpus")
+    parser.add_argument("large_facts", type=Path, help="the CSV of `ndogo data stats --facts` for that corpus")
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--threshold", type=float, default=2.0, help="points under which a change is noise")
     parser.add_argument("--csv", type=Path, help="also write the rows here")

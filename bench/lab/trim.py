@@ -21,6 +21,10 @@ Latency is a separate step because timing must run alone on the machine:
 Every step skips what already exists (rows in runs/trim/rows/), so an
 interrupted run is resumed by running the same command again. The baselines
 themselves are only read: their rows are kept under runs/trim/rows/ too.
+
+The grid itself is configs/trim-variants.toml now, its rows in the result store
+(`ndogo sweep configs/trim-variants.toml ...`, `ndogo report ... --table`); this
+script stays for `fallbacks()` and `leaky_plan()`, which are not grids.
 """
 
 from __future__ import annotations

@@ -251,13 +251,16 @@ def encoder_linear_sparsity(module: torch.nn.Module | None) -> float | None:
     The whole-model `sparsity` of a model whose encoder Linears are 60% zero is about
     0.28 for minilm (embeddings hold half its weights); reported side by side, neither is
     mistaken for the other. None where the model has no such layers to count (ONNX, int8).
+    A quantized weight held as a tensor subclass (torchao's int8 and int4 weights) is no float
+    weight, although it says it is floating point, and cannot even be compared with 0.
     """
     if module is None:
         return None
     base = getattr(module, "base_model", module)
     total = zeros = 0
     for layer in base.modules():
-        if isinstance(layer, torch.nn.Linear) and layer.weight.is_floating_point():
+        if isinstance(layer, torch.nn.Linear) and type(layer.weight) in (torch.Tensor, torch.nn.Parameter) \
+                and layer.weight.is_floating_point():
             total += layer.weight.numel()
             zeros += int((layer.weight == 0).sum())
     return round(zeros / total, 6) if total else None

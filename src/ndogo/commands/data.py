@@ -18,6 +18,10 @@ def data_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     tokenizer: Annotated[list[str] | None, typer.Option(help="Also how this model's tokenizer reads each language (repeatable; `minilm`, `me5s`, a directory or hub id): sub-words per word on train and test, and the share of test sub-words never seen in train.")] = None,
     trimmed: Annotated[Path | None, typer.Option(help="A vocabulary-trimmed model (ndogo trim-vocab): the share of test words its tokenizer splits differently from its parent's.")] = None,
+    facts: Annotated[bool, typer.Option("--facts", help="The language facts `ndogo report --facts` and the atlas read instead: one row per language and --tokenizer (data size, entity density, the tokenizer's fertility, unseen and unknown test sub-words; with --trim, what the atlas's trimming re-splits).")] = False,
+    trim: Annotated[list[str] | None, typer.Option(metavar="MODEL=KEEP", help="With --facts: the share of test words that trimming MODEL's vocabulary to KEEP sub-words (the language's text, then the other languages' in --corpus, as configs/atlas-*.toml trim) splits differently, rebuilt from the tokenizer alone (repeatable), e.g. minilm=9500.")] = None,
+    corpus: Annotated[str, typer.Option(help="With --trim: the monolingual folder the trimming counts.")] = "../shared/data/monolingual",
+    csv: Annotated[Path | None, typer.Option(help="With --facts: also write the rows here as CSV (what `ndogo report --facts` reads).")] = None,
 ) -> None:
     """Sentences, tokens and entities by type per language and split, and every problem found.
 
@@ -25,6 +29,11 @@ def data_stats(
     training stops at the first. Exit code 2 if a file cannot be read at all.
 
     Example: ndogo data stats ../shared/data/masakhaner --lang hau,yor
+
+    With --facts, the per-language facts the atlas is read against (about 15 s a language and
+    tokenizer), as the committed docs/bench/atlas-facts.csv was made:
+
+    Example: ndogo data stats ../shared/data/masakhaner --facts --tokenizer minilm --tokenizer me5s --trim minilm=9500 --trim me5s=16000 --csv docs/bench/atlas-facts.csv
     """
     from rich.table import Table
 
@@ -34,8 +43,14 @@ def data_stats(
     langs = split_langs(lang) if lang else None
     if langs is None and any((directory / f"{s}.txt").is_file() for s in ("train", "dev", "test")):
         directory, langs = directory.parent, [directory.name]
-    if directory.is_file() and (tokenizer or trimmed):
-        raise ValueError(f"{directory}: --tokenizer and --trimmed read a corpus folder (train and test), not one file")
+    if directory.is_file() and (tokenizer or trimmed or facts):
+        raise ValueError(f"{directory}: --tokenizer, --trimmed and --facts read a corpus folder (train and test), "
+                         "not one file")
+    if (trim or csv) and not facts:
+        raise ValueError(f"{'--trim' if trim else '--csv'} goes with --facts (the language facts' rows)")
+    if facts:
+        language_facts(directory, langs, tokenizer or [], trim or [], corpus, csv, as_json)
+        return
     stats = directory_stats(directory, langs)
     if tokenizer or trimmed:
         add_tokenizer_facts(stats, directory, tokenizer or [], trimmed)
@@ -72,6 +87,39 @@ def data_stats(
         # Exit 2, as every other command does on these files, so scripts and CI can check a corpus.
         typer.echo(f"error: {len(unreadable)} file(s) cannot be read: {', '.join(unreadable)}", err=True)
         raise typer.Exit(2)
+
+
+def language_facts(root: Path, langs: list[str] | None, tokenizers: list[str], trims: list[str], corpus: str,
+                   csv: Path | None, as_json: bool) -> None:
+    """`--facts`: the rows of ndogo.report.facts.language_facts_rows, printed, and written as CSV with --csv."""
+    if not tokenizers:
+        raise ValueError("--facts: name at least one --tokenizer (e.g. --tokenizer minilm): the facts are per tokenizer")
+    keeps = {}
+    for pair in trims:
+        name, sep, keep = pair.partition("=")
+        if not sep or not keep.isdigit() or int(keep) < 1:
+            raise ValueError(f"--trim {pair!r}: expected MODEL=KEEP, e.g. minilm=9500")
+        keeps[name] = int(keep)
+    quiet_libraries()
+    from rich.table import Table
+
+    from ndogo.report.facts import language_facts_rows, write_facts
+
+    rows = language_facts_rows(root, tokenizers, langs, keeps, corpus)
+    if csv is not None:
+        write_facts(rows, csv)
+    table = Table(title=f"{root}: the language facts")
+    columns = {"lang": "lang", "script": "script", "train_sentences": "train sentences",
+               "entities_per_100_tokens": "entities / 100 tokens", "tokenizer": "tokenizer",
+               "fertility_test": "sub-words / word (test)", "unseen_subwords_test": "unseen test sub-words",
+               "unknown_words_test": "unknown test words", "resplit_words_test": "re-split by trim"}
+    for key, heading in columns.items():
+        table.add_column(heading, justify="left" if key in ("lang", "script", "tokenizer") else "right")
+    for r in rows:
+        table.add_row(*(str(r.get(key, "")) for key in columns))
+    emit({"rows": rows}, as_json, table)
+    if csv is not None and not as_json:
+        typer.echo(f"wrote {csv}")
 
 
 def add_tokenizer_facts(stats: dict[str, Any], root: Path, names: list[str], trimmed: Path | None) -> None:

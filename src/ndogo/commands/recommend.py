@@ -17,8 +17,8 @@ from ndogo.commands._common import quiet_libraries, user_errors
 def recommend(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite), or a CSV of its rows "
                                                    "(e.g. the committed docs/bench/atlas-minilm.csv).")],
-    lang: Annotated[str, typer.Option(help="The language to ship.")],
-    max_f1_drop: Annotated[float, typer.Option(help="Largest F1 loss against the fine-tuned baseline you accept, in points (1 = 0.01 F1).")],
+    lang: Annotated[str | None, typer.Option(help="The language to ship (required, but with --check-cost-model).", show_default=False)] = None,
+    max_f1_drop: Annotated[float | None, typer.Option(help="Largest F1 loss against the fine-tuned baseline you accept, in points (1 = 0.01 F1; required, but with --check-cost-model).", show_default=False)] = None,
     optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1).")] = "size",
     model: Annotated[str | None, typer.Option(help="Only this model of the sweep (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -27,6 +27,8 @@ def recommend(
     data: Annotated[Path | None, typer.Option(help="For a language the sweep has no rows for: the corpus root holding it (default: the sweep's own data), to predict its costs from the other languages' rows.")] = None,
     rows_data: Annotated[Path | None, typer.Option(help="The corpus root the rows were measured on, where they do not record it (CSVs written before the `data` column); the known languages' facts are read there.")] = None,
     also: Annotated[list[Path] | None, typer.Option(help="More rows to choose or predict from (repeatable): a sweep directory or CSV, e.g. docs/bench/atlas-seeds.csv or the MasakhaNER 2.0 atlas; a language measured on a second corpus is named lang@corpus (wol@masakhaner2).")] = None,
+    check_cost_model: Annotated[bool, typer.Option("--check-cost-model", help="Instead of choosing, check the cost model that predicts a new language's costs on the rows' own languages: each method's leave-one-language-out error, of the language facts' fit and of the other languages' mean, the one it picks and the error outside the pick. Each model is fitted on the first source holding its rows, then on all sources holding them.")] = False,
+    csv: Annotated[Path | None, typer.Option(help="With --check-cost-model: also write its lines here, e.g. docs/bench/cost-model-loo.csv.")] = None,
 ) -> None:
     """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
 
@@ -47,7 +49,32 @@ def recommend(
 
     With --ship DIR the chosen model is also written as a bundle with its model card (`ndogo ship`), its numbers
     taken from the sweep's row (test and dev F1 per type, size, latency and machine, the baseline's cost).
+
+    With --check-cost-model it checks the predictor instead, on the languages the rows hold; the
+    committed check is made from the committed atlas (tests/test_predict_cost.py fails when they disagree):
+
+      ndogo recommend docs/bench/atlas-minilm.csv --also docs/bench/atlas-mnr2.csv --also docs/bench/atlas-me5s.csv \\
+          --check-cost-model --data ../shared/data/masakhaner --csv docs/bench/cost-model-loo.csv
     """
+    if check_cost_model:
+        given = [n for n, v in (("--lang", lang), ("--max-f1-drop", max_f1_drop), ("--ship", ship)) if v is not None]
+        if given:
+            raise ValueError(f"{given[0]}: --check-cost-model checks the cost model on the rows' own languages; "
+                             "it chooses nothing for one")
+        quiet_libraries()
+        from ndogo.report.predict_cost import check_cost_model as check
+        from ndogo.report.predict_cost import format_check, write_check
+
+        lines = check([directory, *(also or ())], near=data, fallback=rows_data, model=model)
+        if csv is not None:
+            write_check(lines, csv)
+        typer.echo(json.dumps(lines, indent=2) if as_json else format_check(lines), nl=as_json)
+        return
+    if csv is not None:
+        raise ValueError("--csv goes with --check-cost-model (its lines)")
+    if lang is None or max_f1_drop is None:
+        raise ValueError(f"{'--lang' if lang is None else '--max-f1-drop'}: required to choose a recipe "
+                         "(e.g. --lang hau --max-f1-drop 1)")
     from ndogo.report.recommend import format_recommendation
     from ndogo.report.recommend import recommend as pick
 

@@ -339,7 +339,7 @@ def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Pa
     tables show mean ± std and "what to ship" chooses on the mean; a cell id found twice is
     taken from the later source.
 
-    `facts` are CSVs of bench/atlas_facts.py: the language facts are read there instead of
+    `facts` are CSVs of `ndogo data stats --facts`: the language facts are read there instead of
     computed (they hold what trimming re-splits, which needs the trimmed vocabularies).
     """
     out = Path(out)

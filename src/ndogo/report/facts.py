@@ -17,6 +17,69 @@ from typing import Any
 from ndogo.experiments.store import base_lang
 from ndogo.report.summary import BASELINE, ordered
 
+SCRIPTS = {"amh": "Ge'ez"}  # every other MasakhaNER language is written in Latin script
+
+
+def language_facts_rows(root: str | Path, tokenizers: list[str], langs: list[str] | None = None,
+                        trims: dict[str, int] | None = None, corpus: str | None = None) -> list[dict[str, Any]]:
+    """The atlas's per-language facts: a row per language and tokenizer, the columns of docs/bench/atlas-facts.csv.
+
+    Data size and entity density from the corpus; each tokenizer's fertility, unseen and unknown
+    test sub-words; and for a tokenizer in `trims` (name -> KEEP), the share of test words the
+    atlas's trim + int8 recipe re-splits: its trimmed vocabulary of KEEP sub-words counted on the
+    language's text, then the other languages' in `corpus` (as configs/atlas-*.toml trim), rebuilt
+    from the tokenizer alone, so the trimmed models need not be on disk. These are the cheap facts
+    `ndogo report --facts` shows beside the atlas and the cost model reads results against.
+    """
+    from ndogo.compress.trim import TrimConfig, trimmed_tokenizer
+    from ndogo.data.corpus import load_local
+    from ndogo.data.stats import directory_stats
+    from ndogo.data.tokenization import resplit_share, tokenizer_facts
+    from ndogo.experiments.store import corpus_name
+    from ndogo.models.loading import load_tokenizer
+
+    trims = trims or {}
+    unknown = sorted(set(trims) - set(tokenizers))
+    if unknown:
+        raise ValueError(f"--trim {unknown[0]}=...: {unknown[0]} is not one of the --tokenizer models "
+                         f"({', '.join(tokenizers) or 'none given'})")
+    root = Path(root)
+    corpus_of_rows = corpus_name(str(root.resolve()))
+    stats = directory_stats(root, langs)
+    loaded = {name: load_tokenizer(name) for name in tokenizers}
+    rows = []
+    for lang, entry in stats.items():
+        train = entry["splits"].get("train", {})
+        splits = load_local(root, lang, ("train", "test"))
+        words = {s: [x.tokens for x in splits.splits.get(s, [])] for s in ("train", "test")}
+        for name, tok in loaded.items():
+            facts = tokenizer_facts(tok, words["train"], words["test"])
+            if name in trims:
+                trimmed = trimmed_tokenizer(tok, TrimConfig(lang=lang, data=str(root), corpus=corpus,
+                                                            other_langs=True, keep=trims[name]))
+                facts["resplit_words_test"] = resplit_share(tok, trimmed, words["test"])
+            rows.append({"lang": lang, "corpus": corpus_of_rows, "script": SCRIPTS.get(lang, "Latin"),
+                         "train_sentences": train.get("sentences", 0), "train_tokens": train.get("tokens", 0),
+                         "train_entities": train.get("entities", 0),
+                         "entities_per_100_tokens": round(100 * train.get("entities", 0)
+                                                          / max(train.get("tokens", 1), 1), 2),
+                         "tokenizer": name, **facts})
+    return rows
+
+
+def write_facts(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """The facts as the CSV `ndogo report --facts` reads (resplit_words_test only where a --trim asked for it)."""
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)),
+                                restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
 
 def _tokenizer(source: str) -> Any:
     from ndogo.models.loading import load_tokenizer
@@ -89,7 +152,7 @@ def facts_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]] 
 
 
 def read_facts(paths: list[str | Path]) -> list[dict[str, str]]:
-    """Rows of bench/atlas_facts.py's CSVs (one per language, corpus and tokenizer)."""
+    """Rows of the facts CSVs `ndogo data stats --facts` writes (one per language, corpus and tokenizer)."""
     import csv
 
     out: list[dict[str, str]] = []
@@ -98,7 +161,8 @@ def read_facts(paths: list[str | Path]) -> list[dict[str, str]]:
             reader = csv.DictReader(handle)
             missing = {"lang", "tokenizer", "train_sentences"} - set(reader.fieldnames or [])
             if missing:
-                raise ValueError(f"{path}: not a facts CSV of bench/atlas_facts.py (no {sorted(missing)[0]!r} column)")
+                raise ValueError(f"{path}: not a facts CSV of `ndogo data stats --facts` (no {sorted(missing)[0]!r} "
+                                 "column)")
             out.extend(reader)
     return out
 

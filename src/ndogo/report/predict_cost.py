@@ -293,3 +293,86 @@ def format_predictions(lang: str, predictions: list[CostPrediction], budget: flo
     else:
         lines.append(f"  no method is predicted within {budget:g} point(s) once its error is counted")
     return "\n".join(lines)
+
+
+# The columns of docs/bench/cost-model-loo.csv (`ndogo recommend ROWS --check-cost-model --csv`)
+CHECK_COLUMNS = ("model", "fitted_on", "recipe", "languages", "facts_loo_mae", "mean_loo_mae", "predictor",
+                 "nested_mae")
+
+
+def _fits(sources: list[Path], models: list[set[str]], model: str | None) -> list[tuple[str, list[Path]]]:
+    """(model, sources) of every fit: each model on the first source holding its rows, then on all that hold them."""
+    order = list(dict.fromkeys(m for found in models for m in sorted(found)))
+    fits = []
+    for name in order if model is None else [model]:
+        holders = [s for s, found in zip(sources, models, strict=True) if name in found]
+        fits += [(name, holders[:1])] + ([(name, holders)] if len(holders) > 1 else [])
+    return fits
+
+
+def check_cost_model(sources: list[str | Path], near: Path | None = None, fallback: Path | None = None,
+                     model: str | None = None) -> list[dict[str, Any]]:
+    """The cost model's own check on rows: for each method, both predictors' leave-one-language-out errors.
+
+    For every method (and model) with rows on at least three languages: the ridge fit's error
+    and the other languages' mean's, which one the rule picks, and the error of that whole
+    procedure measured outside its choice (nested leave-one-language-out: each held-out language
+    predicted by the predictor the other languages' own check picked). The nested error is the one
+    `ndogo recommend` prints beside a prediction; the gap between it and the lower plain error is
+    what choosing by the same error would have hidden. Each model is fitted on the first source
+    holding its rows, then, where more sources hold them (a second corpus's atlas), on all of
+    them together, a language on both corpora counting twice (`wol`, `wol@masakhaner2`). Each
+    language's facts are read from the corpus its rows name, or beside `near`, or at `fallback`.
+    """
+    from ndogo.experiments.store import load_rows, load_sources
+    from ndogo.models.loading import load_tokenizer
+
+    paths = [Path(s) for s in sources]
+    models = [{r["model"] for r in load_rows(p)} for p in paths]
+    if model is not None and not any(model in found for found in models):
+        raise ValueError(f"--model {model}: no finished rows of it in {', '.join(map(str, paths))}")
+    lines = []
+    for name, fit in _fits(paths, models, model):
+        rows = [r for r in load_sources(fit) if r.get("model") == name]
+        tokenizer = load_tokenizer(name)
+        facts = {}
+        for lang in sorted({r["lang"] for r in rows}):
+            root = find_corpus(rows, lang, near=near, fallback=fallback)
+            if root is None:
+                recorded = next((r.get("data") for r in rows if r["lang"] == lang and r.get("data")), None)
+                raise ValueError(f"{lang}: its rows in {' + '.join(p.name for p in fit)} name no local corpus that "
+                                 f"holds it{f' ({recorded})' if recorded else ''}; give a corpus root beside it with "
+                                 "--data, or the one rows without a `data` column were measured on with --rows-data")
+            facts[lang] = language_facts(root, base_lang(lang), tokenizer)
+        stand_in = next(iter(facts.values()))  # the new language's facts enter none of these errors
+        lines += [{"model": name, "fitted_on": " + ".join(p.name for p in fit), "recipe": c.recipe,
+                   "languages": len(c.languages), "facts_loo_mae": _round2(c.facts_loo_mae),
+                   "mean_loo_mae": _round2(c.mean_loo_mae), "predictor": c.predictor, "nested_mae": _round2(c.loo_mae)}
+                  for c in predict_costs(rows, facts, stand_in, name)]
+    return lines
+
+
+def _round2(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def write_check(lines: list[dict[str, Any]], path: str | Path) -> Path:
+    """The check as docs/bench/cost-model-loo.csv holds it (its staleness test compares the bytes)."""
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(CHECK_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(lines)
+    return path
+
+
+def format_check(lines: list[dict[str, Any]]) -> str:
+    """The check as a markdown table."""
+    out = ["| model | fitted on | method | languages | facts' LOO error | mean's LOO error | picks "
+           "| error outside the pick |", "|---|---|---|---:|---:|---:|---|---:|"]
+    out += [f"| {x['model']} | {x['fitted_on']} | {x['recipe']} | {x['languages']} | {x['facts_loo_mae']} | "
+            f"{x['mean_loo_mae']} | {x['predictor']} | {x['nested_mae']} |" for x in lines]
+    return "\n".join(out) + "\n"
