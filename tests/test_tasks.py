@@ -260,3 +260,77 @@ def test_the_torch_free_runtime_predicts_what_pytorch_does(name: str, corpora: d
         assert [p.score for p in onnx_side] == pytest.approx([p.score for p in torch_side], abs=1e-3)
     else:
         assert [[(w.text, w.tag) for w in s] for s in onnx_side] == [[(w.text, w.tag) for w in s] for s in torch_side]
+
+
+@pytest.mark.parametrize("name", ["pos", "topic"])
+def test_a_shipped_bundle_reports_its_tasks_metrics_and_loads_in_the_tasks_pipeline(
+        name: str, corpora: dict[str, tuple[Path, str]], teachers: dict[str, Path], tmp_path: Path) -> None:
+    """ship: the card's metrics, pipeline tag and licence are the task's; transformers' pipeline for the
+    task loads the bundle and agrees with ndogo predict on the card's own example."""
+    from transformers import pipeline
+
+    import ndogo
+    from ndogo.deploy.ship import ship
+
+    data, lang = corpora[name]
+    task = get_task(name)
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(teachers[name], run)
+    for split in ("test", "dev"):
+        from ndogo.evaluate import save_eval
+
+        save_eval(run, evaluate(run, str(data), lang, split=split, speed=False))
+    out = ship(run, tmp_path / "bundle", lang=lang)
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert f"pipeline_tag: {task.pipeline_tag}" in card and f"license: {task.licence}" in card
+    assert task.results_note in card and "| split | " + {"accuracy": "accuracy"}[task.metric] in card
+    example = json.loads((out / "ndogo.json").read_text())["bundle"]["example"]
+    assert example  # a sentence of its own test set, read by the task's reader
+    ours = ndogo.load(out).predict([example])[0]
+    if task.output == "label":
+        assert pipeline(task.pipeline_tag, model=str(out), device="cpu")(example)[0]["label"] == ours.label
+    else:
+        words = pipeline(task.pipeline_tag, model=str(out), device="cpu", aggregation_strategy="first")(example)
+        # the pipeline merges neighbouring words of one tag into a group: compare the words it keeps alone
+        tagged = {(w["start"], w["end"]): w["entity_group"] for w in words}
+        alone = [w for w in ours if (w.start, w.end) in tagged]
+        assert alone and all(tagged[(w.start, w.end)] == w.tag for w in alone)
+
+
+@pytest.mark.parametrize(("name", "runtime"), [("pos", "torch"), ("topic", "torch"), ("topic", "onnx")])
+def test_serve_answers_each_task_on_its_own_endpoint(name: str, runtime: str, corpora: dict[str, tuple[Path, str]],
+                                                     teachers: dict[str, Path], tmp_path: Path) -> None:
+    """A POS tagger on /v1/tags, a text classifier on /v1/labels: what predict gives, with serve's 4xx rules."""
+    from dataclasses import asdict
+
+    import httpx
+
+    import ndogo
+    from ndogo.deploy.serve import ENDPOINTS, ServeConfig, build_app
+    from tests.test_serve import running
+
+    model = teachers[name]
+    if runtime == "onnx":
+        from ndogo.compress.recipe import compress, parse_recipe
+
+        data, lang = corpora[name]
+        model = tmp_path / "onnx"
+        compress(teachers[name], parse_recipe("export"), model, {"data": str(data), "lang": lang, "langs": [lang]})
+    predictor = ndogo.load(model)
+    task = get_task(name)
+    path, one, many = ENDPOINTS[task.output]
+    texts = ["Musa ya je Kano ranar Litinin.", "Gwamnati ta ce za ta gina makarantu."]
+    want = [asdict(p) if not isinstance(p, list) else [asdict(w) for w in p] for p in predictor.predict(texts)]
+    cfg = ServeConfig(max_batch=8, max_wait_ms=5, max_body_bytes=4000, max_text_chars=300, max_texts=10,
+                      max_request_tokens=2000, workers=1)
+    with running(build_app(predictor, cfg, name)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        single = client.post(path, json={"text": texts[0]})
+        several = client.post(path, json={"texts": texts})
+        empty = client.post(path, json={"text": " "})
+        elsewhere = client.post("/v1/entities" if path != "/v1/entities" else "/v1/tags", json={"text": texts[0]})
+    assert single.status_code == 200 and single.json() == {one: want[0]}
+    assert several.status_code == 200 and several.json() == {many: want}
+    assert empty.status_code == 422 and "error" in empty.json()
+    assert elsewhere.status_code == 404

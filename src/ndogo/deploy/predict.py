@@ -97,6 +97,11 @@ class Predictor:
         self.batch_size = batch_size
         self.task = task_of_model(runner.meta)
 
+    @property
+    def output(self) -> str:
+        """What the model predicts: entities, a tag per word, or a label per text (its task's `output`)."""
+        return self.task.output
+
     def predict(self, texts: str | Sequence[str]) -> list[Any]:
         """Entities of each text (a single string counts as one text); a POS tagger gives each word's tag
         (`WordTag`), a text classifier each text's `Label`.

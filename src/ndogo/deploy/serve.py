@@ -6,6 +6,10 @@ Endpoints:
   `{"texts": ["...", ...]}` it answers `{"entities": [[...], ...]}`, one list per
   text. Each entity is what `ndogo predict` gives: text, label, start and end
   (character offsets into the text) and score.
+* A POS tagger is served on `POST /v1/tags` instead, answering `{"words": [...]}` (each word's text,
+  start, end, tag and score), and a text classifier on `POST /v1/labels`, answering `{"label":
+  {"label", "score"}}` for one text and `{"labels": [...]}` for several: the model's ndogo.json
+  (`output`) says which. The same 4xx rules hold on every endpoint.
 * `GET /healthz`: 200 `{"status": "ok", ...}` while serving, 503 while draining.
 * `GET /metrics`: Prometheus text format (prometheus_client): requests by status,
   errors by reason, request latency and model-call batch-size histograms.
@@ -81,7 +85,7 @@ from pathlib import Path
 from typing import Any
 
 from ndogo.data.words import split_words
-from ndogo.deploy.entities import entities_from_tags
+from ndogo.deploy.entities import entities_from_tags, word_tags
 from ndogo.deploy.serve_config import ServeConfig
 from ndogo.models.align import WordMerger
 
@@ -181,8 +185,9 @@ class TextJob:
 class WindowJob:
     """One request cut into the model's windows, merged back into entities as predict does."""
 
-    def __init__(self, texts: Sequence[str], words: list[Any], windows: list[Any], labels: Sequence[str]) -> None:
-        self.texts, self.words, self.labels = texts, words, labels
+    def __init__(self, texts: Sequence[str], words: list[Any], windows: list[Any], labels: Sequence[str],
+                 output: str = "entities") -> None:
+        self.texts, self.words, self.labels, self.output = texts, words, labels, output
         # shortest first, as predict batches them: less padding in calls shared with short requests
         self.pending: deque[Any] = deque(sorted(windows, key=lambda w: len(w.input_ids)))
         self.merger = WordMerger([len(ws) for ws in words])
@@ -195,7 +200,9 @@ class WindowJob:
         found = []
         for text, ws, p in zip(self.texts, self.words, self.merger.result(), strict=True):
             tags = [self.labels[i] for i in p.argmax(-1)]
-            found.append(entities_from_tags(text, ws, tags, [float(x) for x in p.max(-1)]))
+            scores = [float(x) for x in p.max(-1)]
+            found.append(word_tags(ws, [w.text for w in ws], tags, scores) if self.output == "tags"
+                         else entities_from_tags(text, ws, tags, scores))
         return found
 
 
@@ -233,7 +240,7 @@ class WindowModel:
                                     f"the limit is {max_tokens} per request")
             words.append(ws)
             windows.extend(mine)
-        return WindowJob(texts, words, windows, self.predictor.labels)
+        return WindowJob(texts, words, windows, self.predictor.labels, getattr(self.predictor, "output", "entities"))
 
     def run(self, units: Sequence[Any]) -> Any:
         return self.predictor.window_probs(units)
@@ -241,7 +248,8 @@ class WindowModel:
 
 def work_model(model: Any) -> TextModel | WindowModel:
     """How the batcher runs `model`: by windows where it can cut texts into them, else by texts."""
-    if all(hasattr(model, name) for name in ("windows", "window_probs", "labels")):
+    if all(hasattr(model, name) for name in ("windows", "window_probs", "labels")) and \
+            getattr(model, "output", "entities") != "label":  # a text classifier reads a text whole, not by windows
         return WindowModel(model)
     return TextModel(model.predict if hasattr(model, "predict") else model)
 
@@ -415,6 +423,21 @@ def json_answer(payload: dict[str, Any], status: int, headers: dict[str, str] | 
         return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+# The endpoint of each kind of prediction and the key its answer is under: a NER model's entities, a POS
+# tagger's words with their tags, a text classifier's labels (one per text)
+ENDPOINTS = {"entities": ("/v1/entities", "entities", "entities"), "tags": ("/v1/tags", "words", "words"),
+             "label": ("/v1/labels", "label", "labels")}
+
+
+def endpoint_of(bundle: str | Path) -> str:
+    """The path a bundle is served on, from what its ndogo.json says it outputs (before loading it)."""
+    try:
+        output = json.loads((Path(bundle) / "ndogo.json").read_text(encoding="utf-8")).get("output", "entities")
+    except (OSError, ValueError, AttributeError):
+        output = "entities"
+    return ENDPOINTS.get(output, ENDPOINTS["entities"])[0]
+
+
 def build_app(predictor: Any, cfg: ServeConfig, name: str = "model", shared_metrics: bool = False) -> Any:
     """The Starlette application around a loaded predictor (one of ndogo's, or anything with `predict(texts)`).
 
@@ -456,6 +479,9 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model", shared_metr
             chunks.append(chunk)
         return b"".join(chunks)
 
+    output = getattr(predictor, "output", "entities")
+    endpoint, key_one, key_many = ENDPOINTS[output]
+
     async def entities(request: Request) -> Response:
         t0 = time.perf_counter()
         metrics["in_flight"].inc()
@@ -464,8 +490,9 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model", shared_metr
             texts, single = parse_request(await read_body(request), cfg)
             found = await state["batcher"].submit(texts, single)
             metrics["texts"].inc(len(texts))
-            rows = [[asdict(e) for e in ents] for ents in found]  # exactly predict's Entity fields
-            return answer(200, {"entities": rows[0] if single else rows}, t0)
+            # exactly predict's fields: a list of Entity or WordTag per text, or one Label
+            rows = [asdict(one) if not isinstance(one, list) else [asdict(e) for e in one] for one in found]
+            return answer(200, {key_one: rows[0]} if single else {key_many: rows}, t0)
         except BadInput as err:
             return answer(err.status, {"error": err.reason}, t0)
         except ClientDisconnect:
@@ -493,7 +520,7 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model", shared_metr
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics["registry"]), media_type=CONTENT_TYPE_LATEST, headers=worker)
 
-    routes = [Route("/v1/entities", entities, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
+    routes = [Route(endpoint, entities, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
               Route("/metrics", prometheus, methods=["GET"])]
     paths = ", ".join(f"{sorted(r.methods - {'HEAD'})[0]} {r.path}" for r in routes)
 
@@ -782,7 +809,8 @@ class Supervisor:
                     sock.listen(2048)  # uvicorn's backlog
                 pids = ", ".join(str(self.procs[k].pid) for k in sorted(self.procs))
                 print(f"serving {self.bundle} on {_address(self.host, self.socks[0])} "
-                      f"(POST /v1/entities, GET /healthz, GET /metrics; {self.cfg.workers} workers, pids {pids})",
+                      f"(POST {endpoint_of(self.bundle)}, GET /healthz, GET /metrics; {self.cfg.workers} workers, "
+                      f"pids {pids})",
                       flush=True)
                 for k in list(self.conns):
                     self._go(k)
@@ -905,7 +933,7 @@ def serve(bundle: str | Path, host: str = "127.0.0.1", port: int = 8000, cfg: Se
         predictor = load_model(bundle, cfg.threads)
         predictor.predict(["Musa ya je Kano."])  # the first call allocates; no client should wait for it
         app = build_app(predictor, cfg, name=Path(bundle).name)
-        print(f"serving {bundle} on {_address(host, sock)} (POST /v1/entities, GET /healthz, GET /metrics)",
+        print(f"serving {bundle} on {_address(host, sock)} (POST {endpoint_of(bundle)}, GET /healthz, GET /metrics)",
               flush=True)
         drained = _run_server(app, cfg, sock)
     finally:

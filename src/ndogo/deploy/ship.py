@@ -43,6 +43,7 @@ from ndogo.compress.provenance import field_default
 from ndogo.models.files import META, check_inside, inference_files
 from ndogo.models.loading import ModelError, read_meta
 from ndogo.models.runner import load_runner, size_on_disk
+from ndogo.tasks import task_of_model
 
 FILE_MODE, DIR_MODE = 0o644, 0o755
 # Links a stage's ndogo.json keeps to the directory it was made from (models saved before the provenance header).
@@ -302,7 +303,8 @@ def read_evals(run: str | Path) -> dict[tuple[str, str], dict[str, Any]]:
             row = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, OSError):
             continue
-        if isinstance(row, dict) and "f1" in row and row.get("lang") and row.get("split"):
+        if isinstance(row, dict) and row.get(row.get("metric", "f1")) is not None and row.get("lang") \
+                and row.get("split"):
             rows[(str(row["lang"]), str(row["split"]))] = row
     return rows
 
@@ -378,9 +380,11 @@ def _fmt(x: Any, unit: str = "", digits: int = 2) -> str:
     return f"{x:.{digits}f}{unit}" if isinstance(x, int | float) else NOT_MEASURED
 
 
-def _dataset(lang: str | None, dataset: str | None) -> str:
+def _dataset(lang: str | None, dataset: str | None, task: Any = None) -> str:
     if dataset:
         return dataset
+    if task is not None and task.hub_dataset:
+        return task.hub_dataset
     return "masakhaner" if lang is None or lang in MASAKHANER_1 else "masakhane/masakhaner2"
 
 
@@ -456,7 +460,8 @@ def _write_bundle(run: Path, out: Path, source: Any, meta: dict[str, Any], lang:
     })
     (out / META).write_text(json.dumps(bundle_meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (out / META).chmod(FILE_MODE)
-    card = model_card(out.name, bundle_meta, steps, evals, lang, _dataset(lang, dataset), size_on_disk(out),
+    card = model_card(out.name, bundle_meta, steps, evals, lang, _dataset(lang, dataset, task_of_model(meta)),
+                      size_on_disk(out),
                       base_row, seed_spread, found, warning)
     (out / "README.md").write_text(card, encoding="utf-8")
     (out / "README.md").chmod(FILE_MODE)
@@ -482,18 +487,17 @@ def example_sentence(lang: str | None, steps: Sequence[Step], dataset: str | Non
             if isinstance(step.meta.get(key), dict):
                 candidates.append(step.meta[key].get("data"))
     candidates.append(os.environ.get("NDOGO_DATA"))
-    from ndogo.data.conll import read_conll
-
+    task = task_of_model(steps[-1].meta if steps else {})
     for folder in dict.fromkeys(c for c in candidates if isinstance(c, str) and c):
-        test = Path(folder).expanduser() / lang / "test.txt"
-        if not test.is_file():
+        if not (Path(folder).expanduser() / lang).is_dir():
             continue
         try:
-            sentences = read_conll(test).sentences
+            sentences = task.load(str(Path(folder).expanduser()), lang, ("test",)).splits.get("test", [])
         except (ValueError, OSError):
             continue
         short = [s for s in sentences if 5 <= len(s.tokens) <= 20] or sentences
-        named = [s for s in short if any(t != "O" for t in s.tags)] or short
+        # a sentence with an entity in it, for a tagger of entities
+        named = [s for s in short if any(t != "O" for t in getattr(s, "tags", []))] or short
         if named:
             return " ".join(named[0].tokens)
     return None
@@ -506,7 +510,8 @@ def _example_entities(source: Any, example: str | None) -> list[Any]:
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("f1", "precision", "recall", "per_type", "sentences", "size_bytes", "latency_ms_b1", "latency_e2e_ms_b1",
+    keys = ("metric", "f1", "precision", "recall", "accuracy", "macro_f1", "per_type", "sentences", "size_bytes",
+            "latency_ms_b1", "latency_e2e_ms_b1",
             "throughput_b32", "threads", "cpu", "peak_rss_mb")
     return {k: row[k] for k in keys if row.get(k) is not None}
 
@@ -525,8 +530,11 @@ def _check(run: Path, out: Path, example: str | None = None) -> None:
     """The bundle loads with nothing but its own files and tags probe sentences as the source does."""
     from ndogo.deploy.predict import Predictor
 
-    def spans(entities: Sequence[Any]) -> list[tuple[str, int, int]]:
-        return [(e.label, e.start, e.end) for e in entities]
+    def spans(found: Any) -> Any:
+        """What must match: each entity's label and span, each word's tag, or the text's label."""
+        if isinstance(found, list):
+            return [(e.label, e.start, e.end) if hasattr(e, "label") else (e.text, e.tag) for e in found]
+        return found.label
 
     probes = [PROBE, *([example] if example else [])]
     want = [spans(e) for e in Predictor(load_runner(run)).predict(probes)]
@@ -537,15 +545,13 @@ def _check(run: Path, out: Path, example: str | None = None) -> None:
         got["torch-free runtime"] = [spans(e) for e in load(out, threads=1).predict(probes)]
     for path, found in got.items():
         if found != want:
-            raise ModelError(f"{out}: the bundle ({path}) finds other entities than {run} in a probe sentence; "
+            raise ModelError(f"{out}: the bundle ({path}) predicts otherwise than {run} on a probe sentence; "
                              "not shipped")
 
 
 def front_matter(name: str, meta: dict[str, Any], evals: dict[tuple[str, str], dict[str, Any]], lang: str | None,
                  dataset: str) -> dict[str, Any]:
     """The card's YAML header: what the hub indexes and renders (language, licence, metrics)."""
-    from ndogo.tasks import task_of_model
-
     task = task_of_model(meta)
     kind = meta.get("kind", "hf")
     tags = [task.pipeline_tag, task.card_tags[0], "ndogo", *task.card_tags[1:]]
@@ -553,7 +559,7 @@ def front_matter(name: str, meta: dict[str, Any], evals: dict[tuple[str, str], d
         tags += ["onnx"] + (["int8"] if "int8" in json.dumps(meta.get("quantization") or {}) else [])
     header: dict[str, Any] = {
         "language": sorted(set(meta.get("langs") or ([lang] if lang else []))),
-        "license": "cc-by-nc-4.0", "datasets": [dataset], "tags": tags, "pipeline_tag": task.pipeline_tag,
+        "license": task.licence, "datasets": [dataset], "tags": tags, "pipeline_tag": task.pipeline_tag,
     }
     if kind == "hf":
         header["library_name"] = "transformers"
@@ -593,26 +599,30 @@ def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: di
     the usage example (`meta["bundle"]["example"]`), shown as its real output; `warning` a line the
     card shows above its results (a weak baseline).
     """
+    task = task_of_model(meta)
     kind = meta.get("kind", "hf")
     bundle = meta["bundle"]
     test, dev = evals.get((str(lang), "test")), evals.get((str(lang), "dev"))
     base = str(meta.get("base_model") or NOT_MEASURED)
+    what = "Named-entity recognition (PER, ORG, LOC, DATE)" if task.output == "entities" else task.title
+    window = ("sub-words (longer sentences are windowed, not truncated)" if task.head == "tokens" else
+              "sub-words (a longer text is truncated to it)")
     lines = ["---", _yaml(front_matter(name, meta, evals, lang, dataset)).rstrip(), "---", "",
              f"# {name}", "",
-             f"Named-entity recognition (PER, ORG, LOC, DATE) for **{lang}**, made with ndogo "
+             f"{what} for **{lang}**, made with ndogo "
              f"from `{base}` ({HUB_IDS.get(base, base)}).", "",
              "| | |", "|---|---|",
              f"| base model | `{base}` |", f"| language | {', '.join(meta.get('langs') or [str(lang)])} |",
              f"| model kind | `{kind}` |", f"| recipe | `{_cell(bundle['recipe'])}` |",
              f"| size on disk | {size_bytes / 1e6:.1f} MB |",
              f"| labels | {', '.join(meta.get('labels') or [])} |",
-             f"| window | {meta.get('max_length')} sub-words (longer sentences are windowed, not truncated) |", ""]
+             f"| window | {meta.get('max_length')} {window} |", ""]
     lines += ["## Results", "", *([f"**Warning:** {warning}.", ""] if warning else [])]
-    lines += _results_table(test, dev, seed_spread)
+    lines += _results_table(test, dev, seed_spread, task)
     lines += ["", "## Speed", ""]
-    lines += _speed_lines(test)
+    lines += _speed_lines(test, {"entities": "entities", "tags": "tags", "label": "label"}[task.output])
     lines += ["", "## What the compression cost", ""]
-    lines += _cost_lines(test, baseline, size_bytes)
+    lines += _cost_lines(test, baseline, size_bytes, task)
     lines += ["", "## How it was made", ""]
     for i, step in enumerate(steps, 1):
         where = f"kind `{step.meta.get('kind', 'hf')}`, saved as `{Path(step.path).name}`"
@@ -631,33 +641,38 @@ def model_card(name: str, meta: dict[str, Any], steps: Sequence[Step], evals: di
             lines += ["", f"The `{bundle['commands_stop']}` stage after these is not recorded fully enough to "
                           "write its command; the chain above stops before it."]
     lines += ["", "## Usage", ""]
-    lines += _usage(name, kind, lang, bundle.get("example"), found)
+    if task.output == "entities":
+        lines += _usage(name, kind, lang, bundle.get("example"), found)
+    else:
+        lines += _task_usage(name, kind, lang, bundle.get("example"), found, task)
     lines += ["", "## Known limits", ""]
-    lines += _limits(kind, lang, meta)
+    lines += _limits(kind, lang, meta) if task.output == "entities" else _task_limits(kind, lang, meta, task)
     lines += ["", "## Data and licence", "",
-              f"Trained and evaluated on {DATASETS.get(dataset, dataset)} (`{dataset}`), whose annotations are "
-              "licensed CC BY-NC 4.0 (Adelani et al. 2021, 2022): the model inherits the non-commercial "
-              "restriction, hence `license: cc-by-nc-4.0`. Cite the MasakhaNER papers in anything that reports "
-              "results with it.", ""]
+              f"Trained and evaluated on {DATASETS.get(dataset, dataset)} (`{dataset}`), {task.data_note}", ""]
     return "\n".join(lines)
 
 
+# a metric's column in the card's results table
+COLUMN = {"f1": "F1", "precision": "precision", "recall": "recall", "accuracy": "accuracy", "macro_f1": "macro-F1"}
+
+
 def _results_table(test: dict[str, Any] | None, dev: dict[str, Any] | None,
-                   seed_spread: dict[str, Any] | None) -> list[str]:
+                   seed_spread: dict[str, Any] | None, task: Any) -> list[str]:
     types = sorted(set((test or {}).get("per_type") or {}) | set((dev or {}).get("per_type") or {}))
-    lines = ["Entity-level F1 (seqeval's default mode, as MasakhaNER reports it), in points.", "",
-             "| split | F1 | precision | recall | " + " | ".join(f"F1 {t}" for t in types) + " |",
-             "|---|---:|---:|---:|" + "---:|" * len(types)]
+    metrics = list(task.metrics)
+    columns = [COLUMN.get(m, m) for m in metrics] + [f"F1 {t}" for t in types]
+    lines = [task.results_note, "", "| split | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for split, row in (("test", test), ("dev", dev)):
         if row is None:
-            lines.append(f"| {split} | {NOT_MEASURED} | | | " + " | ".join("" for _ in types) + " |")
+            lines.append(f"| {split} | {NOT_MEASURED} |" + " |" * (len(columns) - 1))
             continue
         per = row.get("per_type") or {}
-        cells = [_fmt(_pct(row.get(k))) for k in ("f1", "precision", "recall")]
+        cells = [_fmt(_pct(row.get(k))) for k in metrics]
         cells += [_fmt(_pct(per[t]["f1"])) if t in per else NOT_MEASURED for t in types]
         lines.append(f"| {split} | " + " | ".join(cells) + " |")
     if seed_spread and seed_spread.get("seeds"):
-        lines += ["", f"F1 is the mean over seeds {', '.join(map(str, seed_spread['seeds']))} "
+        seeds = ", ".join(map(str, seed_spread["seeds"]))
+        lines += ["", f"{COLUMN.get(task.metric, task.metric)} is the mean over seeds {seeds} "
                       f"(standard deviation {_fmt(_pct(seed_spread.get('f1_std')))} points)."]
     else:
         lines += ["", "Seed spread: not measured (one training run)."]
@@ -666,7 +681,7 @@ def _results_table(test: dict[str, Any] | None, dev: dict[str, Any] | None,
     return lines
 
 
-def _speed_lines(test: dict[str, Any] | None) -> list[str]:
+def _speed_lines(test: dict[str, Any] | None, what: str = "entities") -> list[str]:
     if not test or test.get("latency_ms_b1") is None:
         return [f"Latency: {NOT_MEASURED}."]
     tput = test.get("throughput_b32")
@@ -674,17 +689,19 @@ def _speed_lines(test: dict[str, Any] | None) -> list[str]:
     return [f"Measured by `ndogo evaluate` on the first {test.get('latency_sentences', 200)} test sentences, "
             f"{test.get('threads', '?')} CPU thread(s), on {test.get('cpu') or 'an unrecorded CPU'}:", "",
             f"- batch 1, forward pass: {_fmt(test['latency_ms_b1'], ' ms')} per sentence (median)",
-            f"- batch 1, raw sentence to entities (tokenizing and decoding included): "
+            f"- batch 1, raw sentence to {what} (tokenizing and decoding included): "
             f"{_fmt(test.get('latency_e2e_ms_b1'), ' ms')}",
             f"- batch 32: {b32}",
             f"- peak memory of the evaluating process: {_fmt(test.get('peak_rss_mb'), ' MB', 0)}"]
 
 
-def _cost_lines(test: dict[str, Any] | None, base: dict[str, Any] | None, size_bytes: int) -> list[str]:
-    if not base or not test:
+def _cost_lines(test: dict[str, Any] | None, base: dict[str, Any] | None, size_bytes: int,
+                task: Any) -> list[str]:
+    m = task.metric
+    if not base or not test or base.get(m) is None or test.get(m) is None:
         return [f"Against the fine-tuned baseline: {NOT_MEASURED} (no evaluation of both on the same test set)."]
-    lines = [f"Against the fine-tuned fp32 baseline on the same test set: F1 {_fmt(_pct(base['f1']))} → "
-             f"{_fmt(_pct(test['f1']))} ({_fmt(_pct(test['f1'] - base['f1']))} points)"]
+    lines = [f"Against the fine-tuned fp32 baseline on the same test set: {COLUMN.get(m, m)} "
+             f"{_fmt(_pct(base[m]))} → {_fmt(_pct(test[m]))} ({_fmt(_pct(test[m] - base[m]))} points)"]
     if base.get("size_bytes"):
         lines[0] += (f"; size {base['size_bytes'] / 1e6:.1f} → {size_bytes / 1e6:.1f} MB "
                      f"({base['size_bytes'] / size_bytes:.2f}× smaller)")
@@ -744,6 +761,50 @@ def _usage(name: str, kind: str, lang: str | None, example: str | None, found: S
     else:
         lines += [f"Kind `{kind}` stores its weights in ndogo's own layout: load it with `ndogo.load` "
                   "(transformers alone cannot)."]
+    return lines
+
+
+def _task_usage(name: str, kind: str, lang: str | None, example: str | None, found: Any, task: Any) -> list[str]:
+    """How to run a POS tagger or a text classifier bundle (the entity usage is `_usage`)."""
+    where = f"{lang} " if lang else ""
+    texts = f"[{example!r}]" if example else "texts"
+    if task.output == "label":
+        shown = f"# [Label(label={found.label!r}, score={found.score:.2f})]" if example and found else \
+            "# one Label(label, score) per text"
+        each = "each text gets one label and its probability"
+    else:
+        shown = ("# [[" + ", ".join(f"WordTag(text={w.text!r}, tag={w.tag!r}, ...)" for w in found[:3])
+                 + ", ...]]") if example and found else "# one list of WordTag(text, start, end, tag, score) per text"
+        each = "words are split as MasakhaNER's, long sentences windowed, and each word gets its tag"
+    lines = [f"With ndogo (any kind; {each})" + (", on a sentence of its test set:" if example else ":"), "",
+             "```python", "import ndogo", "", f'model = ndogo.load("{name}")', f"model.predict({texts})", shown,
+             "```", ""]
+    if kind == "hf":
+        call = f"{example!r}" if example else f"text  # a {where}sentence"
+        extra = ', aggregation_strategy="first"' if task.head == "tokens" else ""
+        lines += ["With transformers alone:", "", "```python", "from transformers import pipeline", "",
+                  f'model = pipeline("{task.pipeline_tag}", model="{name}"{extra})', f"model({call})", "```"]
+    elif kind not in TORCH_FREE_KINDS:
+        lines += [f"Kind `{kind}` stores its weights in ndogo's own layout: load it with `ndogo.load` "
+                  "(transformers alone cannot)."]
+    else:
+        lines += ["`ndogo.load` runs this model on ONNX Runtime without torch or transformers "
+                  "(`pip install onnxruntime tokenizers numpy regex`, then ndogo with `--no-deps`)."]
+    return lines
+
+
+def _task_limits(kind: str, lang: str | None, meta: dict[str, Any], task: Any) -> list[str]:
+    labels = meta.get("labels") or []
+    lines = [f"- Trained on one language ({lang}); other languages and domains were not measured.",
+             f"- {len(labels)} labels only ({', '.join(labels)}), as the corpus annotates them."]
+    if task.head == "sequence":
+        lines.append(f"- Texts longer than {meta.get('max_length')} sub-words are truncated to their start.")
+    else:
+        lines.append(f"- Inputs longer than {meta.get('max_length')} sub-words are windowed by ndogo; the "
+                     "transformers pipeline truncates them unless given a `stride`.")
+    if kind in TORCH_FREE_KINDS and meta.get("quantization"):
+        lines.append("- Weights are int8 (ONNX Runtime dynamic quantization), for CPUs; scores are close to, "
+                     "not identical with, the float model's.")
     return lines
 
 

@@ -37,6 +37,10 @@ class Task:
     title: ClassVar[str]  # the model card's task name ("Named Entity Recognition")
     metric_names: ClassVar[dict[str, str]]  # each metric's name on the model card
     card_tags: ClassVar[tuple[str, ...]]  # the card's tags after the pipeline's: the task, then its corpus
+    results_note: ClassVar[str]  # the card's sentence above its results table
+    hub_dataset: ClassVar[str]  # the card's `datasets:` id ("" where it depends on the language)
+    licence: ClassVar[str]  # the card's `license:` (the corpus's annotations' licence, which the model inherits)
+    data_note: ClassVar[str]  # the card's "Data and licence" paragraph: where the data is from, whom to cite
     ext: ClassVar[str] = "txt"  # the split files' extension
     summary: ClassVar[str]  # one line for --help and the model card
 

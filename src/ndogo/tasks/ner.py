@@ -24,6 +24,12 @@ class NER(TokenTask):
     metric_names: ClassVar[dict[str, str]] = {"f1": "F1 (entity-level, seqeval)", "precision": "Precision",
                                               "recall": "Recall"}
     card_tags: ClassVar[tuple[str, ...]] = ("ner", "masakhaner")
+    results_note: ClassVar[str] = "Entity-level F1 (seqeval's default mode, as MasakhaNER reports it), in points."
+    licence: ClassVar[str] = "cc-by-nc-4.0"
+    data_note: ClassVar[str] = ("whose annotations are licensed CC BY-NC 4.0 (Adelani et al. 2021, 2022): the model "
+                                "inherits the non-commercial restriction, hence `license: cc-by-nc-4.0`. Cite the "
+                                "MasakhaNER papers in anything that reports results with it.")
+    hub_dataset: ClassVar[str] = ""  # the card's dataset id (NER: MasakhaNER 1.0 or 2.0, by language)
     summary: ClassVar[str] = "named entities (MasakhaNER: IOB2 tags per word; entity F1, seqeval)"
 
     def read_split(self, path: Path) -> tuple[list[Any], list[Problem], str]:

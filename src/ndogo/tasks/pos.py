@@ -33,6 +33,12 @@ class POS(TokenTask):
     title: ClassVar[str] = "Part-of-Speech Tagging"
     metric_names: ClassVar[dict[str, str]] = {"accuracy": "Accuracy (words)", "macro_f1": "Macro-F1 (tags)"}
     card_tags: ClassVar[tuple[str, ...]] = ("pos", "masakhapos")
+    results_note: ClassVar[str] = "Word-level accuracy and macro-F1 over the UPOS tags (and F1 per tag), in points."
+    licence: ClassVar[str] = "cc-by-nc-4.0"
+    data_note: ClassVar[str] = ("whose annotations are licensed CC BY-NC 4.0 (Dione et al. 2023): the model inherits "
+                                "the non-commercial restriction, hence `license: cc-by-nc-4.0`. Cite the MasakhaPOS "
+                                "paper in anything that reports results with it.")
+    hub_dataset: ClassVar[str] = "masakhane/masakhapos"  # the card's dataset id
     summary: ClassVar[str] = "parts of speech (MasakhaPOS: a UPOS tag per word; word accuracy, macro-F1)"
 
     def read_split(self, path: Path) -> tuple[list[Any], list[Problem], str]:

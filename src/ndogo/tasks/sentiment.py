@@ -20,6 +20,12 @@ class Sentiment(SequenceTask):
     title: ClassVar[str] = "Sentiment Analysis"
     metric_names: ClassVar[dict[str, str]] = {"macro_f1": "Macro-F1", "accuracy": "Accuracy"}
     card_tags: ClassVar[tuple[str, ...]] = ("sentiment-analysis", "afrisenti")
+    results_note: ClassVar[str] = "Macro-F1 and accuracy over the three classes (and F1 per class), in points."
+    licence: ClassVar[str] = "cc-by-4.0"
+    data_note: ClassVar[str] = ("whose tweets and labels are licensed CC BY 4.0 (Muhammad et al. 2023), hence "
+                                "`license: cc-by-4.0`. Cite the AfriSenti paper in anything that reports results "
+                                "with it.")
+    hub_dataset: ClassVar[str] = "shmuhammad/AfriSenti-twitter-sentiment"  # the card's dataset id
     summary: ClassVar[str] = "sentiment of a tweet (AfriSenti: negative, neutral, positive; macro-F1, accuracy)"
     text_columns: ClassVar[tuple[str, ...]] = ("tweet", "text")
     label_columns: ClassVar[tuple[str, ...]] = ("label",)
