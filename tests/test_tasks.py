@@ -334,3 +334,25 @@ def test_serve_answers_each_task_on_its_own_endpoint(name: str, runtime: str, co
     assert several.status_code == 200 and several.json() == {many: want}
     assert empty.status_code == 422 and "error" in empty.json()
     assert elsewhere.status_code == 404
+
+
+@pytest.mark.parametrize(("name", "counted", "sample_label"), [("pos", "tags", "NOUN"), ("topic", "labels", "sports"),
+                                                               ("sentiment", "labels", "negative")])
+def test_data_stats_counts_what_each_task_annotates(name: str, counted: str, sample_label: str,
+                                                    corpora: dict[str, tuple[Path, str]]) -> None:
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    data, lang = corpora[name]
+    res = CliRunner().invoke(app, ["data", "stats", str(data), "--json"])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.output[res.output.index("{"):])[lang]
+    train = stats["splits"]["train"]
+    assert train["sentences"] == 48 and sample_label in train["by_type"]
+    assert train["entities"] == sum(train["by_type"].values())
+    if counted == "tags":
+        assert train["entities"] == train["tokens"]  # a tag per word
+    else:
+        assert train["entities"] == train["sentences"]  # a label per text
+    assert not stats["unreadable"]

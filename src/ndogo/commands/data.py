@@ -23,7 +23,8 @@ def data_stats(
     corpus: Annotated[str, typer.Option(help="With --trim: the monolingual folder the trimming counts.")] = "../shared/data/monolingual",
     csv: Annotated[Path | None, typer.Option(help="With --facts: also write the rows here as CSV (what `ndogo report --facts` reads).")] = None,
 ) -> None:
-    """Sentences, tokens and entities by type per language and split, and every problem found.
+    """Sentences, tokens and entities by type (POS: tags; topic and sentiment: texts by label) per language
+    and split, and every problem found.
 
     Run it before training on a new corpus: it lists every problem at once (file:line), where
     training stops at the first. Exit code 2 if a file cannot be read at all.
@@ -51,12 +52,16 @@ def data_stats(
     if facts:
         language_facts(directory, langs, tokenizer or [], trim or [], corpus, csv, as_json)
         return
-    stats = directory_stats(directory, langs)
+    task = _task_of_folder(directory, langs)
+    stats = directory_stats(directory, langs, None if task.output == "entities" else task.read_split, task.ext,
+                            task.categories)
     if tokenizer or trimmed:
         add_tokenizer_facts(stats, directory, tokenizer or [], trimmed)
     table = Table(title=f"{directory}")
-    for col in ("lang", "split", "sentences", "tokens", "entities", "by type"):
-        table.add_column(col, justify="right" if col in ("sentences", "tokens", "entities") else "left")
+    counted = {"entities": "entities", "tags": "tags", "label": "labels"}[task.output]
+    by = "by type" if task.output == "entities" else "by " + counted[:-1]
+    for col in ("lang", "split", "sentences", "tokens", counted, by):
+        table.add_column(col, justify="right" if col in ("sentences", "tokens", counted) else "left")
     for lg, entry in stats.items():
         for split, st in entry["splits"].items():
             by_type = " ".join(f"{k}:{v}" for k, v in st["by_type"].items())
@@ -76,7 +81,7 @@ def data_stats(
         Console().print(facts)
     if not as_json:
         problems = [p for entry in stats.values() for p in entry["problems"]]
-        schemes = {f"{lg}/{s}": sc for lg, e in stats.items() for s, sc in e["schemes"].items() if sc != "IOB2"}
+        schemes = {f"{lg}/{s}": sc for lg, e in stats.items() for s, sc in e["schemes"].items() if sc == "IOB1"}
         for name, sc in schemes.items():
             typer.echo(f"note: {name} is {sc}; read as IOB2")
         typer.echo(f"{len(problems)} problem(s)" + (":" if problems else ""))
@@ -87,6 +92,21 @@ def data_stats(
         # Exit 2, as every other command does on these files, so scripts and CI can check a corpus.
         typer.echo(f"error: {len(unreadable)} file(s) cannot be read: {', '.join(unreadable)}", err=True)
         raise typer.Exit(2)
+
+
+def _task_of_folder(directory: Path, langs: list[str] | None) -> Any:
+    """The task whose files the corpus holds (told by its first language's files), NER when none says."""
+    from ndogo.data.corpus import SPLITS
+    from ndogo.tasks import detect_task, get_task
+
+    if directory.is_file():
+        return get_task(None)
+    names = langs or sorted(p.name for p in directory.iterdir()
+                            if p.is_dir() and any((p / f"{s}.{x}").is_file() for s in SPLITS for x in ("txt", "tsv")))
+    try:
+        return detect_task(str(directory), names[0]) if names else get_task(None)
+    except ValueError:
+        return get_task(None)  # a corpus no task recognises is read as NER, which then names each bad line
 
 
 def language_facts(root: Path, langs: list[str] | None, tokenizers: list[str], trims: list[str], corpus: str,

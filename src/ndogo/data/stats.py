@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ndogo.data.conll import DataError, Sentence
-from ndogo.data.corpus import SPLITS, Corpus, lang_dir, list_languages, load_local
+from ndogo.data.conll import DataError
+from ndogo.data.corpus import SPLITS, Corpus, SplitReader, lang_dir, list_languages, load_folder, read_ner_file
 
 
 def entity_types(tags: list[str]) -> list[str]:
@@ -15,11 +16,16 @@ def entity_types(tags: list[str]) -> list[str]:
     return [tag[2:] for tag in tags if tag.startswith("B-")]
 
 
-def split_stats(sentences: list[Sentence]) -> dict[str, Any]:
-    """Sentences, tokens and entities by type for one split."""
+def split_stats(sentences: list[Any], categories: Callable[[Any], list[str]] | None = None) -> dict[str, Any]:
+    """Sentences, tokens and what the task annotates, by kind, for one split.
+
+    `categories` names what each example holds (NER, the default: one entity type per entity;
+    a tagger: every word's tag; a classifier: the text's label); `entities` is their count.
+    """
+    count = categories or (lambda s: entity_types(s.tags))
     counts: Counter[str] = Counter()
     for s in sentences:
-        counts.update(entity_types(s.tags))
+        counts.update(count(s))
     return {
         "sentences": len(sentences),
         "tokens": sum(len(s) for s in sentences),
@@ -28,10 +34,10 @@ def split_stats(sentences: list[Sentence]) -> dict[str, Any]:
     }
 
 
-def corpus_stats(corpus: Corpus) -> dict[str, Any]:
+def corpus_stats(corpus: Corpus, categories: Callable[[Any], list[str]] | None = None) -> dict[str, Any]:
     """Per split statistics plus the scheme found and the problems noticed."""
     return {
-        "splits": {split: split_stats(sents) for split, sents in corpus.splits.items()},
+        "splits": {split: split_stats(sents, categories) for split, sents in corpus.splits.items()},
         "schemes": corpus.schemes,
         "problems": [str(p) for p in corpus.problems],
     }
@@ -54,8 +60,11 @@ def file_stats(path: Path) -> dict[str, Any]:
     return entry
 
 
-def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[str, Any]:
+def directory_stats(root: str | Path, langs: list[str] | None = None, read: SplitReader | None = None,
+                    ext: str = "txt", categories: Callable[[Any], list[str]] | None = None) -> dict[str, Any]:
     """Stats for every language under `root`; a file that cannot be read becomes a problem.
+
+    `read`, `ext` and `categories` are a task's (default: NER's CoNLL files and entity types).
 
     Unlike training, which stops at the first unreadable line, stats keeps going so
     that one run lists every broken file; each language's `unreadable` lists the files
@@ -67,34 +76,35 @@ def directory_stats(root: str | Path, langs: list[str] | None = None) -> dict[st
     if not root.is_dir():
         raise DataError(root, None, "no such file or folder")
     if langs is None:
-        langs = list_languages(root)
+        langs = list_languages(root, ext)
         if not langs:
-            if any((root / f"{s}.txt").exists() for s in SPLITS):
+            if any((root / f"{s}.{ext}").exists() for s in SPLITS):
                 langs = [root.name]
             else:
                 empty = sorted(p.name for p in root.iterdir() if p.is_dir())
-                raise DataError(root, None, "no language folder with train.txt, dev.txt or test.txt here"
+                raise DataError(root, None, f"no language folder with train.{ext}, dev.{ext} or test.{ext} here"
                                 + (f" (folders without split files: {', '.join(empty)})" if empty else ""))
     for lang in langs:
         if (root / lang).exists() and not (root / lang).is_dir():
             raise DataError(root / lang, None, "is a file; a language is a folder holding train/dev/test.txt")
     out: dict[str, Any] = {}
     for lang in langs:
-        folder = lang_dir(root, lang)
+        folder = lang_dir(root, lang, ext)
         entry: dict[str, Any] = {"splits": {}, "schemes": {}, "problems": [], "unreadable": []}
         for split in SPLITS:
-            path = folder / f"{split}.txt"
+            path = folder / f"{split}.{ext}"
             if not path.exists() and not path.is_symlink():
                 # said, not skipped: a corpus without its train split cannot be fine-tuned on
                 entry["problems"].append(f"{path}: no such file (no {split} split)")
                 continue
             try:
-                corpus = load_local(root, lang, (split,))
+                corpus = load_folder(root, lang, (split,), read or read_ner_file, ext,
+                                     empty_is_missing=read is not None)
             except DataError as err:
                 entry["problems"].append(str(err))
-                entry["unreadable"].append(str(folder / f"{split}.txt"))  # training would stop on it
+                entry["unreadable"].append(str(folder / f"{split}.{ext}"))  # training would stop on it
                 continue
-            one = corpus_stats(corpus)
+            one = corpus_stats(corpus, categories)
             entry["splits"].update(one["splits"])
             entry["schemes"].update(one["schemes"])
             entry["problems"].extend(one["problems"])

@@ -63,6 +63,10 @@ class Task:
         """The label list in id order (stable: the same corpus gives the same ids)."""
         raise NotImplementedError
 
+    def categories(self, example: Any) -> list[str]:
+        """What one example holds, by kind, for `ndogo data stats` (entity types, tags, or its label)."""
+        raise NotImplementedError
+
     def gold(self, examples: Sequence[Any]) -> list[Any]:
         """What `score` compares predictions with."""
         raise NotImplementedError

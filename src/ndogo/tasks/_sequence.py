@@ -69,6 +69,9 @@ class SequenceTask(Task):
         order = declared or sorted(found)
         return list(order) + sorted(found - set(order))
 
+    def categories(self, example: Text) -> list[str]:
+        return [example.label]
+
     def gold(self, examples: Sequence[Text]) -> list[str]:
         return [t.label for t in examples]
 

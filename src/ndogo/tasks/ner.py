@@ -45,6 +45,9 @@ class NER(TokenTask):
         types = {t[2:] for c in corpora for sents in c.splits.values() for s in sents for t in s.tags if t != "O"}
         return labels_for_types(types)
 
+    def categories(self, example: Any) -> list[str]:
+        return [t[2:] for t in example.tags if t.startswith("B-")]
+
     def score(self, gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
         return score(gold, pred)
 

@@ -51,6 +51,9 @@ class POS(TokenTask):
     def labels(self, corpora: Sequence[Corpus]) -> list[str]:
         return list(UPOS)  # all 17 always: a tag missing from one language's training set stays predictable
 
+    def categories(self, example: Any) -> list[str]:
+        return list(example.tags)
+
     def score(self, gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
         return tag_scores(gold, pred)
 
