@@ -269,3 +269,31 @@ def test_plateau_schedule_restores_the_best_weights_and_halves_the_rate(tiny_mod
     # the linear schedule (every landed run) keeps its stage keys; plateau is part of the key
     assert "schedule" not in config(tiny_model, tiny_corpus, tmp_path / "x").identity()
     assert cfg.identity()["schedule"] == "plateau"
+
+
+def test_wsd_schedule_decays_from_the_best_weights_once_dev_stops_improving(tiny_model: Path, tiny_corpus: Path,
+                                                                           tmp_path: Path) -> None:
+    """wsd: the rate holds while dev improves; the first epoch without gain (patience 1) sends training back
+    to the best epoch's weights for one last epoch decaying from half the rate to zero, then it stops."""
+    steps = {"n": 0}
+
+    def wreck_epoch_2(model: torch.nn.Module) -> None:
+        steps["n"] += 1
+        if steps["n"] == 2 * per_epoch:  # dev cannot gain at epoch 2
+            with torch.no_grad():
+                model.classifier.weight.zero_()  # type: ignore[union-attr]
+                model.classifier.bias.zero_()  # type: ignore[union-attr]
+
+    probe = finetune(config(tiny_model, tiny_corpus, tmp_path / "probe", epochs=1), show_progress=False)
+    per_epoch = probe["steps"]
+    cfg = config(tiny_model, tiny_corpus, tmp_path / "run", epochs=6, schedule="wsd", patience=1, warmup_ratio=0.0)
+    metrics = finetune(cfg, step_hooks=[wreck_epoch_2], show_progress=False)
+    hist = metrics["history"]
+    assert len(hist) == 3 and metrics["epochs_run"] == 3  # 2 stable epochs, 1 decay epoch, stop
+    assert [h["lr"] for h in hist[:2]] == pytest.approx([1e-3, 1e-3])
+    assert hist[2]["lr"] < 0.5e-3 / per_epoch + 1e-12  # the decay epoch ends at (almost) zero
+    assert metrics["best_epoch"] in (1, 3)
+    # without a stall, the stable phase runs to --epochs and the decay epoch comes after it
+    short = finetune(config(tiny_model, tiny_corpus, tmp_path / "short", epochs=1, schedule="wsd", patience=3,
+                            warmup_ratio=0.0), show_progress=False)
+    assert short["epochs_run"] == 2 and short["steps"] == 2 * per_epoch

@@ -54,10 +54,14 @@ class FinetuneConfig:
     # at a high rate: me5s swa's best fell to 84.8 dev against 87.2 for 3 epochs). plateau: the rate holds
     # after warm-up and halves whenever an epoch brings no dev gain, the best epoch's weights restored
     # first ("newbob"), so the model is annealed from its best point whatever the budget.
-    schedule: str = option("linear", choices=("linear", "plateau"), help="linear: warm-up, then linear decay to "
-                           "zero at --epochs. plateau: warm-up, then the rate holds; an epoch without dev F1 gain "
-                           "restores the best epoch's weights and halves the rate (stop after --patience such "
-                           "epochs in a row).")
+    # wsd: warm-up, stable, decay (as MiniCPM's schedule), the decay started by dev: annealing from the best
+    # point is what the 3-epoch linear schedule did for swa, whatever the budget
+    schedule: str = option("linear", choices=("linear", "plateau", "wsd"), help="linear: warm-up, then linear "
+                           "decay to zero at --epochs. plateau: warm-up, then the rate holds; an epoch without dev "
+                           "gain restores the best epoch's weights and halves the rate (stop after --patience such "
+                           "epochs in a row). wsd: warm-up, then the rate holds until --patience epochs without "
+                           "dev gain (or --epochs), then one more epoch from the best epoch's weights, decaying "
+                           "from half the rate to zero.")
     save_every: int = option(200, min=1, help="Checkpoint every this many steps (and at every epoch's end, and on "
                              "Ctrl-C).")
     threads: int | None = option(None, min=1, help="CPU threads (default: all cores).")

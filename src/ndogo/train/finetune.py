@@ -271,9 +271,20 @@ def finetune(
     # run records the same per-epoch loss as an uninterrupted one; lr_scale: plateau's halvings so far
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_f1": -1.0,
                              "best_epoch": None, "history": [], "train_seconds": 0.0, "ema_loss": float("nan"),
-                             "lr_scale": 1.0}
+                             "lr_scale": 1.0, "decay_from": None}
     warmup = int(cfg.warmup_ratio * total)
-    if cfg.schedule == "plateau":
+    if cfg.schedule == "wsd":
+        # warm-up, then stable at the peak until dev stops improving (or --epochs), then one epoch decaying
+        # from half the peak to zero from the best epoch's weights; `decay_from` (in checkpoints) is its start
+        def wsd(step: int) -> float:
+            if state["decay_from"] is None:
+                return min(1.0, (step + 1) / max(1, warmup))
+            return 0.5 * max(0.0, 1.0 - (step - state["decay_from"]) / steps_per_epoch)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, wsd)
+        # the decay epoch may come after the last stable one
+        epochs, total = epochs + 1, total + steps_per_epoch
+    elif cfg.schedule == "plateau":
         # the scale lives in `state`, which checkpoints keep, so a resumed run continues at its rate
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: state["lr_scale"] * min(1.0, (step + 1) / max(1, warmup)))
@@ -364,7 +375,10 @@ def finetune(
                        f"epoch {state['best_epoch']}), {state['train_seconds']:.0f}s training so far")
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
-            if cfg.patience and state["best_epoch"] and epoch + 1 - state["best_epoch"] >= cfg.patience:
+            if cfg.schedule == "wsd":
+                stop = wsd_step(state, epoch + 1, epochs - 1, cfg.patience, model, out, optimizer, cfg.lr,
+                                task.metric_label)
+            elif cfg.patience and state["best_epoch"] and epoch + 1 - state["best_epoch"] >= cfg.patience:
                 tqdm.write(f"no dev {task.metric_label} gain for {cfg.patience} epochs: stopping")
                 stop = True
             elif cfg.schedule == "plateau" and state["best_epoch"] and state["best_epoch"] != epoch + 1:
@@ -383,6 +397,28 @@ def finetune(
     if not cfg.keep_checkpoint:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics
+
+
+def wsd_step(state: dict[str, Any], done: int, stable_epochs: int, patience: int | None, model: torch.nn.Module,
+             out: Path, optimizer: torch.optim.Optimizer, lr: float, metric: str) -> bool:
+    """After epoch `done` of a wsd run: start the decay epoch when dev has stopped improving, or stop after it.
+
+    Returns whether training stops (the decay epoch is over).
+    """
+    if state["decay_from"] is not None:
+        tqdm.write("decay epoch done: stopping")
+        return True
+    stalled = bool(patience and state["best_epoch"] and done - state["best_epoch"] >= patience)
+    if not stalled and done < stable_epochs:
+        return False
+    if state["best_epoch"] != done:
+        restore_best(model, out)
+    state["decay_from"] = state["step"]
+    for group in optimizer.param_groups:
+        group["lr"] = 0.5 * lr  # now, not from the scheduler's next step
+    why = f"no dev {metric} gain for {patience} epoch(s)" if stalled else f"{done} stable epochs"
+    tqdm.write(f"{why}: one epoch decaying from {0.5 * lr:.3g} to 0, from epoch {state['best_epoch']}'s weights")
+    return False
 
 
 def restore_best(model: torch.nn.Module, out: Path) -> None:

@@ -29,9 +29,10 @@ class TaskDistillConfig(DistillConfig):
     # trained to convergence (or the reverse) compares budgets, not models
     patience: int | None = option(None, min=1, help="stop after this many epochs without dev F1 gain (the best "
                                   "epoch, chosen on dev, is kept).")
-    schedule: str = option("linear", choices=("linear", "plateau"), help="the learning-rate schedule, as `ndogo "
-                           "finetune --schedule` (plateau: hold, then halve from the best epoch's weights after each "
-                           "epoch without dev gain).")
+    schedule: str = option("linear", choices=("linear", "plateau", "wsd"), help="the learning-rate schedule, as "
+                           "`ndogo finetune --schedule` (plateau: hold, then halve from the best epoch's weights "
+                           "after each epoch without dev gain; wsd: hold until dev stops improving, then one epoch "
+                           "decaying to zero from the best epoch's weights).")
     # raw in-language text the teacher labels for the student (files, or folders of <lang>.txt);
     # lines holding a dev/test sentence of `data` (and of `exclude_eval`) are dropped first
     unlabeled: list[str] = option([], help="raw in-language text the teacher labels as extra training sentences (a "
