@@ -45,6 +45,9 @@ COMMAND = "ndogo docs-tables"
 BUDGET = 1.0  # points of dev F1: the budget of the "what to ship" table and of the README's command
 CORPORA = {"masakhaner": "MasakhaNER 1.0", "masakhaner2": "MasakhaNER 2.0"}
 README_LANGS = ("hau", "swa", "yor")
+# The same cells measured again on another machine: (rows, the committed rows they repeat, the machine of
+# each). Neither CSV records its CPU's model (/proc/cpuinfo of the Xeon names none), so it is stated here.
+REPEATS = (("repro-minilm-hau-intel.csv", "atlas-minilm.csv", "AMD EPYC", "Intel Xeon"),)
 # The study's numbers that its claims in report/study.py give only as text.
 STUDY_DISTILL_LOSS = (1.3, 1.9)  # F1 points lost by students 22–31% smaller
 STUDY_PRUNE_HOLDS = 0.5  # magnitude pruning holds F1 to 50–60% sparsity
@@ -510,6 +513,27 @@ def predictor_table(checks: list[tuple[str, list[dict[str, str]]]]) -> str:
                   "median miss (points)"], rows, right=(3, 4, 5))
 
 
+def machines_table(bench: Path) -> str:
+    """Cells measured twice, on two machines: the same cell id (model, chain, seed, data), its F1 on each."""
+    def p(x: float | None) -> float | None:
+        return None if x is None else 100 * x
+
+    out = []
+    for again, first, machine_a, machine_b in REPEATS:
+        before = {r["cell_id"]: r for r in load_rows(bench / first)}
+        for r in load_rows(bench / again):
+            b = before.get(r["cell_id"])
+            if b is None or r.get("f1") is None or b.get("f1") is None:
+                continue
+            out.append([f"{r['model']} {r['lang']} {r['recipe']}", f"{machine_a} / {machine_b}",
+                        pts(p(b["f1"]), False), pts(p(r["f1"]), False), pts(p(r["f1"] - b["f1"])),
+                        pts(p(b.get("dev_f1")), False), pts(p(r.get("dev_f1")), False),
+                        f"[{first}](bench/{first}) / [{again}](bench/{again})"])
+    header = ["cell", "machines (first / second)", "test F1, first", "test F1, second", "Δ test", "dev F1, first",
+              "dev F1, second", "rows"]
+    return table(header, out, right=range(2, 7))
+
+
 def evidence_table(bench: Path) -> str:
     """Every committed CSV of sweep rows: what it measured, how many rows, with how many threads."""
     rows = []
@@ -630,6 +654,7 @@ def builders(ev: Evidence) -> dict[str, dict[str, Callable[[], str]]]:
             "noise": ev.noise_line,
             "predictor": ev.predictor,
             "evidence": lambda: evidence_table(ev.bench),
+            "machines": lambda: machines_table(ev.bench),
             "recipes": lambda: recipes_table(ev.summaries + ev.students),
         },
         "README.md": {"readme-results": lambda: readme_table(ev.summaries, ev.students)},
