@@ -188,10 +188,11 @@ def csv_required(header: list[str] | None = None) -> list[str]:
     read with `--also`, silently replace the measured rows of the same cells.
 
     A CSV without a `metric` column holds NER rows (as every CSV from before the task axis), so it
-    must have `f1`; one with it has each row's headline column checked on the row (`check_row_values`).
+    must have `f1`; one with it may hold any task's rows, so it has every headline column (as every CSV
+    `ndogo report` writes), and each row's own is checked on the row (`check_row_values`).
     """
     always = [c.name for c in COLUMNS if c.required in ("always", "done")]
-    return always if header is not None and "metric" in header else [*always, DEFAULT_METRIC]
+    return [*always, *(HEADLINES if header is not None and "metric" in header else (DEFAULT_METRIC,))]
 
 
 def metric_of(row: Mapping[str, Any]) -> str:
