@@ -152,6 +152,10 @@ def test_ner_rows_and_the_committed_csvs_read_as_before() -> None:
     check_row_values({**pos, "accuracy": 0.9})  # no f1: not a NER row
     with pytest.raises(ValueError, match="column metric is 'bleu'; must be one of f1, accuracy, macro_f1"):
         check_row_values({**pos, "metric": "bleu", "accuracy": 0.9})
+    from ndogo.experiments.cell import PROGRESS_LINE
+
+    # the console echoes a tagger's early stop as it echoes NER's (finetune names the task's metric)
+    assert all(PROGRESS_LINE.match(f"no dev {m} gain for 2 epochs: stopping") for m in ("F1", "accuracy", "macro-F1"))
     weak = {**pos, "accuracy": 0.1, "dev_accuracy": 0.1}
     assert "dev accuracy 10.00" in (unusable_baseline(weak, 0.2) or "")
     assert unusable_baseline({**ner, "f1": 0.1, "dev_f1": 0.0}).startswith(
