@@ -1,4 +1,4 @@
-"""`ndogo recommend`: the best recipe within an F1 budget, or predicted costs for a new language."""
+"""`ndogo recommend`: the best recipe within a budget of the task's metric, or predicted costs for a new language."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def recommend(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite), or a CSV of its rows "
                                                    "(e.g. the committed docs/bench/atlas-minilm.csv).")],
     lang: Annotated[str | None, typer.Option(help="The language to ship (required, but with --check-cost-model).", show_default=False)] = None,
-    max_f1_drop: Annotated[float | None, typer.Option(help="Largest F1 loss against the fine-tuned baseline you accept, in points (1 = 0.01 F1; required, but with --check-cost-model).", show_default=False)] = None,
+    max_f1_drop: Annotated[float | None, typer.Option(help="Largest loss against the fine-tuned baseline you accept, in points of the rows' headline metric: F1 for NER, accuracy for POS and topic, macro-F1 for sentiment (1 = 0.01 F1; required, but with --check-cost-model).", show_default=False)] = None,
     optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1).")] = "size",
     model: Annotated[str | None, typer.Option(help="Only this model of the sweep (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -31,6 +31,10 @@ def recommend(
     csv: Annotated[Path | None, typer.Option(help="With --check-cost-model: also write its lines here, e.g. docs/bench/cost-model-loo.csv.")] = None,
 ) -> None:
     """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
+
+    The budget is in points of the rows' headline metric: entity F1 for NER, accuracy for a POS
+    tagger or a topic classifier, macro-F1 for sentiment (the flag keeps its name). Rows of two
+    metrics are never chosen among together.
 
     For a language with no rows in the sweep, it predicts instead what each method would cost
     there, from the languages that have rows and cheap facts about the new one (training size,

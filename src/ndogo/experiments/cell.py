@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ndogo.compress.recipe import ChainResult, bind_recipe, run_chain
 from ndogo.experiments.config import BASELINE, Cell
+from ndogo.experiments.row import DEFAULT_METRIC, headline, metric_label, metric_of
 from ndogo.locks import file_lock
 from ndogo.metrics.perf import cpu_model
 
@@ -56,7 +57,7 @@ class CellSettings:
 
 # Lines of a cell's log that `echo` also gets: the end of each training epoch (finetune's loop,
 # which distillation and recovery run too), early stopping and a resumed run.
-PROGRESS_LINE = re.compile(r"^(epoch \d+: |no dev F1 gain|resuming )")
+PROGRESS_LINE = re.compile(r"^(epoch \d+: |no dev [\w-]+ gain|resuming )")  # F1, accuracy, macro-F1
 
 
 class LogTee(io.TextIOBase):
@@ -105,13 +106,14 @@ def machine(threads: int | None = None) -> dict[str, Any]:
 def time_model(runner: Runner, cell: Cell) -> dict[str, Any]:
     """Latency and throughput as `ndogo evaluate` measures them, holding the timing lock only while timing.
 
-    Scoring F1 needs no lock and takes far longer than timing, so it runs first
-    and other jobs' timings are not kept waiting behind it.
+    Scoring needs no lock and takes far longer than timing, so it runs first
+    and other jobs' timings are not kept waiting behind it. The corpus is read as the model's task reads it.
     """
-    from ndogo.data.corpus import load_corpus
     from ndogo.evaluate import speed_columns
+    from ndogo.tasks import task_of_model
 
-    sentences = load_corpus(cell.data, cell.lang, (cell.evaluate.split,)).require(cell.evaluate.split, "evaluation")
+    corpus = task_of_model(runner.meta).load(cell.data, cell.lang, (cell.evaluate.split,))
+    sentences = corpus.require(cell.evaluate.split, "evaluation")
     with file_lock(Path(cell.evaluate.lock)) if cell.evaluate.lock else nullcontext():
         # forward-only and end-to-end latency on the same sentences, in one pass, checked against each other
         return speed_columns(runner, [s.tokens for s in sentences], cell.evaluate.sample)
@@ -163,7 +165,7 @@ def training_record(stages: list[Any]) -> dict[str, Any]:
     """Each trained stage's chosen epoch and dev curve (from its metrics.json), keyed by stage number.
 
     A teacher's row must show that it trained until dev stopped improving: the epoch dev chose,
-    how many ran, and dev F1 after each.
+    how many ran, and the dev metric that chose (metrics.json's `metric`: f1 for NER) after each.
     """
     import json
 
@@ -175,10 +177,11 @@ def training_record(stages: list[Any]) -> dict[str, Any]:
             metrics = json.loads((Path(stage.path) / "metrics.json").read_text())
         except (OSError, ValueError):
             continue
+        key = f"dev_{metrics.get('metric') or DEFAULT_METRIC}"  # metrics.json from before tasks: NER's f1
         record[f"{i + 1}-{stage.stage}"] = {
             "best_epoch": metrics.get("best_epoch"), "epochs_run": metrics.get("epochs_run"),
             "patience": (metrics.get("config") or {}).get("patience"),
-            "dev_curve": [round(h["dev_f1"], 5) for h in metrics.get("history", []) if "dev_f1" in h]}
+            "dev_curve": [round(h[key], 5) for h in metrics.get("history", []) if key in h]}
     return record
 
 
@@ -193,27 +196,29 @@ def build(cell: Cell, settings: CellSettings) -> ChainResult:
 
 
 def score(runner: Runner, cell: Cell) -> dict[str, Any]:
-    """F1 on the cell's split and on dev, and zero-shot on each transfer language, all from one loaded model."""
+    """The task's metrics on the cell's split and on dev, and zero-shot on each transfer language, all from
+    one loaded model (the task is the model's own: entity F1 for NER, accuracy and macro-F1 for POS...)."""
     from ndogo.evaluate import evaluate_runner
+    from ndogo.tasks import task_of_model
 
+    task = task_of_model(runner.meta)
     split, batch = cell.evaluate.split, cell.evaluate.batch_size
     metrics = evaluate_runner(runner, cell.data, cell.lang, split, batch, speed=False)
+    metrics.update(task=task.name, metric=task.metric)
+    # Every choice made from rows (recommend, the atlas's "what to ship") is made on dev;
+    # test is only reported beside it, so each row carries both.
+    dev = metrics if split == "dev" else evaluate_runner(runner, cell.data, cell.lang, "dev", batch, speed=False)
+    metrics.update({f"dev_{m}": dev[m] for m in task.metrics})
     if split != "dev":
-        # Every choice made from rows (recommend, the atlas's "what to ship") is made on dev;
-        # test is only reported beside it, so each row carries both.
-        dev = evaluate_runner(runner, cell.data, cell.lang, "dev", batch, speed=False)
-        metrics.update({"dev_f1": dev["f1"], "dev_precision": dev["precision"], "dev_recall": dev["recall"],
-                        "dev_per_type": dev.get("per_type")})
-    else:
-        metrics["dev_f1"] = metrics["f1"]
+        metrics["dev_per_type"] = dev.get("per_type")
     transfer = {}
     for other in cell.evaluate.transfer:
         if other == cell.lang:
             continue
         # zero-shot: the model never saw this language's labels (the study's transfer table)
         r = evaluate_runner(runner, cell.data, other, split, batch, speed=False)
-        transfer[other] = {k: r.get(k) for k in ("f1", "precision", "recall", "per_type")}
-        print(f"   zero-shot {other}: F1 {r['f1']:.4f}", flush=True)
+        transfer[other] = {k: r.get(k) for k in (*task.metrics, "per_type")}
+        print(f"   zero-shot {other}: {task.metric_label} {r[task.metric]:.4f}", flush=True)
     if transfer:
         metrics["transfer"] = transfer
     return metrics
@@ -227,10 +232,11 @@ def baseline_facts(runner: Runner, cell: Cell) -> dict[str, Any]:
     a baseline is refused, so a tokenizer or corpus it cannot be computed from leaves it out.
     """
     try:
-        from ndogo.data.corpus import load_corpus
         from ndogo.data.tokenization import tokenizer_facts
+        from ndogo.tasks import task_of_model
 
-        words = [s.tokens for s in load_corpus(cell.data, cell.lang, ("dev",)).splits.get("dev", [])]
+        corpus = task_of_model(runner.meta).load(cell.data, cell.lang, ("dev",))
+        words = [s.tokens for s in corpus.splits.get("dev", [])]
         return {"dev_unknown_words": float(tokenizer_facts(runner.tokenizer, words, words)["unknown_words_test"])}
     except Exception:  # a hint, never a reason for the cell to fail
         return {}
@@ -321,7 +327,7 @@ def run_cell(cell: Cell, settings: CellSettings) -> dict[str, Any]:
                                              "evaluate": round(time.perf_counter() - built, 3)}))
             if not cell.evaluate.keep_models and drop_model(result, Path(settings.artifacts)):
                 row["model_deleted"] = True
-            print(f"   done: F1 {row['f1']:.4f}", flush=True)
+            print(f"   done: {metric_label(metric_of(row))} {headline(row):.4f}", flush=True)
         except Exception as err:  # any failure of the experiment is the row's result, not the sweep's end
             row.update(status="failed", error=f"{type(err).__name__}: {err}",
                        traceback=traceback.format_exc(limit=-8))

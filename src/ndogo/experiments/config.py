@@ -146,7 +146,8 @@ class EvalSpec:
     # 0 (the default) means only one that found nothing; a floor is opt-in, for grids where a budget
     # can fail on a language (me5s's 3 epochs are 123 steps on luo).
     min_baseline_dev_f1: float = option(0.0, help="With skip_empty_baselines: nor compress a baseline whose dev "
-                                        "F1 (0 <= F1 < 1; 0.2 is 20 points) is at or below this floor.")
+                                        "F1 (0 <= F1 < 1; 0.2 is 20 points; the task's headline metric: accuracy for "
+                                        "POS and topic) is at or below this floor.")
 
     def check(self) -> None:
         """What the declarations cannot say: a half-open range, a folder that must exist, no language twice."""

@@ -55,7 +55,9 @@ class Column:
     stored: bool = False  # a real SQL column of the store (reports sort and filter on it)
     range: Range = FINITE  # numeric columns only
     choices: tuple[str, ...] = ()  # text columns: the values allowed ("" where the column is not required)
-    required: str = ""  # "always": every row has a value; "done": every finished row has one
+    # "always": every row has a value; "done": every finished row has one; "headline": every finished row
+    # whose headline metric (its `metric` column) this is has one
+    required: str = ""
     csv: bool = True  # False: only in the row's JSON (the store keeps it; the report's CSV leaves it out)
     hint: Any = None  # the annotation `Row` gives it where `type` is too coarse (dict[str, float]); else `type`
 
@@ -70,6 +72,11 @@ def _json(name: str, kind: type, doc: str, hint: Any = None) -> Column:
     return Column(name, kind, doc, csv=False, hint=hint)
 
 
+# The metric columns a row's `metric` may name: each task's headline is one of them (NER's f1, POS's and
+# topic's accuracy, sentiment's macro_f1), and `dev_<metric>` is its dev column.
+HEADLINES = ("f1", "accuracy", "macro_f1")
+DEFAULT_METRIC = "f1"  # a row without `metric` was written before the task axis: NER, entity F1
+
 COLUMNS: tuple[Column, ...] = (
     Column("cell_id", str, "hash of everything that decides the result (model, language, chain, seed, data...)",
            required="always"),
@@ -82,11 +89,20 @@ COLUMNS: tuple[Column, ...] = (
     Column("seed", int, "the seed of fine-tuning and of every stage that has one", required="always"),
     Column("status", str, "done or failed (running while a cell runs)", choices=("done", "failed", "running"),
            required="always"),
-    Column("split", str, "the split `f1` is measured on (test unless the config says otherwise)"),
-    Column("f1", float, "entity F1 on `split` (seqeval, strict IOB2)", stored=True, range=FRACTION, required="done"),
+    Column("split", str, "the split the metrics are measured on (test unless the config says otherwise)"),
+    Column("f1", float, "entity F1 on `split` (seqeval, strict IOB2): NER's headline metric", stored=True,
+           range=FRACTION, required="headline"),
     Column("precision", float, "entity precision on `split`", range=FRACTION),
     Column("recall", float, "entity recall on `split`", range=FRACTION),
     Column("dev_f1", float, "entity F1 on dev: what every choice is made on", range=FRACTION),
+    Column("task", str, "the task the model was trained for (its ndogo.json's; empty: NER, rows from before tasks)"),
+    Column("metric", str, "the key of the row's headline metric, what budgets and choices read (empty: f1)",
+           stored=True, choices=HEADLINES),
+    Column("accuracy", float, "accuracy on `split` (words for a tagger, texts for a classifier)", stored=True,
+           range=FRACTION, required="headline"),
+    Column("macro_f1", float, "macro-F1 over labels on `split`", stored=True, range=FRACTION, required="headline"),
+    Column("dev_accuracy", float, "accuracy on dev", range=FRACTION),
+    Column("dev_macro_f1", float, "macro-F1 over labels on dev", range=FRACTION),
     Column("size_bytes", int, "the model directory's size on disk", stored=True, range=POSITIVE),
     Column("latency_ms_b1", float, "median ms of one forward pass at batch 1 (tokenized input)", stored=True,
            range=POSITIVE),
@@ -105,8 +121,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("data", str, "the corpus the row was measured on: a local folder or a hub id"),
     Column("error", str, "why a failed cell failed"),
     # beside the columns, in the row's JSON (not the CSV)
-    _json("per_type", dict, "F1 (precision, recall, support) per entity type on `split`", dict[str, dict[str, float]]),
-    _json("transfer", dict, "zero-shot f1/precision/recall/per_type on other languages", dict[str, dict[str, Any]]),
+    _json("per_type", dict, "F1 (precision, recall, support) per entity type (or label) on `split`",
+          dict[str, dict[str, float]]),
+    _json("transfer", dict, "zero-shot metrics (the task's) and per_type on other languages",
+          dict[str, dict[str, Any]]),
     _json("stages", list, "each stage run: its call, output path, reuse and seconds", list[dict[str, Any]]),
     _json("model_source", str, "the model as the config names it (hub id, path or short name)"),
     _json("chain", str, "the whole chain run from the source, baseline stage included, as one line"),
@@ -123,7 +141,8 @@ COLUMNS: tuple[Column, ...] = (
     _json("peak_gpu_mb", float, "peak GPU memory allocated when measured"),
     _json("dev_precision", float, "entity precision on dev"),
     _json("dev_recall", float, "entity recall on dev"),
-    _json("dev_per_type", dict, "F1 (precision, recall, support) per entity type on dev", dict[str, dict[str, float]]),
+    _json("dev_per_type", dict, "F1 (precision, recall, support) per entity type (or label) on dev",
+          dict[str, dict[str, float]]),
     _json("dev_unknown_words", float, "a baseline's share of dev words its tokenizer reads as unknown: with a dev "
           "F1 of 0, says the model cannot read the language (the sweep's baseline policy reads it)"),
     _json("is_baseline", bool, "the row is the model every Δ of its language is measured against"),
@@ -164,10 +183,57 @@ def check_row(row: dict[str, Any]) -> None:
                             f"({value!r})")
 
 
-def csv_required() -> list[str]:
+def csv_required(header: list[str] | None = None) -> list[str]:
     """The columns a CSV of rows must have: without `f1`, say, its rows would read as unmeasured and,
-    read with `--also`, silently replace the measured rows of the same cells."""
-    return [c.name for c in COLUMNS if c.required]
+    read with `--also`, silently replace the measured rows of the same cells.
+
+    A CSV without a `metric` column holds NER rows (as every CSV from before the task axis), so it
+    must have `f1`; one with it may hold any task's rows, so it has every headline column (as every CSV
+    `ndogo report` writes), and each row's own is checked on the row (`check_row_values`).
+    """
+    always = [c.name for c in COLUMNS if c.required in ("always", "done")]
+    return [*always, *(HEADLINES if header is not None and "metric" in header else (DEFAULT_METRIC,))]
+
+
+def metric_of(row: Mapping[str, Any]) -> str:
+    """The key of a row's headline metric: its `metric` column, f1 (NER) for rows from before the task axis."""
+    return row.get("metric") or DEFAULT_METRIC
+
+
+def headline(row: Mapping[str, Any]) -> float | None:
+    """The row's score on its split in its own metric (entity F1 for NER, accuracy for POS...), or None."""
+    value = row.get(metric_of(row))
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def dev_headline(row: Mapping[str, Any]) -> float | None:
+    """The row's dev score in its own metric (`dev_<metric>`): what every choice is made on; None if absent."""
+    value = row.get(f"dev_{metric_of(row)}")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def metric_label(metric: str) -> str:
+    """How a headline metric is printed ("F1", "accuracy", "macro-F1"): the label of the task it heads."""
+    from ndogo.tasks import get_task, task_names
+
+    for name in task_names():
+        if get_task(name).metric == metric:
+            return get_task(name).metric_label
+    return metric.replace("_", "-")
+
+
+def one_metric(rows: list[Mapping[str, Any]], where: str) -> str:
+    """The one headline metric of `rows` (f1 where there are none); a one-line error where they mix several.
+
+    A budget of "1 point" means one point of one metric: F1 points and accuracy points are not comparable,
+    so rows of a NER sweep and of a POS sweep are never ranked together.
+    """
+    found = list(dict.fromkeys(metric_of(r) for r in rows))
+    if len(found) > 1:
+        raise ValueError(f"{where}: these rows mix headline metrics ({', '.join(found)}: tasks "
+                         f"{', '.join(dict.fromkeys(r.get('task') or '?' for r in rows))}); a budget in points "
+                         "is in one metric, so choose among one task's rows at a time")
+    return found[0] if found else DEFAULT_METRIC
 
 
 def per_type_column(label: str) -> Column:
@@ -233,16 +299,19 @@ def parse_value(name: str, text: str) -> Any:
 
 
 def check_row_values(row: Mapping[str, Any]) -> None:
-    """Refuse a row that no reader can trust: a required column empty, a value of the wrong type or out
+    """Refuse a row that no reader can trust: a required column empty (a done row's headline metric among
+    them: f1 for NER, `row[metric]` for other tasks), a value of the wrong type or out
     of its column's range (F1 5, a size of -5, a latency of NaN), per-type F1 outside 0–1.
 
     Every reader of rows (a CSV, a store) calls this and puts the file and line (or cell) in front of the
     message, so that `recommend` never ranks an impossible number and `report` never tabulates one.
     """
+    done = row.get("status") == "done"
     for column in COLUMNS:
         value = row.get(column.name)
         empty = value is None or value == ""
-        if empty and (column.required == "always" or (column.required == "done" and row.get("status") == "done")):
+        if empty and (column.required == "always" or (column.required == "done" and done)
+                      or (column.required == "headline" and done and metric_of(row) == column.name)):
             when = "" if column.required == "always" else " (the row is done: it was measured)"
             raise ValueError(f"column {column.name} is empty{when}; every row of results must have it")
         problem = value_problem(column, value)

@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS cells (
     size_bytes INTEGER,
     latency_ms_b1 REAL,
     sparsity REAL,
+    metric TEXT,
+    accuracy REAL,
+    macro_f1 REAL,
     error TEXT,
     started REAL,
     finished REAL,
@@ -58,6 +61,9 @@ CREATE TABLE IF NOT EXISTS sweeps (
     environment TEXT
 );
 """
+# Columns added to `cells` after stores were first written: a store without them is brought up to date
+# (ALTER TABLE ... ADD COLUMN, empty for its old rows, which are NER rows of f1) rather than refused.
+ADDED_COLUMNS = {"metric": "TEXT", "accuracy": "REAL", "macro_f1": "REAL"}
 
 
 class Store:
@@ -90,6 +96,12 @@ class Store:
         for table, sql in (("cells", SCHEMA.split(";")[0]), ("sweeps", SCHEMA.split(";")[1])):
             have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             want = {line.split()[0] for line in sql.splitlines()[2:] if line.strip() and not line.startswith(")")}
+            added = [c for c in ADDED_COLUMNS if c not in have] if table == "cells" and "row" in have else []
+            if added:
+                with self.transaction() as c:
+                    for column in added:
+                        c.execute(f"ALTER TABLE cells ADD COLUMN {column} {ADDED_COLUMNS[column]}")
+                have |= set(added)
             if not want <= have:
                 self.conn.close()
                 raise ValueError(f"{self.path}: not an ndogo results database (table {table} lacks "
@@ -234,10 +246,10 @@ def read_csv_rows(path: Path, status: str | None = "done") -> list[dict[str, Any
         header = _next_record(reader, path, 1)
         if header is None:
             raise ValueError(f"{path}: empty; not a CSV of sweep rows")
-        missing = [c for c in csv_required() if c not in header]
+        missing = [c for c in csv_required(header) if c not in header]
         if missing:
             raise ValueError(f"{path}:1: not a CSV of sweep rows (no {missing[0]} column; a CSV of rows has "
-                             f"{', '.join(csv_required())})")
+                             f"{', '.join(csv_required(header))})")
         twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
         if twice is not None:
             raise ValueError(f"{path}:1: column {twice} appears twice in the header")

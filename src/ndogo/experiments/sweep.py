@@ -47,6 +47,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ndogo.experiments.cell import CellSettings, describe, machine, run_cell, versions
 from ndogo.experiments.config import BASELINE, Cell, SweepConfig
+from ndogo.experiments.row import DEFAULT_METRIC, dev_headline, headline, metric_label, metric_of
 from ndogo.experiments.store import STORE, Store
 from ndogo.locks import file_lock
 
@@ -141,19 +142,25 @@ def blocked_row(cell: Cell, reason: str | None = None) -> dict[str, Any]:
 
 
 def unusable_baseline(row: dict[str, Any], floor: float = 0.0) -> str | None:
-    """Why a done baseline row cannot carry compressions (it learned nothing), or None when it can."""
-    dev = row.get("dev_f1")
+    """Why a done baseline row cannot carry compressions (it learned nothing), or None when it can.
+
+    Read in the row's own headline metric on dev (entity F1 for NER, accuracy for POS...): the floor
+    `min_baseline_dev_f1` keeps its name and is a fraction of that metric.
+    """
+    dev = dev_headline(row)
+    label = metric_label(metric_of(row))
     # Exactly zero by default, not a floor: a baseline that finds even a few entities is a real, if
     # poor, model whose compressions say something (a tiny test model's 0.8 points among them). A
     # config that knows better names its floor (`min_baseline_dev_f1`).
-    if row.get("status") != "done" or dev is None or float(dev) > floor:
+    if row.get("status") != "done" or dev is None or dev > floor:
         return None
-    if float(dev) > 0.0:
-        return (f"its baseline is too weak to compress (dev F1 {100 * float(dev):.2f}, at or under the sweep's "
-                f"floor min_baseline_dev_f1 = {floor:g}): a ΔF1 against it says little; train the baseline "
+    if dev > 0.0:
+        return (f"its baseline is too weak to compress (dev {label} {100 * dev:.2f}, at or under the sweep's "
+                f"floor min_baseline_dev_f1 = {floor:g}): a Δ{label} against it says little; train the baseline "
                 "longer, or lower the floor")
-    why = ("its baseline learned nothing (dev F1 0.00: not one entity found), so every compression of it "
-           "would score 0 too and its ΔF1 of 0 would read as free")
+    nothing = "not one entity found" if metric_of(row) == DEFAULT_METRIC else "not one prediction right"
+    why = (f"its baseline learned nothing (dev {label} 0.00: {nothing}), so every compression of it "
+           f"would score 0 too and its Δ{label} of 0 would read as free")
     unknown = row.get("dev_unknown_words")  # measured by the baseline's cell: the driver loads nothing
     if unknown is not None and float(unknown) >= 0.5:
         why += (f"; {100 * float(unknown):.0f}% of its dev words are the tokenizer's unknown token: this model "
@@ -249,7 +256,7 @@ class Reporter:
         self.running -= 1 if ran else 0
         if row["status"] == "done":
             self.done += 1
-            what = f"F1 {row['f1']:.4f}, {row['size_bytes'] / 1e6:.1f} MB"
+            what = f"{metric_label(metric_of(row))} {headline(row):.4f}, {row['size_bytes'] / 1e6:.1f} MB"
             if row.get("latency_ms_b1") is not None:
                 what += f", {row['latency_ms_b1']:.2f} ms"
         else:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.row import csv_columns
+from ndogo.experiments.row import DEFAULT_METRIC, csv_columns, dev_headline, headline, metric_label, metric_of
 from ndogo.experiments.store import CSV_FIELD_LIMIT, label_corpora, load_rows, open_store
 from ndogo.report.facts import facts_from_csv, facts_rows, read_facts
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.study import beside_the_study
-from ndogo.report.summary import BASELINE, Summary, ordered, summarize
+from ndogo.report.summary import BASELINE, Summary, ordered, scores_label, summarize
 
 CSV_COLUMNS = csv_columns()  # one definition of the row: ndogo.experiments.row
 
@@ -74,19 +74,26 @@ class Report:
     ship: list[str] = field(default_factory=list)  # "what to ship", a line per language, at the top
 
 
-SHIP_BUDGET = 1.0  # F1 points: the report's "what to ship" line; `ndogo recommend` takes any budget
+SHIP_BUDGET = 1.0  # points of the rows' headline metric (F1 for NER): the report's "what to ship" line
 
 
 def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -> list[str]:
-    """Per language, the smallest model within one F1 point of its baseline, chosen on dev (test beside it)."""
+    """Per language, the smallest model within one point of its baseline, chosen on dev (test beside it).
+
+    The point is one of the language's rows' headline metric (F1 for NER, accuracy for POS...): each
+    language is chosen among the rows of its own metric, so a report of two tasks ships for both.
+    """
     from ndogo.report.recommend import recommend_rows
 
     lines = []
     for lang in langs:
-        has_dev = any(isinstance(r.get("dev_f1"), int | float) for r in rows if r.get("lang") == lang)
+        metric = next((metric_of(r) for r in rows if r.get("lang") == lang), None)
+        mine = [r for r in rows if metric_of(r) == metric]
+        has_dev = any(dev_headline(r) is not None for r in mine if r.get("lang") == lang)
         split = "dev" if has_dev else "test"
+        label = metric_label(metric or "")
         try:
-            c = recommend_rows(rows, directory, lang, SHIP_BUDGET, "size", split=split)
+            c = recommend_rows(mine, directory, lang, SHIP_BUDGET, "size", split=split)
         except ValueError as err:
             lines.append(f"{lang}: nothing to ship ({str(err).split(': ', 1)[-1]})")
             continue
@@ -94,10 +101,10 @@ def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -
                if c.get("dev_f1") is not None else "")
         size = f"{c['size_x']:.2f}× smaller" if c.get("size_x") else "baseline size"
         speed = f", {c['speedup_b1']:.2f}× faster at batch 1" if c.get("speedup_b1") else ""
-        lines.append(f"{lang}: ship {c['model']}/{c['recipe']} — {size}{speed}; F1 {dev}test "
+        lines.append(f"{lang}: ship {c['model']}/{c['recipe']} — {size}{speed}; {label} {dev}test "
                      f"{100 * c['f1']:.2f} ({-c['f1_drop_points']:+.2f}) against the baseline; chosen on "
-                     f"{split} within {SHIP_BUDGET:g} point" + (" (these rows carry no dev F1)" if split == "test"
-                                                                else "")
+                     f"{split} within {SHIP_BUDGET:g} point" + (f" (these rows carry no dev {label})"
+                                                                if split == "test" else "")
                      + (f"; warning: {c['baseline_warning']}" if c.get("baseline_warning") else ""))
     return lines
 
@@ -128,7 +135,7 @@ def _grid(summaries: list[Summary], model: str, title: str, note: str, cell: Any
 
 
 def f1_cell(s: Summary) -> str:
-    """F1 with its change against the baseline, so a table cell shows the cost of the method."""
+    """The headline metric (F1 for NER) with its change against the baseline: the cost of the method."""
     return s.f1_text() if s.recipe == BASELINE or s.delta is None else f"{s.f1_text()} ({_signed(s.delta)})"
 
 
@@ -155,8 +162,9 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
     for model in ordered([s.model for s in summaries]):
         label = f"{model}: " if len({s.model for s in summaries}) > 1 else ""
         split = next((r.get("split", "test") for r in rows if r.get("model") == model), "test")
-        tables.append(_grid(summaries, model, f"{label}{split} F1 per language and method",
-                            f"F1 ×100, mean ± std over {'/'.join(map(str, seeds))} seed(s); in brackets the "
+        score = scores_label([s for s in summaries if s.model == model])
+        tables.append(_grid(summaries, model, f"{label}{split} {score} per language and method",
+                            f"{score} ×100, mean ± std over {'/'.join(map(str, seeds))} seed(s); in brackets the "
                             "change against the fine-tuned baseline in points.", f1_cell, f1_average))
         tables.append(_grid(
             summaries, model, f"{label}size on disk (MB)", "In brackets: times smaller than the baseline.",
@@ -170,7 +178,7 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
                 "in brackets: times faster than the baseline.",
                 lambda s: _ratio_cell(s.latency_ms_b1, s.speedup_b1 if s.recipe != BASELINE else None,
                                       "{:.2f}", "faster"), None))
-        study = beside_the_study(summaries, model)
+        study = beside_the_study([s for s in summaries if s.metric == DEFAULT_METRIC], model)  # the study measured F1
         if study:
             tables.append(Table(
                 f"{label}beside the study", ["method", "languages", "ΔF1 (pts) [range]", "size −%", "b1 time −%",
@@ -180,10 +188,11 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
                 "where it gives them, else its finding."))
     types = sorted({t for s in summaries for t in s.per_type})
     if types:
-        tables.append(Table("F1 per entity type", ["model", "language", "method", *types],
+        kind = "entity type" if all(s.metric == DEFAULT_METRIC for s in summaries) else "label"  # POS tags, topics...
+        tables.append(Table(f"F1 per {kind}", ["model", "language", "method", *types],
                             [[s.model, s.lang, s.recipe, *(f"{100 * s.per_type[t]:.2f}" if t in s.per_type else "–"
                                                            for t in types)] for s in summaries],
-                            "F1 ×100 per entity type, mean over seeds."))
+                            f"F1 ×100 per {kind}, mean over seeds."))
     transfer = transfer_table(rows)
     if transfer is not None:
         tables.append(transfer)
@@ -214,8 +223,9 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
 
 
 def transfer_table(rows: list[dict[str, Any]]) -> Table | None:
-    """Each model scored on its own language and, zero-shot, on the others (`[evaluate] transfer`)."""
-    done = [r for r in rows if r.get("status") == "done" and isinstance(r.get("f1"), int | float)]
+    """Each model scored on its own language and, zero-shot, on the others (`[evaluate] transfer`), in its rows'
+    headline metric (F1 for NER)."""
+    done = [r for r in rows if r.get("status") == "done" and headline(r) is not None]
     if not any(r.get("transfer") for r in done):
         return None
     targets = ordered([r["lang"] for r in done] + [t for r in done for t in (r.get("transfer") or {})])
@@ -226,16 +236,24 @@ def transfer_table(rows: list[dict[str, Any]]) -> Table | None:
     for (model, lang, recipe), group in groups.items():
         cells = []
         for target in targets:
-            scores = [r["f1"] if target == lang else (r.get("transfer") or {}).get(target, {}).get("f1")
+            scores = [headline(r) if target == lang else (r.get("transfer") or {}).get(target, {}).get(metric_of(r))
                       for r in group]
             scores = [x for x in scores if isinstance(x, int | float)]
             text = f"{100 * sum(scores) / len(scores):.2f}" if scores else "–"
             cells.append(f"{text} (own)" if target == lang and scores else text)
         body.append([model, lang, recipe, *cells])
     split = next((r.get("split", "test") for r in done), "test")
-    return Table(f"Zero-shot transfer ({split} F1)", ["model", "trained on", "method", *targets], body,
-                 "F1 ×100, mean over seeds: on the model's own language (own), and zero-shot on the "
+    score = metric_label_of(done)
+    return Table(f"Zero-shot transfer ({split} {score})", ["model", "trained on", "method", *targets], body,
+                 f"{score} ×100, mean over seeds: on the model's own language (own), and zero-shot on the "
                  "others (their labels never seen in training).")
+
+
+def metric_label_of(rows: list[dict[str, Any]]) -> str:
+    """The headline metric rows share, as tables print it ("F1", "accuracy"); "score" where they mix."""
+    found = {metric_of(r) for r in rows}
+    return metric_label(found.pop()) if len(found) == 1 else "score"
+
 
 
 def pruning_level(s: Summary, baseline: float | None = None) -> str:

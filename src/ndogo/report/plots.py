@@ -22,7 +22,7 @@ matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from ndogo.report.summary import BASELINE, Summary, ordered, pareto_front
+from ndogo.report.summary import BASELINE, Summary, ordered, pareto_front, scores_label
 
 SPARSITY_OPTION = re.compile(r"sparsity=[0-9.eE+-]+,?")
 SPARSITY_VALUE = re.compile(r"sparsity=([0-9.eE+-]+)")
@@ -101,15 +101,16 @@ def plot_sparsity(summaries: list[Summary], path: Path) -> Path | None:
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
         for b in base.values():
             ax.axhline(100 * b.f1_mean, color="grey", linestyle=":", linewidth=1)
-        ax.set(title=lang, xlabel="pruned (%)", ylabel="test F1", xlim=(-3, 100))
+        ax.set(title=lang, xlabel="pruned (%)", ylabel=f"test {scores_label(here)}", xlim=(-3, 100))
         ax.grid(alpha=0.3)
         if curves:
             ax.legend(fontsize=8)
         else:  # e.g. a baseline that found no entity: its pruning cells were not run
             ax.text(0.5, 0.5, "no pruned model measured", ha="center", va="center", color="grey",
                     transform=ax.transAxes)
-    fig.suptitle("F1 against sparsity: % of the encoder's Linear weights, or of its heads / FFN neurons for "
-                 "structured recipes (legend)\ndotted: dense baseline; bars: std over seeds", fontsize=10)
+    fig.suptitle(f"{scores_label(summaries)} against sparsity: % of the encoder's Linear weights, or of its heads / "
+                 "FFN neurons for structured recipes (legend)\ndotted: dense baseline; bars: std over seeds",
+                 fontsize=10)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
@@ -137,12 +138,12 @@ def plot_tradeoff(summaries: list[Summary], attr: str, xlabel: str, path: Path, 
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(ScalarFormatter())
             ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set(title=lang, xlabel=xlabel, ylabel="test F1")
+        ax.set(title=lang, xlabel=xlabel, ylabel=f"test {scores_label(here)}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
         labels = [s.recipe if len({t.model for t in here}) == 1 else f"{s.model}/{s.recipe}" for s in here]
         place_labels(fig, ax, xs, ys, labels)
-    fig.suptitle(f"F1 against {xlabel.split(' (')[0]} (red: Pareto front)")
+    fig.suptitle(f"{scores_label(summaries)} against {xlabel.split(' (')[0]} (red: Pareto front)")
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
@@ -196,7 +197,8 @@ def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None)
     spread = {s.lang: 100 * s.f1_std for s in summaries
               if s.recipe == BASELINE and (model is None or s.model == model) and len(s.f1) > 1}
     cell = {(s.lang, s.recipe): s for s in here}
-    panels = [("test ΔF1 (points)", "delta", 1.0, "RdBu"), ("times smaller", "size_x", 1.0, "Greens"),
+    score = scores_label(here + bases)
+    panels = [(f"test Δ{score} (points)", "delta", 1.0, "RdBu"), ("times smaller", "size_x", 1.0, "Greens"),
               ("times faster, batch 1", "speedup_b1", 1.0, "Purples")]
     panels = [p for p in panels if any(getattr(s, p[1]) is not None for s in here)]
     height = 0.45 * len(langs) + 1.6
@@ -225,12 +227,12 @@ def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None)
                 dark = not math.isnan(v) and abs(image.norm(v) - (0.5 if attr == "delta" else 0.0)) > 0.35
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
         ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(langs)), [f"{lg} (baseline F1 0)" if lg in empty else lg for lg in langs],
+        ax.set_yticks(range(len(langs)), [f"{lg} (baseline {score} 0)" if lg in empty else lg for lg in langs],
                       fontsize=9)
         ax.set_title(title + (f" — {model}" if model else ""), fontsize=10)
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.suptitle("Per language and method, against each language's fp32 baseline"
-                 + (" (bracketed ΔF1: inside the baseline's seed spread)" if spread else ""))
+                 + (f" (bracketed Δ{score}: inside the baseline's seed spread)" if spread else ""))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

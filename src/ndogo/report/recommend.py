@@ -7,6 +7,10 @@ The choice is made on dev F1 by default (`split="dev"`): which recipe stays
 within the budget is read from dev, and test F1 is reported beside it, never
 used to choose. `split="test"` exists for rows that carry no dev F1 (sweeps
 from before it was recorded) and says so wherever it is shown.
+
+"F1" is the rows' headline metric: entity F1 for NER, the task's own for other tasks (accuracy for
+POS and topic, macro-F1 for sentiment), so `--max-f1-drop 1` is one point of that metric. Rows of
+two metrics are never ranked together (a point of F1 is no point of accuracy).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.row import check_row_values
+from ndogo.experiments.row import DEFAULT_METRIC, check_row_values, metric_label, metric_of, one_metric
 from ndogo.experiments.store import base_lang, corpus_name, load_rows, load_sources
 from ndogo.report.summary import BASELINE, Summary, summarize
 
@@ -42,7 +46,10 @@ WEAK_FLOOR = 50.0  # F1 points, where the atlas has no baseline to compare with
 
 def recommend(directory: str | Path, lang: str, max_f1_drop: float, optimize: str = "size",
               model: str | None = None, split: str = "dev", also: Sequence[str | Path] = ()) -> dict[str, Any]:
-    """The best recipe for `lang` whose mean `split` F1 is at most `max_f1_drop` points below the baseline's.
+    """The best recipe for `lang` whose mean `split` score is at most `max_f1_drop` points below the baseline's.
+
+    The score is the rows' headline metric (F1 for NER, accuracy for POS and topic...): the budget is in
+    its points, and rows of two metrics are refused.
 
     `also` adds the rows of other sweeps or CSVs (more seeds, another model, another corpus: a language
     measured on a second corpus is chosen for as `lang@corpus`, e.g. wol@masakhaner2).
@@ -57,11 +64,12 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
     if split not in SPLITS:
         raise ValueError(f"--split must be dev or test, got {split!r}")
     if not math.isfinite(max_f1_drop):
-        raise ValueError(f"--max-f1-drop must be a finite number of F1 points, got {max_f1_drop}")
+        raise ValueError(f"--max-f1-drop must be a finite number of points of the rows' metric, got {max_f1_drop}")
     if optimize not in OPTIMIZE:
         raise ValueError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
     if max_f1_drop < 0:
-        raise ValueError(f"--max-f1-drop is a loss in F1 points and cannot be negative, got {max_f1_drop}")
+        raise ValueError(f"--max-f1-drop is a loss in points of the rows' metric (F1 for NER) and cannot be "
+                         f"negative, got {max_f1_drop}")
     directory = where
     for row in rows:  # the readers check every row; rows handed in by code are checked here
         try:
@@ -69,6 +77,8 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         except ValueError as err:
             raise ValueError(f"{directory}: cell {row.get('cell_id')}: {err}") from None
     rows = [r for r in rows if r.get("status") == "done"]
+    metric = one_metric(rows, directory)
+    label = metric_label(metric)
     lang = corpus_label(rows, lang, directory)
     found = [s for s in summarize(rows) if s.lang == lang and (model is None or s.model == model)]
     if not found:
@@ -79,10 +89,10 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
     if all(getattr(s, key) is None for s in found):
         raise ValueError(f"{directory}: no {key} measured for {lang} (was the sweep run with speed = false?)")
     if not any(s.recipe == BASELINE for s in found):
-        raise ValueError(f"{directory}: no baseline for {lang} to measure the F1 drop against")
+        raise ValueError(f"{directory}: no baseline for {lang} to measure the {label} drop against")
     if split == "dev" and not any(s.dev_delta is not None for s in found):
-        raise ValueError(f"{directory}: the rows for {lang} carry no dev F1 (measured before sweeps recorded it); "
-                         "rerun the sweep's evaluation, or choose on test with --split test and say so")
+        raise ValueError(f"{directory}: the rows for {lang} carry no dev {label} (measured before sweeps recorded "
+                         "it); rerun the sweep's evaluation, or choose on test with --split test and say so")
 
     # A baseline that found no entity (F1 0 on the choosing split) is no model to ship, nor to measure
     # compressions against (each would be "free"): leave its model out, say so when nothing is left.
@@ -91,9 +101,10 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
     if empty:
         found = [s for s in found if s.model not in empty]
         if not found:
-            raise ValueError(f"{directory}: the baseline of {', '.join(sorted(empty))} found no entity in {lang}'s "
-                             f"{split} set (F1 0.00), so there is nothing to ship; use a model that reads {lang} "
-                             "(a tokenizer that maps its words to the unknown token learns nothing)")
+            what = "found no entity" if metric == DEFAULT_METRIC else "got nothing right"
+            raise ValueError(f"{directory}: the baseline of {', '.join(sorted(empty))} {what} in {lang}'s "
+                             f"{split} set ({label} 0.00), so there is nothing to ship; use a model that reads "
+                             f"{lang} (a tokenizer that maps its words to the unknown token learns nothing)")
 
     def drop(s: Summary) -> float | None:
         return s.dev_delta if split == "dev" else s.delta
@@ -101,11 +112,14 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
     within = [s for s in found if drop(s) is not None and -drop(s) <= max_f1_drop + 1e-9
               and getattr(s, key) is not None]
     if not within:
-        raise ValueError(f"{directory}: nothing for {lang} within {max_f1_drop:g} {split} F1 point(s) has {key}")
+        raise ValueError(f"{directory}: nothing for {lang} within {max_f1_drop:g} {split} {label} point(s) has "
+                         f"{key}")
     best = min(within, key=lambda s: (getattr(s, key), -s.f1_mean))
     base = next(s for s in found if s.model == best.model and s.recipe == BASELINE)
     return {
         "lang": lang, "max_f1_drop": max_f1_drop, "optimize": optimize, "model": best.model,
+        # the headline metric every "f1" key below holds (entity F1 for NER; accuracy for POS...)
+        "metric": metric, "metric_label": label,
         "recipe": best.recipe, "recipe_spec": best.recipe_spec, "start": best.start, "seeds": best.seeds,
         "f1": round(best.f1_mean, 4), "f1_std": round(best.f1_std, 4), "baseline_f1": round(base.f1_mean, 4),
         "f1_drop_points": round(-(best.delta or 0.0), 2) + 0.0, "size_bytes": best.size_bytes,
@@ -149,23 +163,25 @@ def weak_baseline(base: Summary, split: str, atlas: Sequence[tuple[str, dict[str
     score = base.dev_f1_mean if split == "dev" else base.f1_mean
     if score is None:
         return None
-    key = "dev_f1" if split == "dev" else "f1"
+    key = f"dev_{base.metric}" if split == "dev" else base.metric
+    scored = f"{split} {base.metric_label}"
     lang, corpus = base_lang(base.lang), corpus_name(base.data)
     refs = [(name, r[key]) for name, r in atlas if corpus and (r["model"], r["lang"]) == (base.model, lang)
-            and corpus_name(r.get("data")) == corpus and isinstance(r.get(key), int | float)]
+            and corpus_name(r.get("data")) == corpus and metric_of(r) == base.metric
+            and isinstance(r.get(key), int | float)]
     advice = ("a model that learned little compresses into one that knows little: train the baseline longer "
               "(more epochs, patience) or check its data before shipping")
     if refs:
         ref = statistics.fmean(x for _, x in refs)
         if 100 * (ref - score) <= WEAK_MARGIN:
             return None
-        return (f"the baseline itself is weak: its {split} F1 is {100 * score:.2f}, {100 * (ref - score):.2f} "
-                f"points below the atlas's {base.model} baseline for {lang} on {corpus} ({split} F1 "
+        return (f"the baseline itself is weak: its {scored} is {100 * score:.2f}, {100 * (ref - score):.2f} "
+                f"points below the atlas's {base.model} baseline for {lang} on {corpus} ({scored} "
                 f"{100 * ref:.2f}, {', '.join(sorted({n for n, _ in refs}))}); {advice}")
     if 100 * score >= WEAK_FLOOR:
         return None
     where = f"{lang} on {corpus}" if corpus else lang
-    return (f"the baseline itself is weak: its {split} F1 is {100 * score:.2f}, under the floor of "
+    return (f"the baseline itself is weak: its {scored} is {100 * score:.2f}, under the floor of "
             f"{WEAK_FLOOR:.0f} (the atlas has no {base.model} baseline for {where} to compare with); {advice}")
 
 
@@ -201,18 +217,19 @@ def reproduce(s: Summary, lang: str) -> str:
 def format_recommendation(c: dict[str, Any]) -> str:
     """A few lines for people: the choice, its numbers against the baseline, the command."""
     chosen = c.get("chosen_on", "test")
+    label = c.get("metric_label") or "F1"  # the rows' headline metric: the budget is in its points
     lines = [f"{c['lang']}: {c['recipe']} ({c['recipe_spec'] or 'the fine-tuned model as it is'}) "
              f"of model {c['model']}, the best by {c['optimize']} of {c['within_budget']} within "
-             f"{c['max_f1_drop']:g} {chosen} F1 point(s) ({c['candidates']} measured; chosen on {chosen})"]
+             f"{c['max_f1_drop']:g} {chosen} {label} point(s) ({c['candidates']} measured; chosen on {chosen})"]
     if c.get("baseline_warning"):
         lines.append(f"  warning  {c['baseline_warning']}")
     if c.get("dev_f1") is not None:
         dev_std = f" ± {c['dev_f1_drop_std']:.2f}" if len(c["seeds"]) > 1 and c.get("dev_f1_drop_std") else ""
-        lines.append(f"  dev F1   {100 * c['dev_f1']:.2f} (baseline {100 * c['baseline_dev_f1']:.2f}, "
+        lines.append(f"  dev {label}   {100 * c['dev_f1']:.2f} (baseline {100 * c['baseline_dev_f1']:.2f}, "
                      f"drop {c['dev_f1_drop_points']:.2f}{dev_std} points){'  <- chose' if chosen == 'dev' else ''}")
     seeds = len(c["seeds"])
     test_std = f" ± {c['f1_drop_std']:.2f}" if seeds > 1 and c.get("f1_drop_std") is not None else ""
-    lines.append(f"  test F1  {100 * c['f1']:.2f} (baseline {100 * c['baseline_f1']:.2f}, "
+    lines.append(f"  test {label}  {100 * c['f1']:.2f} (baseline {100 * c['baseline_f1']:.2f}, "
                  f"drop {c['f1_drop_points']:.2f}{test_std} points, over {seeds} seed(s))"
                  f"{'  <- chose' if chosen == 'test' else '  (reported, not used to choose)'}")
     agrees = c.get("other_split_within_budget")

@@ -4,6 +4,10 @@ One summary per (model, language, recipe). The baseline of a summary is the
 same model's fine-tuned model on the same language (recipe "baseline"), so Δ F1,
 size ratio and speed-up always compare like with like. F1 is shown in points
 (×100) as MasakhaNER papers report it.
+
+The score of a summary is its rows' headline metric (`row.headline`): entity F1 for NER rows, the
+task's own (accuracy for POS and topic, macro-F1 for sentiment) otherwise. Its fields keep the names
+`f1` and `dev_f1` (every table and plot reads them); `metric` says which metric they hold.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from ndogo.experiments.row import BASELINE
+from ndogo.experiments.row import BASELINE, DEFAULT_METRIC, dev_headline, headline, metric_label, metric_of
 
 
 @dataclass
@@ -25,7 +29,7 @@ class Summary:
     recipe_spec: str
     start: str
     seeds: list[int]
-    f1: list[float]
+    f1: list[float]  # the headline metric per seed (entity F1 for NER; `metric` names it)
     per_type: dict[str, float]
     size_bytes: float | None
     latency_ms_b1: float | None
@@ -36,7 +40,8 @@ class Summary:
     paths: list[str] = field(default_factory=list)
     baseline_paths: list[str] = field(default_factory=list)
     data: str = ""
-    dev_f1: list[float] = field(default_factory=list)  # dev F1 per seed, where the rows carry it
+    dev_f1: list[float] = field(default_factory=list)  # the dev headline metric per seed, where the rows carry it
+    metric: str = DEFAULT_METRIC  # the key of the headline metric `f1` and `dev_f1` hold (f1, accuracy, macro_f1)
     # filled against the baseline summary
     delta: float | None = None  # F1 points: the mean over seeds of (this seed - the baseline of the same seed)
     dev_delta: float | None = None  # dev F1 points, paired the same way: what selection reads
@@ -45,6 +50,11 @@ class Summary:
     paired: bool = True  # False where no seed of the baseline matches and its mean over seeds stood in
     size_x: float | None = None  # times smaller than the baseline
     speedup_b1: float | None = None  # times faster than the baseline at batch 1
+
+    @property
+    def metric_label(self) -> str:
+        """The headline metric as tables print it: "F1", "accuracy", "macro-F1"."""
+        return metric_label(self.metric)
 
     @property
     def f1_mean(self) -> float:
@@ -73,7 +83,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
     """Summaries of done rows, in the order methods first appear (baseline first)."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        if row.get("status") == "done" and row.get("f1") is not None:
+        if row.get("status") == "done" and headline(row) is not None:
             groups.setdefault((row["model"], row["lang"], row["recipe"]), []).append(row)
     out = []
     for (model, lang, recipe), group in groups.items():
@@ -83,14 +93,16 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
                     for t in types}
         out.append(Summary(
             model=model, lang=lang, recipe=recipe, recipe_spec=group[0].get("recipe_spec", ""),
-            start=group[0].get("start", "finetuned"), seeds=[r["seed"] for r in group], f1=[r["f1"] for r in group],
+            start=group[0].get("start", "finetuned"), seeds=[r["seed"] for r in group],
+            f1=[headline(r) or 0.0 for r in group],
             per_type=per_type, size_bytes=_mean(group, "size_bytes"), latency_ms_b1=_mean(group, "latency_ms_b1"),
             throughput_b32=_mean(group, "throughput_b32"), sparsity=_mean(group, "sparsity"),
             params=_mean(group, "params"), nonzero_params=_mean(group, "nonzero_params"),
             paths=[r.get("path", "") for r in group], baseline_paths=[r.get("baseline_path") or "" for r in group],
             data=group[0].get("data", ""),
-            dev_f1=[r["dev_f1"] for r in group if isinstance(r.get("dev_f1"), int | float)]
-            if all(isinstance(r.get("dev_f1"), int | float) for r in group) else [],
+            dev_f1=[dev_headline(r) or 0.0 for r in group]
+            if all(dev_headline(r) is not None for r in group) else [],
+            metric=metric_of(group[0]),
         ))
     base = {(s.model, s.lang): s for s in out if s.recipe == BASELINE}
     for s in out:
@@ -131,6 +143,11 @@ def _check_one_row_per_seed(group: list[dict[str, Any]]) -> None:
     experiment measured.
     """
     by_seed: dict[Any, dict[str, Any]] = {}
+    metrics = list(dict.fromkeys(metric_of(r) for r in group))
+    if len(metrics) > 1:
+        row = group[0]
+        raise ValueError(f"{row['lang']}: {row['model']} {row['recipe']} has rows of several headline metrics "
+                         f"({', '.join(metrics)}): rows of two tasks, never averaged; report each task on its own")
     for row in group:
         first = by_seed.setdefault(row["seed"], row)
         if first is row:
@@ -142,6 +159,13 @@ def _check_one_row_per_seed(group: list[dict[str, Any]]) -> None:
             f"{first.get('cell_id')} and {row.get('cell_id')}{': ' + '; '.join(differ) if differ else ''}): "
             "they are two experiments, not seeds of one; report each source on its own, or keep one of them "
             "(a sweep folder reused after its config changed holds both: run the new config into a fresh --out)")
+
+
+def scores_label(summaries: list[Summary]) -> str:
+    """The headline metric the summaries share, as tables and plots print it ("F1", "accuracy"); "score"
+    where they mix several (a report over two tasks' rows)."""
+    found = {s.metric for s in summaries}
+    return metric_label(found.pop()) if len(found) == 1 else "score"
 
 
 def ordered(values: list[str]) -> list[str]:

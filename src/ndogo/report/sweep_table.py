@@ -7,6 +7,7 @@ directories (their results.sqlite) and CSVs of rows; a row (cell id) found in se
 taken from the last one, so a sweep split over sessions is shown whole and a committed CSV is
 brought up to date by naming it first and the new sweep after it. `seeds` shows one line per
 language and recipe over its seeds, `pivot` one line per language with a test ΔF1 column per recipe.
+"F1" is the rows' headline metric: the headers name it (accuracy for POS and topic rows).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ndogo.experiments.row import dev_headline, headline, metric_label, metric_of
 from ndogo.experiments.store import load_rows
-from ndogo.report.summary import summarize
+from ndogo.report.summary import scores_label, summarize
 
 
 def merge_sources(sources: Sequence[str | Path], langs: set[str] | None = None, recipes: set[str] | None = None,
@@ -51,17 +53,22 @@ def ratio_table(rows: list[dict[str, Any]]) -> str:
     rows = [r for r in rows if r.get("status") == "done"]
     base = {(r["model"], r["lang"], r["seed"]): r for r in rows if r["recipe"] == "baseline"}
     names = list(dict.fromkeys(r["recipe"] for r in rows))
-    lines = ["| lang | recipe | dev F1 | Δdev | test F1 | ΔF1 (pts) | params | size MB | smaller | b1 ms | faster |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    metrics = {metric_of(r) for r in rows}
+    score = metric_label(metrics.pop()) if len(metrics) == 1 else "score"
+    lines = [f"| lang | recipe | dev {score} | Δdev | test {score} | Δ{score} (pts) | params | size MB | smaller "
+             "| b1 ms | faster |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for lang in dict.fromkeys(r["lang"] for r in rows):
         for name in names:
             for r in (x for x in rows if x["lang"] == lang and x["recipe"] == name):
                 b = base.get((r["model"], r["lang"], r["seed"]))
                 if b is None:
                     continue
-                dev = (f"{100 * r['dev_f1']:.2f} | {100 * (r['dev_f1'] - b['dev_f1']):+.2f}"
-                       if r.get("dev_f1") is not None and b.get("dev_f1") is not None else "– | –")
-                lines.append(f"| {lang} | {name} | {dev} | {100 * r['f1']:.2f} | {100 * (r['f1'] - b['f1']):+.2f} | "
+                r_dev, b_dev, r_test, b_test = dev_headline(r), dev_headline(b), headline(r), headline(b)
+                dev = (f"{100 * r_dev:.2f} | {100 * (r_dev - b_dev):+.2f}"
+                       if r_dev is not None and b_dev is not None else "– | –")
+                test = (f"{100 * r_test:.2f} | {100 * (r_test - b_test):+.2f}"
+                        if r_test is not None and b_test is not None else "– | –")
+                lines.append(f"| {lang} | {name} | {dev} | {test} | "
                              f"{r['params'] / 1e6:.1f}M | {r['size_bytes'] / 1e6:.1f} | "
                              f"{b['size_bytes'] / r['size_bytes']:.2f}× | "
                              f"{r['latency_ms_b1']:.2f} | {b['latency_ms_b1'] / r['latency_ms_b1']:.2f}× |")
@@ -74,7 +81,7 @@ def pivot_table(rows: list[dict[str, Any]]) -> str:
     recipes = [r for r in dict.fromkeys(s.recipe for s in summaries) if r != "baseline"]
     models = list(dict.fromkeys(s.model for s in summaries))
     first = "| model | lang |" if len(models) > 1 else "| lang |"
-    lines = [f"{first} baseline test F1 | " + " | ".join(recipes) + " |",
+    lines = [f"{first} baseline test {scores_label(summaries)} | " + " | ".join(recipes) + " |",
              "|---|" + ("---|" if len(models) > 1 else "") + "---:|" * (len(recipes) + 1)]
     for model in models:
         for lang in dict.fromkeys(s.lang for s in summaries if s.model == model):
@@ -95,8 +102,9 @@ def seed_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if isinstance(r.get("seconds"), int | float):
             seconds.setdefault((r["lang"], r["recipe"]), []).append(r["seconds"])
-    lines = ["| lang | recipe | seeds | dev ΔF1 | test F1 | ΔF1 (pts) | size MB | smaller | b1 ms | faster "
-             "| cell min |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    score = scores_label(summaries)
+    lines = [f"| lang | recipe | seeds | dev Δ{score} | test {score} | Δ{score} (pts) | size MB | smaller | b1 ms "
+             "| faster | cell min |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
         dev = f"{s.dev_delta:+.2f}" if s.dev_delta is not None else "–"
         minutes = statistics.fmean(seconds.get((s.lang, s.recipe), [0.0])) / 60
@@ -104,8 +112,8 @@ def seed_table(rows: list[dict[str, Any]]) -> str:
                      f"{(s.size_bytes or 0) / 1e6:.1f} | {s.size_x or 0:.2f}× | {s.latency_ms_b1 or 0:.2f} | "
                      f"{s.speedup_b1 or 0:.2f}× | {minutes:.1f} |")
     langs = list(dict.fromkeys(s.lang for s in summaries))
-    lines += ["", f"| recipe | languages | mean ΔF1 over {', '.join(langs)} | worst | mean dev ΔF1 | smaller "
-              "| faster |", "|---|---:|---:|---|---:|---:|---:|"]
+    lines += ["", f"| recipe | languages | mean Δ{score} over {', '.join(langs)} | worst | mean dev Δ{score} "
+              "| smaller | faster |", "|---|---:|---:|---|---:|---:|---:|"]
     for name in dict.fromkeys(s.recipe for s in summaries):
         group = [s for s in summaries if s.recipe == name]
         worst = min(group, key=lambda s: s.delta or 0.0)
