@@ -133,7 +133,7 @@ def convert(value: Any, hint: Any, where: str, f: dataclasses.Field | None = Non
     """
     sep = f.metadata.get("sep") if f is not None else None
     if sep and isinstance(value, str) and _is_list(hint):
-        item = (typing.get_args(_plain(hint)) or (str,))[0]
+        item = (typing.get_args(plain_hint(hint)) or (str,))[0]
         parts = [x.strip() for x in value.split(sep) if x.strip()]
         if not parts:  # "" or "," would otherwise quietly mean the config's default
             raise OptionError(f"{where} {value!r}: give at least one {f.metadata.get('item') or 'value'}")
@@ -144,7 +144,7 @@ def convert(value: Any, hint: Any, where: str, f: dataclasses.Field | None = Non
     return _check_type(value, hint, where)
 
 
-def _plain(hint: Any) -> Any:
+def plain_hint(hint: Any) -> Any:
     """`X | None` -> X."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -154,7 +154,7 @@ def _plain(hint: Any) -> Any:
 
 
 def _is_list(hint: Any) -> bool:
-    plain = _plain(hint)
+    plain = plain_hint(hint)
     return typing.get_origin(plain) in (list, tuple, Sequence) or plain in (list, tuple)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import types
 import typing
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
@@ -23,16 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from ndogo.compress.methods import Method
-from ndogo.options import bind, convert, field_help
-
-
-def _plain(hint: Any) -> Any:
-    """`X | None` -> X (every generated option defaults to None: "the method's own default")."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return hint
+from ndogo.options import bind, convert, field_help, plain_hint
 
 
 def flag(field: dataclasses.Field) -> str:
@@ -44,7 +34,7 @@ def _parameter(f: dataclasses.Field, hint: Any, prefix: str = "") -> inspect.Par
     """The Typer option of one config field (default None: the config's default applies)."""
     text = prefix + field_help(f)
     required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    plain = _plain(hint)
+    plain = plain_hint(hint)
     if required and plain is not hint:
         required = False  # `X | None` without a default: None is a value the config takes
     if required:
@@ -80,7 +70,7 @@ def config_fields(cls: type, skip: Sequence[str] = ()) -> list[dataclasses.Field
     """The fields of `cls` a command line sets: init fields with help, not in `skip`, not dicts."""
     hints = typing.get_type_hints(cls)
     return [f for f in dataclasses.fields(cls) if f.init and f.name not in skip
-            and typing.get_origin(_plain(hints[f.name])) is not dict and _plain(hints[f.name]) is not dict]
+            and typing.get_origin(plain_hint(hints[f.name])) is not dict and plain_hint(hints[f.name]) is not dict]
 
 
 def config_options(cls: type, skip: Sequence[str] = ()) -> list[inspect.Parameter]:
@@ -108,7 +98,7 @@ def config_from_options(cls: type, given: dict[str, Any], fixed: dict[str, Any] 
         value = given.get(f.name)
         if value is None:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                if _plain(hints[f.name]) is hints[f.name]:
+                if plain_hint(hints[f.name]) is hints[f.name]:
                     raise typer.BadParameter(f"{flag(f)} is required", param_hint=flag(f))
                 values[f.name] = None
             continue

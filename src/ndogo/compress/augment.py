@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,67 +102,60 @@ def teacher_label(runner: Any, sentences: list[list[str]], cache: Path, batch_si
 
     A cache line is {"tokens": [...], "tags": [...]}; a cache whose sentences are
     not these (another text, another limit) is refused rather than mixed in. A text
-    classifier's teacher (`task` with a sequence head) gives each sentence one label instead.
+    classifier's teacher (`task` with a sequence head) gives each sentence one label instead
+    ({"text": ..., "label": ...} a line).
     """
     if task is not None and task.head == "sequence":
-        return _teacher_texts(runner, sentences, cache, batch_size, show_progress, task)
+        from ndogo.data.texts import Text
+
+        def label_texts(chunk: list[list[str]]) -> list[Any]:
+            texts = [Text(" ".join(words), "") for words in chunk]
+            encoded = task.encode(runner.tokenizer, texts, runner.max_length)
+            got = task.predict(runner.forward, encoded, texts, runner.labels, runner.pad_id, batch_size)
+            return [Text(t.text, label) for t, label in zip(texts, got, strict=True)]
+
+        return _cached_labels(
+            sentences, cache, label_texts, show_progress, unit="text",
+            record=lambda t: {"text": t.text, "label": t.label},
+            read=lambda r, words, line: Text(r["text"], r["label"], line) if r["text"] == " ".join(words) else None)
     from ndogo.models.tagging import predict_tags
 
-    done: list[Sentence] = []
-    if cache.is_file():
-        for i, line in enumerate(cache.read_text(encoding="utf-8").splitlines()):
-            try:
-                record = json.loads(line)
-                tokens, tags = record["tokens"], record["tags"]
-            except (ValueError, KeyError, TypeError):
-                break  # a line cut by a kill: label again from here
-            if i >= len(sentences) or tokens != sentences[i] or len(tags) != len(tokens):
-                raise ValueError(f"{cache}: labels of other sentences (line {i + 1}); delete it to label again")
-            done.append(Sentence(tokens, tags, line=i + 1))
-        # rewrite what was read whole, so a cut last line does not stay in the file
-        cache.write_text("".join(json.dumps({"tokens": s.tokens, "tags": s.tags}, ensure_ascii=False) + "\n"
-                                 for s in done), encoding="utf-8")
-    with tqdm(total=len(sentences), initial=len(done), desc="teacher labels", unit="sent",
-              disable=not show_progress, dynamic_ncols=True) as bar, cache.open("a", encoding="utf-8") as out:
-        for start in range(len(done), len(sentences), CHUNK):
-            chunk = sentences[start:start + CHUNK]
-            tags, _ = predict_tags(runner, chunk, batch_size)
-            for offset, (tokens, t) in enumerate(zip(chunk, tags, strict=True)):
-                done.append(Sentence(list(tokens), list(t), line=start + offset + 1))
-                out.write(json.dumps({"tokens": list(tokens), "tags": list(t)}, ensure_ascii=False) + "\n")
-            out.flush()
-            bar.update(len(chunk))
-    return done
+    def tag_sentences(chunk: list[list[str]]) -> list[Any]:
+        tags, _ = predict_tags(runner, chunk, batch_size)
+        return [Sentence(list(words), list(t)) for words, t in zip(chunk, tags, strict=True)]
+
+    return _cached_labels(
+        sentences, cache, tag_sentences, show_progress, unit="sent",
+        record=lambda s: {"tokens": s.tokens, "tags": s.tags},
+        read=lambda r, words, line: Sentence(r["tokens"], r["tags"], line=line)
+        if r["tokens"] == words and len(r["tags"]) == len(words) else None)
 
 
-def _teacher_texts(runner: Any, sentences: list[list[str]], cache: Path, batch_size: int, show_progress: bool,
-                   task: Any) -> list[Any]:
-    """A text classifier teacher's label for each sentence (as `teacher_label`, one label a line of the cache)."""
-    from ndogo.data.texts import Text
-
-    texts = [Text(" ".join(words), "") for words in sentences]
+def _cached_labels(sentences: list[list[str]], cache: Path, label: Callable[[list[list[str]]], list[Any]],
+                   show_progress: bool, unit: str, record: Callable[[Any], dict[str, Any]],
+                   read: Callable[[dict[str, Any], list[str], int], Any]) -> list[Any]:
+    """`label` over the sentences, CHUNK at a time, each chunk appended to `cache` as JSON lines; a rerun
+    reads the cache back first (`read` gives None for a line of another sentence, which is refused)."""
     done: list[Any] = []
     if cache.is_file():
         for i, line in enumerate(cache.read_text(encoding="utf-8").splitlines()):
             try:
-                record = json.loads(line)
-                text, label = record["text"], record["label"]
+                item = read(json.loads(line), sentences[i], i + 1) if i < len(sentences) else None
             except (ValueError, KeyError, TypeError):
                 break  # a line cut by a kill: label again from here
-            if i >= len(texts) or text != texts[i].text:
+            if item is None:
                 raise ValueError(f"{cache}: labels of other sentences (line {i + 1}); delete it to label again")
-            done.append(Text(text, label, i + 1))
-        cache.write_text("".join(json.dumps({"text": t.text, "label": t.label}, ensure_ascii=False) + "\n"
-                                 for t in done), encoding="utf-8")
-    with tqdm(total=len(texts), initial=len(done), desc="teacher labels", unit="text",
+            done.append(item)
+        # rewrite what was read whole, so a cut last line does not stay in the file
+        cache.write_text("".join(json.dumps(record(x), ensure_ascii=False) + "\n" for x in done), encoding="utf-8")
+    with tqdm(total=len(sentences), initial=len(done), desc="teacher labels", unit=unit,
               disable=not show_progress, dynamic_ncols=True) as bar, cache.open("a", encoding="utf-8") as out:
-        for start in range(len(done), len(texts), CHUNK):
-            chunk = texts[start:start + CHUNK]
-            encoded = task.encode(runner.tokenizer, chunk, runner.max_length)
-            got = task.predict(runner.forward, encoded, chunk, runner.labels, runner.pad_id, batch_size)
-            for offset, (t, label) in enumerate(zip(chunk, got, strict=True)):
-                done.append(Text(t.text, label, start + offset + 1))
-                out.write(json.dumps({"text": t.text, "label": label}, ensure_ascii=False) + "\n")
+        for start in range(len(done), len(sentences), CHUNK):
+            chunk = sentences[start:start + CHUNK]
+            for offset, item in enumerate(label(chunk)):
+                item.line = start + offset + 1
+                done.append(item)
+                out.write(json.dumps(record(item), ensure_ascii=False) + "\n")
             out.flush()
             bar.update(len(chunk))
     return done
