@@ -21,6 +21,8 @@ from ndogo.experiments.store import load_sources
 from ndogo.report.reference import (
     ATLAS,
     COMMAND,
+    DOCUMENTS,
+    cross_task_table,
     distillation,
     fill,
     method_costs,
@@ -30,11 +32,12 @@ from ndogo.report.reference import (
     regenerate,
     ship_table,
     students_table,
+    task_costs,
 )
 from ndogo.report.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "docs/results.md")
+DOCS = DOCUMENTS
 
 
 def copy_of_the_repository(tmp_path: Path) -> Path:
@@ -215,10 +218,59 @@ def test_no_measured_number_is_typed_outside_the_generated_tables(doc: str) -> N
 
 def test_the_documented_atlas_command_reads_what_the_ship_table_reads() -> None:
     """The README's and the reference's `ndogo recommend` over the atlas give the table's answer: same rows."""
-    for doc in DOCS:
+    for doc in ("README.md", "docs/results.md"):
         text = (ROOT / doc).read_text(encoding="utf-8").replace("\\\n", " ")
         commands = [shlex.split(c) for c in re.findall(r"ndogo recommend docs/bench/atlas-minilm\.csv[^`\n]*", text)]
         assert commands, f"{doc}: no `ndogo recommend` over the atlas"
         for argv in commands:
             files = [argv[2]] + [argv[i + 1] for i, a in enumerate(argv) if a == "--also"]
             assert files == [f"docs/bench/{name}" for name in ATLAS], f"{doc}: {' '.join(argv)}"
+
+
+def test_the_reference_stays_a_reference() -> None:
+    """docs/results.md answers questions, it is no lab log (#37.5): about 400 lines, no dated sections; the
+    history lives in docs/lab/, the per-task and per-row detail on their own generated pages."""
+    text = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 410, f"docs/results.md: {len(text.splitlines())} lines (about 400 at most)"
+    dated = re.findall(r"^#+ .*\b20\d\d-\d\d-\d\d\b.*$", text, flags=re.M)
+    assert not dated, f"docs/results.md: dated sections {dated}"
+    for page in ("docs/rows.md", "docs/tasks.md"):
+        assert f"]({page.split('/')[1]})" in text or f"]({page.split('/')[1]}#" in text, f"{page} is not linked"
+
+
+def test_task_atlases_are_tabled_in_their_metric_and_set_beside_ner(tmp_path: Path) -> None:
+    """docs/tasks.md's tables read each task's rows in its own metric; the cross-task table sets them beside NER's,
+    matching SIB-200's hau_Latn (and swh_Latn) with MasakhaNER's hau (and swa) for the rank correlation."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+
+    def topic(lang: str, recipe: str, acc: float, dev: float) -> dict:
+        r = row(lang, recipe, 42, 0.0, 0.0)
+        r.update(task="topic", metric="accuracy", accuracy=acc, dev_accuracy=dev, f1=None, dev_f1=None,
+                 data="../shared/data/sib200")
+        return r
+
+    accs = {"hau_Latn": (0.60, 0.58), "swh_Latn": (0.70, 0.67), "yor_Latn": (0.50, 0.49), "eng_Latn": (0.80, 0.80)}
+    topic_rows = [topic(lg, "baseline", a, a) for lg, (a, _) in accs.items()]
+    topic_rows += [topic(lg, "dynamic-int8", d, d) for lg, (_, d) in accs.items()]
+    columns = ["cell_id", "model", "lang", "recipe", "recipe_spec", "start", "seed", "status", "split", "task",
+               "metric", "f1", "dev_f1", "accuracy", "dev_accuracy", "macro_f1", "size_bytes", "latency_ms_b1", "data",
+               "path"]
+    with (bench / "atlas-topic-minilm.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(topic_rows)
+    text = task_costs(bench)
+    assert "### Topic Classification" in text and "### Part-of-Speech Tagging" in text
+    assert "**me5s**: no rows yet" in text and "atlas-topic-minilm.csv" in text
+    assert "| **fine-tuned baseline** (accuracy, not Δ) | 4 |" in text
+    # dynamic int8: −2, −3, −1, 0 points of accuracy; mean −1.50 over the four languages
+    assert "| `dynamic-int8` | 4 | -1.50 ± 1.29 | swh_Latn -3.00 |" in text
+
+    ner = [row(lg, "baseline", 42, 0.8, 0.8) for lg in ("hau", "swa", "yor")]
+    ner += [row(lg, "dynamic-int8", 42, 0.8 + d, 0.8 + d) for lg, d in (("hau", -0.03), ("swa", -0.05), ("yor", -0.01))]
+    cross = cross_task_table(summarize(ner), bench, "minilm")
+    assert "| `dynamic-int8` | -3.00 / -3.00 (3) | -1.50 / -1.50 (4) |" in cross
+    # NER's order of losses (swa, hau, yor) is topic's on the three shared languages: ρ = +1
+    assert "| Topic Classification (accuracy) | 3 | 3 | +1.00 |" in cross
+    assert cross_task_table(summarize(ner), bench, "me5s") == "No task but NER has rows for me5s yet."

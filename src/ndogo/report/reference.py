@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ndogo.experiments.row import DEFAULT_METRIC
 from ndogo.experiments.store import base_lang, corpus_name, load_rows, load_sources
 from ndogo.report.recommend import recommend
 from ndogo.report.study import DISTILL, DYNAMIC_INT8, LLM_INT8, PRUNE, claim_for
@@ -43,7 +44,8 @@ PRUNE_SWEEP = "prune-sweep.csv"
 PREDICT_CHECKS = (("retrospective", "predict-check.csv"), ("prospective", "predict-check-prospective.csv"))
 COMMAND = "ndogo docs-tables"
 BUDGET = 1.0  # points of dev F1: the budget of the "what to ship" table and of the README's command
-CORPORA = {"masakhaner": "MasakhaNER 1.0", "masakhaner2": "MasakhaNER 2.0"}
+CORPORA = {"masakhaner": "MasakhaNER 1.0", "masakhaner2": "MasakhaNER 2.0", "masakhapos": "MasakhaPOS",
+           "sib200": "SIB-200", "afrisenti": "AfriSenti"}
 README_LANGS = ("hau", "swa", "yor")
 # The same cells measured again on another machine: (rows, the committed rows they repeat, the machine of
 # each). Neither CSV records its CPU's model (/proc/cpuinfo of the Xeon names none), so it is stated here.
@@ -154,8 +156,11 @@ def of_atlas(summaries: list[Summary], model: str, corpus: str) -> list[Summary]
 
 
 def method_costs(summaries: list[Summary], model: str, corpus: str) -> str:
-    """What each method costs one model on one corpus: a row per method over the languages it ran on."""
+    """What each method costs one model on one corpus: a row per method over the languages it ran on.
+
+    In the rows' own metric: entity F1 for NER, accuracy for POS and topic, macro-F1 for sentiment."""
     mine = of_atlas(summaries, model, corpus)
+    label = mine[0].metric_label if mine else "F1"
     # a baseline that found no entity (F1 0) is left out of the means and named, not averaged in
     bases = [s for s in mine if s.recipe == BASELINE and s.f1_mean > 0]
     empty = sorted(s.lang for s in mine if s.recipe == BASELINE and s.f1_mean == 0)
@@ -163,7 +168,7 @@ def method_costs(summaries: list[Summary], model: str, corpus: str) -> str:
     if bases:
         f1s = [100 * s.f1_mean for s in bases]
         devs = [100 * s.dev_f1_mean for s in bases if s.dev_f1_mean is not None]
-        rows.append(["**fine-tuned baseline** (F1, not Δ)",
+        rows.append([f"**fine-tuned baseline** ({label}, not Δ)",
                      str(len(bases)) + (f" (+ {', '.join(empty)}: F1 0)" if empty else ""), mean_std(f1s).lstrip("+"),
                      "–", mean_std(devs).lstrip("+") if devs else "–",
                      mb(statistics.fmean(s.size_bytes for s in bases if s.size_bytes) if any(
@@ -180,8 +185,8 @@ def method_costs(summaries: list[Summary], model: str, corpus: str) -> str:
         rows.append([f"`{recipe}`", str(len(group)), mean_std(deltas), f"{base_lang(worst.lang)} {pts(worst.delta)}",
                      mean_std(devs) if devs else "–", times(statistics.fmean(sizes) if sizes else None),
                      times(statistics.median(speeds) if speeds else None), seed_counts(group)])
-    return table(["method", "languages", "test ΔF1, mean ± std over languages", "worst language",
-                  "dev ΔF1, mean ± std", "smaller", "faster at batch 1 (median)", "seeds per language"],
+    return table(["method", "languages", f"test Δ{label}, mean ± std over languages", "worst language",
+                  f"dev Δ{label}, mean ± std", "smaller", "faster at batch 1 (median)", "seeds per language"],
                  rows, right=(1, 2, 4, 5, 6))
 
 
@@ -582,6 +587,114 @@ def readme_table(atlas: list[Summary], students: list[Summary], langs: Iterable[
     return table(["", *langs], rows, right=range(1, len(langs) + 1))
 
 
+# --- the other tasks ----------------------------------------------------------------------------------
+
+TASK_MODELS = ("minilm", "me5s")  # the models every task atlas declares (configs/atlas-<task>-<model>.toml)
+
+
+def task_atlas_paths(bench: Path) -> list[tuple[str, str, Path]]:
+    """(task, model, CSV) of every task atlas but NER's (whose rows are ATLAS): the rows of
+    configs/atlas-<task>-<model>.toml are committed as docs/bench/atlas-<task>-<model>.csv."""
+    from ndogo.tasks import get_task, task_names
+
+    return [(name, model, bench / f"atlas-{name}-{model}.csv") for name in task_names()
+            if get_task(name).metric != DEFAULT_METRIC for model in TASK_MODELS]
+
+
+def task_costs(bench: Path) -> str:
+    """For each task and model: the same table as NER's (`method_costs`), in the task's metric, or what is
+    not run yet. A heading per task: this region is docs/tasks.md's body."""
+    from ndogo.tasks import get_task
+
+    parts: list[str] = []
+    headed: set[str] = set()
+    for name, model, path in task_atlas_paths(bench):
+        task = get_task(name)
+        if name not in headed:
+            headed.add(name)
+            parts.append(f"### {task.title}\n\n*{task.summary}*")
+        config = f"configs/atlas-{name}-{model}.toml"
+        if not path.is_file():
+            parts.append(f"**{model}**: no rows yet ([{config}](../{config}) declares them).")
+            continue
+        summaries = summarize(one_row_per_model(load_rows(path)))
+        corpora = list(dict.fromkeys(corpus_of(s) for s in summaries)) or ["–"]
+        parts.append(f"**{model}** on {', '.join(corpora)} (rows: [{path.name}](bench/{path.name}); "
+                     f"config: [{config}](../{config})):\n\n" + method_costs(summaries, model, corpora[0]))
+    return "\n\n".join(parts)
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):  # ties share the mean of their ranks
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman's rank correlation (Pearson's on ranks; statistics has no ranked mode before Python 3.12)."""
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    return statistics.correlation(_ranks(a), _ranks(b))
+
+
+def plain_lang(lang: str) -> str:
+    """The language a code names across corpora: SIB-200's hau_Latn is MasakhaNER's hau, swh_Latn is swa."""
+    from ndogo.data.leakage import LANGUAGE_ALIASES
+
+    base = base_lang(lang).split("_")[0]
+    return LANGUAGE_ALIASES.get(base, base)
+
+
+def cross_task_table(ner: list[Summary], bench: Path, model: str) -> str:
+    """One model's methods on every task: the mean test Δ over languages (dev Δ beside it, n languages), each in
+    its task's metric; then, for each task, how well a language's NER Δ ranks its Δ on that task (Spearman ρ
+    over the languages both measured, the methods both ran)."""
+    from ndogo.tasks import get_task
+
+    columns: list[tuple[str, list[Summary]]] = [(f"NER, {CORPORA['masakhaner']} (F1)",
+                                                 of_atlas(ner, model, CORPORA["masakhaner"]))]
+    for name, m, path in task_atlas_paths(bench):
+        if m == model and path.is_file():
+            task = get_task(name)
+            columns.append((f"{task.title} ({task.metric_label})", summarize(one_row_per_model(load_rows(path)))))
+    if len(columns) == 1:
+        return f"No task but NER has rows for {model} yet."
+    recipes = list(dict.fromkeys(s.recipe for _, group in columns for s in group if s.recipe != BASELINE))
+    rows = []
+    for recipe in recipes:
+        cells = []
+        for _, group in columns:
+            found = [s for s in group if s.recipe == recipe and s.delta is not None]
+            if not found:
+                cells.append("–")
+                continue
+            dev = [s.dev_delta for s in found if s.dev_delta is not None]
+            cells.append(f"{pts(statistics.fmean(s.delta for s in found if s.delta is not None))} / "
+                         f"{pts(statistics.fmean(dev)) if dev else '–'} ({len(found)})")
+        rows.append([f"`{recipe}`", *cells])
+    out = table(["method", *(f"{title}: test Δ / dev Δ (languages)" for title, _ in columns)], rows,
+                right=range(1, len(columns) + 1))
+    ner_by = {(plain_lang(s.lang), s.recipe): s.delta for s in columns[0][1]
+              if s.delta is not None and s.recipe != BASELINE}
+    corr = []
+    for title, group in columns[1:]:
+        pairs = [(ner_by[(plain_lang(s.lang), s.recipe)], s.delta) for s in group
+                 if s.delta is not None and (plain_lang(s.lang), s.recipe) in ner_by]
+        langs = {plain_lang(s.lang) for s in group if (plain_lang(s.lang), s.recipe) in ner_by}
+        rho = spearman([a for a, _ in pairs], [b for _, b in pairs])
+        corr.append([title, str(len(langs)), str(len(pairs)), "–" if rho is None else f"{rho:+.2f}"])
+    return out + "\n\n" + table(["task", "languages shared with NER", "(language, method) pairs",
+                                   "Spearman ρ of test Δ, NER against the task"], corr, right=(1, 2, 3))
+
+
 # --- the documents -------------------------------------------------------------------------------------
 
 
@@ -641,7 +754,7 @@ class Evidence:
 
 
 def builders(ev: Evidence) -> dict[str, dict[str, Callable[[], str]]]:
-    """Every generated region, by document and name."""
+    """Every generated region, by document and name (DOCUMENTS lists the documents)."""
     return {
         "docs/results.md": {
             "ship": ev.ship,
@@ -653,14 +766,20 @@ def builders(ev: Evidence) -> dict[str, dict[str, Callable[[], str]]]:
             "versus": lambda: versus_table(ev.summaries, ev.noise),
             "noise": ev.noise_line,
             "predictor": ev.predictor,
-            "evidence": lambda: evidence_table(ev.bench),
             "machines": lambda: machines_table(ev.bench),
-            "recipes": lambda: recipes_table(ev.summaries + ev.students),
+            "cross-task-minilm": lambda: cross_task_table(ev.summaries, ev.bench, "minilm"),
+            "cross-task-me5s": lambda: cross_task_table(ev.summaries, ev.bench, "me5s"),
         },
         "README.md": {"readme-results": lambda: readme_table(ev.summaries, ev.students)},
+        "docs/rows.md": {
+            "evidence": lambda: evidence_table(ev.bench),
+            "recipes": lambda: recipes_table(ev.summaries + ev.students),
+        },
+        "docs/tasks.md": {"task-costs": lambda: task_costs(ev.bench)},
     }
 
 
+DOCUMENTS = ("docs/results.md", "README.md", "docs/rows.md", "docs/tasks.md")
 REGION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 
