@@ -384,6 +384,12 @@ def test_lang_runs_some_of_the_languages_with_the_same_cell_ids(tmp_path: Path, 
     (corpus / "yor").rename(tmp_path / "yor-elsewhere")  # a corpus holding only the language asked for
     with pytest.raises(ConfigError, match="no language 'yor'"):
         load_sweep_config(path, str(corpus))
+    shutil.copytree(corpus / "hau", corpus / "new")  # a language no config names: its folder is enough
+    new = load_sweep_config(path, str(corpus), only=["new"])
+    assert new.languages == ["new"] and {c.lang for c in new.cells()} == {"new"}
+    assert {c.recipe.name for c in new.cells()} == {c.recipe.name for c in full.cells()}
+    with pytest.raises(ConfigError, match="no language 'swa' here; languages found: hau, new"):
+        load_sweep_config(path, str(corpus), only=["swa"])
     alone = load_sweep_config(path, str(corpus), only=["hau"])
     assert alone.languages == ["hau"]
     assert {c.id for c in alone.cells()} == {c.id for c in full.cells() if c.lang == "hau"}

@@ -21,7 +21,8 @@ def sweep(
     device: Annotated[str, typer.Option(help="Where cells train and evaluate: auto (CUDA when the cell has a GPU, else the CPU), cpu, cuda or cuda:N. A stage's own device option wins.")] = "auto",
     progress: Annotated[bool, typer.Option(help="Show the progress bar (a line per finished cell is always printed).")] = True,
     lang: Annotated[str | None, typer.Option(help="Only these of the config's languages (comma-separated, e.g. swa,yor), "
-                                             "to split a sweep over sessions; a cell's id and row do not change.")] = None,
+                                             "to split a sweep over sessions; a cell's id and row do not change. A language the config "
+                                             "does not list runs with its recipes and seeds when --data holds its folder.")] = None,
     recipe: Annotated[str | None, typer.Option(help="Only these of the config's recipes (comma-separated; the baseline "
                                                "comes along where they need it), e.g. to run one recipe beside a sweep "
                                                "in another --out.")] = None,

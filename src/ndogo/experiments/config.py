@@ -340,8 +340,9 @@ def load_sweep_config(path: str | Path, data: str | None = None, only: list[str]
 
     `data` (the --data option) wins over the config's `data`, which wins over
     $NDOGO_DATA and the hub's MasakhaNER. `only` (the --lang option) restricts the
-    grid to some of its languages, and the corpus need only hold those: a new
-    language's folder alone runs a seventeen-language config's cells for it.
+    grid to some of its languages, and the corpus need only hold those; a language the
+    config does not list runs with its recipes and seeds when a local corpus holds its
+    folder: a new language's directory alone runs a seventeen-language config's cells for it.
     With `this_machine` (all but a sweep on a Ray cluster, whose nodes may be
     larger), a cell may not ask for more CPUs or GPUs than this machine has:
     the cell would otherwise start and fail (torch's threads) or wait forever
@@ -371,6 +372,10 @@ def load_sweep_config(path: str | Path, data: str | None = None, only: list[str]
     data_value = resolve_data(data or top.data)
     if Path(data_value).expanduser().exists():
         data_value = str(Path(data_value).expanduser().resolve())
+        # A language the config does not list, whose folder the corpus holds, joins the grid with the
+        # config's recipes and seeds: a new language needs its directory, not an edited config.
+        # (A misspelt one has no folder, and lang_dir below names the languages there.)
+        languages += [x for x in only or [] if x not in languages]
         for lang in languages if only is None else [x for x in only if x in languages]:
             try:
                 lang_dir(Path(data_value), lang)
