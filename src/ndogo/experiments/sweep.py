@@ -347,7 +347,7 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
                     if row["cell_id"] in by_id and row.get("seconds"):
                         history.setdefault(cell_class(by_id[row["cell_id"]]), []).append(float(row["seconds"]))
                 console.print(f"sweep {config.name}: {len(todo)} cell(s) to run; each cell's full output (every "
-                              f"stage, dev F1 per epoch) goes to {logs}/<cell id>.log", highlight=False,
+                              f"stage, the dev score per epoch) goes to {logs}/<cell id>.log", highlight=False,
                               soft_wrap=True)
                 with Reporter(len(cells), skipped, parallel, console, show_progress, todo, history) as reporter:
                     if executor == "local":
