@@ -24,6 +24,7 @@ from ndogo.report.reference import (
     DOCUMENTS,
     cross_task_table,
     distillation,
+    far_students_table,
     fill,
     method_costs,
     one_row_per_model,
@@ -274,3 +275,24 @@ def test_task_atlases_are_tabled_in_their_metric_and_set_beside_ner(tmp_path: Pa
     # NER's order of losses (swa, hau, yor) is topic's on the three shared languages: ρ = +1
     assert "| Topic Classification (accuracy) | 3 | 3 | +1.00 |" in cross
     assert cross_task_table(summarize(ner), bench, "me5s") == "No task but NER has rows for me5s yet."
+
+
+def test_far_students_meet_their_target_only_on_three_languages_with_three_seeds(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    langs, seeds = ("hau", "swa", "yor"), (42, 1, 2)
+    rows = [row(lg, "baseline", s, 0.80, 0.80, 91e6, 40.0) for lg in langs for s in seeds]
+    # `small`: 20x smaller, 10x faster; dev losses 0.5, 0.5, 1.5 (mean 0.83, worst 1.5): met on dev;
+    # test loses 3 on yor: not met on test
+    dev_loss = {"hau": 0.005, "swa": 0.005, "yor": 0.015}
+    test_loss = {"hau": 0.0, "swa": 0.0, "yor": 0.03}
+    rows += [row(lg, "small", s, 0.80 - test_loss[lg], 0.80 - dev_loss[lg], 4.55e6, 4.0,
+                 spec="distill:mode=task,student_layers=3") for lg in langs for s in seeds]
+    rows += [row("hau", "one-language", 42, 0.80, 0.80, 4.55e6, 4.0, spec="distill:mode=task,student_layers=2")]
+    write_csv(bench / "students-far-minilm.csv", rows)
+    text = far_students_table(bench, "minilm")
+    small = next(line for line in text.splitlines() if line.startswith("| `small`"))
+    assert "| 20.00× | 10.00× |" in small and small.endswith("| -0.83 | -1.00 | yes / no |")
+    lone = next(line for line in text.splitlines() if line.startswith("| `one-language`"))
+    assert lone.endswith("not yet: 1 of 3 languages, seeds 1 |")
+    assert far_students_table(bench, "me5s").startswith("**me5s**: no rows yet")

@@ -695,6 +695,69 @@ def cross_task_table(ner: list[Summary], bench: Path, model: str) -> str:
                                    "Spearman ρ of test Δ, NER against the task"], corr, right=(1, 2, 3))
 
 
+# --- far smaller students ------------------------------------------------------------------------------
+
+FAR_STUDENTS = {"minilm": "students-far-minilm.csv", "me5s": "students-far-me5s.csv"}
+FAR_TARGETS = {"minilm": (16.0, 8.0), "me5s": (32.0, 10.0)}  # (× smaller, × faster at batch 1): issue #39's
+
+
+def _meets(deltas: list[float], n: int) -> bool:
+    """#39's F1 rule on one split: every language measured, mean loss at most 1 point, none over 2."""
+    return len(deltas) == n and statistics.fmean(deltas) >= -1.0 and min(deltas) >= -2.0
+
+
+def far_students_table(bench: Path, model: str) -> str:
+    """Each candidate chain of configs/students-far-<model>.toml: size and speed against the fp32 baseline (batch 1
+    and batch 32), dev and test Δ per language (mean ± std over seeds, n) and their mean over the languages
+    measured, and whether it meets the targets on dev (the choice) and on test: only once it has three seeds on
+    each of the target's three languages (before that, what is missing)."""
+    path = bench / FAR_STUDENTS[model]
+    config = f"configs/students-far-{model}.toml"
+    if not path.is_file():
+        return f"**{model}**: no rows yet ([{config}](../{config}) declares the candidates)."
+    summaries = summarize(one_row_per_model(load_rows(path)))
+    langs = list(README_LANGS)  # the target's languages, measured or not
+    bases = {s.lang: s for s in summaries if s.recipe == BASELINE}
+    smaller, faster = FAR_TARGETS[model]
+    rows = []
+    for recipe in dict.fromkeys(s.recipe for s in summaries if s.recipe != BASELINE):
+        by = {s.lang: s for s in summaries if s.recipe == recipe}
+        cells = []
+        for lang in langs:
+            x = by.get(lang)
+            cells.append("–" if x is None or x.delta is None else
+                         f"{pts(x.dev_delta)} / {pts(x.delta)}" + (f" ± {x.delta_std:.2f}" if len(x.f1) > 1 else "")
+                         + f", n={len(x.f1)}")
+        found = [by[lg] for lg in langs if lg in by and by[lg].delta is not None]
+        size = statistics.fmean(x.size_x for x in found if x.size_x) if any(x.size_x for x in found) else None
+        b1 = statistics.median(x.speedup_b1 for x in found if x.speedup_b1) if any(
+            x.speedup_b1 for x in found) else None
+        b32 = [x.throughput_b32 / bases[x.lang].throughput_b32 for x in found
+               if x.throughput_b32 and x.lang in bases and bases[x.lang].throughput_b32]
+        dev = [x.dev_delta for x in found if x.dev_delta is not None]
+        test = [x.delta for x in found if x.delta is not None]
+        complete = len(found) == len(langs) and all(len(x.f1) >= 3 for x in found)  # three seeds a language
+        fast = size is not None and b1 is not None and size >= smaller and b1 >= faster
+        if complete:
+            verdict = f"{'yes' if fast and _meets(dev, len(langs)) else 'no'} / " \
+                      f"{'yes' if fast and _meets(test, len(langs)) else 'no'}"
+        else:
+            fewest = min((len(x.f1) for x in found), default=0)
+            verdict = f"not yet: {len(found)} of {len(langs)} languages, seeds {fewest}"
+        rows.append([f"`{recipe}`", times(size), times(b1), times(statistics.median(b32) if b32 else None), *cells,
+                     pts(statistics.fmean(dev)) if dev else "–", pts(statistics.fmean(test)) if test else "–",
+                     verdict])
+    teacher = ", ".join(f"{lg} {pts(100 * bases[lg].f1_mean, False)} "
+                        f"(dev {pts(100 * (bases[lg].dev_f1_mean or 0), False)})" for lg in langs if lg in bases)
+    head = (f"**{model}** (rows: [{path.name}](bench/{path.name}); candidates declared in [{config}](../{config}); "
+            f"target: at least {smaller:g}× smaller and {faster:g}× faster at batch 1, mean loss at most 1 point "
+            f"and no language over 2, on dev and on test). Teacher F1, test (dev): {teacher}.")
+    return head + "\n\n" + table(
+        ["chain", "smaller", "faster, batch 1 (median)", "faster, batch 32 (median)",
+         *(f"{lg}: dev Δ / test Δ" for lg in langs), "mean dev Δ", "mean test Δ", "target met: dev / test"],
+        rows, right=range(1, len(langs) + 6))
+
+
 # --- the documents -------------------------------------------------------------------------------------
 
 
@@ -776,10 +839,11 @@ def builders(ev: Evidence) -> dict[str, dict[str, Callable[[], str]]]:
             "recipes": lambda: recipes_table(ev.summaries + ev.students),
         },
         "docs/tasks.md": {"task-costs": lambda: task_costs(ev.bench)},
+        "docs/students.md": {f"far-{m}": (lambda m=m: far_students_table(ev.bench, m)) for m in FAR_STUDENTS},
     }
 
 
-DOCUMENTS = ("docs/results.md", "README.md", "docs/rows.md", "docs/tasks.md")
+DOCUMENTS = ("docs/results.md", "README.md", "docs/rows.md", "docs/tasks.md", "docs/students.md")
 REGION = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 
