@@ -10,16 +10,19 @@ from typing import Annotated
 
 import typer
 
-from ndogo.commands._common import quiet_libraries, user_errors
+from ndogo.commands._common import quiet_libraries, split_langs, user_errors
 
 
 @user_errors
 def recommend(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite), or a CSV of its rows "
                                                    "(e.g. the committed docs/bench/atlas-minilm.csv).")],
-    lang: Annotated[str | None, typer.Option(help="The language to ship (required, but with --check-cost-model).", show_default=False)] = None,
-    max_f1_drop: Annotated[float | None, typer.Option(help="Largest loss against the fine-tuned baseline you accept, in points of the rows' headline metric: F1 for NER, accuracy for POS and topic, macro-F1 for sentiment (1 = 0.01 F1; required, but with --check-cost-model).", show_default=False)] = None,
-    optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1).")] = "size",
+    lang: Annotated[str | None, typer.Option(help="The language to ship, or several comma-separated (hau,swa,yor) to choose ONE recipe for all of them (required, but with --check-cost-model).", show_default=False)] = None,
+    max_f1_drop: Annotated[float | None, typer.Option(help="Largest loss against the fine-tuned baseline you accept, in points of the rows' headline metric: F1 for NER, accuracy for POS and topic, macro-F1 for sentiment (1 = 0.01 F1; with several languages, their mean loss; required, but with --check-cost-model).", show_default=False)] = None,
+    max_worst_drop: Annotated[float | None, typer.Option(help="The largest loss any one language may have, in the same points: with several languages --max-f1-drop bounds their mean, this each of them. Default: no limit.", show_default=False)] = None,
+    min_smaller: Annotated[float | None, typer.Option(help="Only recipes at least this many times smaller on disk than the same model's baseline (in every language asked for); one not measured is left out.", show_default=False)] = None,
+    min_faster: Annotated[float | None, typer.Option(help="Only recipes at least this many times faster than the same model's baseline at batch 1 (in every language asked for); one not measured is left out.", show_default=False)] = None,
+    optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1); with several languages, its mean over them.")] = "size",
     model: Annotated[str | None, typer.Option(help="Only this model of the sweep (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     split: Annotated[str, typer.Option(help="Which split's F1 the budget is read on: dev (the default; test is only reported) or test (for rows measured before dev F1 was recorded; the output says so).")] = "dev",
@@ -46,6 +49,17 @@ def recommend(
 
       ndogo recommend runs/sweeps/quickstart --lang hau --max-f1-drop 1 --optimize latency
 
+    With several languages, one recipe for all of them: its mean dev loss over the languages is
+    within --max-f1-drop, no language loses more than --max-worst-drop, and --min-smaller and
+    --min-faster hold in every language; each language's numbers (dev and test Δ ± std over
+    seeds, size and speed-up) are shown, with the mean, and where test breaks what dev met:
+
+      ndogo recommend docs/bench/students-far-minilm.csv --lang hau,swa,yor --max-f1-drop 1 --max-worst-drop 2 \\
+          --min-smaller 16 --min-faster 8
+
+    When nothing qualifies, the error names the constraint that removed the last candidates and
+    the closest one (its loss, size and speed): the frontier, not just "nothing".
+
     A language the atlas never ran, predicted from its committed rows (both corpora's languages):
 
       ndogo recommend docs/bench/atlas-minilm.csv --also docs/bench/atlas-mnr2.csv --lang xho \\
@@ -61,7 +75,9 @@ def recommend(
           --check-cost-model --data ../shared/data/masakhaner --csv docs/bench/cost-model-loo.csv
     """
     if check_cost_model:
-        given = [n for n, v in (("--lang", lang), ("--max-f1-drop", max_f1_drop), ("--ship", ship)) if v is not None]
+        given = [n for n, v in (("--lang", lang), ("--max-f1-drop", max_f1_drop), ("--ship", ship),
+                                ("--max-worst-drop", max_worst_drop), ("--min-smaller", min_smaller),
+                                ("--min-faster", min_faster)) if v is not None]
         if given:
             raise ValueError(f"{given[0]}: --check-cost-model checks the cost model on the rows' own languages; "
                              "it chooses nothing for one")
@@ -79,13 +95,19 @@ def recommend(
     if lang is None or max_f1_drop is None:
         raise ValueError(f"{'--lang' if lang is None else '--max-f1-drop'}: required to choose a recipe "
                          "(e.g. --lang hau --max-f1-drop 1)")
+    several = len(split_langs(lang)) > 1
+    lang = lang if several else split_langs(lang)[0]
+    if several and ship is not None:
+        raise ValueError(f"--ship: a bundle is one language's model, and --lang names {len(split_langs(lang))}; "
+                         "rerun with one --lang (the chosen recipe, for that language) to ship it")
     from ndogo.report.recommend import format_recommendation
     from ndogo.report.recommend import recommend as pick
 
     try:
-        choice = pick(directory, lang, max_f1_drop, optimize, model, split, also or ())
+        choice = pick(directory, lang, max_f1_drop, optimize, model, split, also or (),
+                      max_worst_drop=max_worst_drop, min_smaller=min_smaller, min_faster=min_faster)
     except ValueError as err:
-        if "no finished cells for language" not in str(err):
+        if several or "no finished cells for language" not in str(err):  # several: no prediction, name the gap
             raise
         typer.echo(predicted_costs(directory, lang, max_f1_drop, model, data, as_json, rows_data, also or ()))
         return
