@@ -356,3 +356,19 @@ def test_data_stats_counts_what_each_task_annotates(name: str, counted: str, sam
     else:
         assert train["entities"] == train["sentences"]  # a label per text
     assert not stats["unreadable"]
+
+
+def test_language_facts_read_every_tasks_corpus(corpora: dict[str, tuple[Path, str]]) -> None:
+    """`ndogo data stats --facts` (the facts the atlases are read against) reads a POS or topic corpus with its
+    task's reader: its sentences and words, the tokenizer's fertility, the script from SIB-200's code."""
+    from ndogo.report.facts import language_facts_rows
+
+    for name in ("pos", "topic"):
+        root, lang = corpora[name]
+        task = get_task(name)
+        train = task.load(str(root), lang, ("train",)).splits["train"]
+        (row,) = language_facts_rows(root, ["minilm"], [lang])
+        assert row["train_sentences"] == len(train) > 0
+        assert row["train_tokens"] == sum(len(x.tokens) for x in train)
+        assert row["train_entities"] == 0 and 1.0 <= row["fertility_test"] < 5.0
+        assert row["script"] == ("Latin" if name == "pos" else {"Latn": "Latin"}[lang.split("_")[1]])

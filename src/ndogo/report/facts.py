@@ -18,6 +18,14 @@ from ndogo.experiments.store import base_lang
 from ndogo.report.summary import BASELINE, ordered
 
 SCRIPTS = {"amh": "Ge'ez"}  # every other MasakhaNER language is written in Latin script
+# SIB-200's codes carry their ISO 15924 script (hau_Latn, amh_Ethi, tzm_Tfng)
+SCRIPT_CODES = {"Latn": "Latin", "Ethi": "Ge'ez", "Arab": "Arabic", "Tfng": "Tifinagh"}
+
+
+def script_of(lang: str) -> str:
+    """The script a language code's text is written in: its ISO 15924 suffix where it has one."""
+    code = lang.split("_")[1] if "_" in lang else ""
+    return SCRIPT_CODES.get(code, code) if code else SCRIPTS.get(lang, "Latin")
 
 
 def language_facts_rows(root: str | Path, tokenizers: list[str], langs: list[str] | None = None,
@@ -32,11 +40,11 @@ def language_facts_rows(root: str | Path, tokenizers: list[str], langs: list[str
     `ndogo report --facts` shows beside the atlas and the cost model reads results against.
     """
     from ndogo.compress.trim import TrimConfig, trimmed_tokenizer
-    from ndogo.data.corpus import load_local
     from ndogo.data.stats import directory_stats
     from ndogo.data.tokenization import resplit_share, tokenizer_facts
     from ndogo.experiments.store import corpus_name
     from ndogo.models.loading import load_tokenizer
+    from ndogo.tasks import resolve_task
 
     trims = trims or {}
     unknown = sorted(set(trims) - set(tokenizers))
@@ -45,20 +53,25 @@ def language_facts_rows(root: str | Path, tokenizers: list[str], langs: list[str
                          f"({', '.join(tokenizers) or 'none given'})")
     root = Path(root)
     corpus_of_rows = corpus_name(str(root.resolve()))
-    stats = directory_stats(root, langs)
     loaded = {name: load_tokenizer(name) for name in tokenizers}
+    if langs is None:
+        langs = sorted(p.name for p in root.iterdir() if p.is_dir())
     rows = []
-    for lang, entry in stats.items():
-        train = entry["splits"].get("train", {})
-        splits = load_local(root, lang, ("train", "test"))
+    for lang in langs:
+        # any task's corpus: the words of its sentences or texts are what a tokenizer reads
+        task = resolve_task(None, root, lang)
+        splits = task.load(root, lang, ("train", "test"))
         words = {s: [x.tokens for x in splits.splits.get(s, [])] for s in ("train", "test")}
+        train = {"sentences": len(words["train"]), "tokens": sum(len(w) for w in words["train"])}
+        if task.output == "entities":  # entity counts (and NER's numbers exactly as before) from the CoNLL stats
+            train = directory_stats(root, [lang])[lang]["splits"].get("train", {})
         for name, tok in loaded.items():
             facts = tokenizer_facts(tok, words["train"], words["test"])
             if name in trims:
                 trimmed = trimmed_tokenizer(tok, TrimConfig(lang=lang, data=str(root), corpus=corpus,
                                                             other_langs=True, keep=trims[name]))
                 facts["resplit_words_test"] = resplit_share(tok, trimmed, words["test"])
-            rows.append({"lang": lang, "corpus": corpus_of_rows, "script": SCRIPTS.get(lang, "Latin"),
+            rows.append({"lang": lang, "corpus": corpus_of_rows, "script": script_of(lang),
                          "train_sentences": train.get("sentences", 0), "train_tokens": train.get("tokens", 0),
                          "train_entities": train.get("entities", 0),
                          "entities_per_100_tokens": round(100 * train.get("entities", 0)
