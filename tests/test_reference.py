@@ -28,6 +28,7 @@ from ndogo.report.reference import (
     fill,
     method_costs,
     one_row_per_model,
+    parallel_table,
     pick_all,
     readme_table,
     regenerate,
@@ -296,3 +297,33 @@ def test_far_students_meet_their_target_only_on_three_languages_with_three_seeds
     lone = next(line for line in text.splitlines() if line.startswith("| `one-language`"))
     assert lone.endswith("not yet: 1 of 3 languages, seeds 1 |")
     assert far_students_table(bench, "me5s").startswith("**me5s**: no rows yet")
+
+
+def test_sib_languages_are_ordered_and_ranked_against_their_fertility(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    columns = ["cell_id", "model", "lang", "recipe", "recipe_spec", "start", "seed", "status", "split", "task",
+               "metric", "f1", "accuracy", "dev_accuracy", "macro_f1", "data", "path"]
+    langs = {"hau_Latn": (0.60, 1.9, -0.02), "swh_Latn": (0.70, 1.5, -0.01), "amh_Ethi": (0.40, 2.4, -0.05)}
+    rows = []
+    for lang, (acc, _, loss) in langs.items():
+        for recipe, value in (("baseline", acc), ("dynamic-int8", acc + loss)):
+            rows.append({"cell_id": f"{lang}-{recipe}", "model": "minilm", "lang": lang, "recipe": recipe,
+                         "recipe_spec": "" if recipe == "baseline" else "quantize:method=dynamic-int8",
+                         "start": "finetuned", "seed": 42, "status": "done", "split": "test", "task": "topic",
+                         "metric": "accuracy", "accuracy": value, "dev_accuracy": value,
+                         "data": "../shared/data/sib200", "path": f"/runs/{lang}-{recipe}"})
+    with (bench / "atlas-topic-minilm.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    with (bench / "sib-facts.csv").open("w", encoding="utf-8", newline="") as handle:
+        handle.write("lang,corpus,script,train_sentences,tokenizer,fertility_test\n")
+        handle.writelines(f"{lang},sib200,Latin,701,minilm,{fert}\n" for lang, (_, fert, _) in langs.items())
+    text = parallel_table(bench, "minilm")
+    lines = text.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:5]] == ["| swh_Latn", "| hau_Latn", "| amh_Ethi"]  # by dev
+    assert "| amh_Ethi | 2.40 | 40.00 (dev 40.00) | -5.00 |" in text
+    # the more sub-words per word, the larger the loss: ρ = −1; the better the baseline, the smaller: ρ = +1
+    assert "| `dynamic-int8` | 3 | -1.00 | +1.00 |" in text
+    assert parallel_table(bench, "me5s") == "No SIB-200 rows for me5s yet."

@@ -695,6 +695,49 @@ def cross_task_table(ner: list[Summary], bench: Path, model: str) -> str:
                                    "Spearman ρ of test Δ, NER against the task"], corr, right=(1, 2, 3))
 
 
+PARALLEL_FACTS = "sib-facts.csv"  # `ndogo data stats ../shared/data/sib200 --facts --tokenizer minilm --tokenizer me5s`
+
+
+def parallel_table(bench: Path, model: str) -> str:
+    """The task atlas whose corpus is SIB-200 (the same FLORES-200 sentences in every language, so only the
+    language differs): per language, the model tokenizer's sub-words per word, the baseline's score and each
+    method's test Δ, ordered by the baseline's dev score; then how each method's Δ ranks with fertility and with
+    the baseline's score (Spearman ρ over the languages)."""
+    from ndogo.report.facts import read_facts
+
+    found = [(name, path) for name, m, path in task_atlas_paths(bench) if m == model and path.is_file()]
+    summaries: list[Summary] = []
+    for _, path in found:
+        rows = [r for r in load_rows(path) if corpus_name(r.get("data")) == "sib200"]
+        summaries += summarize(one_row_per_model(rows))
+    if not summaries:
+        return f"No SIB-200 rows for {model} yet."
+    facts_path = bench / PARALLEL_FACTS
+    fertility = {f["lang"]: float(f["fertility_test"]) for f in read_facts([facts_path])
+                 if f["tokenizer"] == model} if facts_path.is_file() else {}
+    bases = sorted((s for s in summaries if s.recipe == BASELINE), key=lambda s: -(s.dev_f1_mean or 0.0))
+    recipes = list(dict.fromkeys(s.recipe for s in summaries if s.recipe != BASELINE))
+    by = {(s.lang, s.recipe): s for s in summaries}
+    label = bases[0].metric_label if bases else "score"
+    rows = []
+    for b in bases:
+        cells = [pts(by[(b.lang, r)].delta) if (b.lang, r) in by else "–" for r in recipes]
+        rows.append([b.lang, f"{fertility[b.lang]:.2f}" if b.lang in fertility else "–",
+                     f"{b.f1_text()} (dev {pts(100 * (b.dev_f1_mean or 0.0), False)})", *cells])
+    out = table(["language", "sub-words / word", f"baseline {label}, test (dev)", *(f"`{r}`" for r in recipes)],
+                rows, right=range(1, len(recipes) + 3))
+    corr = []
+    for r in recipes:
+        pairs = [(by[(b.lang, r)].delta, b) for b in bases if (b.lang, r) in by and by[(b.lang, r)].delta is not None]
+        fert = [(d, fertility[b.lang]) for d, b in pairs if b.lang in fertility]
+        rho_f = spearman([d for d, _ in fert], [f for _, f in fert])
+        rho_b = spearman([d for d, _ in pairs], [b.dev_f1_mean or 0.0 for _, b in pairs])
+        corr.append([f"`{r}`", str(len(pairs)), "–" if rho_f is None else f"{rho_f:+.2f}",
+                     "–" if rho_b is None else f"{rho_b:+.2f}"])
+    return out + "\n\n" + table(["method", "languages", "ρ(Δ, sub-words per word)", f"ρ(Δ, baseline dev {label})"],
+                                  corr, right=(1, 2, 3))
+
+
 # --- far smaller students ------------------------------------------------------------------------------
 
 FAR_STUDENTS = {"minilm": "students-far-minilm.csv", "me5s": "students-far-me5s.csv"}
@@ -838,7 +881,8 @@ def builders(ev: Evidence) -> dict[str, dict[str, Callable[[], str]]]:
             "evidence": lambda: evidence_table(ev.bench),
             "recipes": lambda: recipes_table(ev.summaries + ev.students),
         },
-        "docs/tasks.md": {"task-costs": lambda: task_costs(ev.bench)},
+        "docs/tasks.md": {"task-costs": lambda: task_costs(ev.bench),
+                          **{f"parallel-{m}": (lambda m=m: parallel_table(ev.bench, m)) for m in TASK_MODELS}},
         "docs/students.md": {f"far-{m}": (lambda m=m: far_students_table(ev.bench, m)) for m in FAR_STUDENTS},
     }
 
