@@ -156,3 +156,14 @@ def test_layer_losses_fall_in_training_and_are_recorded(tiny_model: Path, tiny_c
         losses.append((hidden_state_loss(s.hidden_states, t.hidden_states, [1], mask, None).item(),
                        attention_loss(s.attentions, t.attentions, [1], mask).item()))
     assert losses[1][0] < losses[0][0] and losses[1][1] < losses[0][1], losses
+
+
+def test_a_folder_without_the_language_adds_nothing_and_says_so(tmp_path: Path) -> None:
+    # a language nobody collected raw text for (a new SIB-200 or MasakhaPOS language) still distils: the pool
+    # folder adds no sentence and the record names it; a file named outright must exist
+    (tmp_path / "hau.txt").write_text("Labari na farko game da Kano da Abuja .\n", encoding="utf-8")
+    sentences, read = read_unlabeled([tmp_path], "som_Latn", [])
+    assert sentences == [] and read["missing"] == [str(tmp_path.resolve())] and read["sentences"] == 0
+    assert "missing" not in read_unlabeled([tmp_path], "hau", [])[1]
+    with pytest.raises(FileNotFoundError, match="no raw text for 'som_Latn'"):
+        read_unlabeled([tmp_path / "som.txt"], "som_Latn", [])

@@ -77,13 +77,23 @@ def read_unlabeled(sources: Sequence[str | Path], lang: str, held_out: Sequence[
     """Sentences of the raw text in `sources`, without the lines that hold a `held_out` sentence.
 
     Returns the sentences (the first `limit`, in file order) and what was read:
-    files, lines, lines dropped for leakage, sentences.
+    files, lines, lines dropped for leakage, sentences, and `missing`: the folders
+    that hold no text for `lang`.
+
+    A folder is a pool of languages: one that has no `<lang>.txt` adds nothing (the
+    student then learns from the gold set and whatever the other sources give, and
+    the record says so), so that a recipe with teacher-labelled text still runs on a
+    language nobody collected raw text for. A file named outright must exist.
     """
     lines: list[str] = []
     files = []
+    missing = []
     for source in sources:
         path = text_path(source, lang)
         if not path.is_file():
+            if Path(source).is_dir():
+                missing.append(str(Path(source).resolve()))
+                continue
             raise FileNotFoundError(f"{path}: no raw text for {lang!r} (give a text file, or a folder of <lang>.txt)")
         files.append(str(path.resolve()))
         lines += [line.strip() for line in decode(path).split("\n") if line.strip()]
@@ -92,8 +102,11 @@ def read_unlabeled(sources: Sequence[str | Path], lang: str, held_out: Sequence[
     if limit is not None:
         sentences = sentences[:limit]
     digest = hashlib.sha256(json.dumps(sentences, ensure_ascii=False).encode()).hexdigest()[:16]
-    return sentences, {"files": files, "lines": len(lines), "dropped_eval_lines": dropped,
-                       "sentences": len(sentences), "sha256": digest}
+    record = {"files": files, "lines": len(lines), "dropped_eval_lines": dropped,
+              "sentences": len(sentences), "sha256": digest}
+    if missing:
+        record["missing"] = missing
+    return sentences, record
 
 
 def teacher_label(runner: Any, sentences: list[list[str]], cache: Path, batch_size: int = 32,

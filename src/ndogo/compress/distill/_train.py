@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -606,6 +607,10 @@ def _teacher_labelled(teacher_name: str, out: Path, config: DistillConfig,
         held_out += eval_sentences([*corpora_beside(config.data or ""), *config.exclude_eval], corpus.lang)
         limit = None if config.unlabeled_limit is None else max(config.unlabeled_limit // len(corpora), 1)
         found, read[corpus.lang] = read_unlabeled(config.unlabeled, corpus.lang, held_out, limit)
+        for folder in read[corpus.lang].get("missing", []):
+            # said, and recorded in the row (distill.unlabeled.<lang>.missing), never silently skipped
+            sys.stderr.write(f"note: {folder} has no raw text for {corpus.lang!r}: the student learns from "
+                             "the training set and the other sources alone\n")
         sentences += found
     out.mkdir(parents=True, exist_ok=True)
     from ndogo.models.runner import on_device
