@@ -608,7 +608,7 @@ def _teacher_labelled(teacher_name: str, out: Path, config: DistillConfig,
         limit = None if config.unlabeled_limit is None else max(config.unlabeled_limit // len(corpora), 1)
         found, read[corpus.lang] = read_unlabeled(config.unlabeled, corpus.lang, held_out, limit)
         for folder in read[corpus.lang].get("missing", []):
-            # said, and recorded in the row (distill.unlabeled.<lang>.missing), never silently skipped
+            # said, and recorded in the model's ndogo.json (data.unlabeled.<lang>.missing), never silently skipped
             sys.stderr.write(f"note: {folder} has no raw text for {corpus.lang!r}: the student learns from "
                              "the training set and the other sources alone\n")
         sentences += found
