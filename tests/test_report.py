@@ -710,3 +710,179 @@ def test_the_rebuild_line_of_csv_rows_names_the_baseline_it_starts_from(tmp_path
             for recipe, spec, f1, size in (("baseline", "", 0.80, 90), ("int8", "quantize:method=onnx-int8", 0.80, 23))]
     choice = recommend(write_csv(rows, tmp_path / "rows.csv"), "hau", 1.0)
     assert choice["command"].startswith("ndogo compress '<the fine-tuned minilm baseline for hau>' --recipe")
+
+
+
+def task_row(task: str, lang: str, recipe: str, spec: str, seed: int, score: float, size: float, latency: float,
+             data: str) -> dict:
+    """A row of another task beside the NER rows of `fake_row`: its headline is `score` in its task's metric
+    (f1 for a task this version does not know), its corpus `data`, its labels not entity types."""
+    from ndogo.tasks import get_task, task_names
+
+    metric = get_task(task).metric if task in task_names() else "f1"
+    row = fake_row(lang, recipe, spec, seed, 0.0, size, latency, 0.0)
+    return {**row, "cell_id": f"{task}-{lang}-{recipe}-{seed}", "task": task, "metric": metric,
+            "f1": None, "dev_f1": None, "precision": None, "recall": None,
+            metric: score, f"dev_{metric}": score,
+            "per_type": {"sports": {"f1": score}, "health": {"f1": score}}, "data": data}
+
+
+def add_rows(sweep: Path, task: str, scores: dict[str, float], data: str) -> Path:
+    """Two seeds of baseline, p50 and p90 on each language of `scores` (the baseline's score; p50 10 points
+    below, p90 15), of the same recipe names as the NER sweep: a table or an average that mixed them shows it."""
+    store = Store(sweep)
+    for lang, score in scores.items():
+        for seed in (1, 2):
+            store.put(task_row(task, lang, "baseline", "", seed, score, 91.0, 12.0, data))
+            store.put(task_row(task, lang, "p50", "prune:sparsity=0.5", seed, score - 0.10, 51.0, 11.0, data))
+            store.put(task_row(task, lang, "p90", "prune:sparsity=0.9", seed, score - 0.15, 21.0, 10.0, data))
+    store.close()
+    return sweep
+
+
+@pytest.fixture
+def two_tasks(sweep_dir: Path) -> Path:
+    """The NER sweep (hau and swa, F1 near 0.78) with SIB-200 topic rows (hau_Latn and yor_Latn, accuracy
+    near 0.30) added."""
+    return add_rows(sweep_dir, "topic", {"hau_Latn": 0.30, "yor_Latn": 0.20}, "../shared/data/sib200")
+
+
+def section(md: str, title: str) -> str:
+    """The text of one `## title` section of results.md, up to the next `## ` heading."""
+    return md.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_a_report_of_two_tasks_gives_each_task_its_own_section(two_tasks: Path, tmp_path: Path) -> None:
+    """NER rows and topic rows in one report: a section per task (NER first), each with its own tables,
+    averages and plots; "beside the study" counts the NER rows only, and says so."""
+    from ndogo.tasks import get_task
+
+    files = write_report(two_tasks, tmp_path / "report")
+    md = (tmp_path / "report" / "results.md").read_text()
+    ner, topic = (f"{get_task(name).title} — {get_task(name).metric_label}" for name in ("ner", "topic"))
+    assert ner == "Named Entity Recognition — F1" and topic == "Topic Classification — accuracy"
+    assert md.index(f"\n## {ner}\n") < md.index(f"\n## {topic}\n") < md.index("\n## Every task\n")
+    first, second = section(md, ner), section(md, topic)
+    assert "test score" not in md  # no table of two metrics
+    # each average is its own task's: NER's as in a report of its rows alone, topic's (30 + 20) / 2 = 25
+    assert "### test F1 per language and method" in first
+    assert "| hau | 80.00 ± 1.41 | 79.00 ± 1.41 (−1.00) | 62.00 ± 2.83 (−18.00) | 78.00 ± 0.71 (−2.00) |" in first
+    assert "| **average** | **77.50** | **76.50 (−1.00)** |" in first
+    assert "### test accuracy per language and method" in second
+    assert "| **average** | **25.00** | **15.00 (−10.00)** | **10.00 (−15.00)** |" in second
+    assert "_Latn" not in first and "| hau |" not in second and "| swa |" not in second
+    # each task's languages on its own first corpus: no "@masakhaner" or "@sib200" marks across tasks
+    assert "@" not in md
+    assert "| hau_Latn | 91.0 | 51.0 (1.78× smaller) |" in second  # size and latency per task too
+    # the study measured entity F1: its table is NER's, over NER's two languages, and says what it leaves out
+    assert md.count("### beside the study") == 1 and "### beside the study" in first
+    assert "| p50 | 2 | -1.00 [-1.00 … -1.00] |" in first
+    assert "Named Entity Recognition rows only" in first and "rows of Topic Classification are not counted" in first
+    assert "### F1 per entity type" in first and "### F1 per label" in second
+    assert "| PER |" not in second.replace(" ", "") and "sports" not in first
+    assert "ValueError: no method x" in section(md, "Every task")  # the failed cell, under neither task
+    # "what to ship": a line per task and language, each chosen in its own metric
+    ship = md.split("### What to ship\n", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"- Named Entity Recognition, hau: ship minilm/\S+ .*; F1 dev ", ship)
+    assert re.search(r"- Topic Classification, hau_Latn: ship minilm/\S+ .*; accuracy dev ", ship)
+    assert ship.count("\n- ") == 4
+    # plots per task, each in its own section
+    plots = {p.name for p in files if p.suffix == ".png"}
+    assert plots == {f"{kind}_{task}.png" for task in ("ner", "topic")
+                     for kind in ("f1_vs_sparsity", "f1_vs_size", "f1_vs_latency", "atlas_minilm")}
+    assert "![f1_vs_size_ner](f1_vs_size_ner.png)" in first and "![f1_vs_size_topic](f1_vs_size_topic.png)" in second
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert f"<h2>{html.escape(ner)}</h2>" in page and f"<h2>{html.escape(topic)}</h2>" in page
+    assert page.index(f"<h2>{html.escape(ner)}</h2>") < page.index('alt="f1_vs_size_ner"') \
+        < page.index(f"<h2>{html.escape(topic)}</h2>") < page.index('alt="f1_vs_size_topic"')
+    assert page.count('src="data:image/png;base64,') == 8 and "<h2>Plots</h2>" not in page
+
+
+def test_one_language_code_in_two_tasks_is_two_languages(sweep_dir: Path, tmp_path: Path) -> None:
+    """MasakhaPOS and MasakhaNER share their codes: POS rows on hau beside NER rows on hau are summarized,
+    compared with their own baseline and shipped apart, each as plain "hau" in its own section."""
+    from ndogo.tasks import get_task
+
+    add_rows(sweep_dir, "pos", {"hau": 0.90}, "../shared/data/masakhapos")
+    write_report(sweep_dir, tmp_path / "report")
+    md = (tmp_path / "report" / "results.md").read_text()
+    ner, pos = (f"{get_task(name).title} — {get_task(name).metric_label}" for name in ("ner", "pos"))
+    first, second = section(md, ner), section(md, pos)
+    assert "| hau | 80.00 ± 1.41 | 79.00 ± 1.41 (−1.00) | 62.00 ± 2.83 (−18.00) | 78.00 ± 0.71 (−2.00) |" in first
+    assert "| hau | 90.00 ± 0.00 | 80.00 ± 0.00 (−10.00) | 75.00 ± 0.00 (−15.00) |" in second
+    assert "@" not in md
+    ship = md.split("### What to ship\n", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"- Named Entity Recognition, hau: ship minilm/\S+ .*; F1 dev ", ship)
+    assert re.search(rf"- {get_task('pos').title}, hau: ship minilm/baseline .*; accuracy dev ", ship)
+    code, out = cli("report", str(sweep_dir), "--table", "--pivot")
+    assert code == 0, out
+    assert "| hau | 80.00 | -1.00 | -18.00 | -2.00 |" in out.split(f"### {pos}")[0]
+    assert "| hau | 90.00 | -10.00 | -15.00 |" in out.split(f"### {pos}")[1]
+
+
+
+def test_a_cell_not_measured_is_of_the_task_measured_on_its_corpus(tmp_path: Path) -> None:
+    """A running or failed cell records no task (it is known once its model is scored): one of SIB-200 stored
+    first is topic's, as its corpus's measured rows are, so NER's first corpus is still MasakhaNER's and
+    its hau stays "hau" (not "hau@masakhaner", as if NER rows had been measured on SIB-200)."""
+    store = Store(tmp_path / "sweep")
+    running = task_row("topic", "hau_Latn", "baseline", "", 3, 0.3, 91.0, 12.0, "../shared/data/sib200")
+    store.mark_running({key: running[key] for key in ("cell_id", "model", "lang", "recipe", "recipe_spec", "start",
+                                                      "seed", "data", "split")})  # as a sweep claims it
+    for seed in (1, 2):
+        store.put(fake_row("hau", "baseline", "", seed, 0.80, 90.0, 10.0, 0.0))
+        store.put(fake_row("hau", "p50", "prune:sparsity=0.5", seed, 0.79, 50.0, 9.0, 0.25))
+    store.close()
+    add_rows(tmp_path / "sweep", "topic", {"hau_Latn": 0.30}, "../shared/data/sib200")
+    write_report(tmp_path / "sweep", tmp_path / "report")
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert "@" not in md
+    assert "| hau | 80.00 ± 0.00 | 79.00 ± 0.00 (−1.00) |" in section(md, "Named Entity Recognition — F1")
+    assert "| minilm | hau_Latn | baseline | 3 | running | interrupted |" in section(md, "Every task")
+
+
+def test_beside_the_study_reads_ner_rows_only_whatever_their_metric(sweep_dir: Path, tmp_path: Path) -> None:
+    """Rows of a task this version does not know, scored in F1 too, are no MasakhaNER entity F1: they get
+    their own section, after the known tasks, under their task's name, and no "beside the study" table."""
+    add_rows(sweep_dir, "wsd", {"hau": 0.60, "swa": 0.50}, "../shared/data/xlwsd")
+    write_report(sweep_dir, tmp_path / "report")
+    md = (tmp_path / "report" / "results.md").read_text()
+    first, other = section(md, "Named Entity Recognition — F1"), section(md, "wsd — F1")
+    assert md.index("\n## Named Entity Recognition — F1\n") < md.index("\n## wsd — F1\n")
+    assert "| p50 | 2 | -1.00 [-1.00 … -1.00] |" in first and "rows of wsd are not counted" in first
+    assert "beside the study" not in other and "| **average** | **55.00** | **45.00 (−10.00)** |" in other
+
+
+def test_a_report_of_one_task_has_no_task_sections(sweep_dir: Path, tmp_path: Path) -> None:
+    """One task: the layout from before the task axis, untouched (no task heading, plots under their old
+    names); a guard, beside test_report_writes_every_file_with_the_studys_layout."""
+    write_report(sweep_dir, tmp_path / "report")
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert "\n## " not in md.split("### What to ship", 1)[1] and "rows only" not in md
+    assert "\n- hau: ship " in md
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<h2>Results</h2>" in page and "<h2>Plots</h2>" in page
+
+
+@pytest.mark.parametrize("layout", [[], ["--seeds"], ["--pivot"]])
+def test_the_sweep_table_of_two_tasks_is_a_table_per_task(two_tasks: Path, layout: list[str]) -> None:
+    """`ndogo report --table` over NER and topic rows: a table per task under its title, each with its
+    metric in its own headers, never one column of F1 and accuracy points."""
+    code, out = cli("report", str(two_tasks), "--table", *layout)
+    assert code == 0, out
+    assert out.startswith("### Named Entity Recognition — F1\n")
+    ner, topic = out.split("### Named Entity Recognition — F1\n", 1)[1].split("### Topic Classification — accuracy\n")
+    assert "F1" in ner.splitlines()[1] and "accuracy" not in ner
+    assert "accuracy" in topic.splitlines()[1] and "F1" not in topic
+    assert "_Latn" not in ner and "| hau |" not in topic and "| swa |" not in topic
+    if layout == ["--pivot"]:
+        assert "| hau | 80.00 | -1.00 | -18.00 | -2.00 |" in ner and "| hau_Latn | 30.00 | -10.00 | -15.00 |" in topic
+    if layout == ["--seeds"]:
+        assert "| p50 | 2 | -1.00 |" in ner and "| p50 | 2 | -10.00 |" in topic  # each recipe over its own languages
+
+
+def test_the_sweep_table_of_one_task_has_no_heading(sweep_dir: Path) -> None:
+    """One task: the table alone, as before the task axis."""
+    code, out = cli("report", str(sweep_dir), "--table")
+    assert code == 0, out
+    assert out.startswith("| lang | recipe | dev F1 |") and "###" not in out

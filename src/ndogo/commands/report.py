@@ -25,7 +25,8 @@ def report(
     table: Annotated[bool, typer.Option("--table", help="Print the sweep table instead of writing a report: every "
                                                         "recipe against its language's baseline (dev and test F1 "
                                                         "with their Δ, size and latency as ratios), the sources "
-                                                        "merged (a cell in several is taken from the last).")] = False,
+                                                        "merged (a cell in several is taken from the last); "
+                                                        "rows of several tasks make a table per task.")] = False,
     seeds: Annotated[bool, typer.Option("--seeds", help="The sweep table with one line per language and recipe over "
                                                         "its seeds (mean ± std), then each recipe over the "
                                                         "languages: the view of a multi-seed sweep.")] = False,
@@ -45,6 +46,9 @@ def report(
                                                                                "NEW itself (repeatable).")] = None,
 ) -> None:
     """Tables (F1 and Δ to the baseline per language and method, mean ± std over seeds), plots and one HTML page.
+
+    Rows of several tasks (NER and topic, say) get a section per task, each with its own tables,
+    averages and plots in its own metric.
 
     index.html is self-contained (plots inlined) and records the config and the
     environment (package versions, CPU, threads).
@@ -85,9 +89,10 @@ def report(
 
 def sweep_table(sources: list[Path], seeds: bool, pivot: bool, lang: str | None, recipe: str | None,
                 csv: Path | None, fill_data: Path | None, data_from: list[str]) -> str:
-    """The merged rows of every source as one markdown table (ndogo.report.sweep_table), written with --csv."""
+    """The merged rows of every source as one markdown table (ndogo.report.sweep_table), written with --csv;
+    rows of several tasks as a table per task."""
     from ndogo.report.build import write_csv
-    from ndogo.report.sweep_table import merge_sources, pivot_table, ratio_table, seed_table
+    from ndogo.report.sweep_table import merge_sources, per_task, pivot_table, ratio_table, seed_table
 
     moved = {}
     for pair in data_from:
@@ -99,7 +104,7 @@ def sweep_table(sources: list[Path], seeds: bool, pivot: bool, lang: str | None,
                          {x.strip() for x in recipe.split(",") if x.strip()} if recipe else None, moved, fill_data)
     if csv is not None:
         write_csv(rows, csv)
-    return seed_table(rows) if seeds else pivot_table(rows) if pivot else ratio_table(rows)
+    return per_task(rows, seed_table if seeds else pivot_table if pivot else ratio_table)  # a table per task
 
 
 def register(app: typer.Typer) -> None:

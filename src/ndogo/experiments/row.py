@@ -200,6 +200,15 @@ def metric_of(row: Mapping[str, Any]) -> str:
     return row.get("metric") or DEFAULT_METRIC
 
 
+def task_of(row: Mapping[str, Any]) -> str:
+    """The name of the task a row's model was trained for: its `task` column; the default task (NER) for
+    rows from before the task axis. Reports give each task its own tables: its metric's points are
+    not another task's."""
+    from ndogo.tasks import DEFAULT_TASK
+
+    return row.get("task") or DEFAULT_TASK
+
+
 def headline(row: Mapping[str, Any]) -> float | None:
     """The row's score on its split in its own metric (entity F1 for NER, accuracy for POS...), or None."""
     value = row.get(metric_of(row))

@@ -28,6 +28,7 @@ from ndogo.experiments.row import (
     check_row_values,
     csv_required,
     parse_value,
+    task_of,
 )
 
 STORE = "results.sqlite"
@@ -325,15 +326,31 @@ def base_lang(label: str) -> str:
 
 
 def label_corpora(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows, those on another corpus than the first one seen relabelled `lang@corpus`.
+    """The rows, those on another corpus than the first one seen of their task relabelled `lang@corpus`.
 
-    Rows that do not record their corpus are taken to be on the first one.
+    Rows that do not record their corpus are taken to be on the first one. Each task has its own
+    first corpus: a topic row is no NER row on another corpus (reports keep tasks apart already),
+    so NER's hau stays "hau" beside SIB-200's rows rather than becoming "hau@masakhaner".
     """
-    first = next((corpus_name(r.get("data")) for r in rows if r.get("data")), "")
+    measured = [r for r in rows if r.get("task") or r.get("status") == "done"]
+    by_corpus: dict[str, str] = {}
+    for row in measured:
+        by_corpus.setdefault(corpus_name(row.get("data")), task_of(row))
+
+    def task(row: dict[str, Any]) -> str:
+        # a cell not measured (failed, running) records no task: it is of the task measured on its corpus
+        if row.get("task") or row.get("status") == "done":
+            return task_of(row)
+        return by_corpus.get(corpus_name(row.get("data")), task_of(row))
+
+    first: dict[str, str] = {}
+    for row in rows:
+        if row.get("data"):
+            first.setdefault(task(row), corpus_name(row.get("data")))
     out = []
     for row in rows:
         name = corpus_name(row.get("data"))
-        if name and name != first and CORPUS_MARK not in row["lang"]:
+        if name and name != first.get(task(row), "") and CORPUS_MARK not in row["lang"]:
             row = {**row, "lang": f"{row['lang']}{CORPUS_MARK}{name}"}
         out.append(row)
     return out

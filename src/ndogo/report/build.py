@@ -17,12 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.row import DEFAULT_METRIC, csv_columns, dev_headline, headline, metric_label, metric_of
+from ndogo.experiments.row import csv_columns, dev_headline, headline, metric_label, metric_of, task_of
 from ndogo.experiments.store import CSV_FIELD_LIMIT, label_corpora, load_rows, open_store
 from ndogo.report.facts import facts_from_csv, facts_rows, read_facts
 from ndogo.report.plots import pruning_unit, requested_sparsity, write_plots
 from ndogo.report.study import beside_the_study
-from ndogo.report.summary import BASELINE, Summary, ordered, scores_label, summarize
+from ndogo.report.summary import (
+    BASELINE,
+    Summary,
+    ordered,
+    scores_label,
+    summarize,
+    task_heading,
+    task_order,
+    task_title,
+)
+from ndogo.tasks import DEFAULT_TASK, get_task
 
 CSV_COLUMNS = csv_columns()  # one definition of the row: ndogo.experiments.row
 
@@ -62,16 +72,44 @@ class Table:
 
 
 @dataclass
+class Section:
+    """One part of a report's results: its tables, then its plots.
+
+    A report of one task is one untitled section (the layout from before the task axis); a report
+    of several has a section per task, titled with the task and its metric, so that no table, average
+    or plot puts one task's points beside another's, then one for the cells of every task not done.
+    """
+
+    title: str
+    tables: list[Table]
+    plots: list[Path] = field(default_factory=list)
+
+    def markdown(self) -> list[str]:
+        lines = [f"## {self.title}", ""] if self.title else []
+        lines += [t.markdown() for t in self.tables]
+        for plot in self.plots:
+            lines += [f"![{plot.stem}]({plot.name})", ""]
+        return lines
+
+
+@dataclass
 class Report:
     """Everything one report page shows: tables, plots, and the config and machine behind the numbers."""
 
     name: str
-    tables: list[Table]
-    plots: list[Path]
+    sections: list[Section]
     config: str
     environment: dict[str, Any]
     counts: dict[str, int] = field(default_factory=dict)
     ship: list[str] = field(default_factory=list)  # "what to ship", a line per language, at the top
+
+    @property
+    def tables(self) -> list[Table]:
+        return [t for section in self.sections for t in section.tables]
+
+    @property
+    def plots(self) -> list[Path]:
+        return [p for section in self.sections for p in section.plots]
 
 
 SHIP_BUDGET = 1.0  # points of the rows' headline metric (F1 for NER): the report's "what to ship" line
@@ -81,7 +119,8 @@ def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -
     """Per language, the smallest model within one point of its baseline, chosen on dev (test beside it).
 
     The point is one of the language's rows' headline metric (F1 for NER, accuracy for POS...): each
-    language is chosen among the rows of its own metric, so a report of two tasks ships for both.
+    language is chosen among the rows of its own metric; a report of several tasks asks once per task,
+    with that task's rows, as one language code may name a NER and a POS language.
     """
     from ndogo.report.recommend import recommend_rows
 
@@ -154,9 +193,51 @@ def _ratio_cell(value: float | None, ratio: float | None, fmt: str, word: str) -
     return fmt.format(value) + (f" ({ratio:.2f}× {word})" if ratio is not None else "")
 
 
+def build_sections(summaries: list[Summary], rows: list[dict[str, Any]], out: Path,
+                   facts: list[dict[str, str]] | None = None) -> list[Section]:
+    """The report's sections, plots written into `out`: one untitled where the rows are of one task, else
+    one per task in the tasks' order (NER first), each with its own tables, averages and plots, and
+    one for the cells not done (a cell that failed before it was measured records no task)."""
+    tasks = task_order(s.task for s in summaries)
+    if len(tasks) <= 1:
+        return [Section("", build_tables(summaries, rows, facts), write_plots(summaries, out) if summaries else [])]
+    sections = []
+    for task in tasks:
+        mine = [s for s in summaries if s.task == task]
+        done = [r for r in rows if r.get("status") == "done" and task_of(r) == task]
+        others = [task_title(t) for t in tasks if t != task]
+        heading = task_heading(task, mine[0].metric)
+        sections.append(Section(heading, task_tables(mine, done, facts, others),
+                                write_plots(mine, out, suffix=f"_{task}", title=f"{task_title(task)}: ")))
+    failed = failed_table(rows)
+    if failed is not None:
+        sections.append(Section("Every task", [failed]))
+    return sections
+
+
 def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
                  facts: list[dict[str, str]] | None = None) -> list[Table]:
-    """The report's tables per model (F1, size, latency, ...), a row per language, as the study lays them out."""
+    """The tables of a report of one task: its tables, then the cells not done."""
+    failed = failed_table(rows)
+    return task_tables(summaries, rows, facts) + ([failed] if failed is not None else [])
+
+
+def failed_table(rows: list[dict[str, Any]]) -> Table | None:
+    """Every cell not done and why (None where every cell is done)."""
+    failed = [r for r in rows if r.get("status") != "done"]
+    if not failed:
+        return None
+    return Table("Cells not done", ["model", "language", "method", "seed", "status", "error"],
+                 [[r["model"], r["lang"], r["recipe"], str(r["seed"]), r["status"],
+                   (r.get("error") or "interrupted")[:300]] for r in failed])
+
+
+def task_tables(summaries: list[Summary], rows: list[dict[str, Any]], facts: list[dict[str, str]] | None = None,
+                others: Sequence[str] = ()) -> list[Table]:
+    """One task's tables per model (F1, size, latency, ...), a row per language, as the study lays them out.
+
+    `others`: the titles of the report's other tasks, which "beside the study" says it leaves out.
+    """
     tables = []
     seeds = sorted({len(s.seeds) for s in summaries})
     for model in ordered([s.model for s in summaries]):
@@ -178,17 +259,17 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
                 "in brackets: times faster than the baseline.",
                 lambda s: _ratio_cell(s.latency_ms_b1, s.speedup_b1 if s.recipe != BASELINE else None,
                                       "{:.2f}", "faster"), None))
-        study = beside_the_study([s for s in summaries if s.metric == DEFAULT_METRIC], model)  # the study measured F1
+        study = beside_the_study([s for s in summaries if s.task == DEFAULT_TASK], model)  # the study: NER only
         if study:
             tables.append(Table(
                 f"{label}beside the study", ["method", "languages", "ΔF1 (pts) [range]", "size −%", "b1 time −%",
                                              "study ΔF1", "study size −%", "study time −%", "the study found"],
                 study, "Ours: mean over the languages this sweep ran (test F1, mean over seeds), the range in "
                 "brackets; time is latency at batch 1. The study's: AfriBERTa on MasakhaNER, its averages "
-                "where it gives them, else its finding."))
+                "where it gives them, else its finding." + study_scope(others)))
     types = sorted({t for s in summaries for t in s.per_type})
     if types:
-        kind = "entity type" if all(s.metric == DEFAULT_METRIC for s in summaries) else "label"  # POS tags, topics...
+        kind = "entity type" if all(s.task == DEFAULT_TASK for s in summaries) else "label"  # POS tags, topics...
         tables.append(Table(f"F1 per {kind}", ["model", "language", "method", *types],
                             [[s.model, s.lang, s.recipe, *(f"{100 * s.per_type[t]:.2f}" if t in s.per_type else "–"
                                                            for t in types)] for s in summaries],
@@ -214,12 +295,16 @@ def build_tables(summaries: list[Summary], rows: list[dict[str, Any]],
                         "Each method is its recipe applied to the model fine-tuned on the language "
                         "(or to the pretrained model, for recipes that start there). Sparsity and parameters "
                         "as measured on the first language."))
-    failed = [r for r in rows if r.get("status") != "done"]
-    if failed:
-        tables.append(Table("Cells not done", ["model", "language", "method", "seed", "status", "error"],
-                            [[r["model"], r["lang"], r["recipe"], str(r["seed"]), r["status"],
-                              (r.get("error") or "interrupted")[:300]] for r in failed]))
     return tables
+
+
+def study_scope(others: Sequence[str]) -> str:
+    """What "beside the study" leaves out in a report of several tasks: the study measured entity F1 on
+    MasakhaNER, so only the default task's rows (NER) stand beside it."""
+    if not others:
+        return ""
+    return (f" {get_task(DEFAULT_TASK).title} rows only: the study measured entity F1, so the rows of "
+            f"{', '.join(others)} are not counted here.")
 
 
 def transfer_table(rows: list[dict[str, Any]]) -> Table | None:
@@ -302,9 +387,8 @@ def write_markdown(report: Report, path: Path) -> Path:
                 "Rows read from a CSV: the sweep's config and machine are not recorded there."), ""]
     if report.ship:
         lines += ["### What to ship", "", *[f"- {line}" for line in report.ship], ""]
-    lines += [t.markdown() for t in report.tables]
-    for plot in report.plots:
-        lines += [f"![{plot.stem}]({plot.name})", ""]
+    for section in report.sections:
+        lines += section.markdown()
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
@@ -323,11 +407,13 @@ pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}
 def write_html(report: Report, path: Path) -> Path:
     """One file: tables, plots inlined as data URIs, the config and the environment."""
     env = report.environment
-    images = []
-    for plot in report.plots:
-        data = base64.b64encode(plot.read_bytes()).decode("ascii")
-        images.append(f'<figure><img alt="{html.escape(plot.stem)}" src="data:image/png;base64,{data}">'
-                      f"<figcaption>{html.escape(plot.stem.replace('_', ' '))}</figcaption></figure>")
+    if len(report.sections) == 1 and not report.sections[0].title:  # one task: its tables, then its plots
+        results = ["<h2>Results</h2>", *[t.html() for t in report.tables], "<h2>Plots</h2>",
+                   *[_figure(p) for p in report.plots]]
+    else:  # several: each task's tables and plots under its title
+        results = [part for section in report.sections for part in
+                   (f"<h2>{html.escape(section.title)}</h2>", *[t.html() for t in section.tables],
+                    *[_figure(p) for p in section.plots])]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>ndogo sweep {html.escape(report.name)}</title><style>{STYLE}</style></head><body>",
@@ -336,14 +422,20 @@ def write_html(report: Report, path: Path) -> Path:
         f"report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>",
         *(["<section id='ship'><h2>What to ship</h2><ul>",
             *[f"<li>{html.escape(line)}</li>" for line in report.ship], "</ul></section>"] if report.ship else []),
-        "<h2>Results</h2>", *[t.html() for t in report.tables],
-        "<h2>Plots</h2>", *images,
+        *results,
         "<h2>Environment</h2>", f"<pre>{html.escape(json.dumps(env, indent=2, default=str))}</pre>",
         "<h2>Config</h2>", f"<pre>{html.escape(report.config)}</pre>",
         "</body></html>",
     ]
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def _figure(plot: Path) -> str:
+    """A plot inlined as a data URI, with its name as the caption."""
+    data = base64.b64encode(plot.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(plot.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(plot.stem.replace('_', ' '))}</figcaption></figure>")
 
 
 def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Path] = (),
@@ -386,10 +478,14 @@ def write_report(directory: str | Path, out: str | Path, also: Sequence[str | Pa
     environment = {**last.get("environment", {}), "command": " ".join(last.get("argv", [])),
                    "threads per cell": sorted({r.get("threads") for r in rows if r.get("threads")}),
                    "invocations": len(sweeps)}
-    plots = write_plots(summaries, out) if summaries else []
-    ship = what_to_ship(rows, str(directory), ordered([s.lang for s in summaries]))
-    tables = build_tables(summaries, rows, read_facts(list(facts)) if facts else None)
-    report = Report(name, tables, plots, last.get("config") or "", environment, counts, ship)
-    files = [write_csv(stored, out / "results.csv"), write_markdown(report, out / "results.md"), *plots,
+    sections = build_sections(summaries, rows, out, read_facts(list(facts)) if facts else None)
+    tasks = task_order(s.task for s in summaries)  # in the sections' order
+    ship = []
+    for task in tasks:  # each task chooses among its own rows, in its own metric's points
+        lines = what_to_ship([r for r in rows if task_of(r) == task], str(directory),
+                             ordered([s.lang for s in summaries if s.task == task]))
+        ship += lines if len(tasks) == 1 else [f"{task_title(task)}, {line}" for line in lines]
+    report = Report(name, sections, last.get("config") or "", environment, counts, ship)
+    files = [write_csv(stored, out / "results.csv"), write_markdown(report, out / "results.md"), *report.plots,
              write_html(report, out / "index.html")]
     return files

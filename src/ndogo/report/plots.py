@@ -73,8 +73,9 @@ def requested_sparsity(s: Summary, baseline: float | None = None) -> float | Non
     return s.sparsity if prunes and s.sparsity is not None and s.sparsity - own > 0.005 else None
 
 
-def plot_sparsity(summaries: list[Summary], path: Path) -> Path | None:
-    """F1 against sparsity per language; None when no recipe prunes (nothing to show)."""
+def plot_sparsity(summaries: list[Summary], path: Path, title: str = "") -> Path | None:
+    """F1 against sparsity per language; None when no recipe prunes (nothing to show). `title` heads the
+    suptitle (the task, in a report of several)."""
     zeros = {(s.model, s.lang): s.sparsity for s in summaries if s.recipe == BASELINE}
     levels = {id(s): requested_sparsity(s, zeros.get((s.model, s.lang))) for s in summaries}
     if not any(levels.values()):
@@ -108,8 +109,8 @@ def plot_sparsity(summaries: list[Summary], path: Path) -> Path | None:
         else:  # e.g. a baseline that found no entity: its pruning cells were not run
             ax.text(0.5, 0.5, "no pruned model measured", ha="center", va="center", color="grey",
                     transform=ax.transAxes)
-    fig.suptitle(f"{scores_label(summaries)} against sparsity: % of the encoder's Linear weights, or of its heads / "
-                 "FFN neurons for structured recipes (legend)\ndotted: dense baseline; bars: std over seeds",
+    fig.suptitle(f"{title}{scores_label(summaries)} against sparsity: % of the encoder's Linear weights, or of its "
+                 "heads / FFN neurons for structured recipes (legend)\ndotted: dense baseline; bars: std over seeds",
                  fontsize=10)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -117,7 +118,7 @@ def plot_sparsity(summaries: list[Summary], path: Path) -> Path | None:
 
 
 def plot_tradeoff(summaries: list[Summary], attr: str, xlabel: str, path: Path, scale: float = 1.0,
-                  logx: bool = False) -> Path | None:
+                  logx: bool = False, title: str = "") -> Path | None:
     """F1 against a cost (size or latency) per language, with the Pareto front."""
     langs = ordered([s.lang for s in summaries if getattr(s, attr) is not None])
     if not langs:
@@ -143,7 +144,7 @@ def plot_tradeoff(summaries: list[Summary], attr: str, xlabel: str, path: Path, 
         ax.legend(fontsize=8, loc="lower right")
         labels = [s.recipe if len({t.model for t in here}) == 1 else f"{s.model}/{s.recipe}" for s in here]
         place_labels(fig, ax, xs, ys, labels)
-    fig.suptitle(f"{scores_label(summaries)} against {xlabel.split(' (')[0]} (red: Pareto front)")
+    fig.suptitle(f"{title}{scores_label(summaries)} against {xlabel.split(' (')[0]} (red: Pareto front)")
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
@@ -178,7 +179,7 @@ def place_labels(fig: plt.Figure, ax: plt.Axes, xs: list[float], ys: list[float]
             placed.append(text.get_window_extent(renderer))
 
 
-def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None) -> Path | None:
+def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None, title: str = "") -> Path | None:
     """Language × method: test ΔF1 against the baseline, times smaller, times faster at batch 1.
 
     A ΔF1 inside the baseline's seed spread (its std over seeds, where it has more than
@@ -204,7 +205,7 @@ def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None)
     height = 0.45 * len(langs) + 1.6
     fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH_IN, height * len(panels)), squeeze=False,
                              layout="constrained")
-    for ax, (title, attr, scale, cmap) in zip([a for row in axes for a in row], panels, strict=True):
+    for ax, (name, attr, scale, cmap) in zip([a for row in axes for a in row], panels, strict=True):
         grid = [[getattr(cell[(lg, m)], attr) * scale if (lg, m) in cell and getattr(cell[(lg, m)], attr)
                  is not None else math.nan for m in methods] for lg in langs]
         values = [v for row in grid for v in row if not math.isnan(v)]
@@ -229,21 +230,28 @@ def plot_heatmap(summaries: list[Summary], path: Path, model: str | None = None)
         ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(langs)), [f"{lg} (baseline {score} 0)" if lg in empty else lg for lg in langs],
                       fontsize=9)
-        ax.set_title(title + (f" — {model}" if model else ""), fontsize=10)
+        ax.set_title(name + (f" — {model}" if model else ""), fontsize=10)
         fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.suptitle("Per language and method, against each language's fp32 baseline"
+    fig.suptitle(f"{title}Per language and method, against each language's fp32 baseline"
                  + (f" (bracketed Δ{score}: inside the baseline's seed spread)" if spread else ""))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 
 
-def write_plots(summaries: list[Summary], out: Path) -> list[Path]:
-    """Every plot the rows allow; plots without data (no pruning, no latency) are left out."""
+def write_plots(summaries: list[Summary], out: Path, suffix: str = "", title: str = "") -> list[Path]:
+    """Every plot the rows allow; plots without data (no pruning, no latency) are left out.
+
+    A report of several tasks calls this once per task: `suffix` ends its files' names (`_<task>`) and
+    `title` heads each figure's title, so no plot puts one task's points beside another's.
+    """
     made = [
-        plot_sparsity(summaries, out / "f1_vs_sparsity.png"),
-        plot_tradeoff(summaries, "size_bytes", "size on disk (MB)", out / "f1_vs_size.png", scale=1e-6, logx=True),
-        plot_tradeoff(summaries, "latency_ms_b1", "latency at batch 1 (ms)", out / "f1_vs_latency.png"),
-        *[plot_heatmap(summaries, out / f"atlas_{m}.png", m) for m in ordered([s.model for s in summaries])],
+        plot_sparsity(summaries, out / f"f1_vs_sparsity{suffix}.png", title),
+        plot_tradeoff(summaries, "size_bytes", "size on disk (MB)", out / f"f1_vs_size{suffix}.png", scale=1e-6,
+                      logx=True, title=title),
+        plot_tradeoff(summaries, "latency_ms_b1", "latency at batch 1 (ms)", out / f"f1_vs_latency{suffix}.png",
+                      title=title),
+        *[plot_heatmap(summaries, out / f"atlas_{m}{suffix}.png", m, title)
+          for m in ordered([s.model for s in summaries])],
     ]
     return [p for p in made if p is not None]

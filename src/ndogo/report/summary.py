@@ -1,6 +1,6 @@
 """From stored rows to the study's numbers: mean ± std over seeds, Δ and ratios to the baseline.
 
-One summary per (model, language, recipe). The baseline of a summary is the
+One summary per (model, language, recipe) of one task. The baseline of a summary is the
 same model's fine-tuned model on the same language (recipe "baseline"), so Δ F1,
 size ratio and speed-up always compare like with like. F1 is shown in points
 (×100) as MasakhaNER papers report it.
@@ -13,10 +13,12 @@ task's own (accuracy for POS and topic, macro-F1 for sentiment) otherwise. Its f
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ndogo.experiments.row import BASELINE, DEFAULT_METRIC, dev_headline, headline, metric_label, metric_of
+from ndogo.experiments.row import BASELINE, DEFAULT_METRIC, dev_headline, headline, metric_label, metric_of, task_of
+from ndogo.tasks import DEFAULT_TASK, get_task, task_names
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Summary:
     data: str = ""
     dev_f1: list[float] = field(default_factory=list)  # the dev headline metric per seed, where the rows carry it
     metric: str = DEFAULT_METRIC  # the key of the headline metric `f1` and `dev_f1` hold (f1, accuracy, macro_f1)
+    task: str = DEFAULT_TASK  # the name of the task its rows are of (`row.task_of`)
     # filled against the baseline summary
     delta: float | None = None  # F1 points: the mean over seeds of (this seed - the baseline of the same seed)
     dev_delta: float | None = None  # dev F1 points, paired the same way: what selection reads
@@ -80,13 +83,17 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
-    """Summaries of done rows, in the order methods first appear (baseline first)."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    """Summaries of done rows, in the order methods first appear (baseline first).
+
+    Rows of two tasks never share a summary or a baseline, even on one language code (MasakhaNER's
+    and MasakhaPOS's hau): a POS model's accuracy is no seed of a NER model's F1.
+    """
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         if row.get("status") == "done" and headline(row) is not None:
-            groups.setdefault((row["model"], row["lang"], row["recipe"]), []).append(row)
+            groups.setdefault((task_of(row), row["model"], row["lang"], row["recipe"]), []).append(row)
     out = []
-    for (model, lang, recipe), group in groups.items():
+    for (task, model, lang, recipe), group in groups.items():
         _check_one_row_per_seed(group)
         types = sorted({t for r in group for t in r.get("per_type", {})})
         per_type = {t: statistics.fmean(r["per_type"][t]["f1"] for r in group if t in r.get("per_type", {}))
@@ -102,11 +109,11 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
             data=group[0].get("data", ""),
             dev_f1=[dev_headline(r) or 0.0 for r in group]
             if all(dev_headline(r) is not None for r in group) else [],
-            metric=metric_of(group[0]),
+            metric=metric_of(group[0]), task=task,
         ))
-    base = {(s.model, s.lang): s for s in out if s.recipe == BASELINE}
+    base = {(s.task, s.model, s.lang): s for s in out if s.recipe == BASELINE}
     for s in out:
-        b = base.get((s.model, s.lang))
+        b = base.get((s.task, s.model, s.lang))
         if b is None:
             continue
         s.delta, s.delta_std, s.paired = _paired(s.seeds, s.f1, b.seeds, b.f1)
@@ -166,6 +173,27 @@ def scores_label(summaries: list[Summary]) -> str:
     where they mix several (a report over two tasks' rows)."""
     found = {s.metric for s in summaries}
     return metric_label(found.pop()) if len(found) == 1 else "score"
+
+
+def task_order(names: Iterable[str]) -> list[str]:
+    """The task names given, once each, in the tasks' own order (the default task, NER, first); a task this
+    version does not know (rows of a newer ndogo) after them, by name."""
+    known = task_names()
+    return sorted(set(names), key=lambda n: (known.index(n) if n in known else len(known), n))
+
+
+def task_title(name: str) -> str:
+    """A task as reports name it ("Topic Classification"); a task this version does not know by its name."""
+    try:
+        return get_task(name).title
+    except ValueError:
+        return name
+
+
+def task_heading(name: str, metric: str) -> str:
+    """A task's section title in a report of several tasks: its title and its metric's label
+    ("Topic Classification — accuracy")."""
+    return f"{task_title(name)} — {metric_label(metric)}"
 
 
 def ordered(values: list[str]) -> list[str]:

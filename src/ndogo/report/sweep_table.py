@@ -7,19 +7,20 @@ directories (their results.sqlite) and CSVs of rows; a row (cell id) found in se
 taken from the last one, so a sweep split over sessions is shown whole and a committed CSV is
 brought up to date by naming it first and the new sweep after it. `seeds` shows one line per
 language and recipe over its seeds, `pivot` one line per language with a test ΔF1 column per recipe.
-"F1" is the rows' headline metric: the headers name it (accuracy for POS and topic rows).
+"F1" is the rows' headline metric: the headers name it (accuracy for POS and topic rows). Rows of
+several tasks make a table per task (`per_task`), each under the task's title, with its own headers.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ndogo.experiments.row import dev_headline, headline, metric_label, metric_of
+from ndogo.experiments.row import dev_headline, headline, metric_label, metric_of, task_of
 from ndogo.experiments.store import load_rows
-from ndogo.report.summary import scores_label, summarize
+from ndogo.report.summary import scores_label, summarize, task_heading, task_order
 
 
 def merge_sources(sources: Sequence[str | Path], langs: set[str] | None = None, recipes: set[str] | None = None,
@@ -46,6 +47,24 @@ def merge_sources(sources: Sequence[str | Path], langs: set[str] | None = None, 
                     row = {**row, "data": str(Path(fill_data).resolve())}
                 merged[row["cell_id"]] = row
     return list(merged.values())
+
+
+def per_task(rows: list[dict[str, Any]], table: Callable[[list[dict[str, Any]]], str]) -> str:
+    """`table` of the rows; with done rows of several tasks, one `table` per task (in the tasks' order, NER
+    first) under a heading naming the task and its metric: a column of F1 points and accuracy points
+    together would average and compare what cannot be.
+
+    Only done rows are split (a cell that failed before it was measured records no task).
+    """
+    done = [r for r in rows if r.get("status") == "done" and headline(r) is not None]
+    tasks = task_order(task_of(r) for r in done)
+    if len(tasks) <= 1:
+        return table(rows)
+    parts = []
+    for task in tasks:
+        mine = [r for r in done if task_of(r) == task]
+        parts.append(f"### {task_heading(task, metric_of(mine[0]))}\n\n{table(mine)}")
+    return "\n".join(parts)
 
 
 def ratio_table(rows: list[dict[str, Any]]) -> str:
