@@ -281,8 +281,11 @@ def test_task_atlases_are_tabled_in_their_metric_and_set_beside_ner(tmp_path: Pa
 
 
 def test_far_students_meet_their_target_only_on_three_languages_with_three_seeds(tmp_path: Path) -> None:
-    bench = tmp_path / "bench"
-    bench.mkdir()
+    bench = tmp_path / "docs" / "bench"
+    bench.mkdir(parents=True)
+    (tmp_path / "configs").mkdir()
+    for name in ("students-far-minilm.toml", "students-far-minilm-2.toml"):  # two rounds of candidates
+        (tmp_path / "configs" / name).write_text("", encoding="utf-8")
     langs, seeds = ("hau", "swa", "yor"), (42, 1, 2)
     rows = [row(lg, "baseline", s, 0.80, 0.80, 91e6, 40.0) for lg in langs for s in seeds]
     # `small`: 20x smaller, 10x faster; dev losses 0.5, 0.5, 1.5 (mean 0.83, worst 1.5): met on dev;
@@ -299,6 +302,9 @@ def test_far_students_meet_their_target_only_on_three_languages_with_three_seeds
     lone = next(line for line in text.splitlines() if line.startswith("| `one-language`"))
     assert lone.endswith("not yet: 1 of 3 languages, seeds 1 |")
     assert far_students_table(bench, "me5s").startswith("**me5s**: no rows yet")
+    # the head links every round's config, each declaring its candidates before their rows
+    assert "[configs/students-far-minilm-2.toml](../configs/students-far-minilm-2.toml)" in text
+    assert "[configs/students-far-minilm.toml](../configs/students-far-minilm.toml)" in text
 
 
 def test_sib_languages_are_ordered_and_ranked_against_their_fertility(tmp_path: Path) -> None:

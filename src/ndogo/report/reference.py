@@ -764,9 +764,13 @@ def far_students_table(bench: Path, model: str) -> str:
     measured, and whether it meets the targets on dev (the choice) and on test: only once it has three seeds on
     each of the target's three languages (before that, what is missing)."""
     path = bench / FAR_STUDENTS[model]
-    config = f"configs/students-far-{model}.toml"
+    # every round of candidates (students-far-minilm.toml, students-far-minilm-2.toml, ...), each declared before
+    # its rows; the repository's configs/ sits two levels above docs/bench
+    found_configs = sorted(bench.parent.parent.glob(f"configs/students-far-{model}*.toml"))
+    configs = [f"configs/{c.name}" for c in found_configs] or [f"configs/students-far-{model}.toml"]
+    declared = ", ".join(f"[{c}](../{c})" for c in configs)
     if not path.is_file():
-        return f"**{model}**: no rows yet ([{config}](../{config}) declares the candidates)."
+        return f"**{model}**: no rows yet ({declared} declares the candidates)."
     summaries = summarize(one_row_per_model(load_rows(path)))
     langs = list(README_LANGS)  # the target's languages, measured or not
     bases = {s.lang: s for s in summaries if s.recipe == BASELINE}
@@ -801,7 +805,7 @@ def far_students_table(bench: Path, model: str) -> str:
                      verdict])
     teacher = ", ".join(f"{lg} {pts(100 * bases[lg].f1_mean, False)} "
                         f"(dev {pts(100 * (bases[lg].dev_f1_mean or 0), False)})" for lg in langs if lg in bases)
-    head = (f"**{model}** (rows: [{path.name}](bench/{path.name}); candidates declared in [{config}](../{config}); "
+    head = (f"**{model}** (rows: [{path.name}](bench/{path.name}); candidates declared in {declared}; "
             f"target: at least {smaller:g}× smaller and {faster:g}× faster at batch 1, mean loss at most 1 point "
             f"and no language over 2, on dev and on test). Teacher F1, test (dev): {teacher}.")
     return head + "\n\n" + table(
