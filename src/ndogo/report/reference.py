@@ -693,7 +693,7 @@ def cross_task_table(ner: list[Summary], bench: Path, model: str) -> str:
         langs = {plain_lang(s.lang) for s in group if (plain_lang(s.lang), s.recipe) in ner_by}
         rho = spearman([a for a, _ in pairs], [b for _, b in pairs])
         corr.append([title, str(len(langs)), str(len(pairs)), "–" if rho is None else f"{rho:+.2f}"])
-    return (out + "\n\nMethods that only one task ran are left out here (each task's own are on docs/tasks.md).\n\n"
+    return (out + "\n\nMethods that only one task ran are left out here (each task's own table above has them).\n\n"
             + table(["task", "languages shared with NER", "(language, method) pairs",
                      "Spearman ρ of test Δ, NER against the task"], corr, right=(1, 2, 3)))
 
