@@ -671,3 +671,31 @@ def test_a_stored_row_with_an_impossible_number_is_refused_naming_its_cell(tmp_p
         assert result.exit_code == 2 and "\n" not in out, out
         assert out == f"error: {tmp_path / 'sweep' / STORE}: cell q: {message}" or \
             out.startswith(f"error: {tmp_path / 'sweep' / STORE}: cell q: {message}"), out
+
+
+def test_plan_lists_what_a_resume_would_build_and_times_it_from_the_store(tmp_path: Path, tiny_model: Path,
+                                                                          tiny_corpus: Path) -> None:
+    from ndogo.experiments.sweep import plan_sweep
+
+    # two chains sharing their first stage: planned, the second reuses what the first builds
+    config = load_sweep_config(write_config(tmp_path / "grid.toml", tiny_model, seeds="[1]",
+                                            recipes='twice = "finetune:max_steps=2 | finetune:max_steps=1"'),
+                               str(tiny_corpus))
+    out = tmp_path / "out"
+    fresh = {p.cell.recipe.name: p for p in plan_sweep(config, out)}
+    assert not out.exists()  # planning creates nothing
+    assert {p.status for p in fresh.values()} == {"to run"} and all(p.estimate is None for p in fresh.values())
+    assert fresh["baseline"].to_build == ["finetune"] and fresh["more"].to_build == ["finetune"]
+    assert fresh["twice"].to_build == ["finetune"]  # its first stage is `more`'s whole chain: built there
+    run_sweep(config.only_recipes(["more"]), out, show_progress=False)
+    before = (out / STORE).read_bytes()
+    after = {p.cell.recipe.name: p for p in plan_sweep(config, out)}
+    assert (out / STORE).read_bytes() == before  # read-only
+    assert after["baseline"].status == after["more"].status == "done"
+    assert after["twice"].status == "to run" and after["twice"].to_build == ["finetune"]
+    assert after["twice"].estimate is not None and after["twice"].estimate > 0  # finetune + evaluate, timed here
+    # the command: a line per cell, then the counts
+    result = subprocess.run([*sweep_command(tmp_path / "grid.toml", out, tiny_corpus), "--plan"],
+                            capture_output=True, text=True, check=True)
+    assert re.search(r"to run\s+tiny/hau/twice/seed 1\s+builds finetune, ~", result.stdout)
+    assert "3 cells in" in result.stdout and "2 done, 1 to run" in result.stdout

@@ -28,6 +28,9 @@ def sweep(
                                                "in another --out.")] = None,
     seed: Annotated[str | None, typer.Option(help="Only these of the config's seeds (comma-separated, e.g. 42 or 1,2), "
                                              "to run one seed of every cell first; a cell's id and row do not change.")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Run nothing: list every cell with its status in --out (done, "
+                                       "failed, to run) and, from the cells --out already finished, about how long "
+                                       "the rest take. Creates nothing.")] = False,
 ) -> None:
     """Run every cell (model × language × recipe × seed) of a grid and store one row per cell.
 
@@ -45,6 +48,9 @@ def sweep(
       ndogo sweep configs/quickstart.toml --data ../shared/data/masakhaner --out runs/sweeps/quickstart
 
     then: ndogo report runs/sweeps/quickstart --out runs/sweeps/quickstart/report
+
+    Before spending hours, `--plan` lists what the same command would build and, once --out
+    holds timed cells, about how long the rest take.
     """
     quiet_libraries()
     from ndogo.experiments.config import load_sweep_config
@@ -64,6 +70,9 @@ def sweep(
         cfg = cfg.only_recipes([x.strip() for x in recipe.split(",") if x.strip()])
     if seeds is not None:
         cfg = cfg.only_seeds(seeds)
+    if plan:
+        _print_plan(cfg, out)
+        return
     summary = run_sweep(cfg, out, executor=executor, resume=resume, ray_address=ray_address,
                         show_progress=progress, device=device)
     typer.echo(f"{summary.done} of {summary.total} cells done, {summary.failed} failed ({summary.seconds / 60:.1f} min); results in "
@@ -81,6 +90,27 @@ def sweep(
             typer.echo(f"fix the cause and rerun with --resume to retry the failed cells: ndogo sweep {config} "
                        f"--out {out} --resume")
         raise typer.Exit(1)
+
+
+def _print_plan(cfg: object, out: Path) -> None:
+    """`--plan`: a line per cell (its status, the stages it would build, about how long), then the total."""
+    from ndogo.experiments.sweep import _duration, plan_sweep
+
+    planned = plan_sweep(cfg, out)  # type: ignore[arg-type]
+    width = max(len(p.cell.label()) for p in planned) if planned else 0
+    for p in planned:
+        what = "" if p.status == "done" else \
+            f"  builds {' + '.join(p.to_build) if p.to_build else 'nothing (every stage is built): evaluates'}" + \
+            (f", ~{_duration(p.estimate)}" if p.estimate is not None else ", not yet timed here")
+        typer.echo(f"{p.status:<8} {p.cell.label():<{width}}{what}")
+    left = [p for p in planned if p.status != "done"]
+    timed = [p.estimate for p in left if p.estimate is not None]
+    counts = {s: sum(p.status == s for p in planned) for s in ("done", "failed", "running", "to run")}
+    typer.echo(f"{len(planned)} cells in {out}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    if left:
+        untimed = len(left) - len(timed)
+        typer.echo(f"left: ~{_duration(sum(timed))} on one worker, from the stages this store already timed"
+                   + (f"; + {untimed} cell(s) with a stage never timed here" if untimed else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,7 @@ once, by the driver.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 import sys
@@ -45,6 +46,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ndogo.compress.recipe import bind_recipe
 from ndogo.experiments.cell import CellSettings, describe, machine, run_cell, versions
 from ndogo.experiments.config import BASELINE, Cell, SweepConfig
 from ndogo.experiments.row import DEFAULT_METRIC, dev_headline, headline, metric_label, metric_of
@@ -367,6 +369,76 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "local", res
                                 time.perf_counter() - t0, str(out), failures)
         finally:
             store.close()
+
+
+@dataclass
+class PlannedCell:
+    """A cell of a sweep as `--resume` would find it: its status in the store and what it is likely to cost."""
+
+    cell: Cell
+    status: str  # done, failed, running (claimed by a process that may be gone), or "to run"
+    to_build: list[str]  # the stages it would run (not built in the artifacts, nor by a cell planned before it)
+    estimate: float | None  # seconds, from this store's own timings; None when one of its stages was never timed
+
+
+def plan_sweep(config: SweepConfig, out: str | Path) -> list[PlannedCell]:
+    """What `run_sweep(config, out, resume=True)` would run, without running or writing anything.
+
+    Compute is planned before it is spent: which cells are done in `out`, which are left,
+    which stages each would build (a stage another cell built, or will build first, is
+    reused: a student trained once serves every chain that starts with it), and about how
+    long that takes: per stage, the mean time that stage took where this store's cells ran
+    it, plus the mean evaluation. The store is opened read-only and not created when absent.
+    """
+    import sqlite3
+
+    from ndogo.compress.recipe import source_key
+    from ndogo.compress.recipe import stage_key as chain_key
+
+    cells = config.cells()
+    statuses: dict[str, str] = {}
+    stage_times: dict[str, list[float]] = {}
+    evaluate: list[float] = []
+    path = Path(out) / STORE
+    if path.is_file():
+        try:
+            conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+            try:
+                found = conn.execute("SELECT cell_id, status, row FROM cells").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as err:
+            raise SweepError(f"{path}: not a readable sweep results database ({err})") from None
+        for cell_id, status, text in found:
+            statuses[cell_id] = status
+            if status != "done":
+                continue
+            row = json.loads(text)
+            for stage in row.get("stages") or []:
+                if not stage.get("reused") and stage.get("seconds"):
+                    stage_times.setdefault(stage["stage"], []).append(float(stage["seconds"]))
+            if (row.get("durations") or {}).get("evaluate"):
+                evaluate.append(float(row["durations"]["evaluate"]))
+    artifacts = Path(out) / "artifacts"
+    planned_stages: set[str] = set()
+    planned = []
+    for cell in cells:
+        status = statuses.get(cell.id, "to run")
+        to_build: list[str] = []
+        estimate: float | None = None
+        if status != "done":
+            key = source_key(cell.source)
+            for bound in bind_recipe(cell.chain, cell.context()):
+                key = chain_key(key, bound)
+                name = f"{bound.stage.name}-{key[:12]}"
+                if not (artifacts / f"{name}.json").is_file() and name not in planned_stages:
+                    planned_stages.add(name)
+                    to_build.append(bound.stage.name)
+            times = [stage_times.get(stage) for stage in to_build] + [evaluate]
+            if all(times):
+                estimate = sum(sum(t) / len(t) for t in times if t)
+        planned.append(PlannedCell(cell, status, to_build, estimate))
+    return planned
 
 
 def _run_local(schedule: Schedule, store: Store, settings: CellSettings, reporter: Reporter) -> None:
