@@ -26,6 +26,7 @@ from ndogo.report.reference import (
     distillation,
     far_students_table,
     fill,
+    levers_table,
     method_costs,
     one_row_per_model,
     parallel_table,
@@ -43,10 +44,12 @@ DOCS = DOCUMENTS
 
 
 def copy_of_the_repository(tmp_path: Path) -> Path:
-    """The documents and the committed CSVs, nothing else (no ../shared, no runs/)."""
+    """The documents, the configs (the tables link the ones that declared their rows) and the committed CSVs,
+    nothing else (no ../shared, no runs/)."""
     root = tmp_path / "repo"
     (root / "docs").mkdir(parents=True)
     shutil.copytree(ROOT / "docs" / "bench", root / "docs" / "bench")
+    shutil.copytree(ROOT / "configs", root / "configs")
     for doc in DOCS:
         shutil.copy(ROOT / doc, root / doc)
     return root
@@ -343,3 +346,23 @@ def test_sib_languages_are_ordered_and_ranked_against_their_fertility(tmp_path: 
         writer.writerows(r for r in rows if r["lang"] in ("hau_Latn", "swh_Latn", "amh_Ethi"))
     assert "| `dynamic-int8` | 3 | – | – |" in parallel_table(bench, "minilm")
     assert parallel_table(bench, "me5s") == "No SIB-200 rows for me5s yet."
+
+
+def test_a_lever_is_measured_by_two_chains_that_differ_in_it_alone(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    three = "distill:mode=task,student_layers=3 | quantize:method=onnx-int8"
+    rows = [row("hau", "baseline", 42, 0.80, 0.80, 90e6, 30.0),
+            row("hau", "s3", 42, 0.78, 0.79, 9e6, 3.0, spec=three),
+            # one layer fewer, nothing else: measures depth (dev -1 more, test -3 more; 1.5x smaller, 2x faster)
+            row("hau", "s2", 42, 0.75, 0.78, 6e6, 1.5, spec=three.replace("=3", "=2")),
+            # another depth and another epoch count: two things differ, so it measures nothing
+            row("hau", "s2-e5", 42, 0.70, 0.70, 6e6, 1.5, spec=three.replace("=3", "=2,epochs=5")),
+            # 4-bit rows: the bits lever, with its MatMul precision named
+            row("hau", "s3-e4", 42, 0.78, 0.79, 6e6, 4.0, spec=three.replace("onnx-int8", "onnx-int4,matmul=int8"))]
+    write_csv(bench / "students-far-minilm.csv", rows)
+    text = levers_table(bench, "minilm")
+    assert "| depth | 3 → 2 | 1 | -1.00 | -3.00 | 1.50× | 2.00× |" in text
+    assert "| bits | onnx-int8 → onnx-int4 (MatMul int8) | 1 | +0.00 | +0.00 | 1.50× | 0.75× |" in text
+    assert len([line for line in text.splitlines() if "→" in line]) == 2  # s2-e5 pairs with nothing
+    assert levers_table(bench, "me5s") == "No me5s student rows yet."

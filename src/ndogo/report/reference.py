@@ -814,6 +814,69 @@ def far_students_table(bench: Path, model: str) -> str:
         rows, right=range(1, len(langs) + 6))
 
 
+# What each lever of a student chain does, read off the candidates themselves: a lever is one option of the
+# chain's spec (how deep, how wide, how fast it learns, how many vocabulary pieces, how many bits); two chains
+# that differ in that option alone measure it. Other options (epochs, patience, teacher-labelled text) must
+# match for the pair to count.
+LEVERS = {"depth": ("distill", "student_layers"), "width": ("distill", "student_hidden"), "lr": ("distill", "lr"),
+          "vocabulary": ("trim", "keep"), "bits": ("quantize", "method")}
+LEVER_DEFAULTS = {"width": "the teacher's", "lr": "0.0001 (default)", "vocabulary": "all", "bits": "fp32"}
+
+
+def _levers(spec: str) -> tuple[dict[str, str], tuple[tuple[str, str], ...]] | None:
+    """A student chain's lever settings and everything else in its spec; None for a chain with no student."""
+    stages: dict[str, dict[str, str]] = {}
+    for part in (p.strip() for p in spec.split("|") if p.strip()):
+        name, _, options = part.partition(":")
+        stages[name.strip()] = dict(kv.split("=", 1) for kv in options.split(",") if "=" in kv)
+    if "distill" not in stages:
+        return None
+    levers, rest = {}, []
+    for lever, (stage, key) in LEVERS.items():
+        value = stages.get(stage, {}).get(key)
+        if lever == "bits" and value and stages["quantize"].get("matmul"):
+            value += f" (MatMul {stages['quantize']['matmul']})"
+        levers[lever] = value or LEVER_DEFAULTS.get(lever, "?")
+    for stage, options in stages.items():
+        rest += [(f"{stage}.{k}", v) for k, v in options.items() if (stage, k) not in LEVERS.values()
+                 and not (stage == "quantize" and k == "matmul")]
+    return levers, tuple(sorted(rest))
+
+
+def levers_table(bench: Path, model: str) -> str:
+    """For each change of one lever between two declared chains (everything else equal), the mean change in dev and
+    test Δ (points; over the pairs and languages both chains ran, n pairs), in size and in batch-1 speed (ratios)."""
+    path = bench / FAR_STUDENTS[model]
+    if not path.is_file():
+        return f"No {model} student rows yet."
+    summaries = [s for s in summarize(one_row_per_model(load_rows(path))) if s.recipe != BASELINE]
+    parsed = {id(s): _levers(s.recipe_spec) for s in summaries}
+    changes: dict[tuple[str, str, str], list[tuple[float, float, float, float]]] = {}
+    for a in summaries:
+        for b in summaries:
+            pa, pb = parsed[id(a)], parsed[id(b)]
+            if a.lang != b.lang or pa is None or pb is None or pa[1] != pb[1]:
+                continue
+            differ = [k for k in LEVERS if pa[0][k] != pb[0][k]]
+            if len(differ) != 1 or None in (a.dev_delta, b.dev_delta, a.delta, b.delta, a.size_x, b.size_x,
+                                            a.speedup_b1, b.speedup_b1):
+                continue
+            lever = differ[0]
+            if (lever, pb[0][lever], pa[0][lever]) in changes:  # each pair once, in the order first seen
+                continue
+            changes.setdefault((lever, pa[0][lever], pb[0][lever]), []).append(
+                (b.dev_delta - a.dev_delta, b.delta - a.delta, b.size_x / a.size_x, b.speedup_b1 / a.speedup_b1))
+    if not changes:
+        return f"No two {model} chains differ in one lever alone yet."
+    rows = []
+    for (lever, old, new), found in sorted(changes.items()):
+        rows.append([lever, f"{old} → {new}", str(len(found)), pts(statistics.fmean(f[0] for f in found)),
+                     pts(statistics.fmean(f[1] for f in found)), times(statistics.fmean(f[2] for f in found)),
+                     times(statistics.fmean(f[3] for f in found))])
+    return table(["lever", "change", "pairs", "dev Δ moves by", "test Δ moves by", "size: smaller by",
+                  "batch 1: faster by"], rows, right=range(2, 7))
+
+
 # --- the documents -------------------------------------------------------------------------------------
 
 
@@ -896,7 +959,8 @@ def builders(ev: Evidence) -> dict[str, dict[str, Callable[[], str]]]:
                           **{f"cross-task-{m}": (lambda m=m: cross_task_table(ev.summaries, ev.bench, m))
                              for m in TASK_MODELS},
                           **{f"parallel-{m}": (lambda m=m: parallel_table(ev.bench, m)) for m in TASK_MODELS}},
-        "docs/students.md": {f"far-{m}": (lambda m=m: far_students_table(ev.bench, m)) for m in FAR_STUDENTS},
+        "docs/students.md": {**{f"far-{m}": (lambda m=m: far_students_table(ev.bench, m)) for m in FAR_STUDENTS},
+                             **{f"levers-{m}": (lambda m=m: levers_table(ev.bench, m)) for m in FAR_STUDENTS}},
     }
 
 
