@@ -814,6 +814,7 @@ def test_one_language_code_in_two_tasks_is_two_languages(sweep_dir: Path, tmp_pa
     ship = md.split("### What to ship\n", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"- Named Entity Recognition, hau: ship minilm/\S+ .*; F1 dev ", ship)
     assert re.search(rf"- {get_task('pos').title}, hau: ship minilm/baseline .*; accuracy dev ", ship)
+    assert "(+0.00) against the baseline" in ship and "(-0.00)" not in ship  # the baseline against itself
     code, out = cli("report", str(sweep_dir), "--table", "--pivot")
     assert code == 0, out
     assert "| hau | 80.00 | -1.00 | -18.00 | -2.00 |" in out.split(f"### {pos}")[0]

@@ -115,6 +115,11 @@ class Report:
 SHIP_BUDGET = 1.0  # points of the rows' headline metric (F1 for NER): the report's "what to ship" line
 
 
+
+def _gain(drop: float) -> str:
+    """A drop in points as the signed change it is: "+0.00", never "-0.00", where nothing changed."""
+    return f"{round(-drop, 2) + 0.0:+.2f}"
+
 def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -> list[str]:
     """Per language, the smallest model within one point of its baseline, chosen on dev (test beside it).
 
@@ -136,12 +141,12 @@ def what_to_ship(rows: list[dict[str, Any]], directory: str, langs: list[str]) -
         except ValueError as err:
             lines.append(f"{lang}: nothing to ship ({str(err).split(': ', 1)[-1]})")
             continue
-        dev = (f"dev {100 * c['dev_f1']:.2f} ({-c['dev_f1_drop_points']:+.2f}), "
+        dev = (f"dev {100 * c['dev_f1']:.2f} ({_gain(c['dev_f1_drop_points'])}), "
                if c.get("dev_f1") is not None else "")
         size = f"{c['size_x']:.2f}× smaller" if c.get("size_x") else "baseline size"
         speed = f", {c['speedup_b1']:.2f}× faster at batch 1" if c.get("speedup_b1") else ""
         lines.append(f"{lang}: ship {c['model']}/{c['recipe']} — {size}{speed}; {label} {dev}test "
-                     f"{100 * c['f1']:.2f} ({-c['f1_drop_points']:+.2f}) against the baseline; chosen on "
+                     f"{100 * c['f1']:.2f} ({_gain(c['f1_drop_points'])}) against the baseline; chosen on "
                      f"{split} within {SHIP_BUDGET:g} point" + (f" (these rows carry no dev {label})"
                                                                 if split == "test" else "")
                      + (f"; warning: {c['baseline_warning']}" if c.get("baseline_warning") else ""))
