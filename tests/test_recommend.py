@@ -205,3 +205,10 @@ def test_the_command_chooses_one_recipe_for_several_languages(tmp_path: Path) ->
     # one language through the command: its output as before
     code, out = cli("recommend", str(rows), "--lang", "hau", "--max-f1-drop", "1")
     assert code == 0 and out == format_recommendation(recommend(rows, "hau", 1.0))
+
+
+def test_a_gain_is_said_as_a_gain_and_no_change_is_not_negative() -> None:
+    rows = [row("hau", "baseline", 1, 0.80, 0.80), row("hau", "up-int8", 1, 0.80, 0.81, 20e6, 5.0)]
+    text = format_recommendation(recommend_rows(rows, "rows", "hau", max_f1_drop=1.0))
+    assert "(baseline 80.00, gain 1.00 points)" in text  # dev: one point better, not "drop -1.00"
+    assert "(baseline 80.00, drop 0.00 points, over 1 seed(s))" in text  # test: unchanged, not "drop -0.00"

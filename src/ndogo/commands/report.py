@@ -55,9 +55,10 @@ def report(
 
     Example: ndogo report runs/sweeps/quickstart --out runs/sweeps/quickstart/report
 
-    Example, the atlas (both corpora, both models, the seed spread, the language facts):
+    Example, the atlas (both NER corpora, both models, the seed spread, the language facts, and each
+    task atlas's rows in a section of its own):
     ndogo report docs/bench/atlas-minilm.csv --also docs/bench/atlas-seeds.csv
-    --also docs/bench/atlas-me5s.csv --also docs/bench/atlas-mnr2.csv
+    --also docs/bench/atlas-me5s.csv --also docs/bench/atlas-mnr2.csv --also docs/bench/atlas-topic-minilm.csv
     --facts docs/bench/atlas-facts.csv --facts docs/bench/atlas-facts-mnr2.csv --out docs/atlas
 
     With --table (or --seeds, --pivot) it prints one markdown table of every source instead,

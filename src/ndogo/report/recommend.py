@@ -466,6 +466,12 @@ def _floors(c: dict[str, Any], every: str = "") -> str | None:
     return " and ".join(asked) + f" than the baseline{every}" if asked else None
 
 
+
+def _change(drop: float) -> str:
+    """A drop in points said as what it is: "drop 0.46", "gain 1.01" (a drop of -1.01 reads as a loss at a glance)."""
+    drop = round(drop, 2) + 0.0
+    return f"drop {drop:.2f}" if drop >= 0 else f"gain {-drop:.2f}"
+
 def format_recommendation(c: dict[str, Any]) -> str:
     """A few lines for people: the choice, its numbers against the baseline, the command."""
     if c.get("per_lang") is not None:
@@ -483,11 +489,11 @@ def format_recommendation(c: dict[str, Any]) -> str:
     if c.get("dev_f1") is not None:
         dev_std = f" ± {c['dev_f1_drop_std']:.2f}" if len(c["seeds"]) > 1 and c.get("dev_f1_drop_std") else ""
         lines.append(f"  dev {label}   {100 * c['dev_f1']:.2f} (baseline {100 * c['baseline_dev_f1']:.2f}, "
-                     f"drop {c['dev_f1_drop_points']:.2f}{dev_std} points){'  <- chose' if chosen == 'dev' else ''}")
+                     f"{_change(c['dev_f1_drop_points'])}{dev_std} points){'  <- chose' if chosen == 'dev' else ''}")
     seeds = len(c["seeds"])
     test_std = f" ± {c['f1_drop_std']:.2f}" if seeds > 1 and c.get("f1_drop_std") is not None else ""
     lines.append(f"  test {label}  {100 * c['f1']:.2f} (baseline {100 * c['baseline_f1']:.2f}, "
-                 f"drop {c['f1_drop_points']:.2f}{test_std} points, over {seeds} seed(s))"
+                 f"{_change(c['f1_drop_points'])}{test_std} points, over {seeds} seed(s))"
                  f"{'  <- chose' if chosen == 'test' else '  (reported, not used to choose)'}")
     agrees = c.get("other_split_within_budget")
     other = "test" if chosen == "dev" else "dev"
