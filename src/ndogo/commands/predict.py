@@ -1,4 +1,4 @@
-"""`ndogo predict`: named entities in raw text (or CoNLL), from any model ndogo saves."""
+"""`ndogo predict`: labels for raw text (or CoNLL) from any model ndogo saves, whatever its task."""
 
 from __future__ import annotations
 
@@ -15,17 +15,19 @@ def predict(
     run: Annotated[Path, typer.Argument(help="Any model directory ndogo saved (dense, pruned, quantized, trimmed, ONNX).")],
     input: Annotated[str, typer.Option("--input", "-i", help="Input file, or - for standard input.")] = "-",
     input_format: Annotated[Literal["text", "conll"], typer.Option(help="text: one sentence per line; conll: one word per line (first column), blank line between sentences.")] = "text",
-    format: Annotated[Literal["jsonl", "conll"], typer.Option("--format", "-f", help="jsonl: one JSON record per sentence with entities and character offsets; conll: `word TAG` lines.")] = "jsonl",
+    format: Annotated[Literal["jsonl", "conll"], typer.Option("--format", "-f", help="jsonl: one JSON record per sentence (entities with character offsets, tags, or a label); conll: `word TAG` lines (taggers).")] = "jsonl",
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 32,
     skip_empty: Annotated[bool, typer.Option(help="Leave empty lines out instead of failing (each JSON record keeps its input `line`).")] = False,
     keep_empty: Annotated[bool, typer.Option(help="Pass empty lines through as sentences with no entities, so output lines match input lines.")] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
 ) -> None:
-    """Find named entities in raw text; prints one JSON line per sentence (or CoNLL).
+    """Label raw text with a saved model, whatever its task; prints one JSON line per sentence (or CoNLL).
 
-    Text is split into words like MasakhaNER's (punctuation apart, Yorùbá tone marks and Hausa apostrophes kept inside words; see ndogo.data.words). Each entity has its text, label, start and end (character offsets into the line) and score (mean probability of its words' tags). Long sentences are windowed as in evaluation. Works for every kind of model ndogo saves.
+    What a line holds is the model's task's: a NER model gives its entities, each with its text, label, start and end (character offsets into the line) and score (mean probability of its words' tags); a tagger (POS) gives each word with its tag; a text classifier (topic, sentiment) gives the sentence's label and its probability. Text is split into words like MasakhaNER's (punctuation apart, Yorùbá tone marks and Hausa apostrophes kept inside words; see ndogo.data.words). Long sentences are windowed as in evaluation. Works for every kind of model ndogo saves (dense, pruned, quantized, trimmed, ONNX).
 
     Example: echo "Musa ya je Kano ranar Litinin." | ndogo predict runs/minilm-hau
+
+    Example (a topic classifier): echo "Kungiyar kwallon kafa ta Kano ta ci wasan." | ndogo predict runs/topic-hau
 
     Example (CoNLL in and out, then scored): ndogo predict runs/minilm-hau -i ../shared/data/masakhaner/hau/test.txt --input-format conll --format conll > pred.txt; ndogo score ../shared/data/masakhaner/hau/test.txt pred.txt
     """
