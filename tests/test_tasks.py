@@ -286,6 +286,9 @@ def test_a_shipped_bundle_reports_its_tasks_metrics_and_loads_in_the_tasks_pipel
     card = (out / "README.md").read_text(encoding="utf-8")
     assert f"pipeline_tag: {task.pipeline_tag}" in card and f"license: {task.licence}" in card
     assert task.results_note in card and "| split | " + {"accuracy": "accuracy"}[task.metric] in card
+    from ndogo.deploy.serve import ENDPOINTS
+
+    assert f"curl -s localhost:8000{ENDPOINTS[task.output][0]} -d " in card  # the task's own endpoint
     example = json.loads((out / "ndogo.json").read_text())["bundle"]["example"]
     assert example  # a sentence of its own test set, read by the task's reader
     ours = ndogo.load(out).predict([example])[0]

@@ -21,7 +21,7 @@ from ndogo.commands import register_all  # noqa: E402  (after quiet_imports: the
 from ndogo.commands._common import Group  # noqa: E402
 
 app = typer.Typer(
-    help="ndogo: make small-data African NER models smaller and faster, and measure what it costs.",
+    help="ndogo: make small-data African language models (NER, POS, topic, sentiment) smaller and faster, and measure what it costs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -42,7 +42,7 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print ndogo's version and exit.")] = False,
 ) -> None:
-    """ndogo: make small-data African NER models smaller and faster, and measure what it costs."""
+    """ndogo: make small-data African language models (NER, POS, topic, sentiment) smaller and faster, and measure what it costs."""
     quiet_libraries()  # every command: third-party noise stays off the terminal
 
 

@@ -8,12 +8,18 @@ import typer
 
 from ndogo.commands._common import quiet_libraries, user_errors
 
-FINETUNE_DOC = """Fine-tune an encoder for NER; resumes from <out>/checkpoint if a run was interrupted.
+FINETUNE_DOC = """Fine-tune an encoder on a task's corpus; resumes from <out>/checkpoint if a run was interrupted.
 
-Every option is a field of the fine-tuning config (ndogo.train.config), the same one a
-recipe's `finetune:...` stage and a sweep's [models.X] finetune table take.
+The task comes from --data's files, or --task (MasakhaNER: NER; MasakhaPOS: POS tags; SIB-200: topic;
+AfriSenti: sentiment) and decides the head, the metric and what `predict` gives. Every option
+is a field of the fine-tuning config (ndogo.train.config), the same one a recipe's
+`finetune:...` stage and a sweep's [models.X] finetune table take.
 
 Example: ndogo finetune --model minilm --data ../shared/data/masakhaner --lang hau --out runs/hau
+
+Until dev stops improving: ... --epochs 20 --patience 3 (the best epoch, chosen on dev, is kept)
+
+A topic classifier: ndogo finetune --model minilm --data ../shared/data/sib200 --lang hau_Latn --out runs/topic-hau
 
 Pruned before fine-tuning: ... --out runs/hau-p60 --prune-sparsity 0.6 --prune-schedule gradual
 """

@@ -776,9 +776,15 @@ def _task_usage(name: str, kind: str, lang: str | None, example: str | None, fou
         shown = ("# [[" + ", ".join(f"WordTag(text={w.text!r}, tag={w.tag!r}, ...)" for w in found[:3])
                  + ", ...]]") if example and found else "# one list of WordTag(text, start, end, tag, score) per text"
         each = "words are split as MasakhaNER's, long sentences windowed, and each word gets its tag"
+    from ndogo.deploy.serve import ENDPOINTS
+
+    path, key, _ = ENDPOINTS[task.output]
+    body = shlex.quote(json.dumps({"text": example}, ensure_ascii=False)) if example else \
+        f"'{{\"text\": \"<a {where}sentence>\"}}'"
     lines = [f"With ndogo (any kind; {each})" + (", on a sentence of its test set:" if example else ":"), "",
              "```python", "import ndogo", "", f'model = ndogo.load("{name}")', f"model.predict({texts})", shown,
-             "```", ""]
+             "```", "", f"Over HTTP: `ndogo serve {name} --port 8000`, then `curl -s localhost:8000{path} -d {body}` "
+             f"(the answer is under `{key}`).", ""]
     if kind == "hf":
         call = f"{example!r}" if example else f"text  # a {where}sentence"
         extra = ', aggregation_strategy="first"' if task.head == "tokens" else ""
