@@ -94,6 +94,15 @@ def test_test_is_reported_and_said_to_disagree_where_it_breaks_what_dev_met() ->
     assert agree["other_split_within_budget"] is True and agree["other_split_over_worst"] == []
 
 
+def test_a_gain_on_the_other_split_is_said_as_a_gain() -> None:
+    """Test above its baseline is a gain: "it gains 0.50 points", never "it loses -0.50"."""
+    rows = grid({})
+    for lg in LANGS:
+        rows.append(row(lg, "q-int8", 1, 0.805, 0.795, 10e6, 5.0))  # test +0.5, dev -0.5
+    text = format_recommendation(recommend_many_rows(rows, "rows.csv", LANGS, 1.0))
+    assert "test agrees: it gains 0.50 points on average" in text and "loses -" not in text
+
+
 def test_size_and_speed_floors_and_the_error_names_the_constraint_and_the_frontier() -> None:
     rows = grid(RECIPES)
     assert recommend_many_rows(rows, "rows.csv", LANGS, 1.0, max_worst_drop=2.0, min_smaller=4)["recipe"] == "b-int8"

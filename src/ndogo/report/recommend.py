@@ -205,7 +205,7 @@ def _stages(max_f1_drop: float, split: str, label: str, optimize: str, max_worst
 def _describe(p: _Pick, label: str, several: bool) -> str:
     """A candidate in a few words: its loss and its size and speed against the baseline."""
     mean, worst = p.mean_loss(), p.worst()
-    loss = f"loses {mean:.2f} {p.split} {label} point(s)" if mean is not None else f"no {p.split} {label}"
+    loss = f"{_loses(mean)} {p.split} {label} point(s)" if mean is not None else f"no {p.split} {label}"
     if several and worst is not None:
         loss += f" on average, {worst[1]:.2f} in {worst[0]}"
     size, speed = p.least("size_x"), p.least("speedup_b1")
@@ -472,6 +472,12 @@ def _change(drop: float) -> str:
     drop = round(drop, 2) + 0.0
     return f"drop {drop:.2f}" if drop >= 0 else f"gain {-drop:.2f}"
 
+
+def _loses(drop: float) -> str:
+    """The verb for a drop: "loses 0.46", "gains 0.31" (never "loses -0.31")."""
+    drop = round(drop, 2) + 0.0
+    return f"loses {drop:.2f}" if drop >= 0 else f"gains {-drop:.2f}"
+
 def format_recommendation(c: dict[str, Any]) -> str:
     """A few lines for people: the choice, its numbers against the baseline, the command."""
     if c.get("per_lang") is not None:
@@ -501,7 +507,7 @@ def format_recommendation(c: dict[str, Any]) -> str:
     if agrees is True:
         lines.append(f"  {other} agrees: within the {c['max_f1_drop']:g}-point budget too")
     elif agrees is False:
-        lines.append(f"  {other} disagrees: it loses {other_drop:.2f} points, over the {c['max_f1_drop']:g}-point "
+        lines.append(f"  {other} disagrees: it {_loses(other_drop)} points, over the {c['max_f1_drop']:g}-point "
                      f"budget that {chosen} met; the claim holds on {chosen} only")
     if seeds == 1:
         lines.append("  one seed: a difference inside the seed-to-seed spread is noise; more seeds say which")
@@ -553,10 +559,10 @@ def format_many(c: dict[str, Any]) -> str:
                  "not used to choose)")
     other_mean = c["f1_drop_points"] if chosen == "dev" else c["dev_f1_drop_points"]
     if c.get("other_split_within_budget") is True:
-        lines.append(f"  {other} agrees: it loses {other_mean:.2f} points on average, within the "
+        lines.append(f"  {other} agrees: it {_loses(other_mean)} points on average, within the "
                      f"{c['max_f1_drop']:g}-point budget too")
     elif c.get("other_split_within_budget") is False:
-        lines.append(f"  {other} disagrees: it loses {other_mean:.2f} points on average, over the "
+        lines.append(f"  {other} disagrees: it {_loses(other_mean)} points on average, over the "
                      f"{c['max_f1_drop']:g}-point budget that {chosen} met; the claim holds on {chosen} only")
     over = c.get("other_split_over_worst")
     if over:
