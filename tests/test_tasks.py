@@ -82,6 +82,28 @@ def test_bad_rows_are_refused_with_file_and_line(tmp_path: Path, task: str, name
     assert f"{folder / name}{where}:" in str(err.value) and says in str(err.value)
 
 
+@pytest.mark.parametrize(("task", "content"), [
+    ("topic", "index_id\tcategory\ttext\n1\tsports\tA match was won\n2\tpolitics\tThe vote\n"),
+    ("sentiment", "tweet\tlabel\nwhat a day\tpositive\nso sad\tnegative\n"),
+], ids=["topic", "sentiment"])
+def test_a_tsv_with_crlf_line_ends_or_a_bom_reads_as_the_plain_file(tmp_path: Path, task: str, content: str) -> None:
+    """A TSV saved on Windows (CRLF, often with a BOM) holds the same texts: its header is not refused
+    for a `text\r` column, nor does a label or text keep the carriage return."""
+    read = {}
+    for name, raw in (("lf", content.encode()), ("crlf", content.replace("\n", "\r\n").encode()),
+                      ("bom-crlf", b"\xef\xbb\xbf" + content.replace("\n", "\r\n").encode()),
+                      ("spaced-header", content.replace("\t", " \t", 1).encode())):
+        folder = tmp_path / name / "xx"
+        folder.mkdir(parents=True)
+        (folder / "test.tsv").write_bytes(raw)
+        if task == "topic":
+            (folder / "labels.txt").write_text("sports\npolitics\n", encoding="utf-8")
+        corpus = get_task(task).load(str(tmp_path / name), "xx", ("test",))
+        read[name] = [(t.text, t.label) for t in corpus.splits["test"]]
+    assert read["lf"] and len(read["lf"]) == 2
+    assert read["crlf"] == read["lf"] and read["bom-crlf"] == read["lf"] and read["spaced-header"] == read["lf"]
+
+
 @pytest.mark.parametrize("name", ["pos", "topic", "sentiment"])
 def test_finetune_evaluate_and_predict_each_task(name: str, corpora: dict[str, tuple[Path, str]],
                                                  tiny_model: Path, tmp_path: Path) -> None:

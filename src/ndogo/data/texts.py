@@ -51,12 +51,14 @@ def read_texts(path: str | Path, text_columns: Sequence[str], label_columns: Seq
     check_file(path, "a TSV file with a header (text and label columns)")
     raw = decode(path)
     problems: list[Problem] = []
-    lines = split_lines(path, raw, problems)
+    # CRLF files (written on Windows) keep their \r after the split: it would end the header's last name
+    # (`text\r`, then not found) and every row's last field
+    lines = [line.removesuffix("\r") for line in split_lines(path, raw, problems)]
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
         return [], problems
-    header = lines[0].split("\t")
+    header = [name.strip() for name in lines[0].split("\t")]  # `label ` is the label column
     text_at = next((header.index(c) for c in text_columns if c in header), None)
     label_at = next((header.index(c) for c in label_columns if c in header), None)
     if text_at is None or label_at is None:
