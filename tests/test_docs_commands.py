@@ -16,7 +16,8 @@ from ndogo.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 # the lab log is history, but its commands still parse: a reader who reruns an old experiment can
-DOCS = ["README.md", "docs/results.md", "docs/architecture.md", "docs/lab/results-log-2026-11-to-12.md"]
+DOCS = ["README.md", "docs/results.md", "docs/tasks.md", "docs/students.md", "docs/architecture.md",
+        "docs/lab/results-log-2026-11-to-12.md"]
 # what a timed command runs under: the sweeps paused, a lower or higher priority, the timing lock, the session's
 # autogroup priority
 WRAPPERS = re.compile(r"(?:bench/quiet\.sh|nice -n -?\d+|flock \S+|echo -?\d+ > /proc/self/autogroup;)\s+")
