@@ -240,6 +240,31 @@ def teachers(corpora: dict[str, tuple[Path, str]], tiny_model: Path,
     return out
 
 
+def test_predict_reads_a_corpus_tsv_by_its_text_column_and_refuses_it_as_plain_text(
+        corpora: dict[str, tuple[Path, str]], teachers: dict[str, Path]) -> None:
+    """`ndogo predict RUN -i sib200/<lang>/test.tsv` once labelled the header as a sentence, and every line
+    with its id and gold label inside the text; now plain text refuses the header, and `--input-format tsv`
+    labels the text column alone, each record keeping its line."""
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    data, lang = corpora["topic"]
+    split = data / lang / "test.tsv"
+    gold = get_task("topic").load(str(data), lang, ("test",)).splits["test"]
+    runner = CliRunner()
+    plain = runner.invoke(app, ["predict", str(teachers["topic"]), "-i", str(split)])
+    assert plain.exit_code == 2 and f"{split}:1: a TSV header" in plain.output and "--input-format tsv" in plain.output
+    assert "Traceback" not in plain.output
+    read = runner.invoke(app, ["predict", str(teachers["topic"]), "-i", str(split), "--input-format", "tsv"])
+    assert read.exit_code == 0, read.output
+    records = [json.loads(line) for line in read.stdout.splitlines()]
+    assert [(r["line"], r["text"]) for r in records] == [(t.line, t.text) for t in gold]
+    conll = runner.invoke(app, ["predict", str(teachers["topic"]), "-i", str(split), "--input-format", "tsv",
+                                "--format", "conll"])
+    assert conll.exit_code == 2 and "a text classifier's labels come as jsonl" in conll.output
+
+
 @pytest.mark.parametrize("name", ["pos", "topic"])
 @pytest.mark.parametrize("recipe", STAGES)
 def test_every_stage_runs_on_a_task_and_keeps_it(name: str, recipe: str, corpora: dict[str, tuple[Path, str]],

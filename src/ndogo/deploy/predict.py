@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from ndogo.data.conll import TAG_RE, DataError, check_file, decode, is_boundary, split_columns, split_lines
+from ndogo.data.conll import TAG_RE, DataError, check_file, decode, is_boundary, shown, split_columns, split_lines
 from ndogo.data.words import Word, check_texts, split_words
 from ndogo.deploy import entities as _entities
 from ndogo.deploy.entities import Entity, Label, word_tags
@@ -38,7 +38,7 @@ from ndogo.models.runner import Runner, load_runner
 from ndogo.models.tagging import predict_tags
 from ndogo.models.windowing import Window, encode_sentences, window_probs
 
-INPUT_FORMATS = ("text", "conll")
+INPUT_FORMATS = ("text", "conll", "tsv")
 OUTPUT_FORMATS = ("jsonl", "conll")
 
 
@@ -208,7 +208,8 @@ def read_text(source: str | Path | BinaryIO) -> tuple[str, str]:
 
 
 def read_sentences(source: str | Path | BinaryIO, input_format: str = "text",
-                   skip_empty: bool = False, keep_empty: bool = False) -> list[Sentence]:
+                   skip_empty: bool = False, keep_empty: bool = False,
+                   text_columns: Sequence[str] = ("text",)) -> list[Sentence]:
     """Sentences of an input file or stream.
 
     `text`: one sentence per line. An empty line is an error naming its line;
@@ -216,6 +217,13 @@ def read_sentences(source: str | Path | BinaryIO, input_format: str = "text",
     `keep_empty` it is a sentence with no entities, so output lines stay aligned
     with input lines. `conll`: one word per line in the first column (other
     columns, such as gold tags, are ignored), a blank line between sentences.
+    `tsv`: a header, then one text per line in the first of `text_columns` the
+    header names (a SIB-200 or AfriSenti split file; its other columns, the gold
+    label among them, are ignored).
+
+    A first line that is a TSV header naming one of `text_columns` is refused as
+    `text`: read as a sentence, each line's id and gold label would be labelled
+    with its text.
     """
     if skip_empty and keep_empty:
         raise ValueError("--skip-empty leaves empty lines out, --keep-empty passes them through: choose one")
@@ -228,9 +236,29 @@ def read_sentences(source: str | Path | BinaryIO, input_format: str = "text",
     if input_format == "conll":
         sentences = list(conll_sentences(lines))
     else:
+        lines = [line.rstrip("\r") for line in lines]
+        first = lines[0] if lines else ""
+        column = tsv_text_column(first, text_columns, header_only=input_format == "tsv")
+        if input_format == "tsv" and lines:
+            if column is None:
+                raise DataError(name, 1, f"no text column in the header {shown(first)}; expected one of "
+                                f"{', '.join(text_columns)} (columns are separated by tabs)")
+            width = len(first.split("\t"))
+        elif column is not None:
+            found = first.split("\t")[column].strip()
+            raise DataError(name, 1, f"a TSV header ({shown(first)}), not a sentence: pass --input-format tsv "
+                            f"to label its {found!r} column alone (as text, every line's other columns, "
+                            "its gold label among them, would be read as part of the sentence)")
         sentences = []
         for lineno, line in enumerate(lines, start=1):
-            line = line.rstrip("\r")
+            if input_format == "tsv":
+                if lineno == 1:
+                    continue
+                fields = line.split("\t")
+                if line.strip() and len(fields) != width:
+                    raise DataError(name, lineno, f"{len(fields)} tab-separated fields, the header has {width} "
+                                    f"(a tab or a line break inside a text?): {shown(line)}")
+                line = fields[column or 0].strip() if line.strip() else ""
             if not line.strip():
                 if skip_empty:
                     continue
@@ -243,6 +271,18 @@ def read_sentences(source: str | Path | BinaryIO, input_format: str = "text",
     if not sentences:
         raise DataError(name, None, "no sentences in the input")
     return sentences
+
+
+def tsv_text_column(header: str, text_columns: Sequence[str], header_only: bool = False) -> int | None:
+    """Where the first of `text_columns` is in a tab-separated header line; None if it is not one.
+
+    A line without a tab is a sentence (one that reads `text` is not a header), unless the
+    line can only be a header (`header_only`: a one-column TSV).
+    """
+    if "\t" not in header and not header_only:
+        return None
+    names = [name.strip() for name in header.split("\t")]
+    return next((names.index(c) for c in text_columns if c in names), None)
 
 
 def conll_sentences(lines: Sequence[str]) -> Iterator[Sentence]:

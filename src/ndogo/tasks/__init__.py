@@ -42,6 +42,8 @@ class Task:
     licence: ClassVar[str]  # the card's `license:` (the corpus's annotations' licence, which the model inherits)
     data_note: ClassVar[str]  # the card's "Data and licence" paragraph: where the data is from, whom to cite
     ext: ClassVar[str] = "txt"  # the split files' extension
+    # the TSV header names a text is read from, first found first (a corpus's split file, `predict --input-format tsv`)
+    text_columns: ClassVar[tuple[str, ...]] = ("text",)
     summary: ClassVar[str]  # one line for --help and the model card
 
     def read_split(self, path: Path) -> tuple[list[Any], list[Problem], str]:
