@@ -240,6 +240,24 @@ def teachers(corpora: dict[str, tuple[Path, str]], tiny_model: Path,
     return out
 
 
+@pytest.mark.parametrize(("model", "data"), [("topic", "sentiment"), ("pos", "topic"), ("topic", "pos")])
+def test_evaluate_names_a_corpus_of_another_task(model: str, data: str, corpora: dict[str, tuple[Path, str]],
+                                                 teachers: dict[str, Path]) -> None:
+    """A model scored on another task's corpus is told so, naming both tasks, where it once failed on a detail
+    ("no text column in the header 'tweet\tlabel'", "no split files (test.txt)") that hid the mistake."""
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    root, lang = corpora[data]
+    res = CliRunner().invoke(app, ["evaluate", str(teachers[model]), "--data", str(root), "--lang", lang,
+                                   "--no-speed"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"error: {root / lang}: holds {data} files, but the model was trained for {model}" in res.output
+    assert evaluate(teachers[model], str(corpora[model][0]), corpora[model][1], speed=False)["metric"] == \
+        get_task(model).metric  # its own task's corpus is scored as before
+
+
 def test_predict_reads_a_corpus_tsv_by_its_text_column_and_refuses_it_as_plain_text(
         corpora: dict[str, tuple[Path, str]], teachers: dict[str, Path]) -> None:
     """`ndogo predict RUN -i sib200/<lang>/test.tsv` once labelled the header as a sentence, and every line

@@ -21,7 +21,7 @@ from ndogo.models.loading import read_meta
 from ndogo.models.runner import Runner, load_runner, on_device, size_on_disk
 from ndogo.models.tagging import predict_tags
 from ndogo.models.windowing import collate, encode_sentences
-from ndogo.tasks import Task, get_task, task_of_model
+from ndogo.tasks import Task, check_corpus_fits, get_task, task_of_model
 
 
 class TimingError(ValueError):
@@ -133,6 +133,8 @@ def evaluate_runner(runner: Runner, data: str | None, lang: str, split: str = "t
     before the task axis and for other Hugging Face models), unless `task` names another.
     """
     chosen = get_task(task) if task else task_of_model(runner.meta)
+    if not task:
+        check_corpus_fits(chosen, data, lang)
     corpus = chosen.load(data, lang, (split,))
     sentences = corpus.require(split, "evaluation")
     on = torch.device(runner.device)
@@ -187,7 +189,9 @@ def speed_row(run: str | Path, data: str | None, lang: str, split: str = "test",
         torch.set_num_threads(threads)
     target = resolve_device(device)
     runner = on_device(load_runner(run), target, fall_back=(device or "auto").strip().lower() == "auto")
-    corpus = task_of_model(runner.meta).load(data, lang, (split,))
+    task = task_of_model(runner.meta)
+    check_corpus_fits(task, data, lang)
+    corpus = task.load(data, lang, (split,))
     words = [s.tokens for s in corpus.require(split, "timing")]
     params, _ = runner.params()
     from ndogo.metrics.perf import cpu_model

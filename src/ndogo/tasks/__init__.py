@@ -150,6 +150,30 @@ def detect_task(data: str | None, lang: str) -> Task:
                     f"({', '.join(task_names())})")
 
 
+def check_corpus_fits(task: Task, data: str | None, lang: str) -> None:
+    """Refuse, in one line, a corpus of another task than `task` (a topic classifier scored on AfriSenti).
+
+    Read as the model's task, such files fail on a detail that does not say what is wrong (a header
+    without a `text` column, no `test.txt` beside `test.tsv`); a folder whose task cannot be told
+    is left to the task's own reader, which names what it cannot read.
+    """
+    try:
+        found = detect_task(data, lang)
+    except DataError:
+        return
+    root = Path(resolve_data(data))
+    if found.name != task.name:
+        try:  # files that two tasks could read (a `label` column) are the model's own task's too
+            if root.exists() and task.looks_like(lang_dir(root, lang, task.ext)):
+                return
+        except DataError:
+            pass
+        where = root / lang if (root / lang).is_dir() else root
+        given = "" if data else " (the default without --data)"
+        raise DataError(where, None, f"holds {found.name} files{given}, but the model was trained for {task.name} "
+                        f"({task.title}): give --data a {task.name} corpus")
+
+
 def resolve_task(name: str | None, data: str | None, lang: str) -> Task:
     """`--task`: a name, or `auto`/None to detect it from the corpus folder."""
     if name in (None, "", "auto"):
