@@ -156,7 +156,8 @@ def test_one_language_keeps_its_output() -> None:
     choice = recommend_rows(rows, "rows.csv", "hau", 1.0)
     assert set(choice) == {
         "lang", "max_f1_drop", "optimize", "model", "metric", "metric_label", "recipe", "recipe_spec", "start",
-        "seeds", "f1", "f1_std", "baseline_f1", "f1_drop_points", "size_bytes", "baseline_size_bytes", "size_x",
+        "seeds", "f1", "f1_std", "baseline_f1", "baseline_seeds", "f1_drop_points", "size_bytes", "baseline_size_bytes",
+        "size_x",
         "latency_ms_b1", "baseline_latency_ms_b1", "speedup_b1", "sparsity", "path", "candidates", "within_budget",
         "chosen_on", "dev_f1", "baseline_dev_f1", "dev_f1_drop_points", "f1_drop_std", "dev_f1_drop_std",
         "other_split_within_budget", "command", "baseline_warning"}
@@ -221,3 +222,21 @@ def test_a_gain_is_said_as_a_gain_and_no_change_is_not_negative() -> None:
     text = format_recommendation(recommend_rows(rows, "rows", "hau", max_f1_drop=1.0))
     assert "(baseline 80.00, gain 1.00 points)" in text  # dev: one point better, not "drop -1.00"
     assert "(baseline 80.00, drop 0.00 points, over 1 seed(s))" in text  # test: unchanged, not "drop -0.00"
+
+
+def test_the_baseline_beside_a_pick_is_the_one_its_drop_is_measured_against() -> None:
+    """The baseline has seeds 42 and 1, the pick seed 42 alone: its drop is against seed 42's baseline, so that
+    is the baseline printed beside it (once it was the mean of both seeds: "63.64 (baseline 65.66, drop 0.00)")."""
+    rows = [row("hau", "baseline", 42, 0.5882, 0.6364), row("hau", "baseline", 1, 0.5931, 0.6768),
+            row("hau", "onnx-int8", 42, 0.5784, 0.6364, 20e6, 5.0)]
+    choice = recommend_rows(rows, "rows", "hau", max_f1_drop=1.0)
+    assert choice["recipe"] == "onnx-int8" and choice["dev_f1_drop_points"] == 0.0
+    assert choice["baseline_dev_f1"] == 0.6364 and choice["baseline_f1"] == 0.5882
+    text = format_recommendation(choice)
+    assert "dev F1   63.64 (baseline 63.64 of seed 42, drop 0.00 points)" in text
+    assert "test F1  57.84 (baseline 58.82 of seed 42, drop 0.98 points, over 1 seed(s))" in text
+    # a pick whose seeds have no baseline of their own is read against the baseline's mean, and says so
+    unpaired = recommend_rows([*rows[:2], row("hau", "onnx-int8", 7, 0.5784, 0.6566, 20e6, 5.0)], "rows", "hau",
+                              max_f1_drop=1.0)
+    assert "dev F1   65.66 (baseline 65.66, the mean of its seeds 1, 42, drop 0.00 points)" in \
+        format_recommendation(unpaired)

@@ -265,14 +265,18 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         # the headline metric every "f1" key below holds (entity F1 for NER; accuracy for POS...)
         "metric": metric, "metric_label": label,
         "recipe": best.recipe, "recipe_spec": best.recipe_spec, "start": best.start, "seeds": best.seeds,
-        "f1": round(best.f1_mean, 4), "f1_std": round(best.f1_std, 4), "baseline_f1": round(base.f1_mean, 4),
+        # the baseline each drop is measured against: the mean of its seeds the pick has (all of them where the
+        # pick's seeds are not among them), so that baseline - pick = drop as printed side by side
+        "f1": round(best.f1_mean, 4), "f1_std": round(best.f1_std, 4),
+        "baseline_f1": round(best.f1_mean - (best.delta or 0.0) / 100, 4), "baseline_seeds": base.seeds,
         "f1_drop_points": round(-(best.delta or 0.0), 2) + 0.0, "size_bytes": best.size_bytes,
         "baseline_size_bytes": base.size_bytes, "size_x": _r(best.size_x),
         "latency_ms_b1": best.latency_ms_b1, "baseline_latency_ms_b1": base.latency_ms_b1,
         "speedup_b1": _r(best.speedup_b1), "sparsity": best.sparsity, "path": best.paths[0],
         "candidates": len(found), "within_budget": len(within), "chosen_on": split,
         "dev_f1": round(best.dev_f1_mean, 4) if best.dev_f1_mean is not None else None,
-        "baseline_dev_f1": round(base.dev_f1_mean, 4) if base.dev_f1_mean is not None else None,
+        "baseline_dev_f1": round(best.dev_f1_mean - best.dev_delta / 100, 4)
+        if best.dev_f1_mean is not None and best.dev_delta is not None else None,
         "dev_f1_drop_points": round(-best.dev_delta, 2) + 0.0 if best.dev_delta is not None else None,
         # each seed against its own seed's baseline, then the mean and spread over seeds
         "f1_drop_std": round(best.delta_std, 2), "dev_f1_drop_std": round(best.dev_delta_std, 2),
@@ -478,6 +482,17 @@ def _loses(drop: float) -> str:
     drop = round(drop, 2) + 0.0
     return f"loses {drop:.2f}" if drop >= 0 else f"gains {-drop:.2f}"
 
+def _baseline(c: dict[str, Any], score: float) -> str:
+    """The baseline's score beside a pick's, saying which of its seeds it is where they are not the pick's."""
+    seeds, base_seeds = sorted(c["seeds"]), sorted(c.get("baseline_seeds") or c["seeds"])
+    said = f"baseline {100 * score:.2f}"
+    if seeds == base_seeds:
+        return said
+    if set(seeds) <= set(base_seeds):
+        return f"{said} of seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    return f"{said}, the mean of its seeds {', '.join(map(str, base_seeds))}"
+
+
 def format_recommendation(c: dict[str, Any]) -> str:
     """A few lines for people: the choice, its numbers against the baseline, the command."""
     if c.get("per_lang") is not None:
@@ -494,11 +509,11 @@ def format_recommendation(c: dict[str, Any]) -> str:
         lines.append(f"  warning  {c['baseline_warning']}")
     if c.get("dev_f1") is not None:
         dev_std = f" ± {c['dev_f1_drop_std']:.2f}" if len(c["seeds"]) > 1 and c.get("dev_f1_drop_std") else ""
-        lines.append(f"  dev {label}   {100 * c['dev_f1']:.2f} (baseline {100 * c['baseline_dev_f1']:.2f}, "
+        lines.append(f"  dev {label}   {100 * c['dev_f1']:.2f} ({_baseline(c, c['baseline_dev_f1'])}, "
                      f"{_change(c['dev_f1_drop_points'])}{dev_std} points){'  <- chose' if chosen == 'dev' else ''}")
     seeds = len(c["seeds"])
     test_std = f" ± {c['f1_drop_std']:.2f}" if seeds > 1 and c.get("f1_drop_std") is not None else ""
-    lines.append(f"  test {label}  {100 * c['f1']:.2f} (baseline {100 * c['baseline_f1']:.2f}, "
+    lines.append(f"  test {label}  {100 * c['f1']:.2f} ({_baseline(c, c['baseline_f1'])}, "
                  f"{_change(c['f1_drop_points'])}{test_std} points, over {seeds} seed(s))"
                  f"{'  <- chose' if chosen == 'test' else '  (reported, not used to choose)'}")
     agrees = c.get("other_split_within_budget")
