@@ -426,6 +426,28 @@ def test_data_stats_counts_what_each_task_annotates(name: str, counted: str, sam
     assert not stats["unreadable"]
 
 
+@pytest.mark.parametrize("name", ["pos", "topic", "sentiment"])
+def test_data_stats_reads_one_language_folder_or_one_file_as_its_task(name: str,
+                                                                      corpora: dict[str, tuple[Path, str]]) -> None:
+    """The help's "or one language folder" held for NER's .txt folders only (a SIB-200 folder: "no language folder
+    with train.txt"), and a file given alone was read as NER ("tag 'NOUN' is not in the IOB scheme")."""
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    data, lang = corpora[name]
+    ext = get_task(name).ext
+    whole = CliRunner().invoke(app, ["data", "stats", str(data), "--json"])
+    expected = json.loads(whole.output[whole.output.index("{"):])[lang]
+    folder = CliRunner().invoke(app, ["data", "stats", str(data / lang), "--json"])
+    assert folder.exit_code == 0, folder.output
+    assert json.loads(folder.output[folder.output.index("{"):])[lang]["splits"] == expected["splits"]
+    one = CliRunner().invoke(app, ["data", "stats", str(data / lang / f"train.{ext}"), "--json"])
+    assert one.exit_code == 0, one.output
+    got = json.loads(one.output[one.output.index("{"):])["train"]
+    assert got["splits"]["train"] == expected["splits"]["train"] and not got["unreadable"]
+
+
 def test_language_facts_read_every_tasks_corpus(corpora: dict[str, tuple[Path, str]]) -> None:
     """`ndogo data stats --facts` (the facts the atlases are read against) reads a POS or topic corpus with its
     task's reader: its sentences and words, the tokenizer's fertility, the script from SIB-200's code."""

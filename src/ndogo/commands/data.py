@@ -13,7 +13,7 @@ data_app = typer.Typer(help="Inspect corpora.", no_args_is_help=True, rich_marku
 
 
 def data_stats(
-    directory: Annotated[Path, typer.Argument(help="A corpus root (<root>/<lang>/{train,dev,test}.txt) or one language folder.")],
+    directory: Annotated[Path, typer.Argument(help="A corpus root (<root>/<lang>/{train,dev,test}.txt or .tsv), one language folder, or one split file (read as the task whose reader takes it).")],
     lang: Annotated[str | None, typer.Option(help="Only these languages, comma-separated.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     tokenizer: Annotated[list[str] | None, typer.Option(help="Also how this model's tokenizer reads each language (repeatable; `minilm`, `me5s`, a directory or hub id): sub-words per word on train and test, and the share of test sub-words never seen in train.")] = None,
@@ -42,7 +42,8 @@ def data_stats(
 
     directory = directory.expanduser()
     langs = split_langs(lang) if lang else None
-    if langs is None and any((directory / f"{s}.txt").is_file() for s in ("train", "dev", "test")):
+    if langs is None and any((directory / f"{s}.{ext}").is_file() for s in ("train", "dev", "test")
+                             for ext in _extensions()):
         directory, langs = directory.parent, [directory.name]
     if directory.is_file() and (tokenizer or trimmed or facts):
         raise ValueError(f"{directory}: --tokenizer, --trimmed and --facts read a corpus folder (train and test), "
@@ -94,13 +95,36 @@ def data_stats(
         raise typer.Exit(2)
 
 
+def _extensions() -> list[str]:
+    """The split files' extensions of every task (txt, tsv)."""
+    from ndogo.tasks import get_task, task_names
+
+    return list(dict.fromkeys(get_task(n).ext for n in task_names()))
+
+
+def _task_of_file(path: Path) -> Any:
+    """The task that reads a file given alone: the first whose reader takes it (NER first), else the first
+    task of its extension, whose reader then names the line it refuses (NER where none has the extension)."""
+    from ndogo.data.conll import DataError
+    from ndogo.tasks import get_task, task_names
+
+    fits = [get_task(n) for n in task_names() if path.suffix == f".{get_task(n).ext}"]
+    for task in fits:
+        try:
+            if task.read_split(path)[0]:
+                return task
+        except DataError:
+            continue
+    return fits[0] if fits else get_task(None)
+
+
 def _task_of_folder(directory: Path, langs: list[str] | None) -> Any:
     """The task whose files the corpus holds (told by its first language's files), NER when none says."""
     from ndogo.data.corpus import SPLITS
     from ndogo.tasks import detect_task, get_task
 
     if directory.is_file():
-        return get_task(None)
+        return _task_of_file(directory)
     names = langs or sorted(p.name for p in directory.iterdir()
                             if p.is_dir() and any((p / f"{s}.{x}").is_file() for s in SPLITS for x in ("txt", "tsv")))
     try:

@@ -43,20 +43,22 @@ def corpus_stats(corpus: Corpus, categories: Callable[[Any], list[str]] | None =
     }
 
 
-def file_stats(path: Path) -> dict[str, Any]:
-    """Stats of one CoNLL file given alone (any name), as a language with a single split."""
-    from ndogo.data.conll import read_conll
+def file_stats(path: Path, read: SplitReader | None = None,
+               categories: Callable[[Any], list[str]] | None = None) -> dict[str, Any]:
+    """Stats of one split file given alone (any name), as a language with a single split.
 
+    `read` and `categories` are its task's (default: NER's CoNLL reader and entity types).
+    """
     entry: dict[str, Any] = {"splits": {}, "schemes": {}, "problems": [], "unreadable": []}
     try:
-        cf = read_conll(path)
+        examples, problems, scheme = (read or read_ner_file)(path)
     except DataError as err:
         entry["problems"].append(str(err))
         entry["unreadable"].append(str(path))
         return entry
-    entry["splits"][path.stem] = split_stats(cf.sentences)
-    entry["schemes"][path.stem] = cf.scheme
-    entry["problems"] = [str(p) for p in cf.problems]
+    entry["splits"][path.stem] = split_stats(examples, categories)
+    entry["schemes"][path.stem] = scheme
+    entry["problems"] = [str(p) for p in problems]
     return entry
 
 
@@ -72,7 +74,7 @@ def directory_stats(root: str | Path, langs: list[str] | None = None, read: Spli
     """
     root = Path(root)
     if root.is_file():
-        return {root.stem: file_stats(root)}
+        return {root.stem: file_stats(root, read, categories)}
     if not root.is_dir():
         raise DataError(root, None, "no such file or folder")
     if langs is None:
