@@ -210,6 +210,39 @@ def test_no_code_outside_the_tasks_package_names_a_task() -> None:
     assert not found, found
 
 
+# the commands that read any task's corpus (the rest read NER's alone: prune-sweep, bench serve-load and
+# batch-invariance, which load MasakhaNER's files)
+TASK_COMMANDS = [("finetune",), ("evaluate",), ("compress",), ("sweep",), ("distill",), ("trim-vocab",), ("quantize",),
+                 ("bench", "latency"), ("bench", "compare")]
+
+
+@pytest.mark.parametrize("path", TASK_COMMANDS, ids=[" ".join(p) for p in TASK_COMMANDS])
+def test_a_command_that_serves_every_task_does_not_ask_for_a_masakhaner_folder(path: tuple[str, ...]) -> None:
+    """`--data`'s help once read "Local MasakhaNER-layout folder" on commands that compress and measure a
+    topic or sentiment model from its TSV corpus: the help must name the layout they read."""
+    import typer
+
+    from ndogo.cli import app
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    data = next(p for p in command.params if "--data" in getattr(p, "opts", []))
+    assert ".tsv" in data.help and "MasakhaNER-layout" not in data.help and "MasakhaNER layout" not in data.help
+
+
+def test_ship_help_describes_every_tasks_card() -> None:
+    """The card's corpus defaults to the task's (Davlan/sib200 for topic), not MasakhaNER's alone; the bundle is
+    checked against RUN's predictions, entities or not."""
+    import typer
+
+    from ndogo.cli import app
+
+    ship = typer.main.get_command(app).commands["ship"]  # type: ignore[attr-defined]
+    assert "the task's corpus" in next(p for p in ship.params if "--dataset" in p.opts).help
+    assert "finds the same entities" not in ship.help and "dev F1 overall" not in ship.help
+
+
 def test_every_task_declares_what_the_rest_of_the_code_asks() -> None:
     for name in task_names():
         task = get_task(name)

@@ -27,7 +27,7 @@ bench_app = typer.Typer(help="Measure models on this machine: side by side (late
 def latency(
     models: Annotated[list[Path], typer.Argument(help="Model directories (any kind ndogo saves); the first is the reference the ratios are against.")],
     lang: Annotated[str, typer.Option(help="Language whose sentences are timed.")],
-    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+    data: Annotated[str | None, typer.Option(help="Local corpus folder (<data>/<lang>/<split>.txt or .tsv: any task's) or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
     sample: Annotated[int, typer.Option(min=1, help="Sentences timed (the first of the split), as a sweep's rows time 200.")] = 200,
     threads: Annotated[int, typer.Option(min=1, help="CPU threads per measurement (1: repeatable on a shared machine).")] = 1,
@@ -184,7 +184,7 @@ def batch_invariance(
 
 def compare(
     row: Annotated[list[str], typer.Option(help="LANG|LABEL|MODEL|REFERENCE: one line of the table (repeatable), e.g. \"hau|distil3|runs/distill/hau-l3|runs/minilm-hau\".")],
-    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus (the test split is used); default $NDOGO_DATA or `masakhaner`.")] = None,
+    data: Annotated[str | None, typer.Option(help="Local corpus folder (<data>/<lang>/<split>.txt or .tsv: any task's) or hub corpus (the test split is used); default $NDOGO_DATA or `masakhaner`.")] = None,
     work: Annotated[Path | None, typer.Option(help="Cache of measurements: a rerun reuses them, so an interrupted table resumes (default: a temporary folder, not kept).")] = None,
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for timing (F1 is always scored at 1).")] = 1,
     repeats: Annotated[int, typer.Option(min=1, help="Timing repeats per model, each in a fresh process, in alternating order; the median is shown.")] = 3,

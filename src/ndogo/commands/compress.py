@@ -17,7 +17,7 @@ def compress(
     recipe: Annotated[str, typer.Option(help="A recipe file (.toml/.yaml/.json) or a one-line recipe: 'prune:sparsity=0.5 | quantize:method=onnx-int8'.")],
     out: Annotated[Path, typer.Option(help="Where the final model is saved (intermediate stages go to <out>.stages/).")],
     lang: Annotated[str | None, typer.Option(help="Language(s) for stages that train or count tokens (finetune, recovery, trim), comma-separated.")] = None,
-    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+    data: Annotated[str | None, typer.Option(help="Local corpus folder (<data>/<lang>/<split>.txt or .tsv: any task's) or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for stages that have one (when the recipe does not set it).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for stages that take them.")] = None,
     reuse: Annotated[list[str] | None, typer.Option(help="Existing fine-tuned runs a finetune stage may reuse when their settings match (repeatable; {lang} and {seed} are filled in).")] = None,

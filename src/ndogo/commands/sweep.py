@@ -14,7 +14,7 @@ from ndogo.commands._common import quiet_libraries, user_errors
 def sweep(
     config: Annotated[Path, typer.Argument(help="A sweep config (.toml/.yaml): models, languages, recipes, seeds.")],
     out: Annotated[Path, typer.Option(help="Sweep directory: results.sqlite (one row per cell), artifacts/, logs/.")],
-    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; wins over the config's `data`, then $NDOGO_DATA, then the hub.")] = None,
+    data: Annotated[str | None, typer.Option(help="Local corpus folder (<data>/<lang>/<split>.txt or .tsv: any task's) or hub corpus; wins over the config's `data`, then $NDOGO_DATA, then the hub.")] = None,
     executor: Annotated[str, typer.Option(help="local (one cell at a time here) or ray (cells as Ray tasks).")] = "local",
     resume: Annotated[bool, typer.Option(help="Continue a sweep in --out: finished cells are kept, the rest run.")] = False,
     ray_address: Annotated[str | None, typer.Option(help="A Ray cluster to join (e.g. auto or ray://head:10001); default: a local instance.")] = None,

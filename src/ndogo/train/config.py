@@ -49,7 +49,8 @@ class FinetuneConfig:
     max_length: int | None = option(None, min=1, help="Window length in sub-words; default: the model's.")
     seed: int = option(42, min=0, help="Seed of the data order, dropout and the classifier's initialisation.")
     eval_batch_size: int = option(32, min=1, help="Windows per forward pass when scoring dev.")
-    patience: int | None = option(None, min=1, help="Stop after this many epochs without dev F1 gain.")
+    patience: int | None = option(None, min=1, help="Stop after this many epochs without a gain in the task's dev "
+                                   "metric (F1, accuracy or macro-F1).")
     # linear: the landed schedule (decays over --epochs, so a long budget stopped early by --patience stops
     # at a high rate: me5s swa's best fell to 84.8 dev against 87.2 for 3 epochs). plateau: the rate holds
     # after warm-up and halves whenever an epoch brings no dev gain, the best epoch's weights restored

@@ -49,8 +49,8 @@ class DistillConfig(MethodConfig, metaclass=_ByMode):
                                      "dropped from --corpus (agnostic) and from --unlabeled (task).")
     max_steps: int | None = option(None, min=1, help="agnostic: optimizer steps (default 2000); task: overrides "
                                    "--epochs.")
-    data: str | None = option(None, help="task: MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or "
-                              "`masakhaner`.")
+    data: str | None = option(None, help="task: corpus folder (<data>/<lang>/<split>.txt or .tsv: the "
+                              "teacher's task's) or hub corpus; default $NDOGO_DATA or `masakhaner`.")
     langs: list[str] = option([], flag="--lang", sep=",", item="language code, e.g. hau or hau,yor",
                               help="task: the teacher's language(s).")
     # losses: None means the route's default (agnostic 5 / 2 / 1 as DistilBERT; task 0.5 / 0.5 / 0)

@@ -124,7 +124,7 @@ class OnnxInt8Config(QuantizeConfig):
 class OnnxInt8StaticConfig(QuantizeConfig):
     """ONNX Runtime static int8 (QDQ), activation ranges calibrated on dev sentences."""
 
-    data: str | None = option(None, help="corpus to calibrate on (MasakhaNER layout); default $NDOGO_DATA "
-                                         "or `masakhaner`")
+    data: str | None = option(None, help="corpus to calibrate on (<data>/<lang>/dev.txt or .tsv: the "
+                                         "model's task's); default $NDOGO_DATA or `masakhaner`")
     lang: str | None = option(None, help="language of the dev sentences; default the model's")
     calib_sentences: int = option(300, min=1, help="dev sentences to calibrate on")

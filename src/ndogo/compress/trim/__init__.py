@@ -20,8 +20,8 @@ class TrimConfig:
     """What decides a trimmed vocabulary (saved in ndogo.json beside the model)."""
 
     lang: str = option(help="Language whose training text decides the vocabulary.")
-    data: str | None = option(None, help="MasakhaNER-layout folder; its <lang>/train.txt is counted. Default "
-                              "$NDOGO_DATA or `masakhaner`.")
+    data: str | None = option(None, help="Corpus folder; its <lang>/train.txt (or .tsv: any task's) is "
+                              "counted. Default $NDOGO_DATA or `masakhaner`.")
     corpus: str | None = option(None, help="Monolingual text counted too: a text file (one sentence or paragraph "
                                 "a line), or a folder whose <corpus>/<lang>.txt is read (a folder is needed for "
                                 "--other-langs).")
