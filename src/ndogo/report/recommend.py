@@ -482,6 +482,7 @@ def _loses(drop: float) -> str:
     drop = round(drop, 2) + 0.0
     return f"loses {drop:.2f}" if drop >= 0 else f"gains {-drop:.2f}"
 
+
 def _baseline(c: dict[str, Any], score: float) -> str:
     """The baseline's score beside a pick's, saying which of its seeds it is where they are not the pick's."""
     seeds, base_seeds = sorted(c["seeds"]), sorted(c.get("baseline_seeds") or c["seeds"])
