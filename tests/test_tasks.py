@@ -238,10 +238,9 @@ def test_no_code_outside_the_tasks_package_names_a_task() -> None:
     assert not found, found
 
 
-# the commands that read any task's corpus (the rest read NER's alone: prune-sweep, bench serve-load and
-# batch-invariance, which load MasakhaNER's files)
+# the commands that read any task's corpus (the rest read NER's alone: prune-sweep, which loads MasakhaNER's files)
 TASK_COMMANDS = [("finetune",), ("evaluate",), ("compress",), ("sweep",), ("distill",), ("trim-vocab",), ("quantize",),
-                 ("bench", "latency"), ("bench", "compare")]
+                 ("bench", "latency"), ("bench", "compare"), ("bench", "serve-load"), ("bench", "batch-invariance")]
 
 
 @pytest.mark.parametrize("path", TASK_COMMANDS, ids=[" ".join(p) for p in TASK_COMMANDS])
