@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ndogo.cli import app
@@ -136,3 +137,58 @@ def test_bench_serve_load_refuses_bad_counts_in_one_line(int8_model: Path) -> No
     assert done.exit_code == 2
     assert done.output.strip() == ("error: --workers '1,x': expected positive whole numbers separated by commas, "
                                    "e.g. 1,8,32")
+
+
+@pytest.fixture(scope="module")
+def task_runs(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path, str]]:
+    """A POS tagger and a topic classifier, one epoch of the tiny model on a handful of real sentences each:
+    (run, corpus root, language)."""
+    from ndogo.train.finetune import FinetuneConfig, finetune
+    from tests.test_tasks import sample
+
+    tmp = tmp_path_factory.mktemp("bench-tasks")
+    out = {}
+    for name, corpus, lang in (("pos", "masakhapos", "hau"), ("topic", "sib200", "hau_Latn")):
+        data = sample(tmp, corpus, lang, {"train": 8, "dev": 4, "test": 6})
+        run = tmp / f"{name}-run"
+        finetune(FinetuneConfig(model=str(tiny_model), data=str(data), langs=[lang], out=str(run), epochs=1,
+                                lr=1e-3, batch_size=8, threads=1), show_progress=False)
+        out[name] = (run, data, lang)
+    return out
+
+
+@pytest.mark.parametrize(("name", "counted", "metric"), [("pos", "words_whose_tag_changes", "accuracy"),
+                                                         ("topic", "texts_whose_label_changes", "accuracy")])
+def test_bench_batch_invariance_compares_a_taggers_tags_and_a_classifiers_labels(
+        name: str, counted: str, metric: str, task_runs: dict[str, tuple[Path, Path, str]], tmp_path: Path) -> None:
+    """batch-invariance read its corpus with NER's loader, so it refused a POS or topic model's corpus
+    ("no split files (test.txt)"): it reads the model's task's files and compares what the task predicts."""
+    import csv
+
+    from ndogo.evaluate import evaluate
+
+    run, data, lang = task_runs[name]
+    done = CliRunner().invoke(app, ["bench", "batch-invariance", str(run), "--lang", lang, "--data", str(data),
+                                    "--csv", str(tmp_path / "batch.csv")])
+    assert done.exit_code == 0, done.output
+    (row,) = list(csv.DictReader((tmp_path / "batch.csv").open()))
+    assert row["sentences"] == "6" and row[counted] == "0" and float(row["max_score_change"]) < 1e-4
+    assert "entities_alone" not in row and "test_f1_batch_size_1" not in row
+    scored = evaluate(run, str(data), lang, batch_size=32, speed=False, threads=1, device="cpu")[metric]
+    assert float(row[f"test_{metric}_batch_size_32"]) == round(scored, 4)
+
+
+def test_bench_serve_load_serves_a_classifier_on_its_own_endpoint(task_runs: dict[str, tuple[Path, Path, str]],
+                                                                  tmp_path: Path) -> None:
+    """serve-load read its texts with NER's loader and posted to /v1/entities: a topic classifier's corpus was
+    refused, and its server (on /v1/labels) would have answered every request 404."""
+    import csv
+
+    run, data, lang = task_runs["topic"]
+    done = CliRunner().invoke(app, ["bench", "serve-load", str(run), "--lang", lang, "--data", str(data),
+                                    "--workers", "1", "--clients", "1", "--requests", "3", "--bare-seconds", "0.1",
+                                    "--lock", str(tmp_path / "lock"), "--csv", str(tmp_path / "load.csv")])
+    assert done.exit_code == 0, done.output
+    rows = list(csv.DictReader((tmp_path / "load.csv").open()))
+    assert [(r["workers"], r["mode"]) for r in rows] == [("", "bare-b1"), ("", "bare-b32"), ("1", "serve-c1")]
+    assert (rows[2]["requests"], rows[2]["errors"], rows[2]["requests_per_worker"]) == ("3", "0", "3")

@@ -240,3 +240,24 @@ def test_the_baseline_beside_a_pick_is_the_one_its_drop_is_measured_against() ->
                               max_f1_drop=1.0)
     assert "dev F1   65.66 (baseline 65.66, the mean of its seeds 1, 42, drop 0.00 points)" in \
         format_recommendation(unpaired)
+
+
+def test_the_help_words_the_budget_in_the_tasks_metric_not_in_f1() -> None:
+    """`ndogo recommend`'s summary said "within an F1 budget" and --split "which split's F1" where the budget
+    is in the rows' task metric (accuracy for POS and topic, macro-F1 for sentiment): F1 is named only
+    beside the other tasks' metrics. The flag keeps its name, --max-f1-drop."""
+    import re
+
+    import typer
+
+    from ndogo.cli import app
+
+    cmd = typer.main.get_command(app).commands["recommend"]  # type: ignore[attr-defined]
+    helps = {p.name: p.help or "" for p in cmd.params}
+    assert "--max-f1-drop" in {p.name: p.opts for p in cmd.params}["max_f1_drop"]
+    for text in [cmd.help or "", *helps.values()]:
+        for sentence in re.split(r"(?<=\.)\s+|\n\s*\n", text):
+            if re.search(r"\bF1\b", sentence.replace("macro-F1", "")):
+                assert "accuracy" in sentence, sentence
+    assert "metric" in (cmd.help or "").splitlines()[0]
+    assert all(w in helps["max_f1_drop"] for w in ("task's headline metric", "accuracy", "macro-F1"))

@@ -591,3 +591,24 @@ def test_connections_on_the_servers_own_socket_send_without_delay() -> None:
 
     asyncio.run(main())
     assert seen and seen[0] != 0
+
+
+@pytest.mark.parametrize("output", ["entities", "tags", "label"])
+def test_metric_help_names_the_endpoint_the_bundle_is_served_on(output: str) -> None:
+    """/metrics' help said "HTTP requests to /v1/entities" for a POS tagger (served on /v1/tags) and a
+    classifier (/v1/labels): each help names the served path, or none."""
+    from ndogo.deploy.serve import ENDPOINTS
+
+    class Model:  # /metrics never calls the model: what it serves is told by `output` alone
+        def __init__(self) -> None:
+            self.output = output
+
+        def predict(self, texts: list[str]) -> list[Any]:
+            raise AssertionError("not called")
+
+    endpoint = ENDPOINTS[output][0]
+    with running(build_app(Model(), LIMITS, "fake")) as url:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    helps = [line for line in text.splitlines() if line.startswith("# HELP ndogo_")]
+    assert any(f"requests to {endpoint}" in line for line in helps), helps
+    assert all(line.count("/v1/") == line.count(endpoint) for line in helps), helps

@@ -379,3 +379,21 @@ def test_35_3_an_onnx_graphs_external_data_is_shipped(int8_run: Path, tmp_path: 
     assert sorted(p.name for p in bundle.iterdir()) == ["README.md", "config.json", "model.onnx", "ndogo.json",
                                                         "tokenizer.json", "tokenizer_config.json", "weights.bin"]
     assert ndogo.load(bundle, threads=1).predict(TEXTS) == ndogo.load(int8_run, threads=1).predict(TEXTS)
+
+
+@pytest.mark.parametrize(("task", "lang", "iso"), [("topic", "hau_Latn", "hau"), ("topic", "knc_Arab", "knc"),
+                                                   ("pos", "hau", "hau"), ("pos", "pcm", "pcm"),
+                                                   ("sentiment", "tir", "tir"), ("ner", "wol", "wol")])
+def test_card_language_is_the_iso_code_and_the_dataset_config_keeps_the_corpus_code(task: str, lang: str,
+                                                                                    iso: str) -> None:
+    """The card wrote `language: hau_Latn` for a SIB-200 model, which the hub does not read as a language;
+    its ISO 639-3 part goes in `language:` and the full code stays the dataset's config and name."""
+    from ndogo.deploy.ship import front_matter
+    from ndogo.tasks import get_task
+
+    metrics = {m: 0.5 for m in get_task(task).metrics}
+    evals = {(lang, s): {"lang": lang, "split": s, **metrics} for s in ("test", "dev")}
+    header = front_matter("m", {"kind": "hf", "task": task, "langs": [lang]}, evals, lang, "some/corpus")
+    assert header["language"] == [iso]
+    for result in header["model-index"][0]["results"]:
+        assert result["dataset"]["config"] == lang and result["dataset"]["name"] == f"some/corpus ({lang})"

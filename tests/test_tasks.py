@@ -63,6 +63,34 @@ def test_every_real_corpus_is_read_as_its_task() -> None:
         "science/technology"  # labels.txt's order: label ids do not depend on which texts a split holds
 
 
+@pytest.mark.parametrize("empty", ["train", "dev", "test"])
+def test_an_empty_split_file_is_named_as_empty_not_missing(empty: str, tiny_model: Path, tmp_path: Path) -> None:
+    """AfriSenti's orm and tir ship a train file holding only its header: `finetune` said "no train split",
+    as if the file were absent. The error names the file, says it holds no examples and, for train, that
+    such a language is scored zero-shot; an empty dev or test file is named the same way."""
+    from typer.testing import CliRunner
+
+    from ndogo.cli import app
+
+    folder = tmp_path / "afrisenti" / "orm"
+    folder.mkdir(parents=True)
+    rows = "".join(f"{w} {i}\t{lab}\n" for i, (w, lab) in enumerate([("good", "positive"), ("bad", "negative")] * 4))
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.tsv").write_text("tweet\tlabel\n" + ("" if split == empty else rows), encoding="utf-8")
+    data = str(tmp_path / "afrisenti")
+    if empty == "test":
+        args = ["evaluate", str(tiny_model), "--data", data, "--lang", "orm", "--task", "sentiment", "--no-speed"]
+    else:
+        args = ["finetune", "--model", str(tiny_model), "--data", data, "--lang", "orm", "--out",
+                str(tmp_path / "run"), "--max-steps", "1"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    (line,) = [x for x in res.output.splitlines() if x.strip()]
+    assert line.startswith(f"error: {folder / f'{empty}.tsv'}: the {empty} file holds no examples"), line
+    assert ("zero-shot" in line and "[evaluate] transfer" in line) == (empty == "train")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(("task", "name", "content", "where", "says"), [
     ("pos", "train.txt", "Musa PROPN\nya VRB\n", ":2", "not a Universal Dependencies POS tag"),
     ("topic", "train.tsv", "index_id\tcategory\ttext\n1\tsports\tA\n2\tsports\n", ":3", "2 tab-separated fields"),
@@ -210,10 +238,9 @@ def test_no_code_outside_the_tasks_package_names_a_task() -> None:
     assert not found, found
 
 
-# the commands that read any task's corpus (the rest read NER's alone: prune-sweep, bench serve-load and
-# batch-invariance, which load MasakhaNER's files)
+# the commands that read any task's corpus (the rest read NER's alone: prune-sweep, which loads MasakhaNER's files)
 TASK_COMMANDS = [("finetune",), ("evaluate",), ("compress",), ("sweep",), ("distill",), ("trim-vocab",), ("quantize",),
-                 ("bench", "latency"), ("bench", "compare")]
+                 ("bench", "latency"), ("bench", "compare"), ("bench", "serve-load"), ("bench", "batch-invariance")]
 
 
 @pytest.mark.parametrize("path", TASK_COMMANDS, ids=[" ".join(p) for p in TASK_COMMANDS])

@@ -17,6 +17,23 @@ from typing import Any
 BENCH_LOCK = "/tmp/ndogo-bench.lock"
 
 
+def corpus_texts(model: str | os.PathLike[str], data: str | None, lang: str, split: str,
+                 purpose: str) -> tuple[Any, list[Any], list[str]]:
+    """The model's task, a split's examples read as that task reads them, and each as raw text.
+
+    As `ndogo evaluate` does: the task is the model's own (its ndogo.json; NER for a model saved
+    without one), and a corpus of another task is refused in one line naming both, so a POS, topic or
+    sentiment bundle is measured on its own corpus, never read with NER's loader.
+    """
+    from ndogo.models.loading import read_meta
+    from ndogo.tasks import check_corpus_fits, task_of_model
+
+    task = task_of_model(read_meta(model))
+    check_corpus_fits(task, data, lang)
+    examples = task.load(data, lang, (split,)).require(split, purpose)
+    return task, examples, [task.text_of(e) for e in examples]
+
+
 def machine() -> dict[str, Any]:
     """The CPU's name and core count: a timing means nothing without the machine it was taken on."""
     from ndogo.metrics.perf import cpu_model

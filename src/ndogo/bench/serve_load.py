@@ -2,12 +2,13 @@
 
 For each worker count W, `ndogo serve BUNDLE --workers W --threads 1` is started on a free
 loopback port (each worker one model thread); for each concurrency C, C closed-loop clients
-each send one sentence per request, back to back, until `requests` are done or `seconds`
-have passed, whichever comes first; the server is stopped with SIGTERM before the next W
+each send one text per request to the bundle's endpoint (`/v1/entities`, `/v1/tags` or
+`/v1/labels`), back to back, until `requests` are done or `seconds` have passed, whichever
+comes first; the server is stopped with SIGTERM before the next W
 (and killed if it does not exit). Against it, in the same run, the bare model: the same
-bundle loaded in this process (`ndogo.load`, one thread), raw sentences to entities, one at
-a time (batch 1) and 32 at a time (batch 32). Everything is loopback, bounded in requests and
-time, and stops by itself.
+bundle loaded in this process (`ndogo.load`, one thread), raw text to what it predicts
+(entities, tags or a label), one at a time (batch 1) and 32 at a time (batch 32). Everything
+is loopback, bounded in requests and time, and stops by itself.
 
 The clients (httpx, asyncio, one thread) run on the same machine as the server and take CPU
 from it; that is part of what is measured, and each row says how much: the load generator's
@@ -46,12 +47,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def sentences(data: str | None, lang: str, n: int, split: str = "test") -> list[str]:
-    """The first `n` sentences of a split as raw text, what a user would send."""
-    from ndogo.data.corpus import load_corpus
+def sentences(bundle: str | Path, data: str | None, lang: str, n: int, split: str = "test") -> list[str]:
+    """The first `n` texts of a split as raw text, what a user would send, read as the bundle's task reads them."""
+    from ndogo.bench import corpus_texts
 
-    sents = load_corpus(data, lang, (split,)).require(split, "the load test")
-    return [" ".join(s.tokens) for s in sents[:n]]
+    return corpus_texts(bundle, data, lang, split, "the load test")[2][:n]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -61,7 +61,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def bare(bundle: str | Path, texts: list[str], seconds: float) -> list[dict[str, Any]]:
-    """The model without the server: sentences/s at batch 1 and at batch 32, raw text to entities."""
+    """The model without the server: texts/s at batch 1 and at batch 32, raw text to its predictions."""
     from ndogo.deploy import load
 
     predictor = load(bundle, threads=1)
@@ -106,8 +106,8 @@ def own_cpu_seconds() -> float:
 
 
 async def load(url: str, texts: list[str], clients: int, requests: int, seconds: float,
-               server: list[Any] | None = None) -> dict[str, Any]:
-    """`clients` closed-loop clients against `url` until `requests` are done or `seconds` pass: one row."""
+               server: list[Any] | None = None, endpoint: str = "/v1/entities") -> dict[str, Any]:
+    """`clients` closed-loop clients posting to `url` + `endpoint` until `requests` are done or `seconds` pass."""
     import httpx
 
     latencies: list[float] = []
@@ -125,7 +125,7 @@ async def load(url: str, texts: list[str], clients: int, requests: int, seconds:
             sent += 1
             start = time.perf_counter()
             try:
-                answer = await http.post("/v1/entities", json={"text": text})
+                answer = await http.post(endpoint, json={"text": text})
                 ok = answer.status_code == 200
             except httpx.HTTPError:
                 ok = False
@@ -180,8 +180,10 @@ def run_server(bundle: str | Path, workers: int, texts: list[str], clients: Sequ
     """`ndogo serve --workers W` under each concurrency level; stopped with SIGTERM at the end."""
     import psutil
 
+    from ndogo.deploy.serve import endpoint_of
+
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url, endpoint = f"http://127.0.0.1:{port}", endpoint_of(bundle)
     rows = []
     with tempfile.TemporaryDirectory(prefix="ndogo-serve-load-") as tmp:
         log = Path(tmp) / "serve.log"
@@ -195,8 +197,8 @@ def run_server(bundle: str | Path, workers: int, texts: list[str], clients: Sequ
             parent = psutil.Process(proc.pid)
             server = [parent, *parent.children(recursive=True)]
             for c in clients:
-                asyncio.run(load(url, texts, c, min(warmup, requests), 10))  # warm-up, not recorded
-                row = {"workers": workers, **asyncio.run(load(url, texts, c, requests, seconds, server))}
+                asyncio.run(load(url, texts, c, min(warmup, requests), 10, endpoint=endpoint))  # warm-up, not recorded
+                row = {"workers": workers, **asyncio.run(load(url, texts, c, requests, seconds, server, endpoint))}
                 rows.append(row)
                 if progress:
                     progress(f"{workers} worker(s), {c} client(s): {row['throughput_per_s']} requests/s, "
@@ -229,7 +231,7 @@ def serve_load(bundle: str | Path, data: str | None, lang: str, workers: Sequenc
 
     if not Path(bundle).is_dir():
         raise FileNotFoundError(2, "No such directory", str(bundle))
-    texts = sentences(data, lang, 200)
+    texts = sentences(bundle, data, lang, 200)
     rows: list[dict[str, Any]] = []
     with file_lock(lock) if lock else nullcontext():
         if bare_seconds > 0:

@@ -18,7 +18,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 bench_app = typer.Typer(help="Measure models on this machine: side by side (latency), against their references with F1 "
                         "(compare), behind `ndogo serve` (serve-load), from a cold process (cold-start), and whether "
-                        "their entities depend on the batch (batch-invariance).\n\nExample: ndogo bench latency "
+                        "their predictions depend on the batch (batch-invariance).\n\nExample: ndogo bench latency "
                         "runs/minilm-hau runs/quantize/hau-onnx-int8 --lang hau --data ../shared/data/masakhaner",
                         no_args_is_help=True,
                         rich_markup_mode=None, cls=Group)
@@ -92,8 +92,8 @@ def _show(rows: list[dict[str, Any]], title: str, columns: dict[str, str], as_js
 
 def serve_load(
     bundle: Annotated[Path, typer.Argument(help="A bundle from `ndogo ship`, or any model directory ndogo saved.")],
-    lang: Annotated[str, typer.Option(help="Language whose test sentences are sent, one a request.")],
-    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+    lang: Annotated[str, typer.Option(help="Language whose test sentences (or texts) are sent, one a request.")],
+    data: Annotated[str | None, typer.Option(help="Local corpus folder of the bundle's task (<data>/<lang>/test.txt or .tsv), or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
     workers: Annotated[str, typer.Option(help="Worker counts to serve with, one after the other (comma-separated).")] = "1,2",
     clients: Annotated[str, typer.Option(help="Concurrent closed-loop clients, one level after the other (comma-separated).")] = "1,8,32",
     requests: Annotated[int, typer.Option(min=1, help="Most requests per concurrency level.")] = 600,
@@ -108,7 +108,8 @@ def serve_load(
     """`ndogo serve` under load: throughput and p50/p99 latency at each concurrency level and worker count, beside the bare model.
 
     For each worker count the server is started on a free loopback port (one model thread per
-    worker), each level of closed-loop clients sends one sentence a request until --requests
+    worker), each level of closed-loop clients sends one test text a request, read as the bundle's
+    task reads its corpus, to the bundle's endpoint (POST /v1/entities, /v1/tags or /v1/labels) until --requests
     are done or --seconds pass, and the server is stopped; the bare model (this process, batch
     1 and 32) is the ceiling the server is read against (vs_bare_b32), and several workers are
     read against one (vs_1_worker). Each row says how much CPU the load generator and the
@@ -156,30 +157,32 @@ def cold_start(
 
 def batch_invariance(
     models: Annotated[list[Path], typer.Argument(help="Model directories or bundles (any kind ndogo saves).")],
-    lang: Annotated[str, typer.Option(help="Language whose sentences are tagged.")],
-    data: Annotated[str | None, typer.Option(help="Local MasakhaNER-layout folder or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
+    lang: Annotated[str, typer.Option(help="Language whose sentences (or texts) are run.")],
+    data: Annotated[str | None, typer.Option(help="Local corpus folder of the models' task (<data>/<lang>/<split>.txt or .tsv), or hub corpus; default $NDOGO_DATA or `masakhaner`.")] = None,
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
-    f1: Annotated[bool, typer.Option(help="Also score F1 at batch size 1 and 32 (as `ndogo evaluate --batch-size`).")] = True,
+    f1: Annotated[bool, typer.Option(help="Also score the task's headline metric (F1 for NER, accuracy for POS and topic, macro-F1 for sentiment) at batch size 1 and 32 (as `ndogo evaluate --batch-size`).")] = True,
     csv: CsvOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """How often a model's entities for a sentence change with the batch it runs in: alone against in batches of 32.
+    """How often a model's predictions for a text change with the batch it runs in: alone against in batches of 32.
 
-    A float model's entities do not depend on the other sentences of its batch; ONNX Runtime's
-    dynamic int8 computes one activation scale per batch, so an int8 model's can. `ndogo serve`
-    batches concurrent requests, so this is what a served model's answers may differ by from
-    `ndogo predict`'s, with F1 at both batch sizes beside it.
+    What is compared is the task's prediction: a NER model's entities (label and span), a POS
+    tagger's tag of each word, a classifier's label of each text; the corpus is read as the
+    model's task reads it (as `ndogo evaluate`). A float model's predictions do not depend on the
+    other texts of its batch; ONNX Runtime's dynamic int8 computes one activation scale per batch,
+    so an int8 model's can. `ndogo serve` batches concurrent requests, so this is what a served
+    model's answers may differ by from `ndogo predict`'s, with the task's headline metric (F1,
+    accuracy or macro-F1) at both batch sizes beside it.
 
     Example: ndogo bench batch-invariance bundles/luo-int8 runs/minilm-luo --lang luo --data ../shared/data/masakhaner --csv batch-invariance.csv
     """
     quiet_libraries()
     from ndogo.bench.batch_invariance import batch_invariance as run_it
+    from ndogo.bench.batch_invariance import shown_columns
 
     rows = [run_it(m, data, lang, split, f1) for m in models]
-    columns = {"model": "model", "kind": "kind", "sentences": "sentences",
-               "sentences_whose_entities_change": "changed", "max_score_change": "max score change",
-               f"{split}_f1_batch_size_1": "F1 b1", f"{split}_f1_batch_size_32": "F1 b32"}
-    _show(rows, f"{lang}/{split}: entities alone against in batches of 32", columns, as_json, csv)
+    unit, columns = shown_columns(rows[0], split)  # named after what the task predicts, and its metric
+    _show(rows, f"{lang}/{split}: {unit} alone against in batches of 32", columns, as_json, csv)
 
 
 def compare(

@@ -18,14 +18,14 @@ def recommend(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (holding results.sqlite), or a CSV of its rows "
                                                    "(e.g. the committed docs/bench/atlas-minilm.csv).")],
     lang: Annotated[str | None, typer.Option(help="The language to ship, or several comma-separated (hau,swa,yor) to choose ONE recipe for all of them (required, but with --check-cost-model).", show_default=False)] = None,
-    max_f1_drop: Annotated[float | None, typer.Option(help="Largest loss against the fine-tuned baseline you accept, in points of the rows' headline metric: F1 for NER, accuracy for POS and topic, macro-F1 for sentiment (1 = 0.01 F1; with several languages, their mean loss; required, but with --check-cost-model).", show_default=False)] = None,
+    max_f1_drop: Annotated[float | None, typer.Option(help="Largest loss against the fine-tuned baseline you accept, in points of the task's headline metric: entity F1 for NER, accuracy for POS and topic, macro-F1 for sentiment (1 = one percentage point of it; with several languages, their mean loss; required, but with --check-cost-model).", show_default=False)] = None,
     max_worst_drop: Annotated[float | None, typer.Option(help="The largest loss any one language may have, in the same points: with several languages --max-f1-drop bounds their mean, this each of them. Default: no limit.", show_default=False)] = None,
     min_smaller: Annotated[float | None, typer.Option(help="Only recipes at least this many times smaller on disk than the same model's baseline (in every language asked for); one not measured is left out.", show_default=False)] = None,
     min_faster: Annotated[float | None, typer.Option(help="Only recipes at least this many times faster than the same model's baseline at batch 1 (in every language asked for); one not measured is left out.", show_default=False)] = None,
     optimize: Annotated[str, typer.Option(help="What to make smallest: size (on disk) or latency (batch 1); with several languages, its mean over them.")] = "size",
     model: Annotated[str | None, typer.Option(help="Only this model of the sweep (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    split: Annotated[str, typer.Option(help="Which split's F1 the budget is read on: dev (the default; test is only reported) or test (for rows measured before dev F1 was recorded; the output says so).")] = "dev",
+    split: Annotated[str, typer.Option(help="Which split's score (the task's headline metric) the budget is read on: dev (the default; test is only reported) or test (for rows measured before dev scores were recorded; the output says so).")] = "dev",
     ship: Annotated[Path | None, typer.Option(help="Also write the chosen model as a bundle with its model card here (see `ndogo ship`).")] = None,
     data: Annotated[Path | None, typer.Option(help="For a language the sweep has no rows for: the corpus root holding it (default: the sweep's own data), to predict its costs from the other languages' rows.")] = None,
     rows_data: Annotated[Path | None, typer.Option(help="The corpus root the rows were measured on, where they do not record it (CSVs written before the `data` column); the known languages' facts are read there.")] = None,
@@ -33,7 +33,7 @@ def recommend(
     check_cost_model: Annotated[bool, typer.Option("--check-cost-model", help="Instead of choosing, check the cost model that predicts a new language's costs on the rows' own languages: each method's leave-one-language-out error, of the language facts' fit and of the other languages' mean, the one it picks and the error outside the pick. Each model is fitted on the first source holding its rows, then on all sources holding them.")] = False,
     csv: Annotated[Path | None, typer.Option(help="With --check-cost-model: also write its lines here, e.g. docs/bench/cost-model-loo.csv.")] = None,
 ) -> None:
-    """The best recipe in a sweep for a language within an F1 budget, and how to reproduce it.
+    """The best recipe in a sweep for a language within a budget of the task's metric, and how to reproduce it.
 
     The budget is in points of the rows' headline metric: entity F1 for NER, accuracy for a POS
     tagger or a topic classifier, macro-F1 for sentiment (the flag keeps its name). Rows of two
@@ -44,8 +44,8 @@ def recommend(
     entity density, how the model's tokenizer reads it, script), with the prediction's
     leave-one-language-out error (ndogo.report.predict_cost).
 
-    F1 is the mean over the sweep's seeds. The budget is read on dev F1 (--split dev, the default):
-    test F1 is shown beside it and never used to choose. Example:
+    Each score is the mean over the sweep's seeds. The budget is read on dev (--split dev, the
+    default): the test score is shown beside it and never used to choose. Example:
 
       ndogo recommend runs/sweeps/quickstart --lang hau --max-f1-drop 1 --optimize latency
 
@@ -66,7 +66,8 @@ def recommend(
           --max-f1-drop 1 --data ../shared/data/masakhaner2
 
     With --ship DIR the chosen model is also written as a bundle with its model card (`ndogo ship`), its numbers
-    taken from the sweep's row (test and dev F1 per type, size, latency and machine, the baseline's cost).
+    taken from the sweep's row (the task's metrics on test and dev, per type or label, size, latency and
+    machine, the baseline's cost).
 
     With --check-cost-model it checks the predictor instead, on the languages the rows hold; the
     committed check is made from the committed atlas (tests/test_predict_cost.py fails when they disagree):

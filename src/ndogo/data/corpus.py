@@ -42,11 +42,22 @@ class Corpus:
     schemes: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     folder: str = ""  # where the split files are (local corpora)
+    empty: dict[str, str] = field(default_factory=dict)  # split -> its file, for files left out as empty
 
     def require(self, split: str, purpose: str) -> list[Any]:
-        """The examples of a split, or a one-line DataError naming the file that is missing."""
+        """The examples of a split, or a one-line DataError naming the file that is missing or empty.
+
+        An empty file is told apart from a missing one: AfriSenti ships an empty train file for the
+        languages it holds for zero-shot transfer (orm, tir), and "no train split" beside a file
+        that exists sends the user looking for the wrong mistake.
+        """
         if self.splits.get(split):
             return self.splits[split]
+        if split in self.empty:
+            hint = ("; a language without training examples can only be scored zero-shot, by a model trained on "
+                    "other languages (a sweep's `[evaluate] transfer` option)") if split == "train" else ""
+            raise DataError(self.empty[split], None, f"the {split} file holds no examples: {purpose} needs them"
+                            f"{hint}")
         ext = Path(next(iter(self.sources.values()), ".txt")).suffix or ".txt"
         where = Path(self.folder) / f"{split}{ext}" if self.folder else f"{self.name}/{self.lang}"
         raise DataError(where, None, f"no {split} split: {purpose} needs it")
@@ -115,6 +126,7 @@ def load_folder(root: str | Path, lang: str, splits: tuple[str, ...], read: Spli
         if not examples:
             if empty_is_missing:
                 corpus.problems.append(Problem(str(path), 0, "empty file: this split is left out"))
+                corpus.empty[split] = str(path)
                 continue
             raise DataError(path, None, "no sentences in this file")
         corpus.splits[split] = examples

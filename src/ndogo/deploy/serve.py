@@ -371,8 +371,11 @@ class Batcher:
         self.prep.shutdown(wait=True)
 
 
-def _metrics(shared: bool = False) -> Any:
+def _metrics(shared: bool = False, endpoint: str = "/v1/entities") -> Any:
     """The server's metrics; `shared`: a worker's, exposed summed over every worker of its server.
+
+    Their help names `endpoint`, the path the bundle is served on (`/v1/tags` for a POS tagger,
+    `/v1/labels` for a classifier): a scraper's reader is told of the path that exists.
 
     A worker's metrics live in files of PROMETHEUS_MULTIPROC_DIR (prometheus_client's
     multiprocess mode, set before prometheus_client is imported), and its /metrics reads
@@ -390,16 +393,16 @@ def _metrics(shared: bool = False) -> Any:
     own = None if shared else registry
     return {
         "registry": registry,
-        "requests": Counter("ndogo_requests", "HTTP requests to /v1/entities, and errors on any path, by status",
+        "requests": Counter("ndogo_requests", f"HTTP requests to {endpoint}, and errors on any path, by status",
                             ["status"], registry=own),
         "errors": Counter("ndogo_request_errors", "Requests answered with an error, by status", ["status"],
                           registry=own),
-        "latency": Histogram("ndogo_request_latency_seconds", "Time from request to response, /v1/entities",
+        "latency": Histogram("ndogo_request_latency_seconds", f"Time from request to response, {endpoint}",
                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=own),
         "batch": Histogram("ndogo_batch_size", "Windows per model call (a text up to the model's window is one)",
                            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
                            registry=own),
-        "texts": Counter("ndogo_texts", "Texts tagged", registry=own),
+        "texts": Counter("ndogo_texts", f"Texts answered on {endpoint}", registry=own),
         "in_flight": Gauge("ndogo_requests_in_flight", "Requests being answered", registry=own,
                            multiprocess_mode="livesum"),
     }
@@ -450,10 +453,12 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model", shared_metr
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    metrics = _metrics(shared_metrics)
+    output = getattr(predictor, "output", "entities")
+    endpoint, key_one, key_many = ENDPOINTS[output]
+    metrics = _metrics(shared_metrics, endpoint)
     # which process answered: with --workers N, a client (or a test) can tell them apart
     worker = {"x-ndogo-worker": str(os.getpid())}
-    # answered: /v1/entities answers since start; in_flight: being answered; cancelled: cut off by a drain timeout
+    # answered: the endpoint's answers since start; in_flight: being answered; cancelled: cut off by a drain timeout
     state: dict[str, Any] = {"draining": False, "batcher": None, "answered": 0, "in_flight": 0, "cancelled": 0}
 
     def count(status: int) -> None:
@@ -478,9 +483,6 @@ def build_app(predictor: Any, cfg: ServeConfig, name: str = "model", shared_metr
                 raise BadInput(413, f"body is over the limit of {cfg.max_body_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
-
-    output = getattr(predictor, "output", "entities")
-    endpoint, key_one, key_many = ENDPOINTS[output]
 
     async def entities(request: Request) -> Response:
         t0 = time.perf_counter()
@@ -605,7 +607,7 @@ class Drained:
     """How one server (or worker) stopped: what it answered, and what the drain finished or cut off."""
 
     signal: str  # SIGTERM, SIGINT, or "stopped"
-    answered: int  # /v1/entities requests answered since start
+    answered: int  # requests to the served endpoint (/v1/entities, /v1/tags or /v1/labels) answered since start
     finished: int  # requests in flight at the signal, answered after it
     cancelled: int  # requests the drain ran out of time for (answered 503)
 

@@ -56,6 +56,19 @@ HUB_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "me5s": "intfloat
 TORCH_FREE_KINDS = ("onnx", "ort")
 NOT_MEASURED = "not measured"
 PROBE = "Musa Aliyu ya je Kano ranar Litinin tare da Amina Bello."
+# A FLORES-200 / SIB-200 language code: ISO 639-3 and an ISO 15924 script (`hau_Latn`, `knc_Arab`).
+FLORES_CODE = re.compile(r"([a-z]{3})_([A-Z][a-z]{3})")
+
+
+def iso639(lang: str) -> str:
+    """The ISO 639 code of a corpus's language code, as the hub's card metadata `language:` expects it.
+
+    SIB-200 names a language with its script (`hau_Latn`), which the hub does not read as a language;
+    the script is kept where the card names the corpus's config. MasakhaNER, MasakhaPOS and AfriSenti
+    codes are ISO 639-3 already and come back as they are.
+    """
+    found = FLORES_CODE.fullmatch(lang)
+    return found.group(1) if found else lang
 
 
 @dataclass
@@ -558,7 +571,7 @@ def front_matter(name: str, meta: dict[str, Any], evals: dict[tuple[str, str], d
     if kind in TORCH_FREE_KINDS:
         tags += ["onnx"] + (["int8"] if "int8" in json.dumps(meta.get("quantization") or {}) else [])
     header: dict[str, Any] = {
-        "language": sorted(set(meta.get("langs") or ([lang] if lang else []))),
+        "language": sorted({iso639(str(x)) for x in meta.get("langs") or ([lang] if lang else [])}),
         "license": task.licence, "datasets": [dataset], "tags": tags, "pipeline_tag": task.pipeline_tag,
     }
     if kind == "hf":

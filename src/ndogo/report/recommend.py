@@ -1,4 +1,4 @@
-"""`ndogo recommend`: the smallest (or fastest) model a sweep found within an F1 budget.
+"""`ndogo recommend`: the smallest (or fastest) model a sweep found within a budget of the task's metric.
 
 This answers the user's real question, "what can I ship for my language that
 loses at most X points?", from rows already measured: no model is run.

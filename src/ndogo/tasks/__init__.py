@@ -61,6 +61,10 @@ class Task:
             raise DataError(root, None, f"no such folder ({self.name} corpora are read from a local folder)")
         return load_folder(root, lang, splits, self.read_split, self.ext, empty_is_missing=True)
 
+    def text_of(self, example: Any) -> str:
+        """An example as the raw text a user would send (`predict`, `serve`): its words joined by spaces."""
+        return " ".join(example.tokens)
+
     def labels(self, corpora: Sequence[Corpus]) -> list[str]:
         """The label list in id order (stable: the same corpus gives the same ids)."""
         raise NotImplementedError

@@ -69,6 +69,9 @@ class SequenceTask(Task):
         order = declared or sorted(found)
         return list(order) + sorted(found - set(order))
 
+    def text_of(self, example: Text) -> str:
+        return example.text  # as the corpus holds it: a tweet's own spacing is what a user would send
+
     def categories(self, example: Text) -> list[str]:
         return [example.label]
 

@@ -239,8 +239,8 @@ def finetune(
     # e.g. teacher-labelled raw text for a student (its identity is in cfg.extra, so a resume checks it)
     train += list(extra_train or [])
     dev = [s for c in corpora for s in c.splits.get("dev", [])]
-    if not dev:
-        raise ValueError(f"no dev split for {cfg.langs}: the best epoch is chosen on dev {task.metric_label}")
+    if not dev:  # the first language's dev file, named: missing, or empty
+        corpora[0].require("dev", f"choosing the best epoch (on dev {task.metric_label})")
 
     tokenizer = load_tokenizer(cfg.model)
     model = load_for_head(cfg.model, task.head, labels)
