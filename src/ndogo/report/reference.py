@@ -788,6 +788,8 @@ def far_students_table(bench: Path, model: str) -> str:
         size = statistics.fmean(x.size_x for x in found if x.size_x) if any(x.size_x for x in found) else None
         b1 = statistics.median(x.speedup_b1 for x in found if x.speedup_b1) if any(
             x.speedup_b1 for x in found) else None
+        e2e = statistics.median(x.speedup_e2e_b1 for x in found if x.speedup_e2e_b1) if any(
+            x.speedup_e2e_b1 for x in found) else None
         b32 = [x.throughput_b32 / bases[x.lang].throughput_b32 for x in found
                if x.throughput_b32 and x.lang in bases and bases[x.lang].throughput_b32]
         dev = [x.dev_delta for x in found if x.dev_delta is not None]
@@ -800,18 +802,22 @@ def far_students_table(bench: Path, model: str) -> str:
         else:
             fewest = min((len(x.f1) for x in found), default=0)
             verdict = f"not yet: {len(found)} of {len(langs)} languages, seeds {fewest}"
-        rows.append([f"`{recipe}`", times(size), times(b1), times(statistics.median(b32) if b32 else None), *cells,
+        rows.append([f"`{recipe}`", times(size), times(b1), times(e2e), times(statistics.median(b32) if b32 else None),
+                     *cells,
                      pts(statistics.fmean(dev)) if dev else "–", pts(statistics.fmean(test)) if test else "–",
                      verdict])
     teacher = ", ".join(f"{lg} {pts(100 * bases[lg].f1_mean, False)} "
                         f"(dev {pts(100 * (bases[lg].dev_f1_mean or 0), False)})" for lg in langs if lg in bases)
     head = (f"**{model}** (rows: [{path.name}](bench/{path.name}); candidates declared in {declared}; "
             f"target: at least {smaller:g}× smaller and {faster:g}× faster at batch 1, mean loss at most 1 point "
-            f"and no language over 2, on dev and on test). Teacher F1, test (dev): {teacher}.")
+            f"and no language over 2, on dev and on test). Teacher F1, test (dev): {teacher}. \"Faster\" is the "
+            "forward pass's latency, as every speed-up in these docs; end to end adds tokenizing the raw sentence "
+            "and decoding its entities, work that compression does not shrink, so that ratio is smaller.")
     return head + "\n\n" + table(
-        ["chain", "smaller", "faster, batch 1 (median)", "faster, batch 32 (median)",
-         *(f"{lg}: dev Δ / test Δ" for lg in langs), "mean dev Δ", "mean test Δ", "target met: dev / test"],
-        rows, right=range(1, len(langs) + 6))
+        ["chain", "smaller", "faster, batch 1 (median)", "faster end to end, batch 1 (median)",
+         "faster, batch 32 (median)", *(f"{lg}: dev Δ / test Δ" for lg in langs), "mean dev Δ", "mean test Δ",
+         "target met: dev / test"],
+        rows, right=range(1, len(langs) + 7))
 
 
 # What each lever of a student chain does, read off the candidates themselves: a lever is one option of the

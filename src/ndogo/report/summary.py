@@ -53,6 +53,9 @@ class Summary:
     paired: bool = True  # False where no seed of the baseline matches and its mean over seeds stood in
     size_x: float | None = None  # times smaller than the baseline
     speedup_b1: float | None = None  # times faster than the baseline at batch 1
+    # raw sentence to its output (tokenizing, decoding): what a caller waits for, beside the forward pass's
+    latency_e2e_ms_b1: float | None = None
+    speedup_e2e_b1: float | None = None  # times faster than the baseline end to end at batch 1
 
     @property
     def metric_label(self) -> str:
@@ -109,7 +112,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
             data=group[0].get("data", ""),
             dev_f1=[dev_headline(r) or 0.0 for r in group]
             if all(dev_headline(r) is not None for r in group) else [],
-            metric=metric_of(group[0]), task=task,
+            metric=metric_of(group[0]), task=task, latency_e2e_ms_b1=_mean(group, "latency_e2e_ms_b1"),
         ))
     base = {(s.task, s.model, s.lang): s for s in out if s.recipe == BASELINE}
     for s in out:
@@ -123,6 +126,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
             s.size_x = b.size_bytes / s.size_bytes
         if s.latency_ms_b1 and b.latency_ms_b1:
             s.speedup_b1 = b.latency_ms_b1 / s.latency_ms_b1
+        if s.latency_e2e_ms_b1 and b.latency_e2e_ms_b1:
+            s.speedup_e2e_b1 = b.latency_e2e_ms_b1 / s.latency_e2e_ms_b1
     return out
 
 
