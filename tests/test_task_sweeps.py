@@ -189,3 +189,22 @@ def test_a_store_written_before_the_task_columns_still_opens(tmp_path: Path) -> 
     with sqlite3.connect(tmp_path / STORE) as conn:
         assert conn.execute("SELECT metric, accuracy FROM cells WHERE cell_id = 'c2'").fetchone() == ("accuracy", 0.9)
     conn.close()
+
+
+def test_a_sentiment_sweep_scores_a_language_without_training_data_zero_shot(
+        tiny_model: Path, tmp_path: Path) -> None:
+    """AfriSenti's orm has no training set: the sentiment atlas scores every model on it zero-shot
+    (`[evaluate] transfer`), in the task's metric, from the real folder with its empty train file."""
+    n = {"train": 48, "dev": 16, "test": 16}
+    data = sample(tmp_path, "afrisenti", "hau", n)
+    sample(tmp_path / "orm-part", "afrisenti", "orm", n)
+    (data / "orm").symlink_to(tmp_path / "orm-part" / "afrisenti" / "orm")
+    assert (data / "orm" / "train.tsv").read_text(encoding="utf-8").count("\n") == 1  # the header alone
+    config = grid(tmp_path / "sentiment.toml", tiny_model, "hau")
+    config.write_text(config.read_text().replace("skip_empty_baselines = false",
+                                                 'skip_empty_baselines = false\ntransfer = ["orm"]'))
+    summary = run_sweep(load_sweep_config(config, str(data)), tmp_path / "out", show_progress=False)
+    assert (summary.done, summary.failed) == (3, 0)
+    for row in load_rows(tmp_path / "out"):
+        scored = row["transfer"]["orm"]
+        assert row["task"] == "sentiment" and 0.0 <= scored["macro_f1"] <= 1.0, scored
