@@ -781,9 +781,10 @@ def far_students_table(bench: Path, model: str) -> str:
         cells = []
         for lang in langs:
             x = by.get(lang)
+            spread = len(x.f1) > 1 if x is not None else False
             cells.append("–" if x is None or x.delta is None else
-                         f"{pts(x.dev_delta)} / {pts(x.delta)}" + (f" ± {x.delta_std:.2f}" if len(x.f1) > 1 else "")
-                         + f", n={len(x.f1)}")
+                         f"{pts(x.dev_delta)}" + (f" ± {x.dev_delta_std:.2f}" if spread else "") +
+                         f" / {pts(x.delta)}" + (f" ± {x.delta_std:.2f}" if spread else "") + f", n={len(x.f1)}")
         found = [by[lg] for lg in langs if lg in by and by[lg].delta is not None]
         size = statistics.fmean(x.size_x for x in found if x.size_x) if any(x.size_x for x in found) else None
         b1 = statistics.median(x.speedup_b1 for x in found if x.speedup_b1) if any(
