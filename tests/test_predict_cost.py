@@ -311,3 +311,23 @@ def test_recommend_asks_for_what_choosing_needs_and_the_check_refuses_it(tmp_pat
         done = CliRunner().invoke(app, ["recommend", str(rows), *args])
         assert (done.exit_code, done.output.strip()) == (2, line)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_topic_language_without_rows_is_predicted_from_the_topic_atlas_in_accuracy(tmp_path: Path) -> None:
+    """The committed topic rows (SIB-200) predict an unseen SIB-200 language: its facts are read with the
+    topic reader (the NER reader found 'no split files (train.txt, test.txt)'), Ge'ez script from its
+    code, and every Δ and the budget are in accuracy points."""
+    from ndogo.models.loading import load_tokenizer
+    from ndogo.report.predict_cost import _compute_facts
+
+    shared = need_shared()
+    tok = load_tokenizer("minilm")
+    amh = _compute_facts(shared / "sib200", "amh_Ethi", tok)
+    assert amh["latin_script"] == 0.0 and amh["entities_per_100_tokens"] == 0.0
+    assert amh["log_train_sentences"] == pytest.approx(math.log(701))
+    atlas = Path(__file__).resolve().parents[1] / "docs" / "bench" / "atlas-topic-minilm.csv"
+    result = CliRunner().invoke(app, ["recommend", str(atlas), "--lang", "xho_Latn", "--max-f1-drop", "1",
+                                      "--data", str(shared / "sib200")])
+    assert result.exit_code == 0, result.output
+    assert "xho_Latn: no sweep rows; predicted from the atlas's" in result.output
+    assert "Test Δaccuracy in points" in result.output and "ΔF1" not in result.output

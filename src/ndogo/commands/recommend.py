@@ -188,7 +188,10 @@ def predicted_costs(directory: Path, lang: str, budget: float, model: str | None
         if len(answers) == 1:
             out.update({k: v for k, v in out["models"][0].items() if k != "model"})  # the one-model shape, as before
         return json.dumps(out, indent=2)
-    return "\n\n".join(format_predictions(lang, predictions, budget, name if len(answers) > 1 else None)
+    from ndogo.experiments.row import metric_label, metric_of
+
+    label = metric_label(metric_of(rows[0]))  # the budget and every Δ in the rows' own metric
+    return "\n\n".join(format_predictions(lang, predictions, budget, name if len(answers) > 1 else None, label)
                        for name, _, predictions in answers)
 
 

@@ -95,19 +95,28 @@ def language_facts(data: str | Path, lang: str, tokenizer: Any, cache: bool = Tr
 
 
 def _compute_facts(data: str | Path, lang: str, tokenizer: Any) -> dict[str, float]:
-    from ndogo.data.corpus import load_local
+    """The facts of any task's corpus: its reader's sentences or texts, their words as the tokenizer reads
+    them; entity density is NER's alone (0 for a corpus without entities, which then tells no language
+    apart and weighs nothing)."""
     from ndogo.data.stats import split_stats
     from ndogo.data.tokenization import tokenizer_facts
+    from ndogo.report.facts import script_of
+    from ndogo.tasks import resolve_task
 
-    corpus = load_local(data, lang, ("train", "test"))
+    task = resolve_task(None, Path(data), lang)
+    corpus = task.load(str(data), lang, ("train", "test"))
     train = corpus.require("train", "the cost model (it counts the training data)")
     test = corpus.require("test", "the cost model")
-    stats = split_stats(train)
+    if task.output == "entities":
+        stats = split_stats(train)
+    else:
+        stats = {"sentences": len(train), "tokens": sum(len(s.tokens) for s in train), "entities": 0}
     facts = tokenizer_facts(tokenizer, [s.tokens for s in train], [s.tokens for s in test])
+    latin = lang not in NON_LATIN and script_of(lang) == "Latin"  # SIB-200's codes carry their script
     return {"log_train_sentences": math.log(max(stats["sentences"], 1)),
             "entities_per_100_tokens": 100 * stats["entities"] / max(stats["tokens"], 1),
             "fertility_test": facts["fertility_test"], "unseen_subwords_test": facts["unseen_subwords_test"],
-            "unknown_words_test": facts["unknown_words_test"], "latin_script": float(lang not in NON_LATIN)}
+            "unknown_words_test": facts["unknown_words_test"], "latin_script": float(latin)}
 
 
 def find_corpus(rows: list[dict[str, Any]], label: str, near: Path | None = None,
@@ -256,8 +265,10 @@ def _err(value: float | None) -> str:
     return f"± {value:.2f}" if value is not None else "± ?"
 
 
-def format_predictions(lang: str, predictions: list[CostPrediction], budget: float, model: str | None = None) -> str:
-    """Lines for people: every method's predicted change ± its error, both predictors' errors, what fits the budget."""
+def format_predictions(lang: str, predictions: list[CostPrediction], budget: float, model: str | None = None,
+                       label: str = "F1") -> str:
+    """Lines for people: every method's predicted change ± its error, both predictors' errors, what fits the budget
+    (in points of `label`, the rows' headline metric: F1 for NER, accuracy for POS and topic...)."""
     if not predictions:
         return (f"{lang}: no sweep rows, and too few languages in the atlas (3 per method are needed) "
                 "to predict what compression costs it")
@@ -270,12 +281,12 @@ def format_predictions(lang: str, predictions: list[CostPrediction], budget: flo
              "  tokenizer fertility, unseen and unknown sub-words, script) and 'mean' (the other languages'\n"
              "  mean change); the one with the lower leave-one-language-out error predicts. '±' is the error\n"
              "  of that whole procedure, measured outside its choice (nested leave-one-language-out); both\n"
-             "  predictors' own errors follow. Test ΔF1 in points, clipped to the range the atlas measured."]
+             f"  predictors' own errors follow. Test Δ{label} in points, clipped to the range the atlas measured."]
     outside = list(dict.fromkeys(f for p in predictions for f in p.outside))
     if outside:
         lines.append(f"  {lang} lies outside the atlas's languages in {', '.join(outside)}: those facts are "
                      f"clipped to {MAX_Z:g} spreads, so this extrapolates and the error below understates it")
-    lines.append(f"  {'method':<22} {'ΔF1':>6} {'±':<7} {'uses':<5} {'facts':>7} {'mean':>7}"
+    lines.append(f"  {'method':<22} {'Δ' + label:>6} {'±':<7} {'uses':<5} {'facts':>7} {'mean':>7}"
                  f"{'  n' if each else ''}  size, measured range")
     for p in sorted(predictions, key=lambda p: -(p.size_x or 1.0)):
         size = f"{p.size_x:.2f}× smaller" if p.size_x else ""
