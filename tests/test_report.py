@@ -887,3 +887,17 @@ def test_the_sweep_table_of_one_task_has_no_heading(sweep_dir: Path) -> None:
     code, out = cli("report", str(sweep_dir), "--table")
     assert code == 0, out
     assert out.startswith("| lang | recipe | dev F1 |") and "###" not in out
+
+
+def test_the_pivot_says_its_baseline_is_a_mean_where_seeds_differ() -> None:
+    """hau's baseline has two seeds (0.80, 0.70), its int8 one (seed 1, Δ −1 against seed 1's 0.80): the
+    pivot prints 75.00 and −1.00, and says the baseline is a mean, so that 74.00 is not read off it."""
+    from ndogo.report.sweep_table import pivot_table
+
+    rows = [fake_row("hau", "baseline", "", 1, 0.80, 90, 10, 0.0),
+            fake_row("hau", "baseline", "", 2, 0.70, 90, 10, 0.0),
+            fake_row("hau", "int8", "quantize:method=onnx-int8", 1, 0.79, 23, 5, 0.0)]
+    text = pivot_table(rows)
+    assert "| hau | 75.00 | -1.00 |" in text and "mean over its seeds where it has several (hau (2 seeds))" in text
+    one = pivot_table([r for r in rows if r["seed"] == 1])
+    assert "mean over its seeds" not in one

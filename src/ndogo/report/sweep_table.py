@@ -110,6 +110,11 @@ def pivot_table(rows: list[dict[str, Any]]) -> str:
             cells = [f"{found[r].delta:+.2f}" if r in found and found[r].delta is not None else "–" for r in recipes]
             head = f"| {model} | {lang} |" if len(models) > 1 else f"| {lang} |"
             lines.append(f"{head} {found['baseline'].f1_mean * 100:.2f} | " + " | ".join(cells) + " |")
+    several = [f"{s.lang} ({len(s.f1)} seeds)" for s in summaries if s.recipe == "baseline" and len(s.f1) > 1]
+    if several:
+        # the baseline column is a mean over seeds; each Δ pairs its own seeds with the baseline's same seeds
+        lines += ["", f"The baseline is the mean over its seeds where it has several ({', '.join(several)}); each "
+                  "Δ is against the baseline of its own seed(s), so baseline + Δ need not be the method's score."]
     return "\n".join(lines) + "\n"
 
 
