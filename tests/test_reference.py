@@ -363,10 +363,13 @@ def test_a_lever_is_measured_by_two_chains_that_differ_in_it_alone(tmp_path: Pat
             # another depth and another epoch count: two things differ, so it measures nothing
             row("hau", "s2-e5", 42, 0.70, 0.70, 6e6, 1.5, spec=three.replace("=3", "=2,epochs=5")),
             # 4-bit rows: the bits lever, with its MatMul precision named
-            row("hau", "s3-e4", 42, 0.78, 0.79, 6e6, 4.0, spec=three.replace("onnx-int8", "onnx-int4,matmul=int8"))]
+            row("hau", "s3-e4", 42, 0.78, 0.79, 6e6, 4.0, spec=three.replace("onnx-int8", "onnx-int4,matmul=int8")),
+            # a patience of 4 where s3 had none: the patience lever (dev +1, test +1, the same size and speed)
+            row("hau", "s3-p4", 42, 0.79, 0.80, 9e6, 3.0, spec=three.replace("=3 ", "=3,patience=4 "))]
     write_csv(bench / "students-far-minilm.csv", rows)
     text = levers_table(bench, "minilm")
+    assert "| patience | none (every epoch) → 4 | 1 | +1.00 | +1.00 | 1.00× | 1.00× |" in text
     assert "| depth | 3 → 2 | 1 | -1.00 | -3.00 | 1.50× | 2.00× |" in text
     assert "| bits | onnx-int8 → onnx-int4 (MatMul int8) | 1 | +0.00 | +0.00 | 1.50× | 0.75× |" in text
-    assert len([line for line in text.splitlines() if "→" in line]) == 2  # s2-e5 pairs with nothing
+    assert len([line for line in text.splitlines() if "→" in line]) == 3  # s2-e5 pairs with nothing
     assert levers_table(bench, "me5s") == "No me5s student rows yet."

@@ -826,8 +826,9 @@ def far_students_table(bench: Path, model: str) -> str:
 # that differ in that option alone measure it. Other options (epochs, patience, teacher-labelled text) must
 # match for the pair to count.
 LEVERS = {"depth": ("distill", "student_layers"), "width": ("distill", "student_hidden"), "lr": ("distill", "lr"),
-          "vocabulary": ("trim", "keep"), "bits": ("quantize", "method")}
-LEVER_DEFAULTS = {"width": "the teacher's", "lr": "0.0001 (default)", "vocabulary": "all", "bits": "fp32"}
+          "patience": ("distill", "patience"), "vocabulary": ("trim", "keep"), "bits": ("quantize", "method")}
+LEVER_DEFAULTS = {"width": "the teacher's", "lr": "0.0001 (default)", "patience": "none (every epoch)",
+                  "vocabulary": "all", "bits": "fp32"}
 
 
 def _levers(spec: str) -> tuple[dict[str, str], tuple[tuple[str, str], ...]] | None:
