@@ -20,7 +20,7 @@ def predict_tags(runner: Runner, sentences: list[list[str]], batch_size: int = 3
         with tqdm(total=len(windows), desc="predict", unit="win") as bar:
             probs = predict_words(runner.forward, windows, [len(s) for s in sentences], runner.pad_id,
                                   batch_size, progress=bar.update)
-    else:  # no bar at all: a disabled one still costs a tenth of a millisecond per call (serve, predict per line)
+    else:  # no bar at all: a disabled one is still built on every call (predict calls once per sentence)
         probs = predict_words(runner.forward, windows, [len(s) for s in sentences], runner.pad_id, batch_size)
     tags = [[runner.labels[i] for i in p.argmax(-1)] for p in probs]
     scores = [[float(x) for x in p.max(-1)] for p in probs]
