@@ -533,6 +533,34 @@ def test_a_single_seed_cell_is_compared_with_its_own_seeds_baseline() -> None:
     assert not kid.paired and kid.delta == pytest.approx(-2.0) and kid.delta_std == pytest.approx(1.0)
 
 
+def test_speed_ups_pair_each_seed_with_the_baseline_timed_in_its_own_run() -> None:
+    """A speed-up is read as F1's Δ is: each seed against the baseline of the same seed (timed in the same sweep
+    run, beside the same other jobs), then the mean; not the mean baseline over the mean cell, which mixes two
+    runs' timings (one teacher was timed at 31.97 and 23.51 ms in two runs). Without a baseline of the cell's
+    seed, the ratio of the means stands in."""
+    from ndogo.report.summary import summarize
+
+    rows = [fake_row("hau", "baseline", "", 42, 0.80, 90, 30, 0.0),
+            fake_row("hau", "baseline", "", 1, 0.80, 90, 20, 0.0),
+            fake_row("hau", "kid", "distill:student_layers=3", 42, 0.79, 9, 3, 0.0),
+            fake_row("hau", "kid", "distill:student_layers=3", 1, 0.79, 9, 4, 0.0),
+            fake_row("hau", "int8", "quantize:method=onnx-int8", 42, 0.79, 23, 6, 0.0)]
+    for r in rows:
+        r["latency_e2e_ms_b1"] = r["latency_ms_b1"] + 1
+    by = {s.recipe: s for s in summarize(rows)}
+    assert by["kid"].speedup_b1 == pytest.approx((30 / 3 + 20 / 4) / 2)  # 7.5, not 25 / 3.5 = 7.14
+    assert by["kid"].speedup_e2e_b1 == pytest.approx((31 / 4 + 21 / 5) / 2)
+    # throughput (100 / latency here): higher is faster, the cell's over the baseline's
+    assert by["kid"].speedup_b32 == pytest.approx(((100 / 3) / (100 / 30) + (100 / 4) / (100 / 20)) / 2)
+    assert by["int8"].speedup_b1 == pytest.approx(30 / 6)  # seed 42's own baseline, not the two-seed mean (25 / 6)
+    stray = fake_row("hau", "int8b", "quantize:method=onnx-int8", 7, 0.79, 23, 5, 0.0)  # no seed-7 baseline
+    (s,) = [x for x in summarize([*rows, stray]) if x.recipe == "int8b"]
+    assert s.speedup_b1 == pytest.approx(25 / 5)
+    untimed = {**fake_row("hau", "int8c", "quantize:method=onnx-int8", 42, 0.79, 23, 5, 0.0), "latency_ms_b1": None}
+    (s,) = [x for x in summarize([*rows, untimed]) if x.recipe == "int8c"]
+    assert s.speedup_b1 is None
+
+
 def test_recommend_says_where_dev_and_test_disagree_about_the_budget(tmp_path: Path) -> None:
     """The choice is dev's; test is reported beside it, and a pick that test puts over the budget says so."""
     from ndogo.report.recommend import format_recommendation, recommend_rows

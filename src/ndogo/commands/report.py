@@ -59,7 +59,7 @@ def report(
     task atlas's rows in a section of its own):
     ndogo report docs/bench/atlas-minilm.csv --also docs/bench/atlas-seeds.csv
     --also docs/bench/atlas-me5s.csv --also docs/bench/atlas-mnr2.csv --also docs/bench/atlas-topic-minilm.csv
-    --facts docs/bench/atlas-facts.csv --facts docs/bench/atlas-facts-mnr2.csv --out docs/atlas
+    --also docs/bench/atlas-pos-minilm.csv --facts docs/bench/atlas-facts.csv --facts docs/bench/atlas-facts-mnr2.csv --out docs/atlas
 
     With --table (or --seeds, --pivot) it prints one markdown table of every source instead,
     and --csv brings a committed CSV up to date with a new sweep's rows:

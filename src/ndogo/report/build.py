@@ -260,8 +260,10 @@ def task_tables(summaries: list[Summary], rows: list[dict[str, Any]], facts: lis
             threads = sorted({r.get("threads") for r in rows if r.get("model") == model and r.get("threads")})
             tables.append(_grid(
                 summaries, model, f"{label}latency at batch 1 (ms)",
-                f"Median forward time per sentence, {'/'.join(map(str, threads))} thread(s); "
-                "in brackets: times faster than the baseline.",
+                f"Median forward time per sentence, {'/'.join(map(str, threads))} thread(s), the mean over "
+                "seeds; in brackets: times faster than the baseline, each seed against the baseline of its own "
+                "seed (timed in the same run), so where the baseline has several seeds its mean over the cell's "
+                "need not be that ratio.",
                 lambda s: _ratio_cell(s.latency_ms_b1, s.speedup_b1 if s.recipe != BASELINE else None,
                                       "{:.2f}", "faster"), None))
         study = beside_the_study([s for s in summaries if s.task == DEFAULT_TASK], model)  # the study: NER only

@@ -771,7 +771,11 @@ def far_students_table(bench: Path, model: str) -> str:
     declared = ", ".join(f"[{c}](../{c})" for c in configs)
     if not path.is_file():
         return f"**{model}**: no rows yet ({declared} declares the candidates)."
-    summaries = summarize(one_row_per_model(load_rows(path)))
+    rows_all = load_rows(path)
+    summaries = summarize(one_row_per_model(rows_all))
+    # speed from every row: each student seed's sweep timed the teacher again beside it, and a seed's
+    # ratio is read within its own run (`summary._times`), as `recommend` reads the same CSV
+    timed = {(s.lang, s.recipe): s for s in summarize(rows_all)}
     langs = list(README_LANGS)  # the target's languages, measured or not
     bases = {s.lang: s for s in summaries if s.recipe == BASELINE}
     smaller, faster = FAR_TARGETS[model]
@@ -787,12 +791,12 @@ def far_students_table(bench: Path, model: str) -> str:
                          f" / {pts(x.delta)}" + (f" ± {x.delta_std:.2f}" if spread else "") + f", n={len(x.f1)}")
         found = [by[lg] for lg in langs if lg in by and by[lg].delta is not None]
         size = statistics.fmean(x.size_x for x in found if x.size_x) if any(x.size_x for x in found) else None
-        b1 = statistics.median(x.speedup_b1 for x in found if x.speedup_b1) if any(
-            x.speedup_b1 for x in found) else None
-        e2e = statistics.median(x.speedup_e2e_b1 for x in found if x.speedup_e2e_b1) if any(
-            x.speedup_e2e_b1 for x in found) else None
-        b32 = [x.throughput_b32 / bases[x.lang].throughput_b32 for x in found
-               if x.throughput_b32 and x.lang in bases and bases[x.lang].throughput_b32]
+        speeds = [timed[(x.lang, recipe)] for x in found]
+        b1 = statistics.median(x.speedup_b1 for x in speeds if x.speedup_b1) if any(
+            x.speedup_b1 for x in speeds) else None
+        e2e = statistics.median(x.speedup_e2e_b1 for x in speeds if x.speedup_e2e_b1) if any(
+            x.speedup_e2e_b1 for x in speeds) else None
+        b32 = [x.speedup_b32 for x in speeds if x.speedup_b32]
         dev = [x.dev_delta for x in found if x.dev_delta is not None]
         test = [x.delta for x in found if x.delta is not None]
         complete = len(found) == len(langs) and all(len(x.f1) >= 3 for x in found)  # three seeds a language
