@@ -396,3 +396,16 @@ def test_a_lever_is_measured_by_two_chains_that_differ_in_it_alone(tmp_path: Pat
     assert "| bits | onnx-int8 → onnx-int4 (MatMul int8) | 1 | +0.00 | +0.00 | 1.50× | 0.75× |" in text
     assert len([line for line in text.splitlines() if "→" in line]) == 3  # s2-e5 pairs with nothing
     assert levers_table(bench, "me5s") == "No me5s student rows yet."
+
+
+def test_a_lever_pairs_a_seed_with_the_same_seed(tmp_path: Path) -> None:
+    """A chain with seeds 42 and 1 against one with seed 1 alone: the lever's move is seed 1's, not seed 1's
+    against the mean of 42 and 1 (which once read +0.05 where the one seed both ran moved by +1.95)."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    p2 = "distill:mode=task,student_layers=3,patience=2"
+    rows = [row("swa", "baseline", seed, 0.74, 0.80, 90e6, 20.0, path="/runs/minilm-swa") for seed in (42, 1)]
+    rows += [row("swa", "p2", 42, 0.76, 0.80, 40e6, 5.0, spec=p2), row("swa", "p2", 1, 0.72, 0.77, 40e6, 5.0, spec=p2),
+             row("swa", "p4", 1, 0.74, 0.80, 40e6, 5.0, spec=p2.replace("=2", "=4"))]
+    write_csv(bench / "students-far-minilm.csv", rows)
+    assert "| patience | 2 → 4 | 1 | +3.00 | +2.00 | 1.00× | 1.00× |" in levers_table(bench, "minilm")

@@ -857,17 +857,29 @@ def _levers(spec: str) -> tuple[dict[str, str], tuple[tuple[str, str], ...]] | N
 
 def levers_table(bench: Path, model: str) -> str:
     """For each change of one lever between two declared chains (everything else equal), the mean change in dev and
-    test Δ (points; over the pairs and languages both chains ran, n pairs), in size and in batch-1 speed (ratios)."""
+    test Δ (points), in size and in batch-1 speed (ratios), over the (language, seed) pairs both chains ran.
+
+    Pairs are of one seed: two chains' means over different seeds would read a seed's luck as the lever's (a
+    patience-4 student of seed 1 against the patience-2 mean of seeds 42 and 1 once moved test by +0.05 where
+    seed 1 alone moved it by +1.95)."""
     path = bench / FAR_STUDENTS[model]
     if not path.is_file():
         return f"No {model} student rows yet."
-    summaries = [s for s in summarize(one_row_per_model(load_rows(path))) if s.recipe != BASELINE]
+    rows_all = load_rows(path)
+    bases = [r for r in rows_all if r["recipe"] == BASELINE]
+    summaries: list[Summary] = []
+    seed_of: dict[int, int] = {}
+    for seed in sorted({r["seed"] for r in rows_all if r["recipe"] != BASELINE}):
+        for s in summarize(bases + [r for r in rows_all if r["recipe"] != BASELINE and r["seed"] == seed]):
+            if s.recipe != BASELINE:
+                summaries.append(s)
+                seed_of[id(s)] = seed
     parsed = {id(s): _levers(s.recipe_spec) for s in summaries}
     changes: dict[tuple[str, str, str], list[tuple[float, float, float, float]]] = {}
     for a in summaries:
         for b in summaries:
             pa, pb = parsed[id(a)], parsed[id(b)]
-            if a.lang != b.lang or pa is None or pb is None or pa[1] != pb[1]:
+            if a.lang != b.lang or seed_of[id(a)] != seed_of[id(b)] or pa is None or pb is None or pa[1] != pb[1]:
                 continue
             differ = [k for k in LEVERS if pa[0][k] != pb[0][k]]
             if len(differ) != 1 or None in (a.dev_delta, b.dev_delta, a.delta, b.delta, a.size_x, b.size_x,
