@@ -716,6 +716,57 @@ def test_recommend_warns_when_the_baseline_itself_is_weak(tmp_path: Path) -> Non
     assert weak_baseline(other, "dev") is None
 
 
+def test_recommend_warns_when_dev_chose_the_baseline_s_last_allowed_epoch(tmp_path: Path) -> None:
+    """#37: a teacher trains until dev stops improving; me5s's amh teacher chose epoch 10 of at most 10, still
+    gaining 0.78 dev points. The row's training record says so, the CSV keeps it (its JSON does not travel),
+    and recommend warns, naming the seed; a seed that patience stopped is not named."""
+    from ndogo.report.build import write_csv
+    from ndogo.report.recommend import format_recommendation
+
+    def trained(row: dict, best: int, run: int, curve: list[float], record_cap: bool = True) -> dict:
+        stage = {"best_epoch": best, "epochs_run": run, "patience": 2, "dev_curve": curve}
+        if record_cap:
+            stage["max_epochs"] = 10
+        return {**row, "training": {"1-finetune": stage},
+                "stages": [{"stage": "finetune", "options": {"epochs": 10, "patience": 2}, "path": row["path"]}]}
+
+    rising = [0.1 * i for i in range(1, 9)] + [0.8, 0.8078]
+    stopped = [0.5, 0.7, 0.8, 0.79, 0.78]
+    store = Store(tmp_path / "sweep")
+    # seed 42's record predates `max_epochs`: the cap comes from its stage's `epochs` option
+    store.put(trained(fake_row("amh", "baseline", "", 42, 0.66, 487, 33, 0.0), 10, 10, rising, record_cap=False))
+    store.put(trained(fake_row("amh", "baseline", "", 1, 0.65, 487, 33, 0.0), 3, 5, stopped))
+    for seed in (42, 1):
+        store.put(fake_row("amh", "int8", "quantize:method=onnx-int8", seed, 0.655, 122, 10, 0.0))
+    store.close()
+
+    from ndogo.experiments.store import load_rows
+
+    base = {r["seed"]: r for r in load_rows(tmp_path / "sweep") if r["recipe"] == "baseline"}
+    assert (base[42]["best_epoch"], base[42]["epochs_run"], base[42]["max_epochs"]) == (10, 10, 10)
+    assert base[42]["dev_curve"].split()[-2:] == ["0.80000", "0.80780"]
+    assert (base[1]["best_epoch"], base[1]["epochs_run"], base[1]["max_epochs"]) == (3, 5, 10)
+    csv_rows = write_csv(load_rows(tmp_path / "sweep"), tmp_path / "rows.csv")
+    again = {r["seed"]: r for r in load_rows(csv_rows) if r["recipe"] == "baseline"}
+    assert {k: again[42][k] for k in ("best_epoch", "epochs_run", "max_epochs", "dev_curve")} == \
+        {k: base[42][k] for k in ("best_epoch", "epochs_run", "max_epochs", "dev_curve")}
+
+    for source in (tmp_path / "sweep", csv_rows):
+        choice = recommend(source, "amh", 1.0)
+        warning = choice["baseline_warning"]
+        assert warning == ("the baseline may not have converged: its dev F1 was still rising when its schedule "
+                           "ended (seed 42: best epoch 10 of at most 10, +0.78 dev points over epoch 9); a longer "
+                           "schedule may raise it, and every drop here is measured against it"), warning
+        assert f"  warning  {warning}" in format_recommendation(choice)
+    # patience stopped both seeds: no warning
+    store = Store(tmp_path / "calm")
+    for seed in (42, 1):
+        store.put(trained(fake_row("amh", "baseline", "", seed, 0.66, 487, 33, 0.0), 3, 5, stopped))
+        store.put(fake_row("amh", "int8", "quantize:method=onnx-int8", seed, 0.655, 122, 10, 0.0))
+    store.close()
+    assert recommend(tmp_path / "calm", "amh", 1.0)["baseline_warning"] is None
+
+
 def test_the_model_card_of_a_weak_baseline_says_so(tiny_model: Path, tmp_path: Path) -> None:
     """#35.21: `recommend --ship` writes the warning into the card, above the results."""
     store = Store(tmp_path / "sweep")

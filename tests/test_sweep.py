@@ -161,6 +161,11 @@ def test_failed_cell_is_recorded_and_the_rest_go_on(tmp_path: Path, tiny_model: 
     # a trained model's row shows how it trained: the epoch dev chose and the dev curve
     trained = rows["baseline"]["training"]["1-finetune"]
     assert trained["best_epoch"] >= 1 and len(trained["dev_curve"]) == trained["epochs_run"] >= 1
+    # ... and its CSV columns carry it (a CSV has no JSON record), with the most epochs it was allowed
+    assert (rows["baseline"]["best_epoch"], rows["baseline"]["epochs_run"]) == \
+        (trained["best_epoch"], trained["epochs_run"])
+    assert rows["baseline"]["max_epochs"] == trained["max_epochs"] >= trained["epochs_run"]
+    assert rows["baseline"]["dev_curve"] == " ".join(f"{x:.5f}" for x in trained["dev_curve"])
     with pytest.raises(SweepError, match="--resume"):
         run_sweep(cfg, tmp_path / "out", show_progress=False)
 

@@ -180,6 +180,7 @@ def training_record(stages: list[Any]) -> dict[str, Any]:
         key = f"dev_{metrics.get('metric') or DEFAULT_METRIC}"  # metrics.json from before tasks: NER's f1
         record[f"{i + 1}-{stage.stage}"] = {
             "best_epoch": metrics.get("best_epoch"), "epochs_run": metrics.get("epochs_run"),
+            "max_epochs": (metrics.get("config") or {}).get("epochs"),
             "patience": (metrics.get("config") or {}).get("patience"),
             "dev_curve": [round(h[key], 5) for h in metrics.get("history", []) if key in h]}
     return record

@@ -120,6 +120,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("path", str, "the model directory the row measures"),
     Column("data", str, "the corpus the row was measured on: a local folder or a hub id"),
     Column("error", str, "why a failed cell failed"),
+    # how the row's model was trained (`training_columns`): its last trained stage, the one whose weights
+    # the row measures (finetune for a baseline, distill for a student); empty where no stage trained
+    Column("best_epoch", int, "the epoch dev chose, of the last trained stage", range=Range(1.0)),
+    Column("epochs_run", int, "epochs that stage ran (fewer than max_epochs: patience stopped it)",
+           range=Range(1.0)),
+    Column("max_epochs", int, "the most epochs that stage's schedule allowed", range=Range(1.0)),
+    Column("dev_curve", str, "that stage's dev headline metric after each epoch, space-separated"),
     # beside the columns, in the row's JSON (not the CSV)
     _json("per_type", dict, "F1 (precision, recall, support) per entity type (or label) on `split`",
           dict[str, dict[str, float]]),
@@ -193,6 +200,47 @@ def csv_required(header: list[str] | None = None) -> list[str]:
     """
     always = [c.name for c in COLUMNS if c.required in ("always", "done")]
     return [*always, *(HEADLINES if header is not None and "metric" in header else (DEFAULT_METRIC,))]
+
+
+def training_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`best_epoch`, `epochs_run`, `max_epochs` and `dev_curve` from the row's `training` record.
+
+    The record (`cell.training_record`) is JSON only, so a CSV of rows would lose whether a teacher
+    trained until dev stopped improving; these columns carry that for the last trained stage. Rows
+    stored before the record named `max_epochs` take it from that stage's `epochs` option.
+    """
+    training = row.get("training")
+    if not isinstance(training, dict) or not training:
+        return {}
+    def number(key: str) -> int:  # "2-distill": the chain's second stage
+        head = str(key).split("-", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    key = max(training, key=number)
+    stage = training[key] if isinstance(training[key], dict) else {}
+    most = stage.get("max_epochs")
+    stages = row.get("stages")
+    if most is None and isinstance(stages, list) and 0 < number(key) <= len(stages):
+        options = stages[number(key) - 1].get("options") if isinstance(stages[number(key) - 1], dict) else None
+        most = options.get("epochs") if isinstance(options, dict) else None
+    curve = stage.get("dev_curve") or []
+    return {"best_epoch": stage.get("best_epoch"), "epochs_run": stage.get("epochs_run"),
+            "max_epochs": most if isinstance(most, int) and most >= 1 else None,
+            "dev_curve": " ".join(f"{x:.5f}" for x in curve)}
+
+
+def still_rising(row: Mapping[str, Any]) -> str | None:
+    """Why a row's model may not have converged, or None: dev chose the last epoch its schedule allowed.
+
+    Patience stops a run once dev stops improving; a run whose best epoch is its last allowed one never
+    showed that it had stopped (me5s's amh teacher gained 0.78 dev points in its tenth and last epoch).
+    """
+    best, run, most = row.get("best_epoch"), row.get("epochs_run"), row.get("max_epochs")
+    if not (isinstance(best, int) and isinstance(run, int) and isinstance(most, int)) or not best == run == most:
+        return None
+    curve = [float(x) for x in str(row.get("dev_curve") or "").split()]
+    gain = f", {100 * (curve[-1] - curve[-2]):+.2f} dev points over epoch {most - 1}" if len(curve) >= 2 else ""
+    return f"best epoch {best} of at most {most}{gain}"
 
 
 def metric_of(row: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from ndogo.experiments.row import (
     csv_required,
     parse_value,
     task_of,
+    training_columns,
 )
 
 STORE = "results.sqlite"
@@ -185,6 +186,8 @@ class Store:
             if not isinstance(data, dict):
                 raise ValueError(f"{self.path}: the row of cell {cell_id} is not a JSON object")
             data.update(status=st, attempts=attempts)
+            # the CSV's training columns, from the JSON record (rows stored before those columns existed too)
+            data.update({k: v for k, v in training_columns(data).items() if data.get(k) in (None, "")})
             try:  # a row edited by hand, or written by a bug, is refused here, before any report ranks it
                 check_row_values(data)
             except ValueError as err:

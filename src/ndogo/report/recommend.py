@@ -283,7 +283,7 @@ def recommend_rows(rows: list[dict[str, Any]], where: str, lang: str, max_f1_dro
         # the choice is made on one split; the other says whether it agrees about the budget
         "other_split_within_budget": _within(best.delta if split == "dev" else best.dev_delta, max_f1_drop),
         "command": reproduce(best, lang),
-        "baseline_warning": weak_baseline(base, split),
+        "baseline_warning": baseline_warning(base, split),
         **limits,
     }
 
@@ -356,7 +356,7 @@ def recommend_many_rows(rows: list[dict[str, Any]], where: str, langs: Sequence[
             "size_bytes": s.size_bytes, "baseline_size_bytes": base.size_bytes, "size_x": _r(s.size_x),
             "latency_ms_b1": s.latency_ms_b1, "baseline_latency_ms_b1": base.latency_ms_b1,
             "speedup_b1": _r(s.speedup_b1), "path": s.paths[0], "command": reproduce(s, s.lang),
-            "baseline_warning": weak_baseline(base, split),
+            "baseline_warning": baseline_warning(base, split),
         })
 
     def mean_of(split_: str) -> float | None:
@@ -401,6 +401,25 @@ def atlas_baselines(directory: Path = ATLAS) -> tuple[tuple[str, dict[str, Any]]
         if path.is_file():
             found += [(f"docs/bench/{name}", r) for r in load_rows(path) if r["recipe"] == BASELINE]
     return tuple(found)
+
+
+def baseline_warning(base: Summary, split: str) -> str | None:
+    """Every reason to doubt the baseline the drops are measured against, as one line; None if there is none."""
+    found = [w for w in (weak_baseline(base, split), unfinished_baseline(base)) if w]
+    return "; ".join(found) or None
+
+
+def unfinished_baseline(base: Summary) -> str | None:
+    """A warning where dev chose a baseline seed's last allowed epoch: it never showed that it stopped improving.
+
+    A teacher trains until dev stops improving (patience); one whose best epoch is the last its schedule
+    allowed may be under-trained, and a student that beats it is then no result (`row.still_rising`).
+    """
+    if not base.still_rising:
+        return None
+    seeds = "; ".join(f"seed {seed}: {why}" for seed, why in sorted(base.still_rising.items()))
+    return (f"the baseline may not have converged: its dev {base.metric_label} was still rising when its "
+            f"schedule ended ({seeds}); a longer schedule may raise it, and every drop here is measured against it")
 
 
 def weak_baseline(base: Summary, split: str, atlas: Sequence[tuple[str, dict[str, Any]]] | None = None) -> str | None:

@@ -17,7 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ndogo.experiments.row import BASELINE, DEFAULT_METRIC, dev_headline, headline, metric_label, metric_of, task_of
+from ndogo.experiments.row import (
+    BASELINE,
+    DEFAULT_METRIC,
+    dev_headline,
+    headline,
+    metric_label,
+    metric_of,
+    still_rising,
+    task_of,
+)
 from ndogo.tasks import DEFAULT_TASK, get_task, task_names
 
 
@@ -57,6 +66,8 @@ class Summary:
     latency_e2e_ms_b1: float | None = None
     speedup_e2e_b1: float | None = None  # times faster than the baseline end to end at batch 1
     speedup_b32: float | None = None  # times the baseline's throughput at batch 32
+    # seed -> why its model may not have converged: dev chose the last epoch its schedule allowed
+    still_rising: dict[int, str] = field(default_factory=dict)
 
     @property
     def metric_label(self) -> str:
@@ -115,6 +126,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
             dev_f1=[dev_headline(r) or 0.0 for r in group]
             if all(dev_headline(r) is not None for r in group) else [],
             metric=metric_of(group[0]), task=task, latency_e2e_ms_b1=_mean(group, "latency_e2e_ms_b1"),
+            still_rising={r["seed"]: why for r in group if (why := still_rising(r))},
         ))
         timed[id(out[-1])] = group
     base = {(s.task, s.model, s.lang): s for s in out if s.recipe == BASELINE}
