@@ -51,6 +51,7 @@ from ndogo.tasks import Task, resolve_task
 from ndogo.train.checkpoint import has_checkpoint, load_checkpoint, refuse_pickle
 from ndogo.train.checkpoint import save_checkpoint as write_checkpoint
 from ndogo.train.config import LATER_DEFAULTS, FinetuneConfig, check_finetune
+from ndogo.train.optim import adamw, describe
 
 CHECKPOINT = "checkpoint"
 
@@ -266,7 +267,7 @@ def finetune(
          "weight_decay": cfg.weight_decay},
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    optimizer = adamw(groups, lr=cfg.lr)
     # ema_loss: the running loss shown and recorded per epoch, kept in checkpoints so a resumed
     # run records the same per-epoch loss as an uninterrupted one; lr_scale: plateau's halvings so far
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_f1": -1.0,
@@ -389,11 +390,13 @@ def finetune(
                 tqdm.write(f"no dev {task.metric_label} gain: back to epoch {state['best_epoch']}'s weights, "
                            f"learning rate {cfg.lr * state['lr_scale']:.3g}")
             save_checkpoint()
-            write_metrics(out, cfg, state, labels, max_length, task, device=device_name(device))
+            write_metrics(out, cfg, state, labels, max_length, task, device=device_name(device),
+                          optimizer=describe(optimizer))
     bar.close()
     if state["best_epoch"] is None:
         raise ValueError(f"{out}: no epoch was eligible to keep (keep_if never held); train for longer")
-    metrics = write_metrics(out, cfg, state, labels, max_length, task, complete=True, device=device_name(device))
+    metrics = write_metrics(out, cfg, state, labels, max_length, task, complete=True, device=device_name(device),
+                            optimizer=describe(optimizer))
     if not cfg.keep_checkpoint:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics
@@ -444,7 +447,8 @@ def save_model(model: torch.nn.Module, tokenizer: Any, out: Path, labels: list[s
 
 
 def write_metrics(out: Path, cfg: FinetuneConfig, state: dict[str, Any], labels: list[str],
-                  max_length: int, task: Task, complete: bool = False, device: str = "cpu") -> dict[str, Any]:
+                  max_length: int, task: Task, complete: bool = False, device: str = "cpu",
+                  optimizer: str = "AdamW") -> dict[str, Any]:
     """metrics.json beside the model: the dev metric per epoch, best epoch, time, settings, machine.
 
     `best_dev_<metric>` (best_dev_f1 for NER) and the task-free `best_dev` with `metric` naming it.
@@ -464,7 +468,8 @@ def write_metrics(out: Path, cfg: FinetuneConfig, state: dict[str, Any], labels:
         "max_length": max_length,
         "config": asdict(cfg),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device},
+                    "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device,
+                    "optimizer": optimizer},
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

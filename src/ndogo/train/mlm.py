@@ -56,6 +56,7 @@ from ndogo.models.loading import ModelError
 from ndogo.models.windowing import IGNORE
 from ndogo.train.checkpoint import has_checkpoint, load_checkpoint, refuse_pickle
 from ndogo.train.checkpoint import save_checkpoint as write_checkpoint
+from ndogo.train.optim import adamw
 
 CHECKPOINT = "checkpoint"
 
@@ -451,7 +452,7 @@ def train_mlm(
 
     sampler = LanguageSampler(corpus, cfg.seed)
     masker = Masker(tokenizer, cfg.mask_prob)
-    optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr)
+    optimizer = adamw(_param_groups(module, cfg.weight_decay), lr=cfg.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
     # "window": loss parts since the last log line (kept in checkpoints so a resumed log matches).
     state: dict[str, Any] = {"step": 0, "tokens": 0, "seconds": 0.0, "history": [], "evals": [], "window": {}}
