@@ -308,7 +308,7 @@ def test_far_students_meet_their_target_only_on_three_languages_with_three_seeds
     assert "faster end to end, batch 1 (median)" in text
     assert "| -1.50 ± 0.00 / -3.00 ± 0.00, n=3 |" in small  # yor: the spread of dev's Δ and of test's
     lone = next(line for line in text.splitlines() if line.startswith("| `one-language`"))
-    assert lone.endswith("not yet: 1 of 3 languages, seeds 1 |")
+    assert lone.endswith("not yet: 1 of 3 languages, 1 of 3 seeds in the fewest |")
     assert far_students_table(bench, "me5s").startswith("**me5s**: no rows yet")
     # the head links every round's config, each declaring its candidates before their rows
     assert "[configs/students-far-minilm-2.toml](../configs/students-far-minilm-2.toml)" in text

@@ -806,7 +806,7 @@ def far_students_table(bench: Path, model: str) -> str:
                       f"{'yes' if fast and _meets(test, len(langs)) else 'no'}"
         else:
             fewest = min((len(x.f1) for x in found), default=0)
-            verdict = f"not yet: {len(found)} of {len(langs)} languages, seeds {fewest}"
+            verdict = f"not yet: {len(found)} of {len(langs)} languages, {fewest} of 3 seeds in the fewest"
         rows.append([f"`{recipe}`", times(size), times(b1), times(e2e), times(statistics.median(b32) if b32 else None),
                      *cells,
                      pts(statistics.fmean(dev)) if dev else "–", pts(statistics.fmean(test)) if test else "–",
