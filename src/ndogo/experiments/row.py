@@ -212,16 +212,16 @@ def training_columns(row: Mapping[str, Any]) -> dict[str, Any]:
     training = row.get("training")
     if not isinstance(training, dict) or not training:
         return {}
-    def number(key: str) -> int:  # "2-distill": the chain's second stage
-        head = str(key).split("-", 1)[0]
-        return int(head) if head.isdigit() else 0
-
-    key = max(training, key=number)
-    stage = training[key] if isinstance(training[key], dict) else {}
+    # keys are "<stage number>-<stage>" ("2-distill": the chain's second stage); the last one trained last
+    numbered = {int(k.split("-", 1)[0]): v for k, v in training.items() if str(k).split("-", 1)[0].isdigit()}
+    if not numbered:
+        return {}
+    index = max(numbered)
+    stage = numbered[index] if isinstance(numbered[index], dict) else {}
     most = stage.get("max_epochs")
     stages = row.get("stages")
-    if most is None and isinstance(stages, list) and 0 < number(key) <= len(stages):
-        options = stages[number(key) - 1].get("options") if isinstance(stages[number(key) - 1], dict) else None
+    if most is None and isinstance(stages, list) and 0 < index <= len(stages) and isinstance(stages[index - 1], dict):
+        options = stages[index - 1].get("options")
         most = options.get("epochs") if isinstance(options, dict) else None
     curve = stage.get("dev_curve") or []
     return {"best_epoch": stage.get("best_epoch"), "epochs_run": stage.get("epochs_run"),
